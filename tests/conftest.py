@@ -1,0 +1,122 @@
+"""Fixtures every test may use: test settings, a fresh PostgreSQL database, a private Redis.
+
+PostgreSQL and Redis are real servers. Their addresses come from TEST_POSTGRES_URL /
+TEST_REDIS_URL, else from DATABASE_URL / REDIS_URL (what `.ci/run` sets), else the usual
+local ports. Where a server is absent, only the tests that need it are skipped.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.config import Settings
+
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _postgres_server_url() -> str:
+    url = os.environ.get("TEST_POSTGRES_URL") or os.environ.get("DATABASE_URL") or ""
+    if not url.startswith("postgres"):
+        url = DEFAULT_POSTGRES_URL
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _redis_server_url() -> str:
+    url = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL") or ""
+    return url if url.startswith(("redis://", "rediss://", "unix://")) else DEFAULT_REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    """The PostgreSQL server's URL (its own database); skips where no server answers."""
+    import sqlalchemy as sa
+
+    url = _postgres_server_url()
+    try:
+        engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server here"
+        pytest.skip(f"PostgreSQL not reachable at {url}: {exc.__class__.__name__}")
+    return url
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A brand-new, empty PostgreSQL database for one test, dropped afterwards."""
+    import sqlalchemy as sa
+
+    name = f"proteus_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    base = sa.engine.make_url(postgres_server_url)
+    yield base.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite file in the test's own folder."""
+    return f"sqlite:///{tmp_path / 'proteus.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Runs a test once on SQLite and once on PostgreSQL."""
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> str:
+    """The Redis server's URL; skips where none answers."""
+    import redis
+
+    url = _redis_server_url()
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=3)
+        client.ping()
+        client.close()
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"Redis not reachable at {url}: {exc.__class__.__name__}")
+    return url
+
+
+@pytest.fixture
+def redis_prefix(redis_server_url: str) -> Iterator[str]:
+    """A key prefix private to one test; every key under it is deleted afterwards."""
+    import redis
+
+    prefix = f"test-{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_server_url)
+    for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Test settings: everything under the test's folder, a fixed JWT secret, SQLite."""
+    data_dir = tmp_path / "var"
+    data_dir.mkdir()
+    return Settings(
+        environment="test",
+        data_dir=str(data_dir),
+        database_url=f"sqlite:///{data_dir / 'proteus.db'}",
+        storage_dir=str(data_dir / "storage"),
+        jwt_secret="test-secret-" + "x" * 40,
+        models_dir=str(data_dir / "models"),
+        weave_model="smoke",
+        tailor_model="smoke",
+    )
