@@ -129,7 +129,7 @@ class Settings:
     weave_model_source: str = "local"  # local | hub
     weave_variant: str = "maskfree"  # default variant: maskfree | mask
     weave_device: str = "auto"  # auto | cpu | cuda | cuda:N
-    weave_dtype: str = "auto"  # auto | bfloat16 | float16 | float32
+    weave_dtype: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp16 | fp32
     weave_max_batch: int = 4
     progress_interval_s: float = 0.25
     tailor_model: str = "auto"
@@ -226,7 +226,7 @@ class Settings:
             weave_dtype=_choice(
                 "WEAVE_DTYPE",
                 get("WEAVE_DTYPE", d.weave_dtype) or "",
-                ("auto", "bfloat16", "float16", "float32"),
+                ("auto", "bf16", "fp16", "fp32"),
             ),
             weave_max_batch=_int("WEAVE_MAX_BATCH", get("WEAVE_MAX_BATCH", str(d.weave_max_batch)) or ""),
             progress_interval_s=_float(

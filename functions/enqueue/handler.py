@@ -1,0 +1,153 @@
+"""The enqueue function: a try-on request becomes a recorded job and a weave (or tailor) request.
+
+It checks what a presigned PUT could not: that each object exists, belongs to the user,
+and is an image within the size and pixel limits. A request that fails those checks ends
+as a failed job the user is told about (a `weave.failed` event), never as a silent drop.
+Redelivery is harmless: the job is keyed by its id, and a job already under way is not
+sent on twice.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+import redis
+from cloudevents.core.base import BaseCloudEvent
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared import event_types as t
+from shared import jobs
+from shared.config import Settings
+from shared.db.session import make_engine, make_session_factory, ping, session_scope
+from shared.errors import BadRequest, ClientError, NotFound, PayloadTooLarge
+from shared.events import make_event
+from shared.images import probe_image
+from shared.redis_client import redis_from_settings
+from shared.storage import storage_from_settings
+from shared.storage.base import Storage
+from shared.streams.publish import publish
+from shared.uploads import is_owned_key
+
+log = logging.getLogger(__name__)
+SOURCE = "/proteus/functions/enqueue"
+WEAVE_FIELDS = ("steps", "guidance", "seed", "variant", "height", "width", "repaint")
+
+
+def seed_for(job_id: str) -> int:
+    """The seed of a job that asked for none: random per job, the same on every redelivery."""
+    return int.from_bytes(hashlib.sha256(job_id.encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+class EnqueueFunction:
+    """Validates the objects of a try-on, records the job and publishes the next step."""
+
+    def __init__(
+        self, settings: Settings, sessions: sessionmaker[Session], storage: Storage, redis_client: redis.Redis
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.storage = storage
+        self.redis = redis_client
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EnqueueFunction:
+        engine = make_engine(settings.database_url)
+        return cls(settings, make_session_factory(engine), storage_from_settings(settings), redis_from_settings(settings))
+
+    def readiness(self) -> dict[str, Any]:
+        with self.sessions() as session:
+            ping(session.get_bind())
+        self.redis.ping()
+        self.storage.ping()
+        return {"ready": True}
+
+    def handle(self, event: BaseCloudEvent) -> BaseCloudEvent | None:
+        data: dict[str, Any] = dict(event.get_data() or {})
+        user_id = data["user_id"]
+        with session_scope(self.sessions) as session:
+            job, _created = jobs.get_or_create_job(
+                session,
+                user_id=user_id,
+                vton_id=data["vton_id"],
+                job_type="try_on",
+                params={k: v for k, v in data.items() if k not in ("job_id", "user_id", "vton_id")},
+                idempotency_key=data.get("idempotency_key"),
+                job_id=data["job_id"],
+            )
+            job_id, status = job.id, job.status
+        data["job_id"] = job_id
+        if status != "queued":
+            log.info("job %s is already %s; not sending it on again", job_id, status)
+            return None
+        try:
+            for field in ("person_key", "garment_key", "mask_key"):
+                if data.get(field):
+                    self._check_object(user_id, field, data[field])
+        except ClientError as exc:
+            failed = make_event(
+                t.WEAVE_FAILED,
+                {
+                    "job_id": job_id,
+                    "user_id": user_id,
+                    "vton_id": data["vton_id"],
+                    "error": exc.message,
+                    "code": exc.code,
+                    "retryable": False,
+                },
+                source=SOURCE,
+                subject=job_id,
+                user_id=user_id,
+            )
+            publish(self.redis, failed, prefix=self.settings.redis_key_prefix)
+            return failed
+        next_event = self._next_step(data)
+        publish(self.redis, next_event, prefix=self.settings.redis_key_prefix)
+        return next_event
+
+    def _check_object(self, user_id: str, field: str, key: str) -> None:
+        """The object exists, is the user's, and is an image within the limits (header only)."""
+        if not is_owned_key(user_id, key):
+            raise NotFound(f"{field} {key!r} does not exist", field=field)
+        info = self.storage.head(key)
+        if info is None:
+            raise NotFound(f"{field} {key!r} does not exist; upload it first", field=field)
+        if info.size > self.settings.max_upload_bytes:
+            raise PayloadTooLarge(
+                f"{field} {key!r} is {info.size} bytes, over the limit of {self.settings.max_upload_bytes}",
+                field=field,
+            )
+        if info.size == 0:
+            raise BadRequest(f"{field} {key!r} is empty", field=field)
+        probe_image(self.storage.get(key), max_pixels=self.settings.max_image_pixels, what=field)
+
+    def _next_step(self, data: dict[str, Any]) -> BaseCloudEvent:
+        """weave.requested, or tailor.requested first when the category or the mask must be found."""
+        weave_data = {
+            "job_id": data["job_id"],
+            "user_id": data["user_id"],
+            "vton_id": data["vton_id"],
+            "person_key": data["person_key"],
+            "garment_key": data["garment_key"],
+            "category": data.get("category") or "upper",
+        }
+        weave_data.update({k: data[k] for k in WEAVE_FIELDS if data.get(k) is not None})
+        weave_data.setdefault("seed", seed_for(data["job_id"]))
+        if data.get("mask_key"):
+            weave_data["mask_key"] = data["mask_key"]
+        needs_mask = weave_data.get("variant") == "mask" and not data.get("mask_key")
+        if weave_data["category"] == "auto" or needs_mask:
+            tailor_data = {
+                "job_id": data["job_id"],
+                "user_id": data["user_id"],
+                "vton_id": data["vton_id"],
+                "garment_key": data["garment_key"],
+                "category": data.get("category") or "auto",
+                "then_weave": weave_data,
+            }
+            if needs_mask:
+                tailor_data["person_key"] = data["person_key"]
+            return make_event(
+                t.TAILOR_REQUESTED, tailor_data, source=SOURCE, subject=data["job_id"], user_id=data["user_id"]
+            )
+        return make_event(t.WEAVE_REQUESTED, weave_data, source=SOURCE, subject=data["job_id"], user_id=data["user_id"])

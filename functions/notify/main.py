@@ -1,0 +1,13 @@
+"""The notify function's WSGI app: `gunicorn 'functions.notify.main:create_app()'`."""
+from __future__ import annotations
+
+from flask import Flask
+
+from functions.notify.handler import NotifyFunction
+from shared.config import Settings
+from shared.runtime import create_function_app
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    return create_function_app(NotifyFunction.from_settings(settings), settings)

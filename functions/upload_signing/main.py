@@ -1,0 +1,13 @@
+"""The upload-signing function's WSGI app: `gunicorn 'functions.upload_signing.main:create_app()'`."""
+from __future__ import annotations
+
+from flask import Flask
+
+from functions.upload_signing.handler import UploadSigningFunction
+from shared.config import Settings
+from shared.runtime import create_function_app
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    return create_function_app(UploadSigningFunction.from_settings(settings), settings)

@@ -1,0 +1,212 @@
+"""The weave function: a `weave.requested` event becomes a try-on image in storage.
+
+It loads the pipelines in the background (readiness says when they are there), runs the
+request, writes the result to the job's one result key, and publishes progress (at most
+a few a second), then completed, or failed with a reason a person can read. Redelivery
+is harmless: a finished job is skipped, and a result already written is announced again
+rather than rendered twice (the seed, fixed by enqueue, makes a re-render identical too).
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import redis
+from cloudevents.core.base import BaseCloudEvent
+from sqlalchemy.orm import Session, sessionmaker
+
+from functions.weave.loading import WeaveModelConfig, load_pipelines, resolve_model
+from functions.weave.pipeline import CatVTONPipeline, PipelineOptions, TryOnRequest, run_requests
+from shared import event_types as t
+from shared import jobs
+from shared.config import Settings
+from shared.db.models import Job
+from shared.db.session import make_engine, make_session_factory, ping, session_scope
+from shared.errors import ClientError, DependencyUnavailable
+from shared.events import make_event
+from shared.redis_client import redis_from_settings
+from shared.storage import storage_from_settings
+from shared.storage.base import Storage
+from shared.streams.publish import publish
+from shared.uploads import result_key
+
+log = logging.getLogger(__name__)
+SOURCE = "/proteus/functions/weave"
+MODELS_KEY = "proteus:models"
+SMOKE_WARNING = "weave runs the SMOKE model: tiny random weights, results are noise"
+LOAD_WAIT_S = 120.0
+
+
+def model_config(settings: Settings) -> WeaveModelConfig:
+    """The weave model configuration from the service settings."""
+    return WeaveModelConfig(
+        model=settings.weave_model,
+        source=settings.weave_model_source,
+        models_dir=settings.models_dir,
+        device=settings.weave_device,
+        dtype=settings.weave_dtype,
+        options=PipelineOptions(max_batch_size=settings.weave_max_batch),
+    )
+
+
+class WeaveFunction:
+    """Runs CatVTON for one weave request at a time (the pipeline is not thread-safe)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        storage: Storage,
+        redis_client: redis.Redis,
+        load: Callable[[], Mapping[str, CatVTONPipeline]],
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.storage = storage
+        self.redis = redis_client
+        self._pipelines: Mapping[str, CatVTONPipeline] | None = None
+        self._load_error: BaseException | None = None
+        self._loaded = threading.Event()
+        self._run_lock = threading.Lock()
+        threading.Thread(target=self._load, args=(load,), name="weave-model-load", daemon=True).start()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WeaveFunction:
+        config = model_config(settings)
+        kind = resolve_model(config)
+        if kind == "smoke":
+            log.warning("%s (WEAVE_MODEL=%s, models in %s)", SMOKE_WARNING, settings.weave_model, settings.models_dir)
+        engine = make_engine(settings.database_url)
+        return cls(
+            settings,
+            make_session_factory(engine),
+            storage_from_settings(settings),
+            redis_from_settings(settings),
+            lambda: load_pipelines(config),
+        )
+
+    # -- model ------------------------------------------------------------------------
+
+    def _load(self, load: Callable[[], Mapping[str, CatVTONPipeline]]) -> None:
+        try:
+            self._pipelines = load()
+            info = self.model_info()
+            self.redis.hset(self.settings.redis_key_prefix + MODELS_KEY, "weave", json.dumps(info))
+            if info["smoke"]:
+                log.warning("%s", SMOKE_WARNING)
+        except BaseException as exc:  # noqa: BLE001 - reported by readiness and every request
+            log.exception("loading the weave model failed")
+            self._load_error = exc
+        finally:
+            self._loaded.set()
+
+    def model_info(self) -> dict[str, Any]:
+        """What runs: model name, variants, device, dtype, and a warning when it is the smoke model."""
+        if not self._pipelines:
+            return {"model": None, "smoke": None, "loaded": False}
+        pipe = next(iter(self._pipelines.values()))
+        smoke = pipe.model_name == "smoke"
+        return {
+            "model": pipe.model_name,
+            "variants": sorted(self._pipelines),
+            "device": str(pipe.device),
+            "dtype": str(pipe.unet.dtype).removeprefix("torch."),
+            "smoke": smoke,
+            "warning": SMOKE_WARNING if smoke else None,
+            "loaded": True,
+        }
+
+    def _ready_pipelines(self, timeout: float) -> Mapping[str, CatVTONPipeline]:
+        if not self._loaded.wait(timeout):
+            raise DependencyUnavailable("the weave model is still loading; try again shortly")
+        if self._pipelines is None:
+            raise DependencyUnavailable(f"the weave model failed to load: {self._load_error}")
+        return self._pipelines
+
+    def readiness(self) -> dict[str, Any]:
+        info = self.model_info()
+        if self._load_error is not None:
+            return {"ready": False, "error": f"model failed to load: {self._load_error}", **info}
+        if not self._loaded.is_set():
+            return {"ready": False, "status": "loading model", **info}
+        with self.sessions() as session:
+            ping(session.get_bind())
+        self.redis.ping()
+        return {"ready": True, **info}
+
+    # -- events -----------------------------------------------------------------------
+
+    def handle(self, event: BaseCloudEvent) -> BaseCloudEvent | None:
+        data: dict[str, Any] = dict(event.get_data() or {})
+        job_id, user_id = data["job_id"], data["user_id"]
+        with session_scope(self.sessions) as session:
+            job = session.get(Job, job_id)
+            if job is not None and job.status in ("succeeded", "failed"):
+                log.info("job %s is already %s; nothing to do", job_id, job.status)
+                return None
+            jobs.mark_running(session, job_id)
+        key = result_key(user_id, job_id)
+        if self.storage.exists(key):
+            # A previous delivery rendered it and died before announcing it.
+            return self._publish(t.WEAVE_COMPLETED, data, result_key=key, seed=data.get("seed"),
+                                 model=self.model_info()["model"], metadata={"recovered": True})
+        pipelines = self._ready_pipelines(LOAD_WAIT_S)
+        try:
+            request = self._request(data)
+            with self._run_lock:
+                result = run_requests(pipelines, [request], callback=self._progress(data))[0]
+        except ClientError as exc:
+            return self._publish(t.WEAVE_FAILED, data, error=exc.message, code=exc.code, retryable=False)
+        buffer = io.BytesIO()
+        result.image.save(buffer, "PNG")
+        self.storage.put(key, buffer.getvalue(), "image/png")
+        return self._publish(
+            t.WEAVE_COMPLETED, data, result_key=key, seed=result.seed, model=result.metadata.get("model"),
+            metadata=_json_safe(result.metadata),
+        )
+
+    def _request(self, data: dict[str, Any]) -> TryOnRequest:
+        """The pipeline request: images from storage, settings from the event (defaults otherwise)."""
+        person = self.storage.get(data["person_key"])
+        garment = self.storage.get(data["garment_key"])
+        mask = self.storage.get(data["mask_key"]) if data.get("mask_key") else None
+        category = data.get("category") or "upper"
+        options = {k: data[k] for k in ("steps", "guidance", "seed", "height", "width", "repaint") if k in data}
+        return TryOnRequest(
+            person=person,
+            garment=garment,
+            mask=mask,
+            category=category if category != "auto" else "upper",
+            variant=data.get("variant") or ("mask" if mask is not None else self.settings.weave_variant),
+            **options,
+        )
+
+    def _progress(self, data: dict[str, Any]) -> Callable[[int, int], None]:
+        """A callback publishing step k of n, at most once per progress interval (and the last)."""
+        last = 0.0
+
+        def report(step: int, steps: int) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if step < steps and now - last < self.settings.progress_interval_s:
+                return
+            last = now
+            self._publish(t.WEAVE_PROGRESS, data, step=step, steps=steps)
+
+        return report
+
+    def _publish(self, event_type: str, data: dict[str, Any], **fields: Any) -> BaseCloudEvent:
+        body = {"job_id": data["job_id"], "user_id": data["user_id"], "vton_id": data.get("vton_id"), **fields}
+        event = make_event(event_type, body, source=SOURCE, subject=data["job_id"], user_id=data["user_id"])
+        publish(self.redis, event, prefix=self.settings.redis_key_prefix)
+        return event
+
+
+def _json_safe(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Metadata with every value JSON can carry (others as strings)."""
+    return {k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v) for k, v in metadata.items()}

@@ -1,0 +1,497 @@
+"""CatVTON virtual try-on as a diffusers-style pipeline.
+
+Public API (see docs/architecture.md and /work/shared/specs/catvton.md):
+
+- `TryOnRequest(person, garment, mask=None, category="upper", steps=50, guidance=2.5,
+  seed=None, height=1024, width=768, repaint=False, safety_check=True, variant="auto")`
+  Images are bytes (any Pillow/HEIC/AVIF format) or PIL images. `variant="auto"` means
+  mask-based when a mask is given, else mask-free.
+- `TryOnResult(image, seed, metadata, nsfw)`: `image` is PIL RGB at the requested size;
+  `seed` the one used (drawn when the request had none); `metadata` holds at least
+  model, variant, category, steps, guidance, seed, height, width, rendered_height,
+  rendered_width, upscaled, repaint, safety, device, dtype, batch_size, seconds.
+- `PipelineOptions`: speed switches (compile, CUDA graphs, channels_last, SDPA backend,
+  TF32, batch size) and `max_render_pixels` (the smoke model renders small and upscales).
+- `CatVTONPipeline(vae, unet, scheduler, variant, safety_checker=None,
+  feature_extractor=None, model_name="catvton", options=None)`;
+  `pipe.check_inputs(request)` validates one request (typed errors, before heavy work);
+  `pipe(requests, callback=None) -> list[TryOnResult]` (same order as `requests`);
+  `callback(k, n)` is called after every denoising step (k of n, counted over the call).
+- `run_requests(pipelines, requests, callback=None)`: routes mixed requests to the
+  pipeline of their variant (`{"maskfree": pipe, "mask": pipe}`).
+- `SkipCrossAttnProcessor`, `set_catvton_attention(unet)`: attn2 returns its input.
+
+Randomness comes only from one `torch.Generator` per request, seeded with its seed and
+drawn in a fixed order (VAE person sample, VAE garment sample, initial noise, one DDIM
+noise per step), so batched results equal single ones. Not thread-safe: one call at a time.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DConditionModel
+from diffusers.models.attention_processor import AttnProcessor2_0
+from PIL import Image
+
+from functions.weave.preprocess import (
+    MASK_BLUR_RADIUS, center_crop_resize, image_to_tensor, letterbox, mask_to_tensor,
+    prepare_mask, render_size, repaint, tensor_to_image,
+)
+from shared.errors import BadRequest, InvalidImage
+from shared.images import MAX_PIXELS, MIN_SIDE, flatten_to_rgb, load_image, load_mask, to_mask
+
+logger = logging.getLogger(__name__)
+
+VARIANTS = ("maskfree", "mask")
+CATEGORIES = ("upper", "lower", "overall")
+LATENT_SCALE = 0.18215
+ETA = 1.0
+STEPS_RANGE = (1, 150)
+GUIDANCE_RANGE = (0.0, 20.0)
+SIZE_MULTIPLE = 64
+MAX_SIDE = 2048
+MAX_SEED = 2**63 - 1
+SDPA_BACKENDS = ("auto", "flash", "efficient", "cudnn", "math")
+
+ImageInput = bytes | bytearray | Image.Image
+
+
+@dataclass
+class TryOnRequest:
+    """One try-on. Defaults follow the published settings (1024 x 768, 50 steps, 2.5)."""
+
+    person: ImageInput
+    garment: ImageInput
+    mask: ImageInput | None = None
+    category: str = "upper"
+    steps: int = 50
+    guidance: float = 2.5
+    seed: int | None = None
+    height: int = 1024
+    width: int = 768
+    repaint: bool = False
+    safety_check: bool = True
+    variant: str = "auto"
+
+    def resolved_variant(self) -> str:
+        """"mask" or "maskfree"; "auto" picks mask-based exactly when a mask is given."""
+        if self.variant == "auto":
+            return "mask" if self.mask is not None else "maskfree"
+        return self.variant
+
+
+@dataclass
+class TryOnResult:
+    """The try-on image (RGB, requested size), the seed that reproduces it, and metadata.
+
+    `nsfw` is None when no safety check ran, else the checker's verdict. A flagged image
+    is returned unchanged (never blacked out) with metadata["safety"] == "flagged": the
+    caller decides what to do with it.
+    """
+
+    image: Image.Image
+    seed: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+    nsfw: bool | None = None
+
+
+@dataclass
+class PipelineOptions:
+    """Speed switches; each can be turned off. Defaults are safe on every device."""
+
+    max_batch_size: int = 4
+    max_render_pixels: int | None = None  # render at most this many pixels, then upscale
+    compile: bool = False  # torch.compile the UNet
+    cuda_graphs: bool = False  # with compile: mode "reduce-overhead" (CUDA graphs)
+    channels_last: bool = False
+    sdpa_backend: str = "auto"  # auto | flash | efficient | cudnn | math
+    tf32: bool = True
+
+
+@dataclass
+class CheckedInputs:
+    """A validated request with its decoded images (original size, EXIF applied)."""
+
+    request: TryOnRequest
+    index: int
+    variant: str
+    person: Image.Image
+    garment: Image.Image
+    mask: Image.Image | None
+    seed: int = 0
+
+
+class SkipCrossAttnProcessor:
+    """Cross-attention processor that returns its input hidden states unchanged.
+
+    With the block's residual the transformer block computes h + norm2(h) there: the
+    network CatVTON was trained with (not deleting attn2, not returning zeros).
+    """
+
+    def __call__(self, attn: Any, hidden_states: torch.Tensor,
+                 encoder_hidden_states: torch.Tensor | None = None,
+                 attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None,
+                 *args: Any, **kwargs: Any) -> torch.Tensor:
+        return hidden_states
+
+
+def set_catvton_attention(unet: UNet2DConditionModel) -> None:
+    """attn1: SDPA; attn2: `SkipCrossAttnProcessor`."""
+    unet.set_attn_processor({
+        name: SkipCrossAttnProcessor() if ".attn2." in f".{name}" else AttnProcessor2_0()
+        for name in unet.attn_processors
+    })
+
+
+def _prefix(index: int | None) -> str:
+    return "" if index is None else f"request {index}: "
+
+
+def _as_image(value: Any, what: str, index: int | None, *, mask: bool = False) -> Image.Image:
+    """Decode bytes, or validate an already decoded PIL image the same way."""
+    name = f"{_prefix(index)}{what}"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return (load_mask if mask else load_image)(bytes(value), what=name)
+    if isinstance(value, Image.Image):
+        w, h = value.size
+        if w < MIN_SIDE or h < MIN_SIDE:
+            raise InvalidImage(f"{name} is {w}x{h}, smaller than the minimum of "
+                               f"{MIN_SIDE} px per side", field=what)
+        if w * h > MAX_PIXELS:
+            raise InvalidImage(f"{name} is {w}x{h}, over the limit of {MAX_PIXELS} pixels",
+                               field=what)
+        return to_mask(value) if mask else flatten_to_rgb(value)
+    raise InvalidImage(f"{name} must be image bytes or a PIL image, got "
+                       f"{type(value).__name__}", field=what)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+class CatVTONPipeline(DiffusionPipeline):
+    """CatVTON try-on for one variant ("maskfree": 8 input channels, person | garment
+    side by side; "mask": 9 channels, person over garment). No text encoder."""
+
+    _optional_components = ["safety_checker", "feature_extractor"]
+
+    def __init__(self, vae: AutoencoderKL, unet: UNet2DConditionModel, scheduler: DDIMScheduler,
+                 variant: str = "maskfree", safety_checker: Any = None,
+                 feature_extractor: Any = None, model_name: str = "catvton",
+                 options: PipelineOptions | None = None) -> None:
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        expected = 9 if variant == "mask" else 8
+        if unet.config.in_channels != expected:
+            raise ValueError(f"variant {variant!r} needs a UNet with {expected} input "
+                             f"channels, got {unet.config.in_channels}")
+        self.register_modules(vae=vae, unet=unet, scheduler=scheduler,
+                              safety_checker=safety_checker, feature_extractor=feature_extractor)
+        self.catvton_variant = variant
+        self.model_name = model_name
+        self.options = options or PipelineOptions()
+        if self.options.sdpa_backend not in SDPA_BACKENDS:
+            raise ValueError(f"sdpa_backend must be one of {SDPA_BACKENDS}, "
+                             f"got {self.options.sdpa_backend!r}")
+        self.size_multiple = 8 * 2 ** (len(unet.config.block_out_channels) - 1)
+        set_catvton_attention(unet)
+        self._apply_options()
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def _apply_options(self) -> None:
+        opts = self.options
+        if opts.tf32 and torch.cuda.is_available():
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        if opts.channels_last:
+            self.unet.to(memory_format=torch.channels_last)
+            self.vae.to(memory_format=torch.channels_last)
+        self._unet_fn: Callable[..., Any] = self.unet
+        if opts.compile:
+            mode = "reduce-overhead" if opts.cuda_graphs else "default"
+            self._unet_fn = torch.compile(self.unet, mode=mode, fullgraph=False)
+
+    def _sdpa_context(self) -> contextlib.AbstractContextManager:
+        backend = self.options.sdpa_backend
+        if backend == "auto":
+            return contextlib.nullcontext()
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        kinds = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+                 "cudnn": SDPBackend.CUDNN_ATTENTION, "math": SDPBackend.MATH}
+        return sdpa_kernel(kinds[backend])
+
+    # -- validation ----------------------------------------------------------------------
+
+    def check_inputs(self, request: TryOnRequest, index: int | None = None) -> CheckedInputs:
+        """Validate one request and decode its images; raises BadRequest / InvalidImage /
+        ImageTooLarge naming the value. Cheap checks run before any decoding."""
+        p = _prefix(index)
+        r = request
+        if r.variant not in ("auto", *VARIANTS):
+            raise BadRequest(f"{p}variant must be auto, mask or maskfree, got {r.variant!r}",
+                             field="variant")
+        variant = r.resolved_variant()
+        if variant == "mask" and r.mask is None:
+            raise BadRequest(f"{p}the mask-based variant needs a person mask, got none",
+                             field="mask")
+        if variant != self.catvton_variant:
+            raise BadRequest(f"{p}variant {variant!r} is not served by this pipeline "
+                             f"(variant {self.catvton_variant!r})", field="variant")
+        if r.category not in CATEGORIES:
+            raise BadRequest(f"{p}category must be one of {', '.join(CATEGORIES)}, "
+                             f"got {r.category!r}", field="category")
+        if not _is_int(r.steps) or not STEPS_RANGE[0] <= r.steps <= STEPS_RANGE[1]:
+            raise BadRequest(f"{p}steps must be an integer in {STEPS_RANGE[0]}..{STEPS_RANGE[1]},"
+                             f" got {r.steps!r}", field="steps")
+        if (isinstance(r.guidance, bool) or not isinstance(r.guidance, (int, float))
+                or not math.isfinite(r.guidance)
+                or not GUIDANCE_RANGE[0] <= r.guidance <= GUIDANCE_RANGE[1]):
+            raise BadRequest(f"{p}guidance must be a number in {GUIDANCE_RANGE[0]:g}.."
+                             f"{GUIDANCE_RANGE[1]:g}, got {r.guidance!r}", field="guidance")
+        for name in ("height", "width"):
+            value = getattr(r, name)
+            if (not _is_int(value) or value < SIZE_MULTIPLE or value > MAX_SIDE
+                    or value % SIZE_MULTIPLE):
+                raise BadRequest(f"{p}{name} must be a multiple of {SIZE_MULTIPLE} in "
+                                 f"{SIZE_MULTIPLE}..{MAX_SIDE}, got {value!r}", field=name)
+        if r.seed is not None and (not _is_int(r.seed) or not 0 <= r.seed <= MAX_SEED):
+            raise BadRequest(f"{p}seed must be an integer in 0..{MAX_SEED}, got {r.seed!r}",
+                             field="seed")
+        if r.repaint and r.mask is None:
+            raise BadRequest(f"{p}repaint needs a person mask, got none", field="repaint")
+        person = _as_image(r.person, "person image", index)
+        garment = _as_image(r.garment, "garment image", index)
+        mask = None if r.mask is None else _as_image(r.mask, "mask", index, mask=True)
+        if mask is not None and mask.size != person.size:
+            raise BadRequest(f"{p}mask is {mask.width}x{mask.height} but the person image is "
+                             f"{person.width}x{person.height}", field="mask")
+        return CheckedInputs(r, -1 if index is None else index, variant, person, garment, mask,
+                             seed=0 if r.seed is None else int(r.seed))
+
+    # -- the call ------------------------------------------------------------------------
+
+    def __call__(self, requests: Sequence[TryOnRequest],
+                 callback: Callable[[int, int], None] | None = None) -> list[TryOnResult]:
+        """Run try-ons; compatible requests share batched UNet calls. Results keep order."""
+        # 1. Check every request before any heavy work.
+        if isinstance(requests, TryOnRequest):
+            requests = [requests]
+        several = len(requests) > 1
+        checked = []
+        for i, request in enumerate(requests):
+            item = self.check_inputs(request, i if several else None)
+            item.index = i
+            checked.append(item)
+        return self.run_checked(checked, _Progress(sum_steps(checked, self.options), callback))
+
+    @torch.inference_mode()
+    def run_checked(self, checked: list[CheckedInputs], progress: _Progress | None = None
+                    ) -> list[TryOnResult]:
+        """Run already checked inputs (from `check_inputs`); results in the given order."""
+        progress = progress or _Progress(sum_steps(checked, self.options), None)
+        # 2. Draw the missing seeds (reported with the result).
+        for item in checked:
+            if item.request.seed is None:
+                item.seed = secrets.randbelow(2**32)
+        # 3. Group compatible requests (size, steps, guidance on/off) into batches.
+        results: dict[int, TryOnResult] = {}
+        for chunk in group_requests(checked, self.options.max_batch_size):
+            for item, result in zip(chunk, self._run_batch(chunk, progress.step)):
+                results[id(item)] = result
+        return [results[id(item)] for item in checked]
+
+    @staticmethod
+    def _noise(gens: list[torch.Generator], shape: Sequence[int], device: torch.device
+               ) -> torch.Tensor:
+        """One draw per request from its own generator, stacked (float32, on device)."""
+        return torch.stack([torch.randn(tuple(shape), generator=g, device=g.device,
+                                        dtype=torch.float32) for g in gens]).to(device)
+
+    def _run_batch(self, items: list[CheckedInputs], step_done: Callable[[], None]
+                   ) -> list[TryOnResult]:
+        start = time.perf_counter()
+        first = items[0].request
+        height, width, steps = first.height, first.width, first.steps
+        masked = self.catvton_variant == "mask"
+        do_cfg = first.guidance > 1.0
+        device, dtype = self.device, self.unet.dtype
+        rh, rw = render_size(height, width, self.options.max_render_pixels, self.size_multiple)
+        gen_device = "cuda" if device.type == "cuda" else "cpu"
+        gens = [torch.Generator(device=gen_device).manual_seed(it.seed) for it in items]
+
+        # 4. Pre-process: person crop, garment letterbox, mask at the render size.
+        person_t = torch.stack([image_to_tensor(center_crop_resize(it.person, rh, rw))
+                                for it in items])
+        garment_t = torch.stack([image_to_tensor(letterbox(it.garment, rh, rw)) for it in items])
+        mask_t = None
+        if masked:
+            blur = MASK_BLUR_RADIUS * rh / height
+            mask_t = torch.stack([mask_to_tensor(prepare_mask(it.mask, rh, rw, blur))
+                                  for it in items])
+            person_t = person_t * (mask_t < 0.5)
+
+        # 5. VAE-encode, sampling the latent distribution from each request's generator.
+        pixels = torch.cat([person_t, garment_t]).to(device=device, dtype=dtype)
+        dist = self.vae.encode(pixels).latent_dist
+        lat_shape = dist.mean.shape[1:]
+        eps = []
+        for g in gens:  # fixed per-request order: person sample, then garment sample
+            eps.append([torch.randn(tuple(lat_shape), generator=g, device=g.device,
+                                    dtype=torch.float32) for _ in range(2)])
+        sample_noise = torch.stack([e[0] for e in eps] + [e[1] for e in eps]).to(device)
+        latents_pg = (dist.mean.float() + dist.std.float() * sample_noise) * LATENT_SCALE
+        person_lat, garment_lat = latents_pg.chunk(2)
+
+        # 6. Conditioning: person and garment joined (height for mask, width for mask-free).
+        join = -2 if masked else -1
+        cond = torch.cat([person_lat, garment_lat], dim=join)
+        if do_cfg:  # unconditional member: garment latent zeroed, mask duplicated
+            uncond = torch.cat([person_lat, torch.zeros_like(garment_lat)], dim=join)
+            cond = torch.cat([cond, uncond])
+        extra = [cond]
+        if masked:
+            m = F.interpolate(mask_t.to(device), size=tuple(person_lat.shape[-2:]), mode="nearest")
+            m = torch.cat([m, torch.zeros_like(m)], dim=-2)
+            extra.insert(0, torch.cat([m, m]) if do_cfg else m)
+        extra_in = torch.cat(extra, dim=1).to(dtype)
+
+        # 7. Initial noise, scaled by the scheduler's init sigma.
+        self.scheduler.set_timesteps(steps, device=device)
+        latents = self._noise(gens, cond.shape[1:], device) * self.scheduler.init_noise_sigma
+        scale = torch.tensor([it.request.guidance for it in items], device=device,
+                             dtype=torch.float32).view(-1, 1, 1, 1)
+
+        # 8. Denoise: stochastic DDIM (eta = 1), classifier-free guidance when guidance > 1.
+        with self._sdpa_context():
+            for t in self.scheduler.timesteps:
+                model_in = torch.cat([latents, latents]) if do_cfg else latents
+                model_in = self.scheduler.scale_model_input(model_in, t)
+                unet_in = torch.cat([model_in.to(dtype), extra_in], dim=1)
+                if self.options.channels_last:
+                    unet_in = unet_in.contiguous(memory_format=torch.channels_last)
+                noise_pred = self._unet_fn(unet_in, t, encoder_hidden_states=None,
+                                           return_dict=False)[0].float()
+                if do_cfg:
+                    c, u = noise_pred.chunk(2)
+                    noise_pred = u + scale * (c - u)
+                step_noise = self._noise(gens, latents.shape[1:], device)
+                latents = self.scheduler.step(noise_pred, t, latents, eta=ETA,
+                                              variance_noise=step_noise).prev_sample
+                step_done()
+
+        # 9. Keep the person half and decode.
+        person_part = latents.split(latents.shape[join] // 2, dim=join)[0]
+        decoded = self.vae.decode((person_part / LATENT_SCALE).to(dtype)).sample
+        decoded = (decoded.float() / 2 + 0.5).clamp(0, 1).cpu()
+
+        # 10. Post-process: upscale to the requested size, repaint, safety check.
+        images = []
+        for it, tensor in zip(items, decoded):
+            image = tensor_to_image(tensor)
+            if (rh, rw) != (height, width):
+                image = image.resize((width, height), Image.Resampling.LANCZOS)
+            if it.request.repaint:
+                person_full = center_crop_resize(it.person, height, width)
+                image = repaint(image, person_full, prepare_mask(it.mask, height, width))
+            images.append(image)
+        verdicts = self._safety(items, images)
+        seconds = round(time.perf_counter() - start, 4)
+        return [TryOnResult(image=img, seed=it.seed, nsfw=nsfw, metadata={
+            "model": self.model_name, "variant": self.catvton_variant,
+            "category": it.request.category, "steps": steps, "guidance": it.request.guidance,
+            "seed": it.seed, "height": height, "width": width, "rendered_height": rh,
+            "rendered_width": rw, "upscaled": (rh, rw) != (height, width),
+            "repaint": bool(it.request.repaint), "safety": safety, "device": str(device),
+            "dtype": str(dtype).removeprefix("torch."), "batch_size": len(items),
+            "seconds": seconds,
+        }) for it, img, (nsfw, safety) in zip(items, images, verdicts)]
+
+    def _safety(self, items: list[CheckedInputs], images: list[Image.Image]
+                ) -> list[tuple[bool | None, str]]:
+        """(nsfw, label) per image; label is off / unavailable / passed / flagged."""
+        wanted = [i for i, it in enumerate(items) if it.request.safety_check]
+        verdicts: list[tuple[bool | None, str]] = [(None, "off")] * len(items)
+        if not wanted:
+            return verdicts
+        if self.safety_checker is None or self.feature_extractor is None:
+            logger.warning("safety check requested but no safety checker is loaded")
+            for i in wanted:
+                verdicts[i] = (None, "unavailable")
+            return verdicts
+        checker_dtype = next(self.safety_checker.parameters()).dtype
+        clip = self.feature_extractor([images[i] for i in wanted], return_tensors="pt")
+        clip_input = clip.pixel_values.to(self.device, checker_dtype)
+        dummy = np.zeros((len(wanted), 1, 1, 3), dtype=np.float32)  # the checker blacks these
+        _, flags = self.safety_checker(clip_input=clip_input, images=dummy)
+        for i, flag in zip(wanted, flags):
+            verdicts[i] = (bool(flag), "flagged" if flag else "passed")
+            if flag:
+                logger.warning("safety checker flagged request %d (seed %d)", items[i].index,
+                               items[i].seed)
+        return verdicts
+
+
+class _Progress:
+    """Counts denoising steps over a whole call and reports (k, n) to the callback."""
+
+    def __init__(self, total: int, callback: Callable[[int, int], None] | None) -> None:
+        self.total, self.done, self.callback = total, 0, callback
+
+    def step(self) -> None:
+        self.done += 1
+        if self.callback is not None:
+            self.callback(self.done, self.total)
+
+
+def sum_steps(items: list[CheckedInputs], options: PipelineOptions) -> int:
+    """Denoising steps a call will run (one per step per batch)."""
+    return sum(chunk[0].request.steps for chunk in group_requests(items, options.max_batch_size))
+
+
+def group_requests(items: list[CheckedInputs], max_batch_size: int = 4
+                   ) -> list[list[CheckedInputs]]:
+    """Split into batches that can share UNet calls: same variant, size, steps and
+    guidance on/off; never more than `max_batch_size` each. Input order is kept within."""
+    groups: dict[tuple, list[CheckedInputs]] = {}
+    for item in items:
+        r = item.request
+        key = (item.variant, r.height, r.width, r.steps, r.guidance > 1.0)
+        groups.setdefault(key, []).append(item)
+    size = max(1, max_batch_size)
+    return [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
+
+
+def run_requests(pipelines: Mapping[str, CatVTONPipeline], requests: Sequence[TryOnRequest],
+                 callback: Callable[[int, int], None] | None = None) -> list[TryOnResult]:
+    """Send each request to the pipeline of its variant; results keep the input order."""
+    by_variant: dict[str, list[CheckedInputs]] = {}
+    for i, request in enumerate(requests):  # validate everything before any work
+        variant = request.resolved_variant()
+        if variant not in pipelines:
+            if request.variant not in ("auto", *VARIANTS):
+                raise BadRequest(f"request {i}: variant must be auto, mask or maskfree, got "
+                                 f"{request.variant!r}", field="variant")
+            raise BadRequest(f"request {i}: variant {variant!r} is not loaded (loaded: "
+                             f"{', '.join(sorted(pipelines)) or 'none'})", field="variant")
+        item = pipelines[variant].check_inputs(request, i if len(requests) > 1 else None)
+        item.index = i
+        by_variant.setdefault(variant, []).append(item)
+    total = sum(sum_steps(items, pipelines[v].options) for v, items in by_variant.items())
+    progress = _Progress(total, callback)
+    results: list[TryOnResult | None] = [None] * len(requests)
+    for variant, items in by_variant.items():
+        for item, result in zip(items, pipelines[variant].run_checked(items, progress)):
+            results[item.index] = result
+    return results  # type: ignore[return-value]

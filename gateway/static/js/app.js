@@ -1,0 +1,990 @@
+// Proteus web page: accounts, picking and uploading photos, starting try-ons, and the live history.
+// Plain ES modules, no build step, no libraries.
+import { api, ApiError, onUnauthorized, plainMessage, randomSeed } from "./api.js";
+import { checkFile, DEFAULT_MAX_BYTES, fileType, sendToStorage } from "./upload.js";
+import { LiveConnection } from "./live.js";
+
+const PAGE_SIZE = 24;
+const URL_CACHE_MS = 10 * 60 * 1000;
+
+const $ = (sel, root = document) => root.querySelector(sel);
+
+const state = {
+  user: null,
+  maxBytes: DEFAULT_MAX_BYTES,
+  smoke: false,
+  rows: new Map(), // vton id -> row (newest first by createdAt)
+  hasMore: false,
+  files: { person: null, garment: null },
+  uploaded: new WeakMap(), // File -> storage key (the same file is not sent twice)
+  previews: new Map(), // vton id -> object URL of the person photo picked in this tab
+  pickerPreview: { person: null, garment: null },
+  notes: new Map(), // vton id -> an error of this page about it ("couldn't start: ...")
+  urls: new Map(), // storage key -> {url, at} | {promise}
+  live: null,
+  refetchTimer: null,
+  openId: null, // the try-on shown in the result dialog
+};
+
+// ---------------------------------------------------------------- small helpers
+
+function show(el, on = true) {
+  el.hidden = !on;
+}
+
+function setText(el, text) {
+  el.textContent = text || "";
+  el.hidden = !text;
+}
+
+function announce(text) {
+  const a = $("#announcer");
+  a.textContent = "";
+  setTimeout(() => (a.textContent = text), 50);
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) if (c) node.append(c);
+  return node;
+}
+
+function formatDate(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return "";
+  return new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" }).format(d);
+}
+
+function createdAt(row) {
+  return row.createdAt || row.created_at || "";
+}
+
+function clearFieldErrors(form) {
+  form.querySelectorAll(".field-error, .form-error").forEach((p) => setText(p, ""));
+  form.querySelectorAll("[aria-invalid]").forEach((i) => i.removeAttribute("aria-invalid"));
+}
+
+function fieldError(input, errorEl, text) {
+  setText(errorEl, text);
+  if (text) input.setAttribute("aria-invalid", "true");
+  else input.removeAttribute("aria-invalid");
+}
+
+// ---------------------------------------------------------------- views and routing
+
+const VIEWS = ["auth", "app", "account"];
+
+function showView(name, focus = true) {
+  $("#boot-status").hidden = true;
+  for (const v of VIEWS) show($(`#view-${v}`), v === name);
+  show($("#site-nav"), !!state.user);
+  document.querySelectorAll("[data-nav]").forEach((a) => {
+    if (a.dataset.nav === name) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  });
+  if (focus) {
+    const h = $(`#view-${name} h1`);
+    if (h && document.activeElement !== h) h.focus({ preventScroll: false });
+  }
+}
+
+function route(focus = true) {
+  const hash = location.hash || "#/";
+  if (!state.user) {
+    const signup = hash === "#/signup";
+    $("#auth-title").textContent = signup ? "Create an account" : "Log in";
+    show($("#signup-form"), signup);
+    show($("#login-form"), !signup);
+    document.title = `${signup ? "Sign up" : "Log in"} – Proteus`;
+    showView("auth", focus);
+    return;
+  }
+  if (hash === "#/account") {
+    fillAccount();
+    document.title = "Account – Proteus";
+    showView("account", focus);
+  } else {
+    document.title = "Proteus – virtual try-on";
+    showView("app", focus);
+  }
+}
+
+function authNotice(text) {
+  setText($("#auth-notice"), text);
+}
+
+// ---------------------------------------------------------------- session
+
+async function enterApp(user) {
+  state.user = user;
+  authNotice("");
+  if (!location.hash || location.hash === "#/login" || location.hash === "#/signup") {
+    history.replaceState(null, "", "#/");
+  }
+  route();
+  state.live = new LiveConnection({
+    getToken: () => api.wsToken(),
+    onMessage: handleLiveMessage,
+    onOpen: () => loadHistory(),
+    onState: showLiveState,
+    onAuthLost: () => leaveApp("Your session ended. Please log in again."),
+  });
+  await loadHistory();
+  state.live.start();
+}
+
+function leaveApp(notice) {
+  if (state.live) state.live.stop();
+  state.live = null;
+  state.user = null;
+  state.rows.clear();
+  state.urls.clear();
+  state.notes.clear();
+  for (const u of state.previews.values()) URL.revokeObjectURL(u);
+  state.previews.clear();
+  $("#history-list").replaceChildren();
+  const dlg = $("#result-dialog");
+  if (dlg.open) dlg.close();
+  history.replaceState(null, "", "#/login");
+  route();
+  authNotice(notice || "");
+}
+
+onUnauthorized(() => {
+  if (state.user) leaveApp("Your session ended. Please log in again.");
+});
+
+async function boot() {
+  api.health().then(applyHealth).catch(() => {});
+  let user = null;
+  try {
+    user = await api.me();
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status !== 401) {
+      $("#boot-status").hidden = true;
+      authNotice(plainMessage(err));
+    }
+  }
+  if (user) await enterApp(user);
+  else route();
+}
+
+function applyHealth(health) {
+  if (!health || typeof health !== "object") return;
+  state.smoke = health.smoke === true;
+  show($("#smoke-banner"), state.smoke);
+  const max =
+    health.max_upload_bytes ??
+    (health.limits && health.limits.max_upload_bytes) ??
+    (health.uploads && health.uploads.max_bytes);
+  if (Number.isFinite(max) && max > 0) state.maxBytes = max;
+}
+
+// ---------------------------------------------------------------- log in, sign up, account
+
+function wireAuth() {
+  const login = $("#login-form");
+  login.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    clearFieldErrors(login);
+    const email = $("#login-email");
+    const password = $("#login-password");
+    let ok = true;
+    if (!email.value.trim()) {
+      fieldError(email, $("#login-email-error"), "Enter your email.");
+      ok = false;
+    }
+    if (!password.value) {
+      fieldError(password, $("#login-password-error"), "Enter your password.");
+      ok = false;
+    }
+    if (!ok) return login.querySelector("[aria-invalid]").focus();
+    const button = login.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      await api.login(email.value.trim(), password.value);
+      const user = await api.me();
+      password.value = "";
+      await enterApp(user);
+    } catch (err) {
+      const text = err instanceof ApiError && (err.status === 401 || err.status === 403)
+        ? "Wrong email or password."
+        : plainMessage(err);
+      setText($("#login-error"), text);
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  const signup = $("#signup-form");
+  const fields = {
+    user_name: [$("#signup-name"), $("#signup-name-error")],
+    email: [$("#signup-email"), $("#signup-email-error")],
+    password: [$("#signup-password"), $("#signup-password-error")],
+  };
+  signup.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    clearFieldErrors(signup);
+    const values = {
+      user_name: fields.user_name[0].value.trim(),
+      email: fields.email[0].value.trim(),
+      password: fields.password[0].value,
+    };
+    const missing = { user_name: "Enter a name.", email: "Enter your email.", password: "Choose a password." };
+    let ok = true;
+    for (const [k, [input, errEl]] of Object.entries(fields)) {
+      if (!values[k]) {
+        fieldError(input, errEl, missing[k]);
+        ok = false;
+      }
+    }
+    if (ok && !fields.email[0].checkValidity()) {
+      fieldError(fields.email[0], fields.email[1], "That doesn't look like an email address.");
+      ok = false;
+    }
+    if (!ok) return signup.querySelector("[aria-invalid]").focus();
+    const button = signup.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      await api.signup(values.user_name, values.email, values.password);
+      await api.login(values.email, values.password);
+      const user = await api.me();
+      fields.password[0].value = "";
+      await enterApp(user);
+    } catch (err) {
+      const text = plainMessage(err);
+      const target = err instanceof ApiError && err.field && fields[err.field];
+      if (target) {
+        fieldError(target[0], target[1], text);
+        target[0].focus();
+      } else {
+        setText($("#signup-error"), text);
+      }
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  const logout = async () => {
+    try {
+      await api.logout();
+    } catch {
+      /* the cookie is gone or the server is away: leave the page logged out either way */
+    }
+    leaveApp("You are logged out.");
+  };
+  $("#logout-button").addEventListener("click", logout);
+  $("#account-logout").addEventListener("click", logout);
+
+  $("#account-delete").addEventListener("click", async () => {
+    const ok = await confirmDialog(
+      "Delete your account?",
+      "Your account, every photo you uploaded and every try-on will be deleted. This cannot be undone.",
+      "Delete account",
+    );
+    if (!ok) return;
+    const button = $("#account-delete");
+    button.disabled = true;
+    setText($("#account-error"), "");
+    try {
+      await api.deleteAccount();
+      leaveApp("Your account and everything in it was deleted.");
+      history.replaceState(null, "", "#/signup");
+      route();
+    } catch (err) {
+      setText($("#account-error"), plainMessage(err));
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+function fillAccount() {
+  const u = state.user || {};
+  $("#account-name").textContent = u.user_name || "";
+  $("#account-email").textContent = u.email || "";
+  $("#account-created").textContent = formatDate(u.createdAt || u.created_at);
+}
+
+function confirmDialog(title, text, okLabel) {
+  const dlg = $("#confirm-dialog");
+  $("#confirm-title").textContent = title;
+  $("#confirm-text").textContent = text;
+  $("#confirm-ok").textContent = okLabel;
+  dlg.returnValue = "cancel";
+  return new Promise((resolve) => {
+    dlg.addEventListener("close", () => resolve(dlg.returnValue === "confirm"), { once: true });
+    dlg.showModal();
+  });
+}
+
+// ---------------------------------------------------------------- picking photos
+
+function wirePickers() {
+  for (const role of ["person", "garment"]) {
+    const input = $(`#${role}-file`);
+    const drop = $(`[data-drop="${role}"]`);
+    input.addEventListener("change", () => {
+      if (input.files && input.files[0]) pick(role, input.files[0]);
+    });
+    drop.addEventListener("dragenter", (e) => {
+      e.preventDefault();
+      drop.classList.add("dragging");
+    });
+    drop.addEventListener("dragover", (e) => {
+      e.preventDefault();
+      if (e.dataTransfer) e.dataTransfer.dropEffect = "copy";
+      drop.classList.add("dragging");
+    });
+    drop.addEventListener("dragleave", (e) => {
+      if (!drop.contains(e.relatedTarget)) drop.classList.remove("dragging");
+    });
+    drop.addEventListener("drop", (e) => {
+      e.preventDefault();
+      drop.classList.remove("dragging");
+      const file = e.dataTransfer && e.dataTransfer.files && e.dataTransfer.files[0];
+      if (!file) return;
+      try {
+        const dt = new DataTransfer();
+        dt.items.add(file);
+        input.files = dt.files;
+      } catch {
+        /* older browsers: the file is still picked below */
+      }
+      pick(role, file);
+      input.focus();
+    });
+  }
+  // A file dropped beside the zones must not replace the page with the image.
+  for (const type of ["dragover", "drop"]) {
+    window.addEventListener(type, (e) => {
+      if (e.dataTransfer && [...(e.dataTransfer.types || [])].includes("Files")) e.preventDefault();
+    });
+  }
+}
+
+function pick(role, file) {
+  const input = $(`#${role}-file`);
+  const errorEl = $(`#${role}-error`);
+  const problem = checkFile(file, state.maxBytes);
+  fieldError(input, errorEl, problem);
+  hideProgress(role);
+  state.files[role] = problem ? null : file;
+  renderPickerPreview(role, problem ? null : file);
+  if (problem) {
+    input.value = "";
+    announce(`${role === "person" ? "Person" : "Garment"} photo: ${problem}`);
+  }
+}
+
+function renderPickerPreview(role, file) {
+  const box = $(`[data-preview="${role}"]`);
+  if (state.pickerPreview[role]) {
+    // kept alive while a try-on started from it still shows it
+    const inUse = [...state.previews.values()].includes(state.pickerPreview[role]);
+    if (!inUse) URL.revokeObjectURL(state.pickerPreview[role]);
+    state.pickerPreview[role] = null;
+  }
+  if (!file) {
+    box.replaceChildren(el("span", { class: "preview-empty", "aria-hidden": "true", text: role === "person" ? "👤" : "👕" }));
+    box.classList.remove("has-file");
+    return;
+  }
+  const url = URL.createObjectURL(file);
+  state.pickerPreview[role] = url;
+  box.classList.add("has-file");
+  const name = el("span", { class: "preview-name", text: file.name || "photo" });
+  const img = el("img", { src: url, alt: `Chosen ${role} photo: ${file.name || "photo"}` });
+  img.addEventListener("error", () => {
+    // HEIC and friends where this browser can't draw them: the server converts them.
+    box.replaceChildren(
+      el("span", { class: "preview-placeholder" },
+        el("span", { class: "preview-icon", "aria-hidden": "true", text: "🖼️" }),
+        el("span", { text: "No preview in this browser" }),
+      ),
+      name,
+    );
+  });
+  box.replaceChildren(img, name);
+}
+
+function showProgress(role, fraction, text) {
+  const wrap = $(`[data-progress="${role}"]`);
+  show(wrap, true);
+  wrap.querySelector("progress").value = fraction;
+  $(`[data-progress-text="${role}"]`).textContent = text;
+}
+
+function hideProgress(role) {
+  show($(`[data-progress="${role}"]`), false);
+}
+
+async function uploadPicked(role) {
+  const file = state.files[role];
+  const cached = state.uploaded.get(file);
+  if (cached) return cached;
+  showProgress(role, 0, "Uploading… 0%");
+  try {
+    const signed = await api.presignUpload(file.name || `${role}.jpg`, fileType(file), file.size);
+    await sendToStorage(signed, file, (f) => showProgress(role, f, `Uploading… ${Math.round(f * 100)}%`));
+    showProgress(role, 1, "Uploaded");
+    state.uploaded.set(file, signed.key);
+    return signed.key;
+  } catch (err) {
+    hideProgress(role);
+    fieldError($(`#${role}-file`), $(`#${role}-error`), plainMessage(err, { context: "upload", maxBytes: state.maxBytes }));
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------- starting a try-on
+
+function readAdvanced() {
+  const specs = [
+    ["steps", "#opt-steps", "#opt-steps-error", 1, 100, true],
+    ["guidance", "#opt-guidance", "#opt-guidance-error", 0, 30, false],
+    ["seed", "#opt-seed", "#opt-seed-error", 0, 2147483647, true],
+  ];
+  const out = {};
+  let ok = true;
+  for (const [name, sel, errSel, min, max, integer] of specs) {
+    const input = $(sel);
+    const raw = input.value.trim();
+    if (!raw && input.validity.badInput) {
+      fieldError(input, $(errSel), "Enter a number.");
+      ok = false;
+      continue;
+    }
+    if (!raw) continue;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || n > max) {
+      fieldError(input, $(errSel), `Enter ${integer ? "a whole number" : "a number"} from ${min} to ${max}.`);
+      ok = false;
+      continue;
+    }
+    out[name] = n;
+  }
+  if (!ok) $(".advanced").open = true;
+  return ok ? out : null;
+}
+
+function category() {
+  const c = document.querySelector('input[name="category"]:checked');
+  return c ? c.value : "auto";
+}
+
+function wireCreate() {
+  const form = $("#create-form");
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    setText($("#create-error"), "");
+    for (const sel of ["#opt-steps", "#opt-guidance", "#opt-seed"]) fieldError($(sel), $(`${sel}-error`), "");
+    let ok = true;
+    for (const role of ["person", "garment"]) {
+      const input = $(`#${role}-file`);
+      const errorEl = $(`#${role}-error`);
+      if (!state.files[role]) {
+        if (!errorEl.textContent || errorEl.hidden) {
+          fieldError(input, errorEl, `Choose a photo of the ${role === "person" ? "person" : "garment"}.`);
+        }
+        ok = false;
+      } else {
+        const problem = checkFile(state.files[role], state.maxBytes);
+        fieldError(input, errorEl, problem);
+        if (problem) ok = false;
+      }
+    }
+    const advanced = readAdvanced();
+    if (!ok || !advanced) {
+      const first = form.querySelector("[aria-invalid]");
+      if (first) first.focus();
+      return;
+    }
+    const submit = $("#create-submit");
+    const status = $("#create-status");
+    submit.disabled = true;
+    status.textContent = "Uploading photos…";
+    try {
+      const results = await Promise.allSettled([uploadPicked("person"), uploadPicked("garment")]);
+      if (results.some((r) => r.status === "rejected")) {
+        status.textContent = "";
+        const first = form.querySelector("[aria-invalid]");
+        if (first) first.focus();
+        return;
+      }
+      const [personKey, garmentKey] = results.map((r) => r.value);
+      status.textContent = "Starting the try-on…";
+      const cat = category();
+      const body = { user_snap: personKey, uncleaned_outfit: garmentKey };
+      if (cat !== "auto") body.category = cat;
+      let row;
+      try {
+        row = await api.createTryOn(body);
+      } catch (err) {
+        status.textContent = "";
+        setText($("#create-error"), plainMessage(err));
+        return;
+      }
+      if (state.pickerPreview.person) state.previews.set(row.id, state.pickerPreview.person);
+      upsertRow(row);
+      renderHistory();
+      const params = { ...advanced };
+      if (params.seed === undefined) params.seed = randomSeed();
+      const started = await startJob(row, cat, params);
+      status.textContent = started ? "Started. Watch it in your try-ons below." : "";
+      if (!started) setText($("#create-error"), state.notes.get(row.id));
+      for (const role of ["person", "garment"]) hideProgress(role);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+}
+
+/** POST /jobs/weaver for a try-on row; returns true when the job was queued. */
+async function startJob(row, cat, params = {}) {
+  const body = { vton_id: row.id, user_snap_s3: row.user_snap, uncleaned_outfit_s3: row.uncleaned_outfit };
+  if (cat && cat !== "auto") body.category = cat;
+  Object.assign(body, params);
+  state.notes.delete(row.id);
+  try {
+    await api.startWeave(body);
+    Object.assign(row, {
+      status: "queued", error: null, progress: null, progress_step: null, progress_steps: null,
+      outfit_try_on: null,
+    });
+    upsertRow(row);
+    renderCard(row);
+    announce("Try-on queued.");
+    scheduleRefetch(300);
+    return true;
+  } catch (err) {
+    state.notes.set(row.id, `Couldn't start: ${plainMessage(err)}`);
+    renderCard(row);
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------- history
+
+function upsertRow(row) {
+  if (!row || !row.id) return;
+  const old = state.rows.get(row.id);
+  state.rows.set(row.id, old ? Object.assign(old, row) : { ...row });
+}
+
+function sortedRows() {
+  return [...state.rows.values()].sort((a, b) => {
+    const d = String(createdAt(b)).localeCompare(String(createdAt(a)));
+    return d || String(b.id).localeCompare(String(a.id));
+  });
+}
+
+let loading = null;
+let loadAgain = false;
+
+/** Fetch the newest page and merge it in (rows gone from the server's newest page are dropped). */
+async function loadHistory() {
+  if (!state.user) return;
+  if (loading) {
+    loadAgain = true;
+    return loading;
+  }
+  loading = (async () => {
+    try {
+      const page = await api.listTryOns(PAGE_SIZE);
+      setText($("#history-error"), "");
+      const rows = Array.isArray(page) ? page : page.items || [];
+      const ids = new Set(rows.map((r) => r.id));
+      const full = rows.length >= PAGE_SIZE;
+      const oldest = full ? String(createdAt(rows[rows.length - 1])) : "";
+      for (const [id, row] of state.rows) {
+        if (!ids.has(id) && (!full || String(createdAt(row)) >= oldest)) state.rows.delete(id);
+      }
+      for (const r of rows) {
+        const old = state.rows.get(r.id);
+        // a progress message may be ahead of the row the server had when it answered
+        if (old && old.status === "processing" && r.status === "processing" &&
+            (old.progress_step || 0) > (r.progress_step || 0)) {
+          r.progress_step = old.progress_step;
+          r.progress_steps = old.progress_steps;
+        }
+        upsertRow(r);
+      }
+      if (state.rows.size <= rows.length) state.hasMore = full;
+      renderHistory();
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) return;
+      setText($("#history-error"), `Couldn't load your try-ons: ${plainMessage(err)}`);
+      if (err instanceof ApiError && err.status === 429) scheduleRefetch((err.retryAfter || 5) * 1000);
+    }
+  })();
+  try {
+    await loading;
+  } finally {
+    loading = null;
+    if (loadAgain) {
+      loadAgain = false;
+      loadHistory();
+    }
+  }
+}
+
+async function loadOlder() {
+  const rows = sortedRows();
+  const last = rows[rows.length - 1];
+  if (!last) return;
+  const button = $("#load-more");
+  button.disabled = true;
+  try {
+    const page = await api.listTryOns(PAGE_SIZE, createdAt(last) || last.id);
+    const more = Array.isArray(page) ? page : page.items || [];
+    more.forEach(upsertRow);
+    state.hasMore = more.length >= PAGE_SIZE;
+    renderHistory();
+  } catch (err) {
+    setText($("#history-error"), `Couldn't load older try-ons: ${plainMessage(err)}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function scheduleRefetch(ms = 150) {
+  clearTimeout(state.refetchTimer);
+  state.refetchTimer = setTimeout(() => loadHistory(), ms);
+}
+
+function handleLiveMessage(msg) {
+  if (msg.event === "progress") {
+    const row = state.rows.get(msg.vton_id);
+    if (!row) return scheduleRefetch();
+    if (row.status === "done" || row.status === "failed") return;
+    row.status = "processing";
+    row.progress_step = msg.step;
+    row.progress_steps = msg.steps;
+    row.progress = msg.steps ? msg.step / msg.steps : null;
+    renderCard(row);
+    return;
+  }
+  if (msg.status === "done" || msg.status === "failed") {
+    const row = state.rows.get(msg.vton_id);
+    if (row && msg.job_type !== "tailor") {
+      if (msg.status === "done") {
+        row.status = "done";
+        if (msg.result_s3_key) row.outfit_try_on = msg.result_s3_key;
+        announce("A try-on is ready.");
+      } else {
+        row.status = "failed";
+        row.error = msg.error || row.error;
+        announce(`A try-on failed: ${failureText(row)}`);
+      }
+      renderCard(row);
+    }
+    scheduleRefetch();
+  }
+}
+
+function showLiveState(s) {
+  const p = $("#live-status");
+  p.dataset.state = s;
+  p.textContent = {
+    connecting: "Connecting…",
+    open: "Live updates on",
+    reconnecting: "Connection lost. Reconnecting…",
+    offline: "You are offline. Updates resume when you're back.",
+  }[s] || s;
+}
+
+function failureText(row) {
+  return row.error ? `The model failed: ${row.error}` : "The model failed (no reason given).";
+}
+
+const STATUS_LABEL = { queued: "Queued", processing: "Working", done: "Done", failed: "Failed" };
+
+function renderHistory() {
+  const list = $("#history-list");
+  const rows = sortedRows();
+  const wanted = new Set(rows.map((r) => String(r.id)));
+  for (const li of [...list.children]) if (!wanted.has(li.dataset.id)) li.remove();
+  let prev = null;
+  for (const row of rows) {
+    const li = renderCard(row);
+    const expected = prev ? prev.nextSibling : list.firstChild;
+    if (li !== expected) list.insertBefore(li, expected);
+    prev = li;
+  }
+  show($("#history-empty"), rows.length === 0);
+  show($("#load-more"), state.hasMore && rows.length > 0);
+}
+
+function cardFor(id) {
+  return document.querySelector(`#history-list > li[data-id="${CSS.escape(String(id))}"]`);
+}
+
+/** Build or update one card in place. Returns the <li>. */
+function renderCard(row) {
+  let li = cardFor(row.id);
+  if (!li) {
+    li = el("li", { class: "tryon", "data-id": String(row.id) });
+    li.append(
+      el("div", { class: "tryon-media" }),
+      el("div", { class: "tryon-body" },
+        el("p", { class: "tryon-meta" },
+          el("span", { class: "badge" }),
+          el("time", { class: "tryon-time" }),
+        ),
+        el("div", { class: "tryon-progress" }),
+        el("p", { class: "tryon-error" }),
+        el("div", { class: "tryon-actions" }),
+      ),
+    );
+    const list = $("#history-list");
+    if (!li.parentNode) list.prepend(li);
+  }
+  const status = row.status || "queued";
+  const note = state.notes.get(row.id);
+  const signature = `${status}|${row.outfit_try_on || ""}|${row.error || ""}|${note || ""}`;
+  li.dataset.status = status;
+  li.setAttribute("aria-label", `Try-on from ${formatDate(createdAt(row))}: ${STATUS_LABEL[status] || status}`);
+  const badge = $(".badge", li);
+  badge.textContent = STATUS_LABEL[status] || status;
+  badge.dataset.status = status;
+  const time = $(".tryon-time", li);
+  time.dateTime = createdAt(row);
+  time.textContent = formatDate(createdAt(row));
+
+  // progress: updated in place so focus and screen readers are not disturbed
+  const prog = $(".tryon-progress", li);
+  if (status === "queued" || status === "processing") {
+    let bar = $("progress", prog);
+    if (!bar) {
+      bar = el("progress", { max: "1", "aria-label": "Try-on progress" });
+      prog.replaceChildren(bar, el("span", { class: "tryon-step" }));
+    }
+    const step = Number(row.progress_step) || 0;
+    const steps = Number(row.progress_steps) || 0;
+    const label = $(".tryon-step", prog);
+    if (status === "processing" && steps > 0) {
+      bar.max = steps;
+      bar.value = Math.min(step, steps);
+      label.textContent = `Step ${Math.min(step, steps)} of ${steps}`;
+    } else if (status === "processing") {
+      bar.removeAttribute("value");
+      label.textContent = "Working…";
+    } else {
+      bar.removeAttribute("value");
+      label.textContent = "Waiting in the queue…";
+    }
+    if (note) label.textContent = "Not started";
+    show(prog, !note);
+  } else {
+    prog.replaceChildren();
+    show(prog, false);
+  }
+
+  if (li.dataset.signature === signature) return li;
+  li.dataset.signature = signature;
+
+  // error line
+  const errText = note || (status === "failed" ? failureText(row) : "");
+  setText($(".tryon-error", li), errText);
+
+  // picture
+  const media = $(".tryon-media", li);
+  if (status === "done" && row.outfit_try_on) {
+    const img = el("img", { alt: `Try-on result from ${formatDate(createdAt(row))}`, loading: "lazy" });
+    const open = el("button", { type: "button", class: "tryon-open", "aria-label": "Open the result full size" }, img);
+    open.addEventListener("click", () => openResult(row.id));
+    media.replaceChildren(open);
+    setImageFromKey(img, row.outfit_try_on);
+  } else {
+    const local = state.previews.get(row.id);
+    const ph = el("div", { class: "tryon-placeholder" });
+    if (local) ph.append(el("img", { src: local, alt: "", class: "tryon-ghost" }));
+    ph.append(el("span", {
+      class: "tryon-placeholder-text",
+      text: status === "failed" ? "No result" : status === "done" ? "No picture" : "In progress",
+    }));
+    media.replaceChildren(ph);
+  }
+
+  // actions
+  const actions = $(".tryon-actions", li);
+  const buttons = [];
+  if (status === "done" && row.outfit_try_on) {
+    buttons.push(el("button", { type: "button", class: "button-small", text: "Open", onclick: () => openResult(row.id) }));
+  }
+  if (status === "done" || status === "failed" || note) {
+    buttons.push(el("button", {
+      type: "button", class: "button-small", text: "Try again",
+      onclick: (e) => retry(row.id, e.currentTarget),
+    }));
+  }
+  buttons.push(el("button", {
+    type: "button", class: "button-small button-quiet", text: "Delete",
+    onclick: () => removeTryOn(row.id),
+  }));
+  actions.replaceChildren(...buttons);
+  return li;
+}
+
+async function downloadUrl(key, fresh = false) {
+  const hit = state.urls.get(key);
+  if (!fresh && hit) {
+    if (hit.promise) return hit.promise;
+    if (Date.now() - hit.at < URL_CACHE_MS) return hit.url;
+  }
+  const promise = api.presignDownload(key);
+  state.urls.set(key, { promise });
+  try {
+    const url = await promise;
+    state.urls.set(key, { url, at: Date.now() });
+    return url;
+  } catch (err) {
+    state.urls.delete(key);
+    throw err;
+  }
+}
+
+async function setImageFromKey(img, key) {
+  let retried = false;
+  img.addEventListener("error", async () => {
+    if (retried) return;
+    retried = true; // an expired link: ask for a new one once
+    try {
+      img.src = await downloadUrl(key, true);
+    } catch {
+      /* leave the broken image; the alt text says what it was */
+    }
+  });
+  try {
+    img.src = await downloadUrl(key);
+  } catch (err) {
+    const li = img.closest("li");
+    if (li) setText($(".tryon-error", li), `Couldn't show the picture: ${plainMessage(err)}`);
+  }
+}
+
+async function retry(id, button) {
+  const row = state.rows.get(id);
+  if (!row) return;
+  if (button) button.disabled = true;
+  const ok = await startJob(row, row.category, { seed: randomSeed() });
+  if (button && button.isConnected) button.disabled = false;
+  return ok;
+}
+
+async function removeTryOn(id) {
+  const ok = await confirmDialog("Delete this try-on?", "The result and its photos will be deleted.", "Delete");
+  if (!ok) return false;
+  try {
+    await api.deleteTryOn(id);
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 404)) {
+      const li = cardFor(id);
+      if (li) setText($(".tryon-error", li), `Couldn't delete: ${plainMessage(err)}`);
+      return false;
+    }
+  }
+  state.rows.delete(id);
+  const local = state.previews.get(id);
+  if (local) {
+    state.previews.delete(id);
+    if (!Object.values(state.pickerPreview).includes(local)) URL.revokeObjectURL(local);
+  }
+  renderHistory();
+  announce("Try-on deleted.");
+  $("#history-title").focus();
+  return true;
+}
+
+// ---------------------------------------------------------------- the result dialog
+
+async function openResult(id) {
+  const row = state.rows.get(id);
+  if (!row || !row.outfit_try_on) return;
+  state.openId = id;
+  const dlg = $("#result-dialog");
+  const img = $("#result-image");
+  const link = $("#result-download");
+  setText($("#result-error"), "");
+  img.removeAttribute("src");
+  img.alt = `Try-on result from ${formatDate(createdAt(row))}, full size`;
+  link.href = "#";
+  link.setAttribute("download", `proteus-tryon-${id}.png`);
+  if (!dlg.open) dlg.showModal();
+  try {
+    const url = await downloadUrl(row.outfit_try_on);
+    img.src = url;
+    link.href = url;
+    // another origin ignores `download`: open the picture in a new tab instead of leaving
+    if (new URL(url, location.href).origin !== location.origin) link.target = "_blank";
+    else link.removeAttribute("target");
+  } catch (err) {
+    setText($("#result-error"), `Couldn't load the picture: ${plainMessage(err)}`);
+  }
+}
+
+function wireDialogs() {
+  const dlg = $("#result-dialog");
+  dlg.querySelectorAll("[data-close]").forEach((b) => b.addEventListener("click", () => dlg.close()));
+  dlg.addEventListener("click", (e) => {
+    if (e.target === dlg) dlg.close(); // a click on the backdrop
+  });
+  dlg.addEventListener("close", () => {
+    const id = state.openId;
+    state.openId = null;
+    const li = id && cardFor(id);
+    const target = li && (li.querySelector(".tryon-open") || li.querySelector("button"));
+    if (target) target.focus();
+    else if (state.user) $("#history-title").focus();
+  });
+  $("#result-download").addEventListener("click", (e) => {
+    if ($("#result-download").getAttribute("href") === "#") e.preventDefault();
+  });
+  $("#result-retry").addEventListener("click", async () => {
+    const id = state.openId;
+    dlg.close();
+    if (id) await retry(id);
+  });
+  $("#result-delete").addEventListener("click", async () => {
+    const id = state.openId;
+    if (!id) return;
+    const deleted = await removeTryOn(id);
+    if (deleted && dlg.open) {
+      state.openId = null;
+      dlg.close();
+    }
+  });
+}
+
+// ---------------------------------------------------------------- start
+
+function main() {
+  wireAuth();
+  wirePickers();
+  wireCreate();
+  wireDialogs();
+  $("#load-more").addEventListener("click", loadOlder);
+  window.addEventListener("hashchange", () => route());
+  boot();
+}
+
+main();
+
+// For tests and debugging in the console: read-only peeks at the page's state.
+window.proteus = Object.freeze({
+  get liveState() {
+    return state.live ? state.live.state : "stopped";
+  },
+  get lastEventId() {
+    return state.live ? state.live.lastEventId : null;
+  },
+});

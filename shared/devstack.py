@@ -1,0 +1,232 @@
+"""The whole system on one machine, as real processes: what `make run` starts.
+
+Migrates the database, starts an embedded Redis (unless REDIS_URL is set), writes the
+smoke models when no real weights exist, then starts every function under gunicorn (one
+port each), the stream runner and the gateway, and waits until each answers `/readyz`.
+Tests use the same class with their own folder and ports, so what they test is what
+`make run` runs.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import requests
+
+from shared.config import Settings
+from shared.routing import FUNCTION_PORTS
+
+log = logging.getLogger("proteus.devstack")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS: tuple[str, ...] = tuple(FUNCTION_PORTS)
+
+
+def free_port() -> int:
+    """A TCP port that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class StackError(RuntimeError):
+    """A process of the stack did not start; the message carries the end of its log."""
+
+
+class DevStack:
+    """Starts and stops every Proteus process. Use as a context manager."""
+
+    def __init__(
+        self,
+        environ: Mapping[str, str] | None = None,
+        *,
+        gateway_port: int = 8000,
+        function_ports: Mapping[str, int] | None = None,
+        log_dir: Path | None = None,
+        ready_timeout_s: float = 180.0,
+    ) -> None:
+        self.environ = dict(os.environ if environ is None else environ)
+        self.gateway_port = gateway_port
+        self.function_ports = dict(function_ports or FUNCTION_PORTS)
+        self.log_dir = log_dir
+        self.ready_timeout_s = ready_timeout_s
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: dict[str, IO[bytes]] = {}
+        self._redis_server: object | None = None
+        self.settings: Settings | None = None
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def function_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.function_ports[name]}/"
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def __enter__(self) -> DevStack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        env = self.environ
+        env.setdefault("PUBLIC_URL", self.gateway_url)
+        settings = Settings.from_env(env)
+        env["JWT_SECRET"] = settings.jwt_secret  # every process signs and checks with the same one
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        self._prepare_models(settings, env)
+        from shared.db.migrate import upgrade
+
+        upgrade(settings.database_url)
+        if not settings.redis_url:
+            from shared.redis_client import start_embedded_redis
+
+            self._redis_server, env["REDIS_URL"] = start_embedded_redis(settings.data_dir)
+        for name, port in self.function_ports.items():
+            env[f"{name.upper()}_URL"] = self.function_url(name)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        self.settings = Settings.from_env(env)
+
+        for name, port in self.function_ports.items():
+            self._spawn(
+                name,
+                ["-m", "gunicorn", "-c", f"functions/{name}/gunicorn.conf.py", f"functions.{name}.main:create_app()"],
+                port,
+            )
+        self._spawn(
+            "gateway", ["-m", "gunicorn", "-c", "gateway/gunicorn.conf.py", "gateway.app:create_app()"], self.gateway_port
+        )
+        self._wait_ready({name: self.function_url(name) for name in self.function_ports} | {"gateway": self.gateway_url + "/"})
+        self._spawn("runner", ["-m", "shared.streams.runner"], None)
+
+    def stop(self) -> None:
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for name, proc in self.processes.items():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in time; killing it", name)
+                proc.kill()
+                proc.wait()
+        self.processes.clear()
+        for handle in self._logs.values():
+            handle.close()
+        self._logs.clear()
+        server, self._redis_server = self._redis_server, None
+        if server is not None:
+            shutdown = getattr(server, "shutdown", None)
+            if callable(shutdown):
+                shutdown()
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _prepare_models(self, settings: Settings, env: dict[str, str]) -> None:
+        """Write the smoke models when the configuration may use them and they are missing."""
+        smoke_dir = Path(settings.models_dir) / "smoke"
+        wants_smoke = settings.weave_model != "real" or settings.tailor_model != "real"
+        if wants_smoke and not (smoke_dir / ".complete").exists():
+            for module in ("functions.weave.smoke", "functions.tailor.smoke"):
+                subprocess.run(
+                    [sys.executable, "-m", module, "--out", str(smoke_dir)], check=True, cwd=REPO_ROOT, env=env
+                )
+            (smoke_dir / ".complete").write_text("written by shared.devstack\n")
+
+    def _spawn(self, name: str, args: list[str], port: int | None) -> None:
+        env = dict(self.environ)
+        if port is not None:
+            env["PORT"] = str(port)
+        stdout: IO[bytes] | None = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            stdout = self._logs[name] = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=stdout,
+            stderr=subprocess.STDOUT if stdout is not None else None,
+        )
+
+    def restart(self, name: str) -> None:
+        """Start process `name` again (tests kill one to prove redelivery)."""
+        proc = self.processes[name]
+        args = proc.args[1:] if isinstance(proc.args, list) else []
+        port = self.gateway_port if name == "gateway" else self.function_ports.get(name)
+        self._spawn(name, [str(a) for a in args], port)
+        if port is not None:
+            url = self.gateway_url + "/" if name == "gateway" else self.function_url(name)
+            self._wait_ready({name: url})
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        if self.log_dir is None or not (self.log_dir / f"{name}.log").exists():
+            return "(no log file)"
+        return "\n".join((self.log_dir / f"{name}.log").read_text(errors="replace").splitlines()[-lines:])
+
+    def _wait_ready(self, urls: Mapping[str, str]) -> None:
+        pending = dict(urls)
+        deadline = time.monotonic() + self.ready_timeout_s
+        while pending:
+            for name, url in list(pending.items()):
+                proc = self.processes[name]
+                if proc.poll() is not None:
+                    raise StackError(f"{name} exited with code {proc.returncode}:\n{self.log_tail(name)}")
+                try:
+                    if requests.get(url.rstrip("/") + "/readyz", timeout=2).status_code == 200:
+                        del pending[name]
+                except requests.RequestException:
+                    pass
+            if pending and time.monotonic() > deadline:
+                names = ", ".join(pending)
+                raise StackError(f"not ready after {self.ready_timeout_s:.0f} s: {names}\n{self.log_tail(next(iter(pending)))}")
+            if pending:
+                time.sleep(0.2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run every Proteus process on this machine.")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8000")), help="gateway port")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    stop = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    with DevStack(gateway_port=args.port) as stack:
+        print(f"\n  Proteus is running: open {stack.gateway_url}/  (Ctrl-C stops everything)\n", flush=True)
+        while not stop:
+            for name, proc in stack.processes.items():
+                if proc.poll() is not None:
+                    print(f"{name} exited with code {proc.returncode}; stopping", file=sys.stderr)
+                    stop = True
+                    break
+            time.sleep(0.5)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

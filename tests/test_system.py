@@ -1,0 +1,185 @@
+"""The whole pipeline as real processes: runner -> enqueue -> weave (smoke) -> notify.
+
+A try-on request published on its stream must end as a result object in storage, a
+`succeeded` job, a `done` try-on and exactly one completion on the notification channel,
+on SQLite and on PostgreSQL; and a weave server killed mid-job must not change that.
+"""
+from __future__ import annotations
+
+import io
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+from PIL import Image
+
+from shared import event_types as t
+from shared.config import Settings
+from shared.db.models import Job, TryOn, User
+from shared.db.session import make_engine, make_session_factory, session_scope
+from shared.events import make_event
+from shared.routing import NOTIFICATION_CHANNEL, prefixed
+from shared.storage import storage_from_settings
+from shared.streams.publish import publish
+from tests.conftest import stack_environ, start_stack
+
+pytestmark = [pytest.mark.slow, pytest.mark.redis]
+
+
+def jpeg(color: tuple[int, int, int], size: tuple[int, int] = (96, 128)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def seed_tryon(settings: Settings) -> tuple[str, str, dict[str, str]]:
+    """A user, their two uploaded photos and a try-on row; returns (user_id, vton_id, keys)."""
+    storage = storage_from_settings(settings)
+    user_id, vton_id = str(uuid.uuid4()), str(uuid.uuid4())
+    keys = {"person_key": f"uploads/{user_id}/person.jpg", "garment_key": f"uploads/{user_id}/garment.jpg"}
+    storage.put(keys["person_key"], jpeg((200, 150, 120)), "image/jpeg")
+    storage.put(keys["garment_key"], jpeg((20, 40, 200)), "image/jpeg")
+    sessions = make_session_factory(make_engine(settings.database_url))
+    with session_scope(sessions) as session:
+        session.add(User(id=user_id, user_name="ada", email=f"{user_id}@example.com", password_hash="x"))
+        session.flush()
+        session.add(
+            TryOn(
+                id=vton_id,
+                user_id=user_id,
+                user_snap=keys["person_key"],
+                uncleaned_outfit=keys["garment_key"],
+                status="queued",
+            )
+        )
+    return user_id, vton_id, keys
+
+
+def request_tryon(settings: Settings, user_id: str, vton_id: str, keys: dict[str, str], **params: object) -> str:
+    job_id = str(uuid.uuid4())
+    event = make_event(
+        t.TRYON_REQUESTED,
+        {"job_id": job_id, "user_id": user_id, "vton_id": vton_id, "category": "upper", **keys, **params},
+        source="/tests",
+        subject=job_id,
+        user_id=user_id,
+    )
+    publish(redis.Redis.from_url(settings.redis_url or ""), event, prefix=settings.redis_key_prefix)
+    return job_id
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+def job_row(settings: Settings, job_id: str) -> dict[str, object] | None:
+    sessions = make_session_factory(make_engine(settings.database_url))
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return None
+        tryon = session.get(TryOn, job.vton_id)
+        return {"status": job.status, "result_key": job.result_key, "tryon_status": tryon.status if tryon else None,
+                "outfit_try_on": tryon.outfit_try_on if tryon else None, "error": job.error}
+
+
+def completions(pubsub: redis.client.PubSub, seconds: float) -> list[dict[str, object]]:
+    """Completion messages received on the channel within `seconds` (progress ignored)."""
+    found: list[dict[str, object]] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.2)
+        if message and message["type"] == "message":
+            body = json.loads(message["data"])
+            if "job_type" in body:
+                found.append(body)
+    return found
+
+
+@pytest.fixture
+def stack_for(tmp_path: Path, smoke_models_dir: Path, redis_server_url: str, redis_prefix: str):  # noqa: ANN201
+    """Starts a stack on the given database URL; stops it after the test."""
+    started = []
+
+    def start(database_url: str):  # noqa: ANN202
+        env = stack_environ(
+            tmp_path / "var",
+            smoke_models_dir,
+            DATABASE_URL=database_url,
+            REDIS_URL=redis_server_url,
+            REDIS_KEY_PREFIX=redis_prefix,
+        )
+        stack = start_stack(env, tmp_path / "logs")
+        started.append(stack)
+        return stack
+
+    yield start
+    for stack in started:
+        stack.stop()
+
+
+def test_tryon_flows_through_weave_to_notify(stack_for, database_url: str, redis_server_url: str) -> None:  # noqa: ANN001
+    stack = stack_for(database_url)
+    settings = stack.settings
+    user_id, vton_id, keys = seed_tryon(settings)
+    pubsub = redis.Redis.from_url(redis_server_url).pubsub()
+    pubsub.subscribe(prefixed(NOTIFICATION_CHANNEL, settings.redis_key_prefix))
+
+    job_id = request_tryon(settings, user_id, vton_id, keys, steps=4, seed=7)
+    row = wait_for(lambda: (r := job_row(settings, job_id)) and r["status"] in ("succeeded", "failed") and r)
+    assert row["status"] == "succeeded", (row, stack.log_tail("weave"))
+    assert row["tryon_status"] == "done"
+    assert row["result_key"] == row["outfit_try_on"] == f"outputs/weaver/{user_id}/{job_id}.png"
+    result = Image.open(io.BytesIO(storage_from_settings(settings).get(row["result_key"])))
+    assert result.size == (768, 1024)
+
+    messages = completions(pubsub, 2.0)
+    assert [(m["job_id"], m["job_type"], m["status"]) for m in messages] == [(job_id, "try_on", "done")]
+    assert messages[0]["result_s3_key"] == row["result_key"]
+    assert messages[0]["user_id"] == user_id and messages[0]["vton_id"] == vton_id
+
+
+def test_object_of_another_user_fails_the_job_with_a_reason(stack_for, sqlite_url: str) -> None:  # noqa: ANN001
+    stack = stack_for(sqlite_url)
+    settings = stack.settings
+    user_id, vton_id, keys = seed_tryon(settings)
+    stranger_key = {"person_key": f"uploads/{uuid.uuid4()}/person.jpg", "garment_key": keys["garment_key"]}
+    job_id = request_tryon(settings, user_id, vton_id, stranger_key)
+    row = wait_for(lambda: (r := job_row(settings, job_id)) and r["status"] in ("succeeded", "failed") and r)
+    assert row["status"] == "failed"
+    assert "person_key" in row["error"] and "does not exist" in row["error"]
+    assert row["tryon_status"] == "failed"
+
+
+def test_weave_killed_mid_job_is_redelivered_and_completes_once(
+    stack_for, sqlite_url: str, redis_server_url: str  # noqa: ANN001
+) -> None:
+    stack = stack_for(sqlite_url)
+    settings = stack.settings
+    user_id, vton_id, keys = seed_tryon(settings)
+    pubsub = redis.Redis.from_url(redis_server_url).pubsub()
+    pubsub.subscribe(prefixed(NOTIFICATION_CHANNEL, settings.redis_key_prefix))
+
+    # Enough steps that the smoke model is still running when the server dies.
+    job_id = request_tryon(settings, user_id, vton_id, keys, steps=150, seed=3)
+    wait_for(lambda: (r := job_row(settings, job_id)) and r["status"] == "running", timeout=30, interval=0.05)
+    stack.processes["weave"].kill()
+    stack.processes["weave"].wait()
+    assert job_row(settings, job_id)["status"] == "running"
+    stack.restart("weave")
+
+    row = wait_for(lambda: (r := job_row(settings, job_id)) and r["status"] in ("succeeded", "failed") and r, timeout=90)
+    assert row["status"] == "succeeded", (row, stack.log_tail("weave"), stack.log_tail("runner"))
+    storage = storage_from_settings(settings)
+    assert storage.list(f"outputs/weaver/{user_id}/") == [f"outputs/weaver/{user_id}/{job_id}.png"]
+    done = [m for m in completions(pubsub, 3.0) if m["status"] == "done"]
+    assert [m["job_id"] for m in done] == [job_id]
