@@ -1,0 +1,205 @@
+"""The tailor function: garment cut-outs, garment categories and person masks.
+
+A `tailor.requested` event names a garment photo (cut it out and find its category), a
+person photo (build the try-on mask for the category), or both. Results are assets keyed
+by the content hash of the photo (and the category for masks), so the same photo is
+processed once per user and reused. When the request carries `then_weave`, the weave
+request is sent on with what tailor found: the category for "auto", the cut-out as the
+garment, the mask for the mask-based variant.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+from typing import Any
+
+import redis
+from cloudevents.core.base import BaseCloudEvent
+from PIL import Image
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from functions.tailor import asset_key, content_hash
+from functions.tailor.geometry import classify_garment, garment_cutout, person_mask
+from functions.tailor.loading import TailorModelConfig, load_parser
+from functions.tailor.parsing import HumanParser
+from shared import event_types as t
+from shared import jobs
+from shared.config import Settings
+from shared.db.models import GarmentAsset, Job
+from shared.db.session import make_engine, make_session_factory, ping, session_scope
+from shared.errors import ClientError
+from shared.events import make_event
+from shared.images import load_image
+from shared.redis_client import redis_from_settings
+from shared.storage import storage_from_settings
+from shared.storage.base import Storage
+from shared.streams.publish import publish
+
+log = logging.getLogger(__name__)
+SOURCE = "/proteus/functions/tailor"
+MODELS_KEY = "proteus:models"
+
+
+class TailorFunction:
+    """Runs human parsing on garment and person photos; caches what it makes."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        storage: Storage,
+        redis_client: redis.Redis,
+        parser: HumanParser,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.storage = storage
+        self.redis = redis_client
+        self.parser = parser
+        self._lock = threading.Lock()
+        smoke = parser.name == "smoke"
+        self.info = {
+            "model": parser.name,
+            "smoke": smoke,
+            "warning": "tailor runs the SMOKE model: masks and cut-outs are from random weights" if smoke else None,
+        }
+        self.redis.hset(settings.redis_key_prefix + MODELS_KEY, "tailor", json.dumps(self.info))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TailorFunction:
+        engine = make_engine(settings.database_url)
+        return cls(
+            settings,
+            make_session_factory(engine),
+            storage_from_settings(settings),
+            redis_from_settings(settings),
+            load_parser(TailorModelConfig.from_settings(settings)),
+        )
+
+    def readiness(self) -> dict[str, Any]:
+        with self.sessions() as session:
+            ping(session.get_bind())
+        self.redis.ping()
+        return {"ready": True, **self.info}
+
+    def handle(self, event: BaseCloudEvent) -> BaseCloudEvent | None:
+        data: dict[str, Any] = dict(event.get_data() or {})
+        job_id, user_id = data["job_id"], data["user_id"]
+        with session_scope(self.sessions) as session:
+            job = session.get(Job, job_id)
+            if job is not None and job.status in ("succeeded", "failed"):
+                return None
+            jobs.mark_running(session, job_id)
+        category = data.get("category") or "auto"
+        result: dict[str, Any] = {"job_id": job_id, "user_id": user_id, "vton_id": data.get("vton_id"),
+                                  "model": self.parser.name}
+        try:
+            if data.get("garment_key"):
+                cutout_key, found, confidence = self._garment(user_id, data["garment_key"], category)
+                result.update(cutout_key=cutout_key, confidence=confidence)
+                if category == "auto":
+                    category = found
+            if category == "auto":
+                category = "upper"
+            result["category"] = category
+            if data.get("person_key"):
+                result["mask_key"] = self._mask(user_id, data["person_key"], category)
+        except ClientError as exc:
+            reason = getattr(exc, "reason", None) or exc.code
+            return self._publish(t.TAILOR_FAILED, {**_ids(data), "error": exc.message, "reason": reason})
+        completed = self._publish(t.TAILOR_COMPLETED, result)
+        if data.get("then_weave"):
+            weave = dict(data["then_weave"])
+            weave["category"] = category
+            if result.get("mask_key"):
+                weave["mask_key"] = result["mask_key"]
+            if result.get("cutout_key"):
+                weave["garment_key"] = result["cutout_key"]
+            self._publish(t.WEAVE_REQUESTED, weave)
+        return completed
+
+    # -- the two products, each cached by content hash ----------------------------------
+
+    def _garment(self, user_id: str, key: str, category: str) -> tuple[str, str, float]:
+        """(cut-out key, category found, confidence) for the garment photo at `key`."""
+        data = self.storage.get(key)
+        digest = content_hash(data)
+        cached = self._cached(user_id, digest, "cutout", None)
+        if cached is not None:
+            return cached.key, cached.category or "upper", float(cached.confidence or 0.0)
+        image = load_image(data, max_pixels=self.settings.max_image_pixels, what="garment photo")
+        labels = self._parse(image)
+        found, confidence = classify_garment(labels)
+        cut = garment_cutout(image, labels, None if category == "auto" else category)
+        out_key = asset_key(user_id, digest, "cutout")
+        self.storage.put(out_key, _png(cut.image), "image/png")
+        self._remember(user_id, digest, "cutout", None, out_key, found, confidence, {"box": list(cut.box)})
+        return out_key, found, confidence
+
+    def _mask(self, user_id: str, key: str, category: str) -> str:
+        """The try-on mask key for the person photo at `key` and `category`."""
+        data = self.storage.get(key)
+        digest = content_hash(data)
+        cached = self._cached(user_id, digest, "mask", category)
+        if cached is not None:
+            return cached.key
+        image = load_image(data, max_pixels=self.settings.max_image_pixels, what="person photo")
+        mask = person_mask(self._parse(image), category)
+        out_key = asset_key(user_id, digest, "mask", category)
+        self.storage.put(out_key, _png(mask), "image/png")
+        self._remember(user_id, digest, "mask", category, out_key, category, None, {})
+        return out_key
+
+    def _parse(self, image: Image.Image) -> Any:
+        with self._lock:  # one inference at a time per process
+            return self.parser.parse(image)
+
+    def _cached(self, user_id: str, digest: str, kind: str, category: str | None) -> GarmentAsset | None:
+        with self.sessions() as session:
+            asset = session.scalars(
+                select(GarmentAsset).where(
+                    GarmentAsset.user_id == user_id,
+                    GarmentAsset.content_hash == digest,
+                    GarmentAsset.kind == kind,
+                    GarmentAsset.category.is_(None) if category is None else GarmentAsset.category == category,
+                )
+            ).first()
+            if asset is not None and self.storage.exists(asset.key):
+                session.expunge(asset)
+                return asset
+        return None
+
+    def _remember(
+        self, user_id: str, digest: str, kind: str, category: str | None, key: str,
+        found: str | None, confidence: float | None, meta: dict[str, Any],
+    ) -> None:
+        try:
+            with session_scope(self.sessions) as session:
+                session.add(
+                    GarmentAsset(
+                        user_id=user_id, content_hash=digest, kind=kind,
+                        category=category if kind == "mask" else None, key=key,
+                        confidence=confidence, meta={"category": found, **meta},
+                    )
+                )
+        except IntegrityError:
+            log.info("asset %s of %s already recorded (a concurrent or repeated request)", kind, digest[:12])
+
+    def _publish(self, event_type: str, body: dict[str, Any]) -> BaseCloudEvent:
+        event = make_event(event_type, body, source=SOURCE, subject=body["job_id"], user_id=body["user_id"])
+        publish(self.redis, event, prefix=self.settings.redis_key_prefix)
+        return event
+
+
+def _ids(data: dict[str, Any]) -> dict[str, Any]:
+    return {"job_id": data["job_id"], "user_id": data["user_id"], "vton_id": data.get("vton_id")}
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
