@@ -24,6 +24,7 @@ from typing import IO
 import requests
 
 from shared.config import Settings
+from shared.redis_client import EmbeddedRedis, start_embedded_redis
 from shared.routing import FUNCTION_PORTS
 
 log = logging.getLogger("proteus.devstack")
@@ -61,7 +62,7 @@ class DevStack:
         self.ready_timeout_s = ready_timeout_s
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: dict[str, IO[bytes]] = {}
-        self._redis_server: object | None = None
+        self._redis_server: EmbeddedRedis | None = None
         self.settings: Settings | None = None
 
     @property
@@ -97,8 +98,6 @@ class DevStack:
 
         upgrade(settings.database_url)
         if not settings.redis_url:
-            from shared.redis_client import start_embedded_redis
-
             self._redis_server, env["REDIS_URL"] = start_embedded_redis(settings.data_dir)
         for name, port in self.function_ports.items():
             env[f"{name.upper()}_URL"] = self.function_url(name)
@@ -135,9 +134,7 @@ class DevStack:
         self._logs.clear()
         server, self._redis_server = self._redis_server, None
         if server is not None:
-            shutdown = getattr(server, "shutdown", None)
-            if callable(shutdown):
-                shutdown()
+            server.close()
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
@@ -44,6 +45,8 @@ __all__ = [
     "UnknownEventType",
     "make_event",
     "validate_event",
+    "load_schemas",
+    "schema_for",
     "event_data",
     "source_for",
     "to_stream_fields",
@@ -64,6 +67,7 @@ USER_ID_EXTENSION: Final = "userid"
 # field/value list as a JSON array ["f1", "v1", "f2", "v2"] (values may arrive base64-encoded,
 # as Go marshals []byte).
 REDIS_STREAM_SOURCE_TYPE: Final = "dev.knative.sources.redisstream"
+REQUIRED_ATTRIBUTES: Final = ("id", "source", "type", "specversion")
 _MAX_VALUE_CHARS: Final = 120
 _FORMAT = JSONFormat()
 
@@ -154,6 +158,11 @@ def _validators() -> dict[str, jsonschema.protocols.Validator]:
     return validators
 
 
+def load_schemas() -> None:
+    """Load and check every schema now (apps call this at start to fail fast)."""
+    _validators()
+
+
 def schema_for(event_type: str) -> dict[str, Any]:
     """The JSON Schema of one type's data; UnknownEventType if there is none."""
     try:
@@ -195,7 +204,7 @@ def _attribute_problems(event: CloudEvent) -> list[dict[str, Any]]:
     user_id = event.get_extension(USER_ID_EXTENSION)
     if user_id is None:
         problems.append(_problem(USER_ID_EXTENSION, "is required (the owner's user id)", None))
-    elif not _validators()[event.get_type()].is_valid  or not _is_id(user_id):
+    elif not _is_id(user_id):
         problems.append(_problem(USER_ID_EXTENSION, "must be an id (letters, digits, '-', '_')", user_id))
     return problems
 
@@ -233,7 +242,10 @@ def _data_problems(validator: Any, data: dict[str, Any]) -> list[dict[str, Any]]
             for name in sorted(set(error.instance) - known):
                 problems.append(_problem(f"{field}.{name}", "is not an allowed field", error.instance[name]))
             continue
-        problems.append(_problem(field, _shorten(error.message), error.instance))
+        message = error.message
+        if error.validator == "pattern" and "description" in error.schema:
+            message = f"{_shorten(repr(error.instance))} is not valid: {error.schema['description']}"
+        problems.append(_problem(field, _shorten(message), error.instance))
     return problems
 
 
@@ -386,6 +398,7 @@ def _parse_binary(headers: dict[str, str], body: bytes, content_type: str | None
             f"binary-mode CloudEvents must carry Content-Type {JSON_MEDIA_TYPE}, got {content_type!r}",
             field="content-type",
         )
+    _require_attributes({name[3:]: value for name, value in headers.items() if name.startswith("ce-")}, "ce-")
     _check_time(headers.get("ce-time"))
     if body.strip():
         try:
@@ -405,15 +418,25 @@ def _parse_structured(body: bytes) -> CloudEvent:
         raise InvalidEvent(f"structured-mode body is not valid JSON: {exc}", field="body") from None
     if not isinstance(document, dict):
         raise InvalidEvent(f"a structured-mode event must be a JSON object, got {type_name(document)}", field="body")
+    _require_attributes(document, "")
     _check_time(document.get("time"))
     return _guard(lambda: _FORMAT.read(CloudEvent, body))
+
+
+def _require_attributes(attributes: Mapping[str, Any], prefix: str) -> None:
+    """The SDK would invent a missing id or specversion; a received event must carry them."""
+    missing = [name for name in REQUIRED_ATTRIBUTES if attributes.get(name) in (None, "")]
+    if missing:
+        problems = [_problem(name, f"is required ({prefix}{name})", None) for name in missing]
+        names = ", ".join(f"{prefix}{name}" for name in missing)
+        raise InvalidEvent(f"malformed CloudEvent: missing {names}", field=missing[0], errors=problems)
 
 
 def _construct(attributes: dict[str, Any], data: Any) -> CloudEvent:
     return _guard(lambda: CloudEvent(attributes, data))
 
 
-def _guard(build: Any) -> CloudEvent:
+def _guard(build: Callable[[], CloudEvent]) -> CloudEvent:
     """Run an SDK constructor, turning its errors into InvalidEvent naming the attribute."""
     try:
         return build()
@@ -423,6 +446,8 @@ def _guard(build: Any) -> CloudEvent:
         ]
         summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
         raise InvalidEvent(f"malformed CloudEvent: {summary}", field=problems[0]["field"], errors=problems) from None
+    except (ValueError, TypeError, AttributeError) as exc:  # e.g. undecodable data_base64
+        raise InvalidEvent(f"malformed CloudEvent: {exc.__class__.__name__}: {exc}", field="body") from None
 
 
 def _check_time(value: Any) -> None:
@@ -451,10 +476,14 @@ def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+@cache
+def _id_pattern() -> re.Pattern[str]:
+    """The schemas' shared `$defs/id` pattern (identical in every file)."""
+    return re.compile(_validators()[ALL_TYPES[0]].schema["$defs"]["id"]["pattern"])
+
+
 def _is_id(value: Any) -> bool:
-    return isinstance(value, str) and _validators()[ALL_TYPES[0]].evolve(
-        schema={"$ref": "#/$defs/id", "$defs": _validators()[ALL_TYPES[0]].schema["$defs"]}
-    ).is_valid(value)
+    return isinstance(value, str) and _id_pattern().search(value) is not None
 
 
 def _shorten(text: str) -> str:

@@ -52,6 +52,10 @@ def postgres_server_url() -> str:
 @pytest.fixture
 def postgres_url(postgres_server_url: str) -> Iterator[str]:
     """A brand-new, empty PostgreSQL database for one test, dropped afterwards."""
+    yield from _fresh_postgres_database(postgres_server_url)
+
+
+def _fresh_postgres_database(postgres_server_url: str) -> Iterator[str]:
     import sqlalchemy as sa
 
     name = f"proteus_test_{uuid.uuid4().hex[:12]}"
@@ -63,6 +67,12 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def postgres_module_url(postgres_server_url: str) -> Iterator[str]:
+    """Like `postgres_url`, for a whole test module."""
+    yield from _fresh_postgres_database(postgres_server_url)
 
 
 @pytest.fixture

@@ -105,30 +105,29 @@ def completions(pubsub: redis.client.PubSub, seconds: float) -> list[dict[str, o
     return found
 
 
-@pytest.fixture
-def stack_for(tmp_path: Path, smoke_models_dir: Path, redis_server_url: str, redis_prefix: str):  # noqa: ANN201
-    """Starts a stack on the given database URL; stops it after the test."""
-    started = []
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, smoke_models_dir: Path,
+          redis_server_url: str):  # noqa: ANN201
+    """The whole system on SQLite, then on PostgreSQL (one stack per database, shared by the tests)."""
+    folder = tmp_path_factory.mktemp(f"system-{request.param}")
+    if request.param == "sqlite":
+        database_url = f"sqlite:///{folder / 'proteus.db'}"
+    else:
+        database_url = request.getfixturevalue("postgres_module_url")
+    prefix = f"test-{uuid.uuid4().hex[:10]}:"
+    env = stack_environ(folder / "var", smoke_models_dir, DATABASE_URL=database_url, REDIS_URL=redis_server_url,
+                        REDIS_KEY_PREFIX=prefix)
+    running = start_stack(env, folder / "logs")
+    try:
+        yield running
+    finally:
+        running.stop()
+        client = redis.Redis.from_url(redis_server_url)
+        for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            client.delete(key)
 
-    def start(database_url: str):  # noqa: ANN202
-        env = stack_environ(
-            tmp_path / "var",
-            smoke_models_dir,
-            DATABASE_URL=database_url,
-            REDIS_URL=redis_server_url,
-            REDIS_KEY_PREFIX=redis_prefix,
-        )
-        stack = start_stack(env, tmp_path / "logs")
-        started.append(stack)
-        return stack
 
-    yield start
-    for stack in started:
-        stack.stop()
-
-
-def test_tryon_flows_through_weave_to_notify(stack_for, database_url: str, redis_server_url: str) -> None:  # noqa: ANN001
-    stack = stack_for(database_url)
+def test_tryon_flows_through_weave_to_notify(stack, redis_server_url: str) -> None:  # noqa: ANN001
     settings = stack.settings
     user_id, vton_id, keys = seed_tryon(settings)
     pubsub = redis.Redis.from_url(redis_server_url).pubsub()
@@ -148,8 +147,7 @@ def test_tryon_flows_through_weave_to_notify(stack_for, database_url: str, redis
     assert messages[0]["user_id"] == user_id and messages[0]["vton_id"] == vton_id
 
 
-def test_object_of_another_user_fails_the_job_with_a_reason(stack_for, sqlite_url: str) -> None:  # noqa: ANN001
-    stack = stack_for(sqlite_url)
+def test_object_of_another_user_fails_the_job_with_a_reason(stack) -> None:  # noqa: ANN001
     settings = stack.settings
     user_id, vton_id, keys = seed_tryon(settings)
     stranger_key = {"person_key": f"uploads/{uuid.uuid4()}/person.jpg", "garment_key": keys["garment_key"]}
@@ -160,10 +158,7 @@ def test_object_of_another_user_fails_the_job_with_a_reason(stack_for, sqlite_ur
     assert row["tryon_status"] == "failed"
 
 
-def test_weave_killed_mid_job_is_redelivered_and_completes_once(
-    stack_for, sqlite_url: str, redis_server_url: str  # noqa: ANN001
-) -> None:
-    stack = stack_for(sqlite_url)
+def test_weave_killed_mid_job_is_redelivered_and_completes_once(stack, redis_server_url: str) -> None:  # noqa: ANN001
     settings = stack.settings
     user_id, vton_id, keys = seed_tryon(settings)
     pubsub = redis.Redis.from_url(redis_server_url).pubsub()

@@ -1,4 +1,4 @@
-"""gunicorn settings for enqueue (see shared/gunicorn_base.py)."""
-from shared.gunicorn_base import gunicorn_settings
+"""gunicorn settings for enqueue: port, workers, threads and timeout (see shared/gunicorn_base.py)."""
+from shared.gunicorn_base import gunicorn_config
 
-globals().update(gunicorn_settings("enqueue", threads=4))
+globals().update(gunicorn_config("enqueue"))

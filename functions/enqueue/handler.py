@@ -31,7 +31,9 @@ from shared.uploads import is_owned_key
 
 log = logging.getLogger(__name__)
 SOURCE = "/proteus/functions/enqueue"
-WEAVE_FIELDS = ("steps", "guidance", "seed", "variant", "height", "width", "repaint")
+# The published CatVTON settings, used where a request leaves a value out (the same
+# defaults as functions.weave.pipeline.TryOnRequest, which this torch-free stage can't import).
+WEAVE_DEFAULTS: dict[str, Any] = {"steps": 50, "guidance": 2.5, "height": 1024, "width": 768, "repaint": False}
 
 
 def seed_for(job_id: str) -> int:
@@ -131,8 +133,10 @@ class EnqueueFunction:
             "garment_key": data["garment_key"],
             "category": data.get("category") or "upper",
         }
-        weave_data.update({k: data[k] for k in WEAVE_FIELDS if data.get(k) is not None})
-        weave_data.setdefault("seed", seed_for(data["job_id"]))
+        for name, default in WEAVE_DEFAULTS.items():
+            weave_data[name] = data[name] if data.get(name) is not None else default
+        weave_data["seed"] = data["seed"] if data.get("seed") is not None else seed_for(data["job_id"])
+        weave_data["variant"] = data.get("variant") or ("mask" if data.get("mask_key") else self.settings.weave_variant)
         if data.get("mask_key"):
             weave_data["mask_key"] = data["mask_key"]
         needs_mask = weave_data.get("variant") == "mask" and not data.get("mask_key")

@@ -1,4 +1,4 @@
-"""gunicorn settings for tailor (see shared/gunicorn_base.py)."""
-from shared.gunicorn_base import gunicorn_settings
+"""gunicorn settings for tailor: port, workers, threads and timeout (see shared/gunicorn_base.py)."""
+from shared.gunicorn_base import gunicorn_config
 
-globals().update(gunicorn_settings("tailor", threads=2, timeout=120))
+globals().update(gunicorn_config("tailor"))

@@ -47,21 +47,29 @@ class FoldedDecodeHead(nn.Module):
         self.classifier = head.classifier
 
     def forward(self, states: list[torch.Tensor]) -> torch.Tensor:
+        """Logits (batch, labels, h, w) from the encoder's stage outputs (NCHW)."""
         size = states[0].shape[2:]
-        fused = None
+        fused: torch.Tensor | None = None
         for state, weight in zip(states, self.weights):
-            mixed = torch.einsum("oc,bchw->bohw", weight, state)
+            # Channel mixing as one matmul over channels-last memory; the result stays
+            # channels-last, which is also the faster layout for bilinear upsampling.
+            mixed = (state.permute(0, 2, 3, 1) @ weight.T).permute(0, 3, 1, 2)
             if mixed.shape[2:] != size:
                 mixed = F.interpolate(mixed, size=size, mode="bilinear", align_corners=False)
-            fused = mixed if fused is None else fused + mixed
-        fused = torch.relu(fused + self.bias[None, :, None, None])
-        return self.classifier(fused)
+            fused = mixed if fused is None else fused.add_(mixed)
+        assert fused is not None
+        fused.add_(self.bias[None, :, None, None]).relu_()
+        weight = self.classifier.weight.flatten(1)
+        logits = fused.permute(0, 2, 3, 1) @ weight.T + self.classifier.bias
+        return logits.permute(0, 3, 1, 2)
 
 
-def _resize_matrix(out_size: int, in_size: int) -> torch.Tensor:
-    """(out, in) matrix equal to 1-D bilinear resizing with align_corners=False."""
-    eye = torch.eye(in_size, dtype=torch.float32)[:, None, :]
-    return F.interpolate(eye, size=out_size, mode="linear", align_corners=False)[:, 0, :].T
+def _taps(out_size: int, in_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Source indices and weight of 1-D bilinear resizing (align_corners=False, as torch)."""
+    src = ((torch.arange(out_size, dtype=torch.float32) + 0.5) * (in_size / out_size) - 0.5).clamp(min=0)
+    low = src.long().clamp(max=in_size - 1)
+    high = (low + 1).clamp(max=in_size - 1)
+    return low, high, (src - low).clamp(0, 1)
 
 
 class HumanParser:
@@ -118,12 +126,13 @@ class HumanParser:
         """uint8 label map (height, width) at the image's size; labels as in geometry.LABELS."""
         logits = self.logits(image)[0]  # (18, h, w)
         width, height = image.size
-        rows = _resize_matrix(height, logits.shape[1])
-        cols = _resize_matrix(width, logits.shape[2])
-        wide = torch.matmul(logits, cols.T)  # (18, h, W)
+        left, right, wx = _taps(width, logits.shape[2])
+        wide = torch.lerp(logits[:, :, left], logits[:, :, right], wx)  # (18, h, W)
+        top, bottom, wy = _taps(height, logits.shape[1])
         band = max(1, _BAND_BYTES // (4 * NUM_LABELS * width))
         out = np.empty((height, width), dtype=np.uint8)
-        for top in range(0, height, band):
-            planes = torch.matmul(rows[top:top + band], wide)  # (18, band, W)
-            out[top:top + band] = planes.argmax(dim=0).numpy().astype(np.uint8)
+        for start in range(0, height, band):
+            rows = slice(start, start + band)
+            planes = torch.lerp(wide[:, top[rows]], wide[:, bottom[rows]], wy[rows, None])
+            out[rows] = planes.argmax(dim=0).numpy().astype(np.uint8)
         return out

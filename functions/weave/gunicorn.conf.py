@@ -1,4 +1,4 @@
-"""gunicorn settings for weave: one worker owns the GPU; long requests (see shared/gunicorn_base.py)."""
-from shared.gunicorn_base import gunicorn_settings
+"""gunicorn settings for weave: port, workers, threads and timeout (see shared/gunicorn_base.py)."""
+from shared.gunicorn_base import gunicorn_config
 
-globals().update(gunicorn_settings("weave", threads=2, timeout=600))
+globals().update(gunicorn_config("weave"))

@@ -36,7 +36,7 @@ BASE_DIRS = {"mask": "stable-diffusion-inpainting", "maskfree": "instruct-pix2pi
 ATTENTION_SUBPATH = "mix-48k-1024/attention/model.safetensors"
 ATTENTION_DIRS = {"mask": "CatVTON", "maskfree": "CatVTON-MaskFree"}
 SAFETY_BASE = "stable-diffusion-inpainting"
-SMOKE_MARKER = "smoke.json"
+SMOKE_MARKER = "weave-smoke.json"  # models/smoke is shared with the tailor's smoke model
 
 HUB_IDS = {
     "vae": "stabilityai/sd-vae-ft-mse",
@@ -277,7 +277,7 @@ def _load_safety(paths: ModelPaths, dtype: torch.dtype) -> tuple[object | None, 
     from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
     from transformers import CLIPImageProcessor
 
-    checker = StableDiffusionSafetyChecker.from_pretrained(str(checker_dir), torch_dtype=dtype)
+    checker = StableDiffusionSafetyChecker.from_pretrained(str(checker_dir), dtype=dtype)
     return checker, CLIPImageProcessor.from_pretrained(str(extractor_dir))
 
 
@@ -304,8 +304,11 @@ def load_pipeline(config: WeaveModelConfig, variant: str, *,
     dtype = resolve_dtype(config.dtype, device)
     meta = None if kind == "real" and config.source == "hub" else _smoke_meta(paths.base.parent)
     options = PipelineOptions(**vars(config.options))
-    if meta is not None and options.max_render_pixels is None:
-        options.max_render_pixels = meta.get("max_render_pixels")
+    if meta is not None:  # the smoke model's own settings, unless configured otherwise
+        if options.max_render_pixels is None:
+            options.max_render_pixels = meta.get("max_render_pixels")
+        if options.num_threads is None:
+            options.num_threads = meta.get("num_threads")
 
     if vae is None:
         vae = AutoencoderKL.from_pretrained(str(paths.vae), torch_dtype=dtype)

@@ -5,16 +5,19 @@ Public API (see docs/architecture.md and /work/shared/specs/catvton.md):
 - `TryOnRequest(person, garment, mask=None, category="upper", steps=50, guidance=2.5,
   seed=None, height=1024, width=768, repaint=False, safety_check=True, variant="auto")`
   Images are bytes (any Pillow/HEIC/AVIF format) or PIL images. `variant="auto"` means
-  mask-based when a mask is given, else mask-free.
+  mask-based when a mask is given, else mask-free. Guidance > 1 runs classifier-free
+  guidance (a pair per image); guidance <= 1 runs the conditional pass alone.
 - `TryOnResult(image, seed, metadata, nsfw)`: `image` is PIL RGB at the requested size;
   `seed` the one used (drawn when the request had none); `metadata` holds at least
   model, variant, category, steps, guidance, seed, height, width, rendered_height,
   rendered_width, upscaled, repaint, safety, device, dtype, batch_size, seconds.
 - `PipelineOptions`: speed switches (compile, CUDA graphs, channels_last, SDPA backend,
-  TF32, batch size) and `max_render_pixels` (the smoke model renders small and upscales).
+  TF32; applied at construction), `max_batch_size`, and `max_render_pixels` (the smoke
+  model renders small and upscales).
 - `CatVTONPipeline(vae, unet, scheduler, variant, safety_checker=None,
   feature_extractor=None, model_name="catvton", options=None)`;
-  `pipe.check_inputs(request)` validates one request (typed errors, before heavy work);
+  `pipe.check_inputs(request, index=None) -> CheckedInputs` validates one request and
+  decodes its images (typed errors naming the value, before any model work);
   `pipe(requests, callback=None) -> list[TryOnResult]` (same order as `requests`);
   `callback(k, n)` is called after every denoising step (k of n, counted over the call).
 - `run_requests(pipelines, requests, callback=None)`: routes mixed requests to the
@@ -32,7 +35,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +50,7 @@ from functions.weave.preprocess import (
     MASK_BLUR_RADIUS, center_crop_resize, image_to_tensor, letterbox, mask_to_tensor,
     prepare_mask, render_size, repaint, tensor_to_image,
 )
-from shared.errors import BadRequest, InvalidImage
+from shared.errors import BadRequest, ImageTooLarge, InvalidImage
 from shared.images import MAX_PIXELS, MIN_SIDE, flatten_to_rgb, load_image, load_mask, to_mask
 
 logger = logging.getLogger(__name__)
@@ -116,6 +119,7 @@ class PipelineOptions:
     channels_last: bool = False
     sdpa_backend: str = "auto"  # auto | flash | efficient | cudnn | math
     tf32: bool = True
+    num_threads: int | None = None  # CPU threads during a call (the smoke model uses 1)
 
 
 @dataclass
@@ -168,8 +172,8 @@ def _as_image(value: Any, what: str, index: int | None, *, mask: bool = False) -
             raise InvalidImage(f"{name} is {w}x{h}, smaller than the minimum of "
                                f"{MIN_SIDE} px per side", field=what)
         if w * h > MAX_PIXELS:
-            raise InvalidImage(f"{name} is {w}x{h}, over the limit of {MAX_PIXELS} pixels",
-                               field=what)
+            raise ImageTooLarge(f"{name} is {w}x{h} = {w * h} pixels, over the limit of "
+                                f"{MAX_PIXELS}", field=what)
         return to_mask(value) if mask else flatten_to_rgb(value)
     raise InvalidImage(f"{name} must be image bytes or a PIL image, got "
                        f"{type(value).__name__}", field=what)
@@ -307,10 +311,27 @@ class CatVTONPipeline(DiffusionPipeline):
                 item.seed = secrets.randbelow(2**32)
         # 3. Group compatible requests (size, steps, guidance on/off) into batches.
         results: dict[int, TryOnResult] = {}
-        for chunk in group_requests(checked, self.options.max_batch_size):
-            for item, result in zip(chunk, self._run_batch(chunk, progress.step)):
-                results[id(item)] = result
+        with self._threads():
+            for chunk in group_requests(checked, self.options.max_batch_size):
+                for item, result in zip(chunk, self._run_batch(chunk, progress.step)):
+                    results[id(item)] = result
         return [results[id(item)] for item in checked]
+
+    @contextlib.contextmanager
+    def _threads(self) -> Iterator[None]:
+        """Use `options.num_threads` CPU threads for the call, then restore the count.
+
+        Tiny models gain nothing from more threads and suffer badly (tens of times slower)
+        when OpenMP threads compete with other processes on a busy machine."""
+        wanted = self.options.num_threads
+        previous = torch.get_num_threads()
+        if wanted:
+            torch.set_num_threads(wanted)
+        try:
+            yield
+        finally:
+            if wanted:
+                torch.set_num_threads(previous)
 
     @staticmethod
     def _noise(gens: list[torch.Generator], shape: Sequence[int], device: torch.device

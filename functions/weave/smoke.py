@@ -3,8 +3,9 @@
     python -m functions.weave.smoke [--out models/smoke] [--force]
 
 Loads through the same code as the real weights (`loading.load_pipeline`). Idempotent:
-an existing complete smoke folder is kept; a new one is written to a temporary folder and
-renamed into place, so concurrent writers cannot leave half a model.
+a complete smoke model (its files and `weave-smoke.json`) is kept; otherwise it is written
+to a temporary folder and its folders renamed into place, the marker last. The tailor's
+smoke model shares `models/smoke`; only this model's folders are ever replaced.
 """
 from __future__ import annotations
 
@@ -77,7 +78,13 @@ def _write(root: Path, seed: int) -> None:
                   str(attention))
     _write_safety(root / SAFETY_BASE)
     (root / SMOKE_MARKER).write_text(json.dumps(
-        {"model": "smoke", "max_render_pixels": SMOKE_MAX_RENDER_PIXELS, "seed": seed}))
+        {"model": "smoke", "max_render_pixels": SMOKE_MAX_RENDER_PIXELS, "num_threads": 1,
+         "seed": seed}))
+
+
+def _entries() -> list[str]:
+    """The top-level names this model owns in the (shared) smoke folder."""
+    return sorted({VAE_DIR, SAFETY_BASE, *BASE_DIRS.values(), *ATTENTION_DIRS.values()})
 
 
 def is_complete(root: Path) -> bool:
@@ -87,21 +94,26 @@ def is_complete(root: Path) -> bool:
 
 def write_smoke_model(out: Path | str = Path("models/smoke"), *, seed: int = 0,
                       force: bool = False) -> Path:
-    """Write the smoke model to `out` unless a complete one is there; returns `out`."""
+    """Write the smoke model to `out` unless a complete one is there; returns `out`.
+
+    Only this model's folders are touched (the tailor's smoke model lives there too).
+    """
     out = Path(out)
     if is_complete(out) and not force:
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".weave-smoke-", dir=out))
     try:
         _write(tmp, seed)
-        if force or (out.exists() and not is_complete(out)):
-            shutil.rmtree(out, ignore_errors=True)
-        try:
-            os.rename(tmp, out)
-        except OSError:  # another writer won the race
-            if not is_complete(out):
-                raise
+        (out / SMOKE_MARKER).unlink(missing_ok=True)
+        for name in _entries():
+            shutil.rmtree(out / name, ignore_errors=True)
+            try:
+                os.rename(tmp / name, out / name)
+            except OSError:  # a concurrent writer placed the same (seeded) files first
+                if not (out / name).exists():
+                    raise
+        os.rename(tmp / SMOKE_MARKER, out / SMOKE_MARKER)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -160,7 +160,12 @@ class Storage(abc.ABC):
         method: UploadMethod = "PUT",
         expires_s: int = 900,
     ) -> PresignedUpload:
-        """A credential-free upload of one object of `content_type`, at most `max_bytes`."""
+        """A credential-free upload of one object of `content_type`, at most `max_bytes`.
+
+        POST binds both conditions on every backend. A PUT URL binds the content type
+        everywhere, but the size only on the local backend: S3 can sign an exact length,
+        not a maximum, so check `head(key).size` after an S3 PUT upload.
+        """
 
     @abc.abstractmethod
     def presign_download(self, key: str, *, expires_s: int = 3600) -> str:

@@ -16,10 +16,11 @@ const state = {
   rows: new Map(), // vton id -> row (newest first by createdAt)
   hasMore: false,
   files: { person: null, garment: null },
-  uploaded: new WeakMap(), // File -> storage key (the same file is not sent twice)
+  uploaded: new Map(), // File -> storage key (the same file is not sent twice)
   previews: new Map(), // vton id -> object URL of the person photo picked in this tab
   pickerPreview: { person: null, garment: null },
   notes: new Map(), // vton id -> an error of this page about it ("couldn't start: ...")
+  runs: new Map(), // vton id -> {steps, guidance} it was started with in this tab ("Try again" keeps them)
   urls: new Map(), // storage key -> {url, at} | {promise}
   live: null,
   refetchTimer: null,
@@ -148,6 +149,8 @@ function leaveApp(notice) {
   state.rows.clear();
   state.urls.clear();
   state.notes.clear();
+  state.runs.clear();
+  state.uploaded.clear();
   for (const u of state.previews.values()) URL.revokeObjectURL(u);
   state.previews.clear();
   $("#history-list").replaceChildren();
@@ -329,7 +332,9 @@ function confirmDialog(title, text, okLabel) {
 // ---------------------------------------------------------------- picking photos
 
 function wirePickers() {
+  state.emptyPreview = {};
   for (const role of ["person", "garment"]) {
+    state.emptyPreview[role] = $(`[data-preview="${role}"] .preview-empty`).cloneNode(true);
     const input = $(`#${role}-file`);
     const drop = $(`[data-drop="${role}"]`);
     input.addEventListener("change", () => {
@@ -394,7 +399,7 @@ function renderPickerPreview(role, file) {
     state.pickerPreview[role] = null;
   }
   if (!file) {
-    box.replaceChildren(el("span", { class: "preview-empty", "aria-hidden": "true", text: role === "person" ? "👤" : "👕" }));
+    box.replaceChildren(state.emptyPreview[role].cloneNode(true));
     box.classList.remove("has-file");
     return;
   }
@@ -407,13 +412,26 @@ function renderPickerPreview(role, file) {
     // HEIC and friends where this browser can't draw them: the server converts them.
     box.replaceChildren(
       el("span", { class: "preview-placeholder" },
-        el("span", { class: "preview-icon", "aria-hidden": "true", text: "🖼️" }),
+        pictureIcon(),
         el("span", { text: "No preview in this browser" }),
       ),
       name,
     );
   });
   box.replaceChildren(img, name);
+}
+
+function pictureIcon() {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("class", "preview-icon");
+  svg.setAttribute("aria-hidden", "true");
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", "M3 5h18v14H3zM5 17h14l-4.5-6-3.5 4.5-2.5-3z");
+  path.setAttribute("fill-rule", "evenodd");
+  svg.append(path);
+  return svg;
 }
 
 function showProgress(role, fraction, text) {
@@ -450,7 +468,7 @@ async function uploadPicked(role) {
 function readAdvanced() {
   const specs = [
     ["steps", "#opt-steps", "#opt-steps-error", 1, 100, true],
-    ["guidance", "#opt-guidance", "#opt-guidance-error", 0, 30, false],
+    ["guidance", "#opt-guidance", "#opt-guidance-error", 0, 20, false],
     ["seed", "#opt-seed", "#opt-seed-error", 0, 2147483647, true],
   ];
   const out = {};
@@ -553,6 +571,9 @@ async function startJob(row, cat, params = {}) {
   const body = { vton_id: row.id, user_snap_s3: row.user_snap, uncleaned_outfit_s3: row.uncleaned_outfit };
   if (cat && cat !== "auto") body.category = cat;
   Object.assign(body, params);
+  const kept = {};
+  for (const k of ["steps", "guidance"]) if (params[k] !== undefined) kept[k] = params[k];
+  state.runs.set(row.id, kept);
   state.notes.delete(row.id);
   try {
     await api.startWeave(body);
@@ -644,7 +665,7 @@ async function loadOlder() {
   const button = $("#load-more");
   button.disabled = true;
   try {
-    const page = await api.listTryOns(PAGE_SIZE, createdAt(last) || last.id);
+    const page = await api.listTryOns(PAGE_SIZE, last.id);
     const more = Array.isArray(page) ? page : page.items || [];
     more.forEach(upsertRow);
     state.hasMore = more.length >= PAGE_SIZE;
@@ -702,8 +723,16 @@ function showLiveState(s) {
   }[s] || s;
 }
 
+/** Why a try-on failed, in plain words (the server's own words where there is no plainer way). */
 function failureText(row) {
-  return row.error ? `The model failed: ${row.error}` : "The model failed (no reason given).";
+  const error = String(row.error || "").trim();
+  if (!error) return "The model failed (no reason given).";
+  if (/not a readable image|cannot identify image|not an image/i.test(error)) {
+    const which = /garment|outfit/i.test(error) ? "The garment photo" : /person|user_snap|snap/i.test(error) ? "The person photo" : "A photo";
+    return `${which} is not an image we can read. Choose another photo and try again.`;
+  }
+  if (/too (large|big)|exceeds/i.test(error)) return `A photo is too big for the model: ${error}`;
+  return `The model failed: ${error}`;
 }
 
 const STATUS_LABEL = { queued: "Queued", processing: "Working", done: "Done", failed: "Failed" };
@@ -740,8 +769,8 @@ function renderCard(row) {
           el("span", { class: "badge" }),
           el("time", { class: "tryon-time" }),
         ),
-        el("div", { class: "tryon-progress" }),
-        el("p", { class: "tryon-error" }),
+        el("div", { class: "tryon-progress", hidden: true }),
+        el("p", { class: "tryon-error", hidden: true }),
         el("div", { class: "tryon-actions" }),
       ),
     );
@@ -876,7 +905,14 @@ async function retry(id, button) {
   const row = state.rows.get(id);
   if (!row) return;
   if (button) button.disabled = true;
-  const ok = await startJob(row, row.category, { seed: randomSeed() });
+  // the same settings as its last run from this tab (else the Advanced fields), a new seed
+  let settings = state.runs.get(id);
+  if (!settings) {
+    const advanced = readAdvanced() || {};
+    settings = {};
+    for (const k of ["steps", "guidance"]) if (advanced[k] !== undefined) settings[k] = advanced[k];
+  }
+  const ok = await startJob(row, row.category, { ...settings, seed: randomSeed() });
   if (button && button.isConnected) button.disabled = false;
   return ok;
 }
@@ -893,7 +929,14 @@ async function removeTryOn(id) {
       return false;
     }
   }
+  const row = state.rows.get(id);
   state.rows.delete(id);
+  // the server deletes the photos no other try-on uses: send them again next time
+  if (row) {
+    for (const [file, key] of state.uploaded) {
+      if (key === row.user_snap || key === row.uncleaned_outfit) state.uploaded.delete(file);
+    }
+  }
   const local = state.previews.get(id);
   if (local) {
     state.previews.delete(id);

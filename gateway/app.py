@@ -1,0 +1,39 @@
+"""The gateway's WSGI app: `gunicorn -c gateway/gunicorn.conf.py 'gateway.app:create_app()'`."""
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from gateway import errors, images, jobs, limits, resources, site, users, vton, ws
+from shared.config import Settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """The app for `settings` (default: read from the environment once)."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__, static_folder="static", static_url_path="/static")
+    app.config.from_mapping(
+        PROTEUS_SETTINGS=settings,
+        # The local storage backend's /files route receives uploads through this app.
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes + 64 * 1024,
+        SOCK_SERVER_OPTIONS={"ping_interval": settings.ws_heartbeat_s, "max_message_size": 4096},
+    )
+    # Behind a reverse proxy: trust one hop's X-Forwarded-For/-Proto/-Host (Secure cookies).
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+
+    resources.init_app(app, settings)
+    errors.init_app(app)
+    for module in (site, users, images, vton, jobs, ws):
+        app.register_blueprint(module.bp)
+    if settings.storage_backend == "local":
+        from shared.storage.local_http import local_files_blueprint
+
+        app.register_blueprint(local_files_blueprint(resources.storage_of(app)))
+    limits.init_app(app, settings)
+    if settings.frontend_origins:
+        from flask_cors import CORS
+
+        CORS(app, origins=list(settings.frontend_origins), supports_credentials=True,
+             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+             expose_headers=["Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining"])
+    return app

@@ -1,0 +1,162 @@
+"""Passwords, tokens and the current user.
+
+Passwords: bcrypt (so `$2a$`/`$2b$` hashes from the original Node database keep working).
+Tokens: HS256 JWTs signed with Settings.jwt_secret, claims `userId` and `sub` (the user id),
+`ver` (the user's token_version: bumping it on logout or password change revokes every
+earlier token), `iat`, `exp`, and `purpose: "ws"` on the short-lived WebSocket tokens.
+A request authenticates with `Authorization: Bearer <token>` or the `token` cookie.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import bcrypt
+import jwt
+from flask import Response, g, request
+from sqlalchemy.orm import Session
+
+from gateway import resources
+from shared.config import Settings
+from shared.db.models import User
+from shared.errors import Unauthorized
+
+BCRYPT_ROUNDS = 12
+COOKIE_NAME = "token"
+WS_PURPOSE = "ws"
+_DUMMY_HASH = bcrypt.hashpw(b"timing-equaliser", bcrypt.gensalt(4)).decode()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def unauthorized() -> Unauthorized:
+    return Unauthorized("Unauthorized")
+
+
+# -- passwords ------------------------------------------------------------------------------
+
+
+def hash_password(password: str) -> str:
+    return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(BCRYPT_ROUNDS)).decode("ascii")
+
+
+def check_password(password: str, password_hash: str | None) -> bool:
+    """True if `password` matches; False for a wrong one, an unusable hash or a >72-byte password."""
+    try:
+        return bcrypt.checkpw(password.encode("utf-8"), (password_hash or _DUMMY_HASH).encode("ascii"))
+    except ValueError:
+        return False
+
+
+def burn_password_check(password: str) -> None:
+    """Spend a hash check's time, so an unknown email answers as slowly as a wrong password."""
+    check_password(password, _DUMMY_HASH)
+
+
+# -- tokens ------------------------------------------------------------------------------------
+
+
+def issue_token(settings: Settings, user: User, *, purpose: str | None = None) -> str:
+    now = int(time.time())
+    ttl = settings.ws_token_ttl_s if purpose == WS_PURPOSE else settings.jwt_ttl_s
+    claims: dict[str, Any] = {
+        "userId": user.id,
+        "sub": user.id,
+        "ver": user.token_version or 0,
+        "iat": now,
+        "exp": now + ttl,
+    }
+    if purpose:
+        claims["purpose"] = purpose
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+
+
+def decode_token(settings: Settings, token: str) -> dict[str, Any]:
+    """The claims of a well-signed, unexpired token; Unauthorized otherwise."""
+    try:
+        claims = jwt.decode(token, settings.jwt_secret, algorithms=["HS256"], options={"require": ["exp"]})
+    except jwt.PyJWTError:
+        raise unauthorized() from None
+    user_id = claims.get("sub") or claims.get("userId")
+    if not isinstance(user_id, str) or not user_id:
+        raise unauthorized()
+    return claims
+
+
+def token_user_id(claims: dict[str, Any]) -> str:
+    return str(claims.get("sub") or claims.get("userId"))
+
+
+def request_token(*, allow_query: bool = False) -> tuple[str | None, str]:
+    """(token, where) from the Bearer header, the `token` query parameter (WebSocket) or the cookie."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, value = header.partition(" ")
+        return (value.strip() or None) if scheme.lower() == "bearer" else None, "header"
+    if allow_query and request.args.get("token"):
+        return request.args["token"], "query"
+    cookie = request.cookies.get(COOKIE_NAME)
+    return (cookie or None), "cookie"
+
+
+def user_for_token(session: Session, settings: Settings, token: str | None, *, purposes: tuple[str | None, ...]) -> User:
+    """The live user a token names; Unauthorized for a bad, expired, revoked or misused token."""
+    if not token:
+        raise unauthorized()
+    claims = decode_token(settings, token)
+    if claims.get("purpose") not in purposes:
+        raise unauthorized()
+    version = claims.get("ver", 0)  # tokens of the original system carry none
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise unauthorized()
+    user = session.get(User, token_user_id(claims))
+    if user is None or version != (user.token_version or 0):
+        raise unauthorized()
+    return user
+
+
+def login_required(view: F) -> F:
+    """Authenticate the request (login tokens only) and put the user on `g.user`."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        token, _ = request_token()
+        g.user = user_for_token(resources.db(), resources.settings(), token, purposes=(None,))
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def current_user() -> User:
+    return g.user  # type: ignore[no-any-return]
+
+
+# -- the cookie ---------------------------------------------------------------------------
+
+
+def set_token_cookie(response: Response, settings: Settings, token: str) -> None:
+    """HttpOnly; Secure over HTTPS (or per COOKIE_SECURE); SameSite=None for a cross-site frontend."""
+    response.set_cookie(
+        COOKIE_NAME,
+        token,
+        max_age=settings.jwt_ttl_s,
+        httponly=True,
+        secure=_cookie_secure(settings),
+        samesite="None" if settings.frontend_origins else "Lax",
+        path="/",
+    )
+
+
+def clear_token_cookie(response: Response, settings: Settings) -> None:
+    response.delete_cookie(
+        COOKIE_NAME,
+        path="/",
+        httponly=True,
+        secure=_cookie_secure(settings),
+        samesite="None" if settings.frontend_origins else "Lax",
+    )
+
+
+def _cookie_secure(settings: Settings) -> bool:
+    return settings.cookie_secure if settings.cookie_secure is not None else request.is_secure

@@ -1,0 +1,77 @@
+"""gunicorn settings for the gateway: `gunicorn -c gateway/gunicorn.conf.py 'gateway.app:create_app()'`.
+
+Worker class: gevent. Every WebSocket is a long-lived request; under gevent it costs two
+greenlets (its handler and simple-websocket's reader) instead of two OS threads, so one
+process holds thousands of idle sockets (bench/gateway_ws.py: 10,000 sockets in one worker;
+see its output for the memory and push latency measured). gthread would need one thread
+per socket (threads=N fixed up front, ~8 MB of stack reserved each, GIL contention on
+every push) and was not chosen. gunicorn's gevent worker monkey-patches the standard library
+in the worker before the app is imported, so redis-py's sockets and SQLAlchemy's pool
+cooperate, and psycopg 3 detects the patched `select` and uses a cooperative wait. The
+app opens its connections lazily, after the fork. Nothing here imports the app.
+
+Deployment variables, read here as gunicorn reads its own config (not via Settings):
+PORT (8000), WEB_CONCURRENCY (worker processes, 1; each holds its own sockets and its own
+Redis subscription), GUNICORN_WORKER_CONNECTIONS (sockets + requests per worker, 20000),
+GUNICORN_TIMEOUT (30).
+"""
+from __future__ import annotations
+
+import os
+import resource
+from typing import Any
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name) or str(default)
+    try:
+        number = int(value)
+    except ValueError:
+        raise SystemExit(f"{name} must be an integer, got {value!r}") from None
+    if number < 1:
+        raise SystemExit(f"{name} must be at least 1, got {value!r}")
+    return number
+
+
+wsgi_app = "gateway.app:create_app()"
+bind = [f"0.0.0.0:{_int('PORT', 8000)}"]
+workers = _int("WEB_CONCURRENCY", 1)
+worker_class = "gevent"
+worker_connections = _int("GUNICORN_WORKER_CONNECTIONS", 20_000)
+timeout = _int("GUNICORN_TIMEOUT", 30)
+graceful_timeout = 10
+keepalive = 5
+backlog = 4096
+accesslog = None
+errorlog = "-"
+proc_name = "proteus-gateway"
+# gunicorn >= 25 opens a control socket at one shared default path ($HOME/.gunicorn/gunicorn.ctl),
+# which every gunicorn on the machine (the functions, test servers) would fight over.
+control_socket_disable = True
+
+
+def _raise_fd_limit() -> None:
+    """One file descriptor per socket: lift the soft limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1_048_576)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+
+
+def on_starting(server: Any) -> None:
+    _raise_fd_limit()
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    _raise_fd_limit()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Stop the WebSocket listener and close the worker's connections."""
+    app = getattr(worker, "wsgi", None)
+    extensions = getattr(app, "extensions", None)
+    if extensions and "proteus" in extensions:
+        extensions["proteus"].close()

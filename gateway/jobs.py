@@ -1,0 +1,164 @@
+"""Jobs: POST /jobs/weaver, POST /jobs/tailor (202, queued, one event published), GET /jobs/<id>.
+
+The job row is stored first (with the try-on set to queued), then the request event is
+published; an `Idempotency-Key` header makes a retry answer the same job and publish
+nothing new. Existence and size of the objects are checked by enqueue / tailor, which
+fail the job (and tell the user's sockets) when an object is missing or not an image.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from gateway import auth, resources
+from gateway.limits import rate_limited
+from gateway.validation import (
+    CATEGORIES,
+    boolean,
+    check_id,
+    choice,
+    integer,
+    json_body,
+    key_field,
+    number,
+    show,
+)
+from gateway.vton import owned_tryon
+from shared import event_types as t
+from shared import jobs
+from shared.db.models import Job
+from shared.errors import BadRequest, Conflict, DependencyUnavailable, NotFound
+from shared.events import make_event, source_for
+from shared.streams.publish import publish
+
+log = logging.getLogger("proteus.gateway")
+bp = Blueprint("jobs", __name__, url_prefix="/jobs")
+
+SOURCE = source_for("gateway")
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+# Limits of the weave request (cloudevents-schemas/dev.proteus.tryon.requested.json).
+MAX_STEPS = 100
+MAX_SEED = 2**32 - 1
+
+
+def _idempotency_key() -> str | None:
+    value = request.headers.get("Idempotency-Key")
+    if value is None:
+        return None
+    if not IDEMPOTENCY_KEY.match(value):
+        raise BadRequest(
+            f"Idempotency-Key must be 1 to 200 printable ASCII characters without spaces, got {show(value)}",
+            field="Idempotency-Key",
+        )
+    return value
+
+
+def _vton_id(body: dict[str, Any]) -> str:
+    value = body.get("vton_id")
+    if value is None:
+        raise BadRequest("vton_id is required", field="vton_id")
+    if not isinstance(value, str):
+        raise BadRequest(f"vton_id must be a string, got {show(value)}", field="vton_id")
+    return value
+
+
+def _weave_params(body: dict[str, Any], user_id: str, default_category: str | None) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "person_key": key_field(body, user_id, "user_snap_s3", "user_snap"),
+        "garment_key": key_field(body, user_id, "uncleaned_outfit_s3", "uncleaned_outfit"),
+        "category": choice(body, "category", CATEGORIES, default=default_category or "auto"),
+        "mask_key": key_field(body, user_id, "mask", "mask_key", required=False),
+        "steps": integer(body, "steps", 1, MAX_STEPS),
+        "guidance": number(body, "guidance", 0, 20),
+        "seed": integer(body, "seed", 0, MAX_SEED),
+        "variant": choice(body, "variant", ("maskfree", "mask")),
+        "height": _dimension(body, "height"),
+        "width": _dimension(body, "width"),
+        "repaint": boolean(body, "repaint"),
+    }
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _dimension(body: dict[str, Any], name: str) -> int | None:
+    value = integer(body, name, 256, 2048)
+    if value is not None and value % 8:
+        raise BadRequest(f"{name} must be a multiple of 8, got {value}", field=name)
+    return value
+
+
+def _start(job_type: str, event_type: str, body: dict[str, Any], params: dict[str, Any]) -> tuple[Response, int]:
+    """Store the job (or find the one with this Idempotency-Key), publish its event if new."""
+    user_id = auth.current_user().id
+    tryon = owned_tryon(body["vton_id"])
+    key = _idempotency_key()
+    if key is not None and event_type == t.TRYON_REQUESTED:  # tailor.requested has no such field
+        params = {**params, "idempotency_key": key}
+    session = resources.db()
+    job, created = jobs.get_or_create_job(
+        session, user_id=user_id, vton_id=tryon.id, job_type=job_type, params=params, idempotency_key=key
+    )
+    if not created and (job.vton_id != tryon.id or job.job_type != job_type or job.params != params):
+        raise Conflict(
+            f"Idempotency-Key {key!r} was already used for a different request (job {job.id})",
+            field="Idempotency-Key",
+        )
+    if created:
+        tryon.status = "queued"
+        tryon.error = None
+        tryon.progress_step = None
+        tryon.progress_steps = None
+    session.commit()
+    if created:
+        data = {"job_id": job.id, "user_id": user_id, "vton_id": tryon.id, **params}
+        try:
+            publish(
+                resources.redis(),
+                make_event(event_type, data, source=SOURCE, subject=job.id, user_id=user_id),
+                prefix=resources.settings().redis_key_prefix,
+            )
+        except Exception as exc:
+            log.warning("could not publish %s for job %s: %r", event_type, job.id, exc)
+            jobs.fail_job(session, job.id, error="the job could not be queued; try again")
+            session.commit()
+            if isinstance(exc, DependencyUnavailable):
+                raise
+            raise DependencyUnavailable("the job could not be queued; try again") from exc
+    return jsonify({"jobId": job.id, "job_id": job.id, "vton_id": tryon.id, "status": job.status}), 202
+
+
+@bp.post("/weaver")
+@rate_limited
+@auth.login_required
+def start_weave() -> tuple[Response, int]:
+    body = json_body()
+    vton_id = _vton_id(body)
+    tryon = owned_tryon(vton_id)
+    params = _weave_params(body, auth.current_user().id, tryon.category)
+    return _start("try_on", t.TRYON_REQUESTED, body, params)
+
+
+@bp.post("/tailor")
+@rate_limited
+@auth.login_required
+def start_tailor() -> tuple[Response, int]:
+    body = json_body()
+    vton_id = _vton_id(body)
+    owned_tryon(vton_id)
+    params = {
+        "garment_key": key_field(body, auth.current_user().id, "uncleaned_outfit_s3", "uncleaned_outfit"),
+        "category": choice(body, "category", CATEGORIES, default="auto"),
+    }
+    return _start("tailor", t.TAILOR_REQUESTED, body, params)
+
+
+@bp.get("/<job_id>")
+@auth.login_required
+def get_job(job_id: str) -> Response:
+    check_id(job_id, "job")
+    job = resources.db().get(Job, job_id)
+    if job is None or job.user_id != auth.current_user().id:
+        raise NotFound(f"job {job_id!r} does not exist", field="job_id")
+    return jsonify(jobs.job_to_dict(job))

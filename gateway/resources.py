@@ -1,0 +1,133 @@
+"""The gateway's connections, opened lazily once per process and shared by its requests.
+
+`init_app` puts one `Resources` in `app.extensions["proteus"]`; views reach it through
+`current()`, `settings()`, `db()` (a session on `g`, closed when the request ends),
+`redis()` and `storage()`. Nothing connects before the first request that needs it, so a
+gunicorn worker opens its own connections after the fork (and after gevent's patching).
+"""
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, current_app, g
+
+from shared.config import Settings
+
+if TYPE_CHECKING:
+    import redis as redis_lib
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from shared.storage.base import Storage
+
+EXTENSION = "proteus"
+
+
+class Resources:
+    """Engine, session factory, Redis client and storage for one app."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._engine: Engine | None = None
+        self._sessions: sessionmaker[Session] | None = None
+        self._redis: redis_lib.Redis | None = None
+        self._storage: Storage | None = None
+        self.hub: Any = None  # gateway.ws.Hub, made by the first WebSocket
+
+    @property
+    def engine(self) -> Engine:
+        self._open_db()
+        assert self._engine is not None
+        return self._engine
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        self._open_db()
+        assert self._sessions is not None
+        return self._sessions
+
+    def _open_db(self) -> None:
+        if self._sessions is None:
+            from shared.db.session import make_engine, make_session_factory
+
+            with self._lock:
+                if self._sessions is None:
+                    self._engine = make_engine(self.settings.database_url)
+                    self._sessions = make_session_factory(self._engine)
+
+    @property
+    def redis(self) -> redis_lib.Redis:
+        if self._redis is None:
+            from shared.redis_client import redis_from_settings
+
+            with self._lock:
+                if self._redis is None:
+                    self._redis = redis_from_settings(self.settings)
+        return self._redis
+
+    @property
+    def storage(self) -> Storage:
+        if self._storage is None:
+            from shared.storage import storage_from_settings
+
+            with self._lock:
+                if self._storage is None:
+                    self._storage = storage_from_settings(self.settings)
+        return self._storage
+
+    def close(self) -> None:
+        """Stop the WebSocket hub and close every connection (tests, shutdown)."""
+        if self.hub is not None:
+            self.hub.stop()
+            self.hub = None
+        if self._redis is not None:
+            self._redis.close()
+            self._redis = None
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+            self._sessions = None
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    app.extensions[EXTENSION] = Resources(settings)
+    app.teardown_appcontext(_close_session)
+
+
+def current() -> Resources:
+    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
+
+
+def resources_of(app: Flask) -> Resources:
+    return app.extensions[EXTENSION]  # type: ignore[no-any-return]
+
+
+def storage_of(app: Flask) -> Storage:
+    return resources_of(app).storage
+
+
+def settings() -> Settings:
+    return current_app.config["PROTEUS_SETTINGS"]  # type: ignore[no-any-return]
+
+
+def db() -> Session:
+    """This request's database session (opened on first use, closed at teardown)."""
+    if "db" not in g:
+        g.db = current().sessions()
+    return g.db  # type: ignore[no-any-return]
+
+
+def redis() -> redis_lib.Redis:
+    return current().redis
+
+
+def storage() -> Storage:
+    return current().storage
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session = g.pop("db", None)
+    if session is not None:
+        session.close()

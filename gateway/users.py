@@ -1,0 +1,201 @@
+"""Accounts: /user/signup, /user/login, /user/logout, GET/PUT/DELETE /user, /user/ws-token."""
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+
+from gateway import auth, resources
+from gateway.limits import rate_limited
+from gateway.validation import json_body, only_fields, string
+from shared.db.models import GarmentAsset, Job, TryOn, User
+from shared.errors import BadRequest, Unauthorized
+from shared.jobs import iso
+from shared.uploads import user_prefixes
+
+log = logging.getLogger("proteus.gateway")
+bp = Blueprint("user", __name__, url_prefix="/user")
+
+EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}$")
+MIN_PASSWORD = 8
+MAX_PASSWORD_BYTES = 72  # bcrypt's limit
+LOGIN_FAILED = "Invalid email or password"
+
+
+def user_to_dict(user: User) -> dict[str, Any]:
+    """The user as the API shows it: never the password hash or the token version."""
+    return {
+        "id": user.id,
+        "user_name": user.user_name,
+        "email": user.email,
+        "createdAt": iso(user.created_at),
+        "updatedAt": iso(user.updated_at),
+    }
+
+
+def _user_name(body: dict[str, Any], *, required: bool) -> str | None:
+    value = string(body, "user_name", "name", required=required, max_len=100)
+    return value.strip() if value is not None else None
+
+
+def _email(body: dict[str, Any], *, required: bool) -> str | None:
+    value = string(body, "email", required=required, max_len=254)
+    if value is None:
+        return None
+    value = value.strip().lower()
+    if not EMAIL_PATTERN.match(value):
+        raise BadRequest(f"email {value!r} is not a valid email address", field="email")
+    return value
+
+
+def _new_password(body: dict[str, Any], *, required: bool) -> str | None:
+    value = string(body, "password", required=required, max_len=1000, secret=True)
+    if value is None:
+        return None
+    if len(value) < MIN_PASSWORD:
+        raise BadRequest(f"password must be at least {MIN_PASSWORD} characters long", field="password")
+    if len(value.encode("utf-8")) > MAX_PASSWORD_BYTES:
+        raise BadRequest(f"password must be at most {MAX_PASSWORD_BYTES} bytes long", field="password")
+    return value
+
+
+def _find_by_email(email: str, *, excluding: str | None = None) -> User | None:
+    query = select(User).where(func.lower(User.email) == email.lower())
+    if excluding is not None:
+        query = query.where(User.id != excluding)
+    return resources.db().scalars(query.limit(1)).first()
+
+
+def _email_taken(email: str) -> BadRequest:
+    return BadRequest(f"email {email!r} is already registered", field="email")
+
+
+@bp.post("/signup")
+@rate_limited
+def signup() -> tuple[Response, int]:
+    body = json_body()
+    user_name = _user_name(body, required=True)
+    email = _email(body, required=True)
+    password = _new_password(body, required=True)
+    assert user_name is not None and email is not None and password is not None
+    session = resources.db()
+    if _find_by_email(email) is not None:
+        raise _email_taken(email)
+    user = User(id=str(uuid.uuid4()), user_name=user_name, email=email, password_hash=auth.hash_password(password))
+    session.add(user)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise _email_taken(email) from None
+    return jsonify(user_to_dict(user)), 201
+
+
+@bp.post("/login")
+@rate_limited
+def login() -> Response:
+    body = json_body()
+    email = string(body, "email", max_len=254)
+    password = string(body, "password", max_len=1000, secret=True)
+    assert email is not None and password is not None
+    user = _find_by_email(email.strip())
+    if user is None:
+        auth.burn_password_check(password)
+        raise Unauthorized(LOGIN_FAILED)
+    if not auth.check_password(password, user.password_hash):
+        raise Unauthorized(LOGIN_FAILED)
+    settings = resources.settings()
+    token = auth.issue_token(settings, user)
+    response = jsonify({"message": "Login successful", "token": token, "user": user_to_dict(user)})
+    auth.set_token_cookie(response, settings, token)
+    return response
+
+
+@bp.post("/logout")
+@auth.login_required
+def logout() -> Response:
+    """Revoke every token of the user (all devices) and clear the cookie."""
+    user = auth.current_user()
+    user.token_version = (user.token_version or 0) + 1
+    resources.db().commit()
+    response = jsonify({"message": "Logged out"})
+    auth.clear_token_cookie(response, resources.settings())
+    return response
+
+
+@bp.get("")
+@auth.login_required
+def get_user() -> Response:
+    return jsonify(user_to_dict(auth.current_user()))
+
+
+@bp.put("")
+@auth.login_required
+def update_user() -> Response:
+    """Change user_name, email and/or password; a new password revokes earlier tokens."""
+    body = json_body()
+    only_fields(body, ("user_name", "email", "password"))
+    if not body:
+        raise BadRequest("nothing to change: send user_name, email and/or password")
+    user_name = _user_name(body, required=False)
+    email = _email(body, required=False)
+    password = _new_password(body, required=False)
+    user = auth.current_user()
+    session = resources.db()
+    if email is not None and email != (user.email or "").lower():
+        if _find_by_email(email, excluding=user.id) is not None:
+            raise _email_taken(email)
+        user.email = email
+    if user_name is not None:
+        user.user_name = user_name
+    if password is not None:
+        user.password_hash = auth.hash_password(password)
+        user.token_version = (user.token_version or 0) + 1
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise _email_taken(email or "") from None
+    result = user_to_dict(user)
+    settings = resources.settings()
+    if password is not None:
+        # This session's token was revoked with the others: hand it a new one.
+        result["token"] = auth.issue_token(settings, user)
+    response = jsonify(result)
+    if password is not None:
+        auth.set_token_cookie(response, settings, result["token"])
+    return response
+
+
+@bp.delete("")
+@auth.login_required
+def delete_user() -> Response:
+    """Delete the account, every row of it and every stored object under its prefixes."""
+    user = auth.current_user()
+    storage = resources.storage()
+    for prefix in user_prefixes(user.id):  # objects first: a failure here leaves the account to retry
+        storage.delete_prefix(prefix)
+    session = resources.db()
+    session.execute(delete(Job).where(Job.user_id == user.id))
+    session.execute(delete(GarmentAsset).where(GarmentAsset.user_id == user.id))
+    session.execute(delete(TryOn).where(TryOn.user_id == user.id))
+    session.execute(delete(User).where(User.id == user.id))
+    session.commit()
+    log.info("deleted user %s and their objects", user.id)
+    response = Response(status=204)
+    auth.clear_token_cookie(response, resources.settings())
+    return response
+
+
+@bp.get("/ws-token")
+@auth.login_required
+def ws_token() -> Response:
+    """A short-lived token for `WS /ws?token=...` (purpose "ws"; useless on REST routes)."""
+    settings = resources.settings()
+    return jsonify({"token": auth.issue_token(settings, auth.current_user(), purpose=auth.WS_PURPOSE),
+                    "expiresIn": settings.ws_token_ttl_s})

@@ -1,0 +1,162 @@
+"""Try-ons: GET/POST /vton, PUT/DELETE /vton/<id>. A person sees and changes only their own.
+
+`GET /vton` answers a bare JSON array, newest first, `limit` (1..100, default 50) at a time;
+`before` (an ISO 8601 time, or the id of one of the caller's try-ons) pages further back.
+A `user_id` query parameter is accepted for the original frontend: it can only ever mean
+the caller, so any other id answers an empty list.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import and_, delete, or_, select
+
+from gateway import auth, resources
+from gateway.validation import CATEGORIES, check_id, choice, json_body, key_field, only_fields, show
+from shared.db.models import Job, TryOn
+from shared.errors import BadRequest, NotFound
+from shared.jobs import tryon_to_dict
+
+log = logging.getLogger("proteus.gateway")
+bp = Blueprint("vton", __name__, url_prefix="/vton")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 100
+KEY_COLUMNS = ("user_snap", "uncleaned_outfit", "cleaned_outfit", "outfit_try_on", "person_mask")
+# field name in a body -> column (the original's `_s3` spellings too)
+UPDATABLE = {
+    "user_snap": "user_snap",
+    "user_snap_s3": "user_snap",
+    "uncleaned_outfit": "uncleaned_outfit",
+    "uncleaned_outfit_s3": "uncleaned_outfit",
+    "cleaned_outfit": "cleaned_outfit",
+    "cleaned_outfit_s3": "cleaned_outfit",
+    "category": "category",
+}
+
+
+def owned_tryon(vton_id: Any) -> TryOn:
+    """The caller's try-on `vton_id`; 404 if there is none or it is someone else's."""
+    check_id(vton_id, "vton")
+    tryon = resources.db().get(TryOn, vton_id)
+    if tryon is None or tryon.user_id != auth.current_user().id:
+        raise NotFound(f"vton {vton_id!r} does not exist", field="vton_id")
+    return tryon
+
+
+def _limit() -> int:
+    raw = request.args.get("limit")
+    if raw is None or raw == "":
+        return DEFAULT_LIMIT
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_LIMIT:
+        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}, got {show(raw)}", field="limit")
+    return value
+
+
+def _before_clause(raw: str, user_id: str) -> Any:
+    """Rows older than an ISO time, or than one of the caller's try-ons (by id)."""
+    try:
+        when = datetime.fromisoformat(raw.replace(" ", "+"))  # '+' in a query string arrives as ' '
+    except ValueError:
+        when = None
+    if when is not None:
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return TryOn.created_at < when
+    anchor = resources.db().get(TryOn, raw) if len(raw) <= 64 else None
+    if anchor is None or anchor.user_id != user_id:
+        raise BadRequest(
+            f"before must be an ISO 8601 time or the id of one of your try-ons, got {show(raw)}", field="before"
+        )
+    return or_(
+        TryOn.created_at < anchor.created_at,
+        and_(TryOn.created_at == anchor.created_at, TryOn.id < anchor.id),
+    )
+
+
+@bp.get("")
+@auth.login_required
+def list_tryons() -> Response:
+    user_id = auth.current_user().id
+    limit = _limit()
+    asked_for = request.args.get("user_id")
+    if asked_for is not None and asked_for != user_id:
+        return jsonify([])  # another person's list is not visible: as if empty
+    query = select(TryOn).where(TryOn.user_id == user_id)
+    before = request.args.get("before")
+    if before:
+        query = query.where(_before_clause(before, user_id))
+    rows = resources.db().scalars(query.order_by(TryOn.created_at.desc(), TryOn.id.desc()).limit(limit))
+    return jsonify([tryon_to_dict(row) for row in rows])
+
+
+@bp.post("")
+@auth.login_required
+def create_tryon() -> tuple[Response, int]:
+    body = json_body()
+    user_id = auth.current_user().id
+    user_snap = key_field(body, user_id, "user_snap", "user_snap_s3")
+    uncleaned = key_field(body, user_id, "uncleaned_outfit", "uncleaned_outfit_s3")
+    category = choice(body, "category", CATEGORIES, default="auto")
+    tryon = TryOn(user_id=user_id, user_snap=user_snap, uncleaned_outfit=uncleaned, category=category)
+    session = resources.db()
+    session.add(tryon)
+    session.commit()
+    return jsonify(tryon_to_dict(tryon)), 201
+
+
+@bp.put("/<vton_id>")
+@auth.login_required
+def update_tryon(vton_id: str) -> Response:
+    tryon = owned_tryon(vton_id)
+    body = json_body()
+    only_fields(body, UPDATABLE)
+    if not body:
+        raise BadRequest(f"nothing to change: send one of {', '.join(UPDATABLE)}")
+    user_id = auth.current_user().id
+    for name in body:
+        column = UPDATABLE[name]
+        if column == "category":
+            value = choice(body, "category", CATEGORIES)
+        else:
+            value = key_field(body, user_id, name, required=column != "cleaned_outfit")
+        setattr(tryon, column, value)
+    resources.db().commit()
+    return jsonify(tryon_to_dict(tryon))
+
+
+@bp.delete("/<vton_id>")
+@auth.login_required
+def delete_tryon(vton_id: str) -> Response:
+    """Delete the try-on, its jobs, its results and the inputs no other try-on of the user uses."""
+    tryon = owned_tryon(vton_id)
+    user_id = tryon.user_id
+    session = resources.db()
+    doomed = {getattr(tryon, c) for c in KEY_COLUMNS} | {
+        key for key in session.scalars(select(Job.result_key).where(Job.vton_id == tryon.id)) if key
+    }
+    others = session.scalars(select(TryOn).where(TryOn.user_id == user_id, TryOn.id != tryon.id))
+    still_used = {getattr(row, c) for row in others for c in KEY_COLUMNS}
+    # Tailor's cut-outs and masks are a per-garment cache (GarmentAsset): they stay.
+    to_delete = sorted(
+        key
+        for key in doomed - still_used
+        if key and (key.startswith(f"uploads/{user_id}/") or key.startswith(f"outputs/weaver/{user_id}/"))
+    )
+    session.execute(delete(Job).where(Job.vton_id == tryon.id))
+    session.delete(tryon)
+    session.commit()
+    storage = resources.storage()
+    for key in to_delete:
+        try:
+            storage.delete(key)
+        except Exception:  # noqa: BLE001 - the row is gone; a leftover object is only logged
+            log.warning("could not delete object %s of deleted vton %s", key, vton_id, exc_info=True)
+    return Response(status=204)

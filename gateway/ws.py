@@ -1,0 +1,358 @@
+"""`WS /ws`: job notifications pushed to the sockets of their user.
+
+Protocol (see docs in gateway/openapi.py, `x-websocket`):
+
+- Connect to `/ws?token=<ws-token or login token>` (or send the token as `Authorization:
+  Bearer` or the `token` cookie). A missing, bad, expired or revoked token: the socket is
+  accepted and at once closed with code 4401. A cookie-authenticated socket from a foreign
+  Origin is closed with 4403.
+- Optional `?last_event_id=<stream id>`: first the user's completion messages after that
+  id are replayed from the notification stream (at most Settings.ws_replay_limit, the most
+  recent ones), then live messages follow, with no duplicates.
+- Then the server sends `{"event": "ready", "user_id", "replayed", "truncated"}`.
+- Messages are forwarded exactly as notify published them: completions
+  `{"job_id", "job_type", "status", "user_id", "vton_id", "result_s3_key", "error",
+  "finished_at", "event_id"}` and progress `{"event": "progress", "job_id", "vton_id",
+  "user_id", "step", "steps"}`. What the client sends is ignored.
+- The server pings every Settings.ws_heartbeat_s; a socket that misses the pong or fails a
+  send is closed and dropped.
+
+One `Hub` per process holds the sockets by user id, and one listener thread subscribes to
+the notification channel and hands each message to the sockets of its user only. Every
+gateway replica subscribes, so any replica reaches the sockets it holds. If the
+subscription breaks, the listener resubscribes and replays from the stream what it missed.
+Each socket's own handler (a greenlet under gunicorn's gevent worker) does the sending, so
+a slow client never holds up the others.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections import deque
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, request
+from flask_sock import ConnectionClosed, Sock
+
+from gateway import auth, resources
+from shared.config import Settings
+from shared.errors import Unauthorized
+from shared.routing import NOTIFICATION_CHANNEL, NOTIFICATION_STREAM, prefixed
+
+log = logging.getLogger("proteus.gateway.ws")
+bp = Blueprint("ws", __name__)
+sock = Sock()
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN_ORIGIN = 4403
+CLOSE_UNAVAILABLE = 1011
+CLOSE_TOO_SLOW = 1008
+MAX_OUTBOX = 1000  # messages waiting for one slow socket before it is dropped
+_HUB_LOCK = threading.Lock()
+STREAM_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
+READ_CHUNK = 1000
+CATCH_UP_MAX = 10_000
+
+
+def stream_id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class Connection:
+    """One socket of one user: messages wait in `outbox` until the socket's handler sends them."""
+
+    __slots__ = ("ws", "user_id", "outbox", "overflowed")
+
+    def __init__(self, ws: Any, user_id: str) -> None:
+        self.ws = ws
+        self.user_id = user_id
+        self.outbox: deque[tuple[str, str | None]] = deque()
+        self.overflowed = False
+
+    def push(self, text: str, event_id: str | None) -> None:
+        if len(self.outbox) >= MAX_OUTBOX:
+            self.overflowed = True
+        else:
+            self.outbox.append((text, event_id))
+        self.ws.event.set()  # wakes the handler (simple-websocket's own event)
+
+
+class Hub:
+    """The sockets of this process by user, and the one thread that feeds them from Redis."""
+
+    def __init__(self, redis_client: Any, *, prefix: str = "", replay_limit: int = 100) -> None:
+        self.redis = redis_client
+        self.channel = prefixed(NOTIFICATION_CHANNEL, prefix)
+        self.stream = prefixed(NOTIFICATION_STREAM, prefix)
+        self.replay_limit = replay_limit
+        self._by_user: dict[str, set[Connection]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._subscribed = threading.Event()
+        self._pubsub: Any = None  # the listener's subscription (tests break it on purpose)
+        self._last_id: str | None = None  # newest stream id this process has seen
+        self._caught_up: set[str] = set()  # ids delivered by the latest catch-up (skip if live)
+        self.delivered = 0
+
+    # -- sockets -------------------------------------------------------------------------
+
+    def register(self, conn: Connection) -> None:
+        with self._lock:
+            self._by_user.setdefault(conn.user_id, set()).add(conn)
+
+    def unregister(self, conn: Connection) -> None:
+        with self._lock:
+            conns = self._by_user.get(conn.user_id)
+            if conns is not None:
+                conns.discard(conn)
+                if not conns:
+                    del self._by_user[conn.user_id]
+
+    def socket_count(self) -> int:
+        with self._lock:
+            return sum(len(c) for c in self._by_user.values())
+
+    def dispatch(self, text: str) -> None:
+        """Hand one published message to the sockets of its user."""
+        try:
+            message = json.loads(text)
+            user_id = message["user_id"]
+        except (ValueError, TypeError, KeyError):
+            log.warning("ignoring a malformed notification: %.200s", text)
+            return
+        event_id = message.get("event_id")
+        if isinstance(event_id, str) and STREAM_ID.match(event_id):
+            if event_id in self._caught_up:
+                return
+            self._note_id(event_id)
+        else:
+            event_id = None
+        self._deliver(str(user_id), text, event_id)
+
+    def _deliver(self, user_id: str, text: str, event_id: str | None) -> None:
+        with self._lock:
+            conns = tuple(self._by_user.get(user_id, ()))
+        for conn in conns:
+            conn.push(text, event_id)
+        self.delivered += len(conns)
+
+    def _note_id(self, event_id: str) -> None:
+        if self._last_id is None or stream_id_key(event_id) > stream_id_key(self._last_id):
+            self._last_id = event_id
+
+    # -- the stream ------------------------------------------------------------------------
+
+    def _entries_after(self, after: str, limit: int) -> list[tuple[str, dict[str, str]]]:
+        """Up to `limit` stream entries after id `after`, oldest first."""
+        out: list[tuple[str, dict[str, str]]] = []
+        start = "(" + after
+        while len(out) < limit:
+            chunk = self.redis.xrange(self.stream, min=start, max="+", count=min(READ_CHUNK, limit - len(out)))
+            if not chunk:
+                break
+            out.extend(chunk)
+            start = "(" + chunk[-1][0]
+        return out
+
+    def replay(self, user_id: str, after: str) -> tuple[list[tuple[str, str]], bool]:
+        """The user's completions after stream id `after`: ([(event_id, message)], truncated).
+
+        At most `replay_limit`, the most recent; truncated is True when older ones were left
+        out or when `after` is older than what the capped stream still holds.
+        """
+        found: deque[tuple[str, str]] = deque(maxlen=max(1, self.replay_limit))
+        seen = 0
+        truncated = False
+        first = self.redis.xrange(self.stream, min="-", max="+", count=1)
+        if first and stream_id_key(first[0][0]) > stream_id_key(after):
+            truncated = True  # entries after `after` may have been trimmed away
+        for entry_id, fields in self._entries_after(after, CATCH_UP_MAX):
+            if fields.get("user_id") != user_id:
+                continue
+            seen += 1
+            found.append((entry_id, _with_event_id(fields.get("message", "{}"), entry_id)))
+        if seen > len(found):
+            truncated = True
+        return list(found), truncated
+
+    def _catch_up(self) -> None:
+        """After resubscribing: deliver what was added to the stream since the last id seen."""
+        assert self._last_id is not None
+        delivered: set[str] = set()
+        for entry_id, fields in self._entries_after(self._last_id, CATCH_UP_MAX):
+            user_id = fields.get("user_id", "")
+            delivered.add(entry_id)
+            self._note_id(entry_id)
+            with self._lock:
+                wanted = user_id in self._by_user
+            if wanted:
+                self._deliver(user_id, _with_event_id(fields.get("message", "{}"), entry_id), entry_id)
+        self._caught_up = delivered
+        if delivered:
+            log.info("caught up %d notification(s) from the stream after resubscribing", len(delivered))
+
+    # -- the listener ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the listener once per process (the first socket does it)."""
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._listen, name="proteus-ws-listener", daemon=True)
+                self._thread.start()
+
+    def wait_subscribed(self, timeout: float) -> bool:
+        return self._subscribed.wait(timeout)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def _listen(self) -> None:
+        backoff = 0.2
+        while not self._stopping.is_set():
+            pubsub = None
+            try:
+                pubsub = self._pubsub = self.redis.pubsub()
+                pubsub.subscribe(self.channel)
+                while not self._stopping.is_set():  # wait for the server's confirmation
+                    confirmation = pubsub.get_message(timeout=1.0)
+                    if confirmation and confirmation.get("type") == "subscribe":
+                        break
+                if self._last_id is None:  # first subscription: nothing was missed yet
+                    newest = self.redis.xrevrange(self.stream, max="+", min="-", count=1)
+                    self._last_id = newest[0][0] if newest else "0-0"
+                else:
+                    self._catch_up()
+                self._subscribed.set()
+                backoff = 0.2
+                while not self._stopping.is_set():
+                    message = pubsub.get_message(timeout=1.0)
+                    if message and message.get("type") == "message":
+                        data = message["data"]
+                        self.dispatch(data.decode("utf-8") if isinstance(data, bytes) else data)
+            except Exception as exc:  # noqa: BLE001 - Redis went away: resubscribe
+                self._subscribed.clear()
+                if self._stopping.is_set():
+                    break
+                log.warning("notification subscription lost (%r); retrying in %.1f s", exc, backoff)
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+            finally:
+                if pubsub is not None:
+                    try:
+                        pubsub.close()
+                    except Exception:  # noqa: BLE001
+                        pass
+        self._subscribed.clear()
+
+
+def _with_event_id(message: str, entry_id: str) -> str:
+    try:
+        body = json.loads(message)
+    except ValueError:
+        body = {}
+    if isinstance(body, dict):
+        body["event_id"] = entry_id
+    return json.dumps(body)
+
+
+def hub_for(settings: Settings) -> Hub:
+    """This app's hub, made and started on first use."""
+    res = resources.current()
+    if res.hub is None:
+        with _HUB_LOCK:
+            if res.hub is None:
+                res.hub = Hub(res.redis, prefix=settings.redis_key_prefix, replay_limit=settings.ws_replay_limit)
+    res.hub.start()
+    return res.hub  # type: ignore[no-any-return]
+
+
+# -- the route -----------------------------------------------------------------------------
+
+
+@bp.before_app_request
+def _no_compression() -> None:
+    """Refuse permessage-deflate: it would keep ~300 KB of zlib state per idle socket."""
+    if request.path == "/ws":
+        request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+
+
+def _authenticate(settings: Settings) -> tuple[str | None, int]:
+    """(user id, 0) or (None, close code)."""
+    token, where = auth.request_token(allow_query=True)
+    if where == "cookie" and token and not _origin_allowed(settings):
+        return None, CLOSE_FORBIDDEN_ORIGIN
+    try:
+        with resources.current().sessions() as session:
+            user = auth.user_for_token(session, settings, token, purposes=(None, auth.WS_PURPOSE))
+            return user.id, 0
+    except Unauthorized:
+        return None, CLOSE_UNAUTHORIZED
+
+
+def _origin_allowed(settings: Settings) -> bool:
+    """A cookie only counts from our own origin or a configured frontend (no cross-site hijacking)."""
+    origin = request.headers.get("Origin")
+    if not origin:
+        return True  # not a browser
+    if origin in settings.frontend_origins:
+        return True
+    return urlsplit(origin).netloc == request.host
+
+
+@sock.route("/ws", bp=bp)
+def websocket(ws: Any) -> None:
+    settings = resources.settings()
+    user_id, code = _authenticate(settings)
+    if user_id is None:
+        ws.close(reason=code, message="Unauthorized" if code == CLOSE_UNAUTHORIZED else "Origin not allowed")
+        return
+    hub = hub_for(settings)
+    if not hub.wait_subscribed(timeout=5.0):
+        ws.close(reason=CLOSE_UNAVAILABLE, message="notifications unavailable; try again")
+        return
+    conn = Connection(ws, user_id)
+    hub.register(conn)
+    try:
+        replayed: set[str] = set()
+        truncated = False
+        last_event_id = request.args.get("last_event_id", "")
+        if STREAM_ID.match(last_event_id):
+            entries, truncated = hub.replay(user_id, last_event_id)
+            for event_id, text in entries:
+                ws.send(text)
+                replayed.add(event_id)
+        ws.send(json.dumps({"event": "ready", "user_id": user_id, "replayed": len(replayed), "truncated": truncated}))
+        _serve(conn, replayed)
+    except (ConnectionClosed, OSError):
+        pass
+    finally:
+        hub.unregister(conn)
+
+
+def _serve(conn: Connection, replayed: set[str]) -> None:
+    """Send what the hub queues for this socket until it closes; drop what the client sends."""
+    ws = conn.ws
+    while ws.connected:
+        ws.event.clear()
+        while ws.receive(timeout=0) is not None:
+            pass
+        while conn.outbox:
+            text, event_id = conn.outbox.popleft()
+            if event_id is not None and event_id in replayed:
+                continue
+            ws.send(text)
+        if conn.overflowed:
+            ws.close(reason=CLOSE_TOO_SLOW, message="too slow: messages were dropped; reconnect with last_event_id")
+            return
+        ws.event.wait()

@@ -1,0 +1,221 @@
+"""The CloudEvents runtime: turn a function object into a Flask app.
+
+A function has `handle(event) -> CloudEvent | None` and optionally `readiness() -> dict`
+(with a `"ready"` bool; other keys are shown by /healthz), `ready() -> bool` (the short form)
+and `close()`. It never sees HTTP; this module decodes, validates, maps errors and logs.
+
+Routes:
+    POST /      a binary- or structured-mode event. 200 + the reply event in binary mode,
+                or 202 with no body when handle() returns None. Errors are JSON bodies
+                `{"error", "message", "code", "field"}`: 400 invalid event, 415 wrong
+                Content-Type, a ProteusError's own status, 503 a dependency down, 500 a bug.
+    GET /healthz  200 while the process is alive, with the readiness details.
+    GET /readyz   200 when readiness()["ready"], else 503.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from typing import Any, Final, Protocol
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from shared.config import Settings
+from shared.errors import DependencyUnavailable, ProteusError
+from shared.events import CloudEvent, InvalidEvent, from_http, load_schemas, to_http_binary, validate_event
+
+log = logging.getLogger("proteus.runtime")
+
+FUNCTION_EXTENSION: Final = "proteus.function"
+MAX_EVENT_BYTES: Final = 1024 * 1024  # events carry ids and keys, never image bytes
+
+
+class Function(Protocol):
+    """What create_function_app wraps (readiness/ready/close are optional)."""
+
+    def handle(self, event: CloudEvent) -> CloudEvent | None: ...
+
+
+def create_function_app(function: Function, settings: Settings) -> Flask:
+    """The Flask app serving `function` (gunicorn: `functions.<name>.main:create_app()`)."""
+    if not callable(getattr(function, "handle", None)):
+        raise TypeError(f"{type(function).__name__} has no handle(event) method")
+    configure_logging(settings.log_level)
+    load_schemas()
+    app = Flask(type(function).__module__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_EVENT_BYTES
+    app.config["PROTEUS_SETTINGS"] = settings
+    app.extensions[FUNCTION_EXTENSION] = function
+    name = type(function).__name__
+
+    @app.post("/")
+    def receive() -> Response:
+        started = time.perf_counter()
+        event: CloudEvent | None = None
+        try:
+            event = from_http(request.headers, request.get_data(cache=False))
+            validate_event(event)
+            reply = function.handle(event)
+            if reply is None:
+                response = Response(status=202)
+            else:
+                _check_reply(reply, name)
+                headers, body = to_http_binary(reply)
+                response = Response(body, status=200, headers=headers)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON answer
+            response = _error_response(exc, name)
+        _log_request(event, response.status_code, started)
+        return response
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return _json({"alive": True, **function_readiness(function)}, 200)
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        state = function_readiness(function)
+        return _json(state, 200 if state["ready"] else 503)
+
+    app.register_error_handler(HTTPException, _http_error_body)
+
+    return app
+
+
+def close_function_app(app: Flask) -> None:
+    """Call the wrapped function's close() once (gunicorn's worker_exit hook calls this)."""
+    function = app.extensions.pop(FUNCTION_EXTENSION, None)
+    close = getattr(function, "close", None)
+    if callable(close):
+        close()
+
+
+def function_readiness(function: Any) -> dict[str, Any]:
+    """`{"ready": bool, ...}` from readiness(), else ready(), else ready; never raises."""
+    try:
+        if callable(getattr(function, "readiness", None)):
+            state = dict(function.readiness())
+            state["ready"] = bool(state.get("ready", False))
+            return state
+        if callable(getattr(function, "ready", None)):
+            return {"ready": bool(function.ready())}
+    except Exception as exc:  # noqa: BLE001 - a failing probe means "not ready"
+        log.warning("readiness check of %s failed: %r", type(function).__name__, exc)
+        return {"ready": False, "error": f"readiness check failed: {exc.__class__.__name__}"}
+    return {"ready": True}
+
+
+def as_proteus_error(exc: BaseException) -> ProteusError | None:
+    """The ProteusError an exception stands for: itself, DependencyUnavailable for a
+    Redis/SQLAlchemy/botocore connection failure, or None (an unexpected bug)."""
+    if isinstance(exc, ProteusError):
+        return exc
+    dependency = _dependency_name(exc)
+    if dependency:
+        return DependencyUnavailable(f"{dependency} is unavailable: {exc.__class__.__name__}")
+    return None
+
+
+def _dependency_name(exc: BaseException) -> str | None:
+    """Which dependency failed to answer, checking only libraries already imported."""
+    checks = (
+        ("redis.exceptions", ("ConnectionError", "TimeoutError"), "Redis"),
+        ("sqlalchemy.exc", ("OperationalError", "DisconnectionError", "TimeoutError"), "the database"),
+        ("botocore.exceptions", ("ConnectionError", "HTTPClientError"), "object storage"),
+    )
+    for module_name, class_names, label in checks:
+        module = sys.modules.get(module_name)
+        if module is None:
+            continue
+        classes = tuple(getattr(module, n) for n in class_names if hasattr(module, n))
+        if classes and isinstance(exc, classes):
+            return label
+    return None
+
+
+def _check_reply(reply: CloudEvent, name: str) -> None:
+    """An invalid reply is the function's bug (500), not the caller's (400)."""
+    try:
+        validate_event(reply)
+    except InvalidEvent as exc:
+        raise RuntimeError(f"{name} replied with an invalid event: {exc.message}") from exc
+
+
+def _error_response(exc: Exception, name: str) -> Response:
+    if isinstance(exc, HTTPException):
+        return _http_error_body(exc)
+    error = as_proteus_error(exc)
+    if error is None:
+        log.exception("%s failed with an unexpected error", name)
+        body = {
+            "error": "internal error",
+            "message": "internal error; see the function's log",
+            "code": "internal_error",
+            "field": None,
+        }
+        return _json(body, 500)
+    if error.status >= 500:
+        log.warning("%s: %s (%s)", name, error.message, exc.__class__.__name__)
+    return _json(error.to_dict(), error.status)
+
+
+def _http_error_body(exc: HTTPException) -> Response:
+    """404, 405, 413... as the same JSON error body."""
+    body = {"error": exc.description, "message": exc.description, "code": _snake(exc.name), "field": None}
+    return _json(body, exc.code or 500)
+
+
+def _json(body: dict[str, Any], status: int) -> Response:
+    return Response(json.dumps(body, default=str), status=status, mimetype="application/json")
+
+
+def _snake(text: str) -> str:
+    return "_".join(text.lower().split())
+
+
+def _log_request(event: CloudEvent | None, status: int, started: float) -> None:
+    log.info(
+        "event handled",
+        extra={
+            "fields": {
+                "type": event.get_type() if event else request.headers.get("ce-type"),
+                "id": event.get_id() if event else request.headers.get("ce-id"),
+                "subject": event.get_subject() if event else None,
+                "status": status,
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+            }
+        },
+    )
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the record's `fields`, exc."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update(getattr(record, "fields", None) or {})
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+_logging_lock = threading.Lock()
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """JSON lines on stderr for the whole process, unless logging is already configured."""
+    root = logging.getLogger()
+    with _logging_lock:
+        if not root.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(JsonFormatter())
+            root.addHandler(handler)
+            root.setLevel(level)

@@ -1,0 +1,312 @@
+"""The web page (gateway/static/) in Debian's Chromium against the real stack on the smoke model.
+
+Each test is one person's story, driven through the page as a person would drive it; the
+server is only asked directly to check what the page claims (that a deleted try-on is gone,
+that another person sees nothing) or, in the reconnect test, to finish a job while the page
+is offline. Screenshots land in test-artifacts/ (git-ignored).
+"""
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import PHONE
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+JOB_TIMEOUT_MS = 60_000
+
+# Records every state the history and the upload bars show, as they show it (each WebSocket
+# message is its own task, so each rendered state reaches the observer).
+RECORDER = """
+() => {
+  window.__sameDocument = true;
+  const seen = window.__seen = { statuses: {}, steps: [], uploads: [] };
+  const push = (arr, v) => { if (v && arr[arr.length - 1] !== v) arr.push(v); };
+  const scan = () => {
+    document.querySelectorAll('#history-list > li').forEach((li) => {
+      push(seen.statuses[li.dataset.id] = seen.statuses[li.dataset.id] || [], li.dataset.status);
+    });
+    document.querySelectorAll('#history-list .tryon-step').forEach((e) => push(seen.steps, e.textContent));
+    document.querySelectorAll('[data-progress-text]').forEach((e) => push(seen.uploads, e.textContent));
+  };
+  new MutationObserver(scan).observe(document.body,
+    { subtree: true, childList: true, characterData: true, attributes: true });
+  scan();
+}
+"""
+
+
+def loaded(page: Any, img: Any) -> bool:
+    """Wait until the <img> has really decoded a picture (not a broken link)."""
+    page.wait_for_function("(el) => el.complete && el.naturalWidth > 0", arg=img.element_handle(),
+                           timeout=JOB_TIMEOUT_MS)
+    return True
+
+
+def pick_photos(page: Any, photos: dict[str, Path]) -> None:
+    page.get_by_label("Person photo").set_input_files(photos["person"])
+    page.get_by_label("Garment photo").set_input_files(photos["garment"])
+    expect(page.locator('[data-preview="person"] img')).to_be_visible()
+    expect(page.locator('[data-preview="garment"] img')).to_be_visible()
+
+
+def api_json(context: Any, base: str, method: str, path: str, **kwargs: Any) -> Any:
+    """Call the gateway with the context's own cookie (what the page itself would send)."""
+    response = context.request.fetch(base + path, method=method, **kwargs)
+    assert response.ok, f"{method} {path}: {response.status} {response.text()}"
+    return response.json() if response.status != 204 else None
+
+
+def health(context: Any, base: str) -> dict[str, Any]:
+    return api_json(context, base, "GET", "/health")
+
+
+def test_try_on_appears_live_opens_downloads_retries_and_deletes(new_session, photos) -> None:
+    s = new_session()
+    page = s.page
+    s.open("/")
+    banner = page.locator("#smoke-banner")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("Results come from a test model (smoke mode)")
+
+    s.signup("Ada")
+    expect(page.locator("#live-status")).to_have_text("Live updates on")
+    expect(page.locator("#history-empty")).to_be_visible()
+    page.evaluate(RECORDER)
+
+    pick_photos(page, photos)
+    page.get_by_label("Upper body").check()
+    page.locator("summary", has_text="Advanced").click()
+    page.get_by_label("Steps", exact=True).fill("12")
+    page.get_by_label("Seed", exact=True).fill("1234")
+    with page.expect_request("**/jobs/weaver") as first_job:
+        page.get_by_role("button", name="Start try-on").click()
+    body = first_job.value.post_data_json
+    assert body["steps"] == 12 and body["seed"] == 1234 and body["category"] == "upper", body
+    first_key = first_job.value.headers.get("idempotency-key")
+    assert first_key
+
+    card = page.locator("#history-list > li")
+    expect(card).to_have_count(1)
+    expect(card).to_have_attribute("data-status", "done", timeout=JOB_TIMEOUT_MS)
+    result = card.locator(".tryon-open img")
+    assert loaded(page, result)
+    first_src = result.get_attribute("src")
+    vton_id = card.get_attribute("data-id")
+
+    seen = page.evaluate("window.__seen")
+    assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
+    assert "Uploaded" in seen["uploads"], seen["uploads"]
+    statuses = seen["statuses"][vton_id]
+    assert statuses[-1] == "done" and statuses.index("done") > 0, statuses
+    assert {"queued", "processing"} & set(statuses[:-1]), statuses
+    # the progress bar said step k of the 12 steps asked for, before the result came
+    assert any(re.fullmatch(r"Step \d+ of 12", t) for t in seen["steps"]), seen["steps"]
+    s.screenshot("webapp-history-desktop.png")
+
+    # "Try again": the same try-on re-runs with a new random seed and a new Idempotency-Key
+    with page.expect_request("**/jobs/weaver") as again:
+        card.get_by_role("button", name="Try again").click()
+    retry = again.value.post_data_json
+    assert retry["vton_id"] == vton_id and isinstance(retry["seed"], int) and retry["seed"] != 1234, retry
+    assert again.value.headers.get("idempotency-key") not in (None, first_key)
+    # the card went back to work and then showed a new result (a new job: a new picture)
+    page.wait_for_function(
+        "([id, n]) => { const s = window.__seen.statuses[id]; return s.length > n && s[s.length - 1] === 'done'; }",
+        arg=[vton_id, len(statuses)], timeout=JOB_TIMEOUT_MS)
+    assert "queued" in page.evaluate("window.__seen")["statuses"][vton_id][len(statuses):]
+    expect(result).not_to_have_attribute("src", first_src or "")
+    assert loaded(page, result)
+
+    # open it full size, download it
+    card.get_by_role("button", name="Open the result full size").click()
+    dialog = page.get_by_role("dialog", name="Try-on result")
+    expect(dialog).to_be_visible()
+    assert loaded(page, page.locator("#result-image"))
+    with page.expect_download() as download:
+        dialog.get_by_role("link", name="Download").click()
+    assert download.value.suggested_filename.endswith(".png"), download.value.suggested_filename
+    assert Path(download.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # delete it (asks first)
+    dialog.get_by_role("button", name="Delete", exact=True).click()
+    confirm = page.get_by_role("dialog", name="Delete this try-on?")
+    expect(confirm).to_be_visible()
+    confirm.get_by_role("button", name="Delete").click()
+    expect(dialog).to_be_hidden()
+    expect(card).to_have_count(0)
+    expect(page.locator("#history-empty")).to_be_visible()
+    assert api_json(s.context, s.base_url, "GET", "/vton") == []
+    assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
+
+
+def test_phone_layout_and_another_person_sees_nothing(new_session, photos) -> None:
+    ada = new_session(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = ada.page
+    ada.open("/")
+    ada_email, ada_password = ada.signup("Ada")
+    pick_photos(page, photos)
+    page.get_by_role("button", name="Start try-on").click()
+    card = page.locator("#history-list > li")
+    expect(card).to_have_attribute("data-status", "done", timeout=JOB_TIMEOUT_MS)
+    assert loaded(page, card.locator(".tryon-open img"))
+    ada_vton = card.get_attribute("data-id")
+    # nothing sticks out sideways on a phone
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    ada.screenshot("webapp-history-phone.png")
+
+    # Bob, in his own browser context, sees none of it, and can't delete it
+    bob = new_session()
+    bob.open("/")
+    bob_email, bob_password = bob.signup("Bob")
+    expect(bob.page.locator("#live-status")).to_have_text("Live updates on")
+    expect(bob.page.locator("#history-empty")).to_be_visible()
+    expect(bob.page.locator("#history-list > li")).to_have_count(0)
+    assert api_json(bob.context, bob.base_url, "GET", "/vton") == []
+    gone = bob.context.request.delete(f"{bob.base_url}/vton/{ada_vton}")
+    assert gone.status == 404, gone.status
+
+    # Bob deletes his account (with a confirm step); he can't log in any more
+    bob.page.get_by_role("link", name="Account").click()
+    expect(bob.page.locator("#account-email")).to_have_text(bob_email)
+    bob.page.get_by_role("button", name="Delete my account…").click()
+    confirm = bob.page.get_by_role("dialog", name="Delete your account?")
+    confirm.get_by_role("button", name="Cancel").click()
+    expect(confirm).to_be_hidden()
+    expect(bob.page.get_by_role("heading", name="Account", exact=True)).to_be_visible()
+    bob.page.get_by_role("button", name="Delete my account…").click()
+    confirm.get_by_role("button", name="Delete account").click()
+    expect(bob.page.get_by_role("heading", name="Create an account")).to_be_visible()
+    expect(bob.page.locator("#auth-notice")).to_contain_text("deleted")
+    bob.page.get_by_role("link", name="Log in").click()
+    bob.page.locator("#login-email").fill(bob_email)
+    bob.page.locator("#login-password").fill(bob_password)
+    bob.page.get_by_role("button", name="Log in").click()
+    expect(bob.page.locator("#login-error")).to_have_text("Wrong email or password.")
+
+    # Ada logs out and back in: her try-on is still there
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    assert page.context.request.get(f"{ada.base_url}/user").status == 401
+    page.locator("#login-email").fill(ada_email)
+    page.locator("#login-password").fill(ada_password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator(f'#history-list > li[data-id="{ada_vton}"]')).to_have_attribute("data-status", "done")
+
+
+def test_pickers_say_what_is_wrong_in_plain_words(new_session, photos, tmp_path: Path) -> None:
+    s = new_session()
+    page = s.page
+    s.open("/")
+    s.signup("Cleo")
+    max_bytes = (health(s.context, s.base_url).get("limits") or {}).get("max_upload_bytes") or 20 * 1024 * 1024
+    max_mb = f"{round(max_bytes / (1024 * 1024), 1):g}"
+
+    # every control has a name, and Tab goes from the heading to the two pickers, visibly
+    unnamed = page.evaluate("""() => [...document.querySelectorAll('input, button, select, textarea, a[href]')]
+        .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
+        .map((e) => e.outerHTML)""")
+    assert unnamed == []
+    page.get_by_role("heading", name="New try-on").focus()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "person-file"
+    outline = page.evaluate("getComputedStyle(document.querySelector('[data-drop=person]')).outlineStyle")
+    assert outline == "solid", outline
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "garment-file"
+
+    uploads: list[str] = []
+    page.on("request", lambda r: uploads.append(r.url) if "presignedUploadUrl" in r.url else None)
+
+    huge = tmp_path / "huge.jpg"
+    with huge.open("wb") as f:
+        f.truncate(max_bytes + 1)
+    page.get_by_label("Person photo").set_input_files(huge)
+    expect(page.locator("#person-error")).to_contain_text(f"File too big (max {max_mb} MB)")
+    expect(page.get_by_label("Person photo")).to_have_attribute("aria-invalid", "true")
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a photo")
+    page.get_by_label("Garment photo").set_input_files(notes)
+    expect(page.locator("#garment-error")).to_contain_text("Not an image we can read")
+
+    page.get_by_role("button", name="Start try-on").click()
+    expect(page.locator("#person-error")).to_be_visible()
+    assert uploads == [], "a refused file was uploaded"
+
+    # a good file clears the error; a HEIC photo is accepted and shown as a named placeholder
+    page.get_by_label("Person photo").set_input_files(photos["person"])
+    expect(page.locator("#person-error")).to_be_hidden()
+    heic = tmp_path / "holiday.heic"
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00heicmif1" + b"\x00" * 64)
+    page.get_by_label("Garment photo").set_input_files(heic)
+    expect(page.locator("#garment-error")).to_be_hidden()
+    expect(page.locator('[data-preview="garment"]')).to_contain_text("holiday.heic")
+    expect(page.locator('[data-preview="garment"]')).to_contain_text("No preview in this browser")
+
+    # bytes that only claim to be a JPEG: refused in plain words where it happened
+    fake = tmp_path / "broken.jpg"
+    fake.write_bytes(b"this is not really a jpeg" * 40)
+    page.get_by_label("Garment photo").set_input_files(fake)
+    expect(page.locator("#garment-error")).to_be_hidden()
+    page.get_by_role("button", name="Start try-on").click()
+    problem = page.locator("#garment-error, #history-list .tryon-error").filter(has_text=re.compile(r"\S"))
+    expect(problem.first).to_be_visible(timeout=JOB_TIMEOUT_MS)
+    expect(problem.first).to_contain_text(re.compile(r"Not an image we can read|The model failed: \S"))
+
+
+def test_reconnects_after_the_network_drops_and_catches_up(new_session, photos) -> None:
+    s = new_session()
+    page = s.page
+    s.open("/")
+    s.signup("Dan")
+    expect(page.locator("#live-status")).to_have_text("Live updates on")
+    page.evaluate(RECORDER)
+    pick_photos(page, photos)
+    page.get_by_role("button", name="Start try-on").click()
+    first = page.locator("#history-list > li").first
+    expect(first).to_have_attribute("data-status", "done", timeout=JOB_TIMEOUT_MS)
+    last_event_id = page.evaluate("window.proteus.lastEventId")
+    assert last_event_id, "no event id was seen on the socket"
+
+    sockets: list[str] = []
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    s.context.set_offline(True)
+    expect(page.locator("#live-status")).not_to_have_attribute("data-state", "open")
+    expect(page.locator("#live-status")).not_to_have_text("Live updates on")
+
+    # While the page is offline, a new try-on runs to the end on the server.
+    row = api_json(s.context, s.base_url, "GET", "/vton")[0]
+    created = api_json(s.context, s.base_url, "POST", "/vton",
+                       data={"user_snap": row["user_snap"], "uncleaned_outfit": row["uncleaned_outfit"]})
+    api_json(s.context, s.base_url, "POST", "/jobs/weaver",
+             headers={"Idempotency-Key": str(uuid.uuid4())},
+             data={"vton_id": created["id"], "user_snap_s3": row["user_snap"],
+                   "uncleaned_outfit_s3": row["uncleaned_outfit"], "seed": 7})
+    deadline = time.monotonic() + JOB_TIMEOUT_MS / 1000
+    while True:
+        rows = {r["id"]: r for r in api_json(s.context, s.base_url, "GET", "/vton")}
+        if rows[created["id"]]["status"] in ("done", "failed"):
+            break
+        assert time.monotonic() < deadline, "the job did not finish"
+        time.sleep(0.2)
+    assert rows[created["id"]]["status"] == "done", rows[created["id"]]
+    new_card = page.locator(f'#history-list > li[data-id="{created["id"]}"]')
+    expect(new_card).to_have_count(0)  # the page could not have heard of it
+
+    s.context.set_offline(False)
+    expect(page.locator("#live-status")).to_have_text("Live updates on", timeout=20_000)
+    expect(new_card).to_have_attribute("data-status", "done", timeout=20_000)
+    assert loaded(page, new_card.locator(".tryon-open img"))
+    assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
+    reconnects = [parse_qs(urlsplit(url).query) for url in sockets]
+    assert reconnects, "the page never opened a new socket"
+    assert reconnects[-1].get("last_event_id") == [last_event_id], sockets

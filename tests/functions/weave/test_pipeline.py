@@ -1,0 +1,394 @@
+"""CatVTONPipeline on the smoke model: determinism, batching, guidance, variants, repaint,
+safety, progress and every bad input."""
+from __future__ import annotations
+
+import io
+import math
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from functions.weave.pipeline import (
+    CatVTONPipeline, SkipCrossAttnProcessor, TryOnRequest, run_requests,
+)
+from functions.weave.preprocess import center_crop_resize, prepare_mask, repaint_kernel_size
+from shared.errors import BadRequest, ClientError, ImageTooLarge, InvalidImage
+
+H, W = 128, 64  # renders as is (under the smoke model's render cap)
+
+
+def noise_image(width: int, height: int, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (max(2, height // 8), max(2, width // 8), 3), dtype=np.uint8)
+    return Image.fromarray(small).resize((width, height), Image.Resampling.BILINEAR)
+
+
+def box_mask(width: int, height: int, box: tuple[int, int, int, int]) -> Image.Image:
+    mask = Image.new("L", (width, height), 0)
+    mask.paste(255, box)
+    return mask
+
+
+def encode(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A tiny PNG file that claims width x height (a decompression bomb's header)."""
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2,
+                                                                   0, 0, 0))
+            + _chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _chunk(b"IEND", b""))
+
+
+PERSON = noise_image(96, 160, seed=1)
+GARMENT = noise_image(80, 100, seed=2)
+MASK = box_mask(96, 160, (24, 40, 72, 110))
+
+
+def request(**kwargs) -> TryOnRequest:
+    base = dict(person=PERSON, garment=GARMENT, height=H, width=W, steps=4, seed=7)
+    base.update(kwargs)
+    return TryOnRequest(**base)
+
+
+def dilate(mask: np.ndarray, reach: int) -> np.ndarray:
+    """Every pixel within `reach` (square) of a True pixel."""
+    padded = np.pad(mask, reach)
+    out = np.zeros_like(mask)
+    for dy in range(2 * reach + 1):
+        for dx in range(2 * reach + 1):
+            out |= padded[dy:dy + mask.shape[0], dx:dx + mask.shape[1]]
+    return out
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image, dtype=np.int16)
+
+
+# -- determinism, seeds, batching ----------------------------------------------------------
+
+def test_same_seed_same_pixels_other_seed_other_pixels(maskfree: CatVTONPipeline) -> None:
+    a, b = maskfree([request(seed=11)]), maskfree([request(seed=11)])
+    c = maskfree([request(seed=12)])
+    assert np.array_equal(pixels(a[0].image), pixels(b[0].image))
+    assert not np.array_equal(pixels(a[0].image), pixels(c[0].image))
+    assert a[0].seed == 11 and a[0].metadata["seed"] == 11
+
+
+def test_missing_seed_is_drawn_reported_and_reproduces(maskfree: CatVTONPipeline) -> None:
+    first = maskfree([request(seed=None)])[0]
+    assert isinstance(first.seed, int) and first.metadata["seed"] == first.seed
+    again = maskfree([request(seed=first.seed)])[0]
+    assert np.array_equal(pixels(first.image), pixels(again.image))
+
+
+def test_seed_also_drives_vae_sampling(maskfree: CatVTONPipeline) -> None:
+    """Global RNG state must not matter (upstream drew the VAE sample from it)."""
+    torch.manual_seed(1)
+    a = maskfree([request(seed=5)])[0]
+    torch.manual_seed(2)
+    np.random.seed(3)
+    b = maskfree([request(seed=5)])[0]
+    assert np.array_equal(pixels(a.image), pixels(b.image))
+
+
+def test_vae_sample_comes_from_the_request_seed(maskfree) -> None:
+    """The conditioning latents are a seeded sample, not the distribution's mean."""
+    def conditioning(seed: int) -> torch.Tensor:
+        captured: list[torch.Tensor] = []
+        handle = maskfree.unet.register_forward_pre_hook(
+            lambda module, args: captured.append(args[0][:1, 4:].clone()))
+        try:
+            maskfree([request(seed=seed, steps=1)])
+        finally:
+            handle.remove()
+        return captured[0]
+
+    a, b, c = conditioning(1), conditioning(1), conditioning(2)
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+
+
+@pytest.mark.parametrize("variant", ["maskfree", "mask"])
+def test_batched_equals_single(pipelines, unet_batches, variant: str) -> None:
+    pipe = pipelines[variant]
+    mask = MASK if variant == "mask" else None
+    reqs = [request(seed=s, guidance=g, mask=mask, garment=noise_image(70, 90, seed=s))
+            for s, g in ((1, 2.5), (2, 3.0), (3, 2.0))]
+    shapes = unet_batches(pipe)
+    batched = pipe(reqs)
+    assert [s[0] for s in shapes] == [6] * 4  # 3 requests x (cond + uncond), 4 steps
+    singles = [pipe([r])[0] for r in reqs]
+    for b, s in zip(batched, singles):
+        assert b.seed == s.seed
+        assert np.abs(pixels(b.image) - pixels(s.image)).max() <= 1
+        assert b.metadata["batch_size"] == 3 and s.metadata["batch_size"] == 1
+    assert not np.array_equal(pixels(batched[0].image), pixels(batched[1].image))
+
+
+def test_incompatible_requests_are_grouped_never_mixed(maskfree, unet_batches) -> None:
+    reqs = [request(seed=1), request(seed=2, height=64, width=64), request(seed=3, steps=2),
+            request(seed=4), request(seed=5, guidance=1.0)]
+    shapes = unet_batches(maskfree)
+    results = maskfree(reqs)
+    # groups: {0, 3} 4 steps x batch 4; {1} 4 x 2; {2} 2 x 2; {4} 4 x 1 (no guidance pair)
+    assert sorted(shapes) == sorted([(4, 8, 16, 16)] * 4 + [(2, 8, 8, 16)] * 4
+                                    + [(2, 8, 16, 16)] * 2 + [(1, 8, 16, 16)] * 4)
+    assert [r.image.size for r in results] == [(W, H), (64, 64), (W, H), (W, H), (W, H)]
+    assert [r.seed for r in results] == [1, 2, 3, 4, 5]
+    alone = maskfree([reqs[3]])[0]
+    assert np.abs(pixels(results[3].image) - pixels(alone.image)).max() <= 1
+
+
+def test_max_batch_size_splits_groups(maskfree, unet_batches) -> None:
+    previous = maskfree.options.max_batch_size
+    maskfree.options.max_batch_size = 2
+    try:
+        shapes = unet_batches(maskfree)
+        maskfree([request(seed=s, steps=1) for s in range(3)])
+    finally:
+        maskfree.options.max_batch_size = previous
+    assert sorted(s[0] for s in shapes) == [2, 4]
+
+
+# -- guidance and the attention processor -------------------------------------------------
+
+@pytest.mark.parametrize("guidance,batch", [(1.0, 1), (0.5, 1), (0.0, 1), (2.5, 2)])
+def test_guidance_one_or_less_skips_unconditional_pass(maskfree, unet_batches, guidance,
+                                                       batch) -> None:
+    shapes = unet_batches(maskfree)
+    maskfree([request(guidance=guidance)])
+    assert [s[0] for s in shapes] == [batch] * 4
+
+
+def test_unconditional_member_has_zeroed_garment(maskfree, unet_batches) -> None:
+    captured: list[torch.Tensor] = []
+    handle = maskfree.unet.register_forward_pre_hook(
+        lambda module, args: captured.append(args[0].clone()))
+    try:
+        maskfree([request(steps=1)])
+    finally:
+        handle.remove()
+    x = captured[0]  # (2, 8, 16, 16): noisy 4 | person latent | garment latent (width)
+    cond, uncond = x[0, 4:], x[1, 4:]
+    assert torch.equal(cond[:, :, :8], uncond[:, :, :8])  # same person half
+    assert torch.count_nonzero(uncond[:, :, 8:]) == 0  # garment zeroed
+    assert torch.count_nonzero(cond[:, :, 8:]) > 0
+    assert torch.equal(x[0, :4], x[1, :4])  # same noisy latent
+
+
+def test_cross_attention_processor_returns_its_input(maskfree) -> None:
+    hidden = torch.randn(2, 5, 32)
+    out = SkipCrossAttnProcessor()(None, hidden, encoder_hidden_states=None)
+    assert out is hidden and torch.count_nonzero(out) > 0
+    processors = maskfree.unet.attn_processors
+    attn2 = [n for n in processors if ".attn2." in f".{n}"]
+    assert attn2 and all(isinstance(processors[n], SkipCrossAttnProcessor) for n in attn2)
+    assert not any(isinstance(processors[n], SkipCrossAttnProcessor)
+                   for n in processors if ".attn1." in f".{n}")
+    # inside the real network: every attn2 output equals its input, and it is not zero
+    seen: list[bool] = []
+    modules = [m for n, m in maskfree.unet.named_modules() if n.endswith("attn2")]
+    hooks = [m.register_forward_hook(
+        lambda mod, args, kwargs, out: seen.append(bool(torch.equal(out, args[0])
+                                                        and out.abs().sum() > 0)),
+        with_kwargs=True) for m in modules]
+    try:
+        with torch.no_grad():
+            maskfree.unet(torch.randn(1, 8, 16, 16), 10, encoder_hidden_states=None)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert seen and all(seen) and len(seen) == len(modules)
+
+
+# -- variants, outputs, repaint ----------------------------------------------------------
+
+def test_both_variants_join_and_channels(pipelines, unet_batches) -> None:
+    free_shapes = unet_batches(pipelines["maskfree"])
+    mask_shapes = unet_batches(pipelines["mask"])
+    free = run_requests(pipelines, [request(steps=1)])[0]
+    masked = run_requests(pipelines, [request(steps=1, mask=MASK)])[0]
+    assert free_shapes == [(2, 8, H // 8, 2 * W // 8)]  # joined along width
+    assert mask_shapes == [(2, 9, 2 * H // 8, W // 8)]  # joined along height, + mask channel
+    assert free.metadata["variant"] == "maskfree" and masked.metadata["variant"] == "mask"
+
+
+def test_mask_channel_marks_the_person_region(masked) -> None:
+    captured: list[torch.Tensor] = []
+    handle = masked.unet.register_forward_pre_hook(
+        lambda module, args: captured.append(args[0].clone()))
+    try:
+        masked([request(steps=1, mask=MASK)])
+    finally:
+        handle.remove()
+    m = captured[0][:, 4]  # (2, 32, 8): person rows 0..15, garment rows 16..31
+    assert torch.equal(m[0], m[1])  # duplicated for the unconditional member
+    assert m[0, :16].sum() > 0 and m[0, 16:].sum() == 0
+    assert set(m.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_output_size_mode_and_metadata(pipelines) -> None:
+    result = run_requests(pipelines, [request(category="lower")])[0]
+    assert result.image.mode == "RGB" and result.image.size == (W, H)
+    assert pixels(result.image).max() > 0  # never a black image
+    meta = result.metadata
+    for key in ("model", "variant", "steps", "guidance", "height", "width", "rendered_height",
+                "rendered_width", "upscaled", "device", "dtype", "seconds"):
+        assert key in meta
+    assert meta["model"] == "smoke" and meta["device"] == "cpu" and meta["dtype"] == "float32"
+    assert (meta["height"], meta["width"], meta["rendered_height"], meta["rendered_width"]) == (
+        H, W, H, W)
+    assert meta["upscaled"] is False and meta["category"] == "lower" and meta["steps"] == 4
+
+
+def test_default_request_renders_small_and_upscales_quickly(maskfree) -> None:
+    """The smoke try-on at the default size (1024 x 768, 50 steps) takes seconds."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        result = maskfree([TryOnRequest(person=PERSON, garment=GARMENT, seed=3)])[0]
+        assert torch.get_num_threads() == 2  # the smoke model's 1 thread is restored
+    finally:
+        torch.set_num_threads(threads)
+    meta = result.metadata
+    assert result.image.size == (768, 1024)
+    assert (meta["rendered_height"], meta["rendered_width"], meta["upscaled"]) == (128, 96, True)
+    assert meta["steps"] == 50 and meta["seconds"] < 20
+
+
+def test_repaint_keeps_pixels_outside_the_mask(masked) -> None:
+    plain, painted = masked([request(mask=MASK), request(mask=MASK, repaint=True)])
+    person = pixels(center_crop_resize(PERSON, H, W))
+    mask = np.asarray(prepare_mask(MASK, H, W)) > 127
+    reach = repaint_kernel_size(H) // 2  # the blur's support
+    near, core = dilate(mask, reach), ~dilate(~mask, reach)
+    out = pixels(painted.image)
+    assert np.array_equal(out[~near], person[~near])  # every pixel outside: the person's
+    assert not np.array_equal(out[mask], person[mask])  # inside: generated
+    assert core.sum() > 100
+    assert np.array_equal(out[core], pixels(plain.image)[core])  # inside: the try-on's
+    assert not np.array_equal(pixels(plain.image)[~near], person[~near])  # repaint did it
+    assert painted.metadata["repaint"] is True
+
+
+def test_maskfree_variant_can_repaint_with_a_mask(maskfree) -> None:
+    result = maskfree([request(mask=MASK, variant="maskfree", repaint=True)])[0]
+    assert result.metadata["variant"] == "maskfree" and result.metadata["repaint"] is True
+
+
+# -- progress and safety -----------------------------------------------------------------
+
+def test_progress_callback_reports_every_step(maskfree) -> None:
+    calls: list[tuple[int, int]] = []
+    maskfree([request(steps=3)], callback=lambda k, n: calls.append((k, n)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    calls.clear()  # two groups: counted over the whole call
+    maskfree([request(steps=3), request(steps=2)], callback=lambda k, n: calls.append((k, n)))
+    assert [k for k, _ in calls] == [1, 2, 3, 4, 5] and {n for _, n in calls} == {5}
+
+
+def test_safety_checker_flags_without_blacking_out(maskfree) -> None:
+    checker = maskfree.safety_checker
+    assert checker is not None
+    ok = maskfree([request()])[0]
+    off = maskfree([request(safety_check=False)])[0]
+    assert (ok.nsfw, ok.metadata["safety"]) == (False, "passed")
+    assert (off.nsfw, off.metadata["safety"]) == (None, "off")
+    saved = checker.concept_embeds_weights.detach().clone()
+    with torch.no_grad():
+        checker.concept_embeds_weights.fill_(-2.0)  # every image now scores as flagged
+    try:
+        flagged = maskfree([request()])[0]
+    finally:
+        with torch.no_grad():
+            checker.concept_embeds_weights.copy_(saved)
+    assert (flagged.nsfw, flagged.metadata["safety"]) == (True, "flagged")
+    assert np.array_equal(pixels(flagged.image), pixels(ok.image))  # not blacked out
+
+
+# -- bad input ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field,value", [
+    ("steps", 0), ("steps", 151), ("steps", 2.5), ("steps", True), ("guidance", -0.1),
+    ("guidance", 20.5), ("guidance", math.nan), ("guidance", "2"), ("height", 100),
+    ("width", 96), ("height", 0), ("width", 4096), ("category", "hat"), ("variant", "x"),
+    ("seed", -1), ("seed", "7"),
+])
+def test_bad_parameters_are_typed_errors_naming_the_value(maskfree, field, value) -> None:
+    with pytest.raises(BadRequest) as info:
+        maskfree([request(**{field: value})])
+    assert field in str(info.value) and repr(value) in str(info.value)
+    assert info.value.status == 400 and info.value.field == field
+
+
+def test_guidance_and_steps_bounds_are_inclusive(maskfree) -> None:
+    for kwargs in ({"guidance": 0.0, "steps": 1}, {"guidance": 20.0, "steps": 1}):
+        assert maskfree([request(**kwargs)])[0].image.size == (W, H)
+    maskfree.check_inputs(request(steps=150))
+
+
+def test_mask_variant_without_mask(pipelines) -> None:
+    with pytest.raises(BadRequest, match="needs a person mask"):
+        pipelines["mask"]([request(variant="mask")])
+    with pytest.raises(BadRequest, match="needs a person mask"):
+        run_requests(pipelines, [request(variant="mask")])
+
+
+def test_variant_not_served_and_repaint_without_mask(maskfree) -> None:
+    with pytest.raises(BadRequest, match="'mask' is not served"):
+        maskfree([request(mask=MASK)])
+    with pytest.raises(BadRequest, match="repaint needs a person mask"):
+        maskfree([request(repaint=True)])
+
+
+def test_mask_size_must_match_person(masked) -> None:
+    with pytest.raises(BadRequest) as info:
+        masked([request(mask=box_mask(90, 160, (10, 10, 50, 50)))])
+    assert "90x160" in str(info.value) and "96x160" in str(info.value)
+
+
+def test_bad_images_are_client_errors(maskfree) -> None:
+    jpeg = encode(PERSON, "JPEG")
+    cases = [
+        (jpeg[: len(jpeg) // 2], InvalidImage, "person image"),
+        (b"", InvalidImage, "0 bytes"),
+        (b"not an image at all", InvalidImage, "not a readable image"),
+        (encode(noise_image(32, 32)), InvalidImage, "32x32"),
+        (png_header(50_000, 50_000), ImageTooLarge, "2500000000"),
+        (png_header(8000, 6000), ImageTooLarge, "8000x6000"),
+        (Image.new("RGB", (40, 200)), InvalidImage, "40x200"),
+        (12345, InvalidImage, "int"),
+    ]
+    for data, error, text in cases:
+        with pytest.raises(error) as info:
+            maskfree([request(person=data)])
+        assert text in str(info.value) and isinstance(info.value, ClientError)
+    with pytest.raises(InvalidImage, match="garment image"):
+        maskfree([request(garment=b"\xff\xd8\xff")])
+
+
+def test_bad_request_in_a_batch_is_named_and_nothing_runs(maskfree, unet_batches) -> None:
+    shapes = unet_batches(maskfree)
+    with pytest.raises(BadRequest, match=r"^request 1: steps"):
+        maskfree([request(), request(steps=0)])
+    assert shapes == []
+
+
+def test_image_bytes_in_any_format(maskfree) -> None:
+    from shared.images import register_openers
+
+    register_openers()  # HEIF via pillow-heif (load_image does this itself too)
+    for data in (encode(PERSON, "JPEG"), encode(PERSON.convert("RGBA"), "PNG"),
+                 encode(PERSON, "HEIF"), encode(PERSON, "AVIF"), encode(PERSON, "WEBP")):
+        result = maskfree([request(person=data, garment=encode(GARMENT), steps=1)])[0]
+        assert result.image.size == (W, H)

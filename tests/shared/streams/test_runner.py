@@ -1,0 +1,279 @@
+"""The stream runner against real Redis and a real HTTP function (or in-process, pull mode)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from shared.config import Settings
+from shared.streams import publish
+from shared.streams.runner import StreamRunner
+
+from .conftest import NOTIFY, progress, wait_for
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def streams(prefix: str) -> tuple[str, str, str]:
+    stream = prefix + NOTIFY.stream
+    return stream, prefix + NOTIFY.dead_letter_stream, f"{stream}:attempts"
+
+
+def pending(rds: redis.Redis, stream: str) -> int:
+    return rds.xpending(stream, NOTIFY.group)["pending"]
+
+
+def dead_letters(rds: redis.Redis, dead: str) -> list[dict[str, str]]:
+    return [fields for _id, fields in rds.xrange(dead)]
+
+
+def push(settings: Settings, url: str) -> Settings:
+    return settings.with_overrides(function_urls={"notify": url})
+
+
+def test_entry_is_acknowledged_only_after_the_2xx(rds, runner_settings, function_url, toy, start_runner, redis_prefix):
+    stream, dead, attempts = streams(redis_prefix)
+    event = progress()
+    job = event.get_data()["job_id"]
+    toy.plan[job] = ["block"]
+    start_runner(push(runner_settings, function_url))
+    publish(rds, event, prefix=redis_prefix)
+    wait_for(lambda: toy.count(job) == 1, message="delivery")
+    time.sleep(0.1)
+    assert pending(rds, stream) == 1, "acknowledged before the function answered"
+    toy.release.set()
+    wait_for(lambda: pending(rds, stream) == 0, message="ack")
+    assert rds.exists(attempts) == 0 and rds.exists(dead) == 0
+
+
+def test_group_starts_at_zero_so_earlier_entries_are_delivered(rds, runner_settings, function_url, toy, start_runner, redis_prefix):
+    events = [progress() for _ in range(3)]
+    for event in events:
+        publish(rds, event, prefix=redis_prefix)  # before the group exists
+    start_runner(push(runner_settings, function_url))
+    wait_for(lambda: len(toy.calls) == 3, message="all three")
+    assert toy.calls == [e.get_data()["job_id"] for e in events]
+
+
+def test_5xx_is_retried_then_succeeds(rds, runner_settings, function_url, toy, start_runner, redis_prefix):
+    stream, dead, attempts = streams(redis_prefix)
+    event = progress()
+    job = event.get_data()["job_id"]
+    toy.plan[job] = ["fail", "fail", "ok"]  # max_attempts is 3
+    start_runner(push(runner_settings, function_url))
+    publish(rds, event, prefix=redis_prefix)
+    wait_for(lambda: toy.count(job) == 3 and pending(rds, stream) == 0, message="third attempt acked")
+    assert rds.xlen(dead) == 0 and rds.exists(attempts) == 0
+
+
+def test_timeout_is_retried(rds, runner_settings, function_url, toy, start_runner, redis_prefix):
+    stream, dead, _ = streams(redis_prefix)
+    event = progress()
+    job = event.get_data()["job_id"]
+    toy.plan[job] = ["slow:0.6", "ok"]
+    start_runner(push(runner_settings.with_overrides(runner_request_timeout_s=0.2), function_url))
+    publish(rds, event, prefix=redis_prefix)
+    wait_for(lambda: toy.count(job) == 2 and pending(rds, stream) == 0, message="retry after timeout")
+    assert rds.xlen(dead) == 0
+
+
+def test_4xx_goes_to_the_dead_letters_at_once(rds, runner_settings, function_url, toy, start_runner, redis_prefix):
+    stream, dead, attempts = streams(redis_prefix)
+    event = progress()
+    job = event.get_data()["job_id"]
+    toy.plan[job] = ["bad"]
+    start_runner(push(runner_settings, function_url))
+    entry_id = publish(rds, event, prefix=redis_prefix)
+    (letter,) = wait_for(lambda: dead_letters(rds, dead), message="dead letter")
+    assert letter["status"] == "400" and letter["attempts"] == "1" and letter["original_id"] == entry_id
+    assert f"cannot use {job}" in letter["error"] and letter["stream"] == stream
+    assert letter["type"] == event.get_type()
+    assert toy.count(job) == 1 and pending(rds, stream) == 0 and rds.exists(attempts) == 0
+
+
+def test_poison_event_is_dead_lettered_while_others_keep_flowing(rds, runner_settings, function_url, toy, start_runner, redis_prefix):
+    stream, dead, _ = streams(redis_prefix)
+    poison = progress()
+    toy.always[poison.get_data()["job_id"]] = "boom"
+    good = [progress() for _ in range(5)]
+    settings = runner_settings.with_overrides(runner_backoff_s=0.4, runner_backoff_max_s=0.4)
+    start_runner(push(settings, function_url))
+    publish(rds, poison, prefix=redis_prefix)
+    for event in good:
+        publish(rds, event, prefix=redis_prefix)
+    wait_for(lambda: all(toy.count(e.get_data()["job_id"]) == 1 for e in good), message="good events")
+    assert rds.xlen(dead) == 0, "the good events waited behind the poison"
+    (letter,) = wait_for(lambda: dead_letters(rds, dead), message="poison dead-lettered")
+    assert letter["status"] == "500" and letter["attempts"] == "3" and "HTTP 500" in letter["error"]
+    assert toy.count(poison.get_data()["job_id"]) == 3 and pending(rds, stream) == 0
+
+
+def test_malformed_entry_is_dead_lettered(rds, runner_settings, function_url, toy, start_runner, redis_prefix):
+    stream, dead, _ = streams(redis_prefix)
+    rds.xadd(stream, {"hello": "world"})
+    start_runner(push(runner_settings, function_url))
+    (letter,) = wait_for(lambda: dead_letters(rds, dead), message="dead letter")
+    assert "malformed entry" in letter["error"] and letter["fields"] == '{"hello": "world"}'
+    assert toy.calls == [] and pending(rds, stream) == 0
+
+
+def test_pending_entry_of_a_dead_consumer_is_reclaimed(rds, runner_settings, function_url, toy, start_runner, redis_prefix):
+    stream, _, _ = streams(redis_prefix)
+    rds.xgroup_create(stream, NOTIFY.group, id="0", mkstream=True)
+    event = progress()
+    publish(rds, event, prefix=redis_prefix)
+    rds.xreadgroup(NOTIFY.group, "crashed-consumer", {stream: ">"}, count=1)  # read, never acked
+    start_runner(push(runner_settings, function_url))
+    wait_for(lambda: pending(rds, stream) == 0, message="reclaimed and acked")
+    assert toy.calls == [event.get_data()["job_id"]]
+
+
+def test_entry_being_delivered_is_not_reclaimed_by_another_runner(rds, runner_settings, function_url, toy, start_runner, redis_prefix):
+    stream, _, _ = streams(redis_prefix)
+    event = progress()
+    job = event.get_data()["job_id"]
+    toy.plan[job] = ["slow:1.0"]  # over three times runner_claim_idle_ms
+    settings = push(runner_settings, function_url)
+    start_runner(settings, consumer="runner-a")
+    start_runner(settings, consumer="runner-b")
+    publish(rds, event, prefix=redis_prefix)
+    wait_for(lambda: pending(rds, stream) == 0 and toy.count(job) >= 1, message="delivered")
+    time.sleep(0.4)
+    assert toy.count(job) == 1, "the heartbeat did not keep the entry claimed"
+
+
+def test_attempts_survive_a_restart(rds, runner_settings, function_url, toy, start_runner, redis_prefix):
+    stream, dead, attempts = streams(redis_prefix)
+    event = progress()
+    job = event.get_data()["job_id"]
+    toy.always[job] = "fail"
+    slow = push(runner_settings.with_overrides(runner_backoff_s=30, runner_backoff_max_s=30), function_url)
+    first = start_runner(slow)
+    entry_id = publish(rds, event, prefix=redis_prefix)
+    wait_for(lambda: rds.hget(attempts, entry_id) == "1", message="first attempt")
+    first.stop(timeout=5)
+    assert pending(rds, stream) == 1 and toy.count(job) == 1
+
+    start_runner(push(runner_settings, function_url))  # same consumer name, a fresh process
+    (letter,) = wait_for(lambda: dead_letters(rds, dead), message="dead letter after restart")
+    assert letter["attempts"] == "3" and toy.count(job) == 3
+    assert "transient trouble" in letter["error"] and rds.exists(attempts) == 0
+
+
+def test_runner_waits_for_the_function_to_be_ready(rds, runner_settings, function_url, toy, start_runner, redis_prefix):
+    stream, _, attempts = streams(redis_prefix)
+    toy.state = {"ready": False, "model": "loading"}
+    start_runner(push(runner_settings, function_url))
+    publish(rds, progress(), prefix=redis_prefix)
+    time.sleep(0.3)
+    assert toy.calls == [] and rds.exists(attempts) == 0, "attempts burned on a function that was not ready"
+    toy.state = {"ready": True}
+    wait_for(lambda: len(toy.calls) == 1 and pending(rds, stream) == 0, message="delivery once ready")
+
+
+def test_unreachable_function_burns_no_attempts(rds, runner_settings, start_runner, redis_prefix):
+    stream, dead, attempts = streams(redis_prefix)
+    start_runner(push(runner_settings, "http://127.0.0.1:1/"))
+    publish(rds, progress(), prefix=redis_prefix)
+    time.sleep(0.3)
+    assert rds.exists(attempts) == 0 and rds.exists(dead) == 0 and rds.xlen(stream) == 1
+
+
+class TestPullMode:
+    def test_retry_then_success_in_process(self, rds, runner_settings, toy, start_runner, redis_prefix):
+        stream, dead, _ = streams(redis_prefix)
+        event = progress()
+        job = event.get_data()["job_id"]
+        toy.plan[job] = ["fail", "ok"]
+        start_runner(runner_settings, pull={"notify": toy})
+        publish(rds, event, prefix=redis_prefix)
+        wait_for(lambda: toy.count(job) == 2 and pending(rds, stream) == 0, message="pulled and acked")
+        assert rds.xlen(dead) == 0
+
+    def test_non_retryable_error_is_dead_lettered_at_once(self, rds, runner_settings, toy, start_runner, redis_prefix):
+        _, dead, _ = streams(redis_prefix)
+        event = progress()
+        toy.plan[event.get_data()["job_id"]] = ["bad"]
+        start_runner(runner_settings, pull={"notify": toy})
+        publish(rds, event, prefix=redis_prefix)
+        (letter,) = wait_for(lambda: dead_letters(rds, dead), message="dead letter")
+        assert letter["status"] == "400" and letter["attempts"] == "1"
+
+    def test_bug_is_retried_then_dead_lettered(self, rds, runner_settings, toy, start_runner, redis_prefix):
+        _, dead, _ = streams(redis_prefix)
+        event = progress()
+        toy.always[event.get_data()["job_id"]] = "boom"
+        start_runner(runner_settings, pull={"notify": toy})
+        publish(rds, event, prefix=redis_prefix)
+        (letter,) = wait_for(lambda: dead_letters(rds, dead), message="dead letter")
+        assert letter["attempts"] == "3" and letter["status"] == "500" and "RuntimeError: poison" in letter["error"]
+
+    def test_schema_violation_is_dead_lettered_naming_the_field(self, rds, runner_settings, toy, start_runner, redis_prefix):
+        stream, dead, _ = streams(redis_prefix)
+        event = progress()
+        event.get_data()["steps"] = 0  # broken after publish's validation, as a foreign producer might
+        from shared.events import to_stream_fields
+
+        rds.xadd(stream, to_stream_fields(event))
+        start_runner(runner_settings, pull={"notify": toy})
+        (letter,) = wait_for(lambda: dead_letters(rds, dead), message="dead letter")
+        assert "data.steps" in letter["error"] and letter["status"] == "400" and toy.calls == []
+
+    def test_pull_waits_for_readiness(self, rds, runner_settings, toy, start_runner, redis_prefix):
+        toy.state = {"ready": False}
+        start_runner(runner_settings, pull={"notify": toy})
+        publish(rds, progress(), prefix=redis_prefix)
+        time.sleep(0.2)
+        assert toy.calls == []
+        toy.state = {"ready": True}
+        wait_for(lambda: len(toy.calls) == 1, message="delivery once ready")
+
+
+def test_runner_refuses_a_bytes_client_and_unknown_pull(redis_server_url, runner_settings, toy):
+    with pytest.raises(ValueError, match="decode_responses"):
+        StreamRunner(redis.Redis.from_url(redis_server_url), runner_settings)
+    with pytest.raises(ValueError, match="weave"):
+        StreamRunner(redis.Redis.from_url(redis_server_url, decode_responses=True), runner_settings,
+                     routes=[NOTIFY], pull={"weave": toy})
+
+
+def test_command_line_runner_delivers_and_stops_on_sigterm(rds, runner_settings, function_url, toy, redis_prefix, redis_server_url):
+    stream, _, _ = streams(redis_prefix)
+    env = dict(
+        os.environ,
+        REDIS_URL=redis_server_url,
+        REDIS_KEY_PREFIX=redis_prefix,
+        NOTIFY_URL=function_url,
+        PROTEUS_DATA_DIR=runner_settings.data_dir,
+        RUNNER_BLOCK_MS="50",
+        JWT_SECRET="x" * 40,
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shared.streams.runner", "--only", "notify", "--consumer", "cli"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        event = progress()
+        publish(rds, event, prefix=redis_prefix)
+        wait_for(lambda: toy.calls and pending(rds, stream) == 0, timeout=15, message="CLI delivery")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    output = process.stdout.read() if process.stdout else ""
+    assert '"message": "delivered"' in output and "stopping" in output
+
+
+def test_stop_is_prompt_while_idle(rds, runner_settings, function_url, start_runner):
+    runner = start_runner(push(runner_settings, function_url))
+    time.sleep(0.1)
+    started = time.monotonic()
+    runner.stop(timeout=5)
+    assert time.monotonic() - started < 1.0 and not any(t.is_alive() for t in runner.threads)
