@@ -106,7 +106,7 @@ def plain_tryon(unet, vae, sched, person: Image.Image, garment: Image.Image, see
                 steps: int, guidance: float, height: int, width: int) -> Image.Image:
     """The mask-free algorithm written out plainly: one request, fp32, eager."""
     device = next(unet.parameters()).device
-    g = torch.Generator(device="cuda" if device.type == "cuda" else "cpu").manual_seed(seed)
+    g = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(seed)
 
     def sample(pixels: torch.Tensor) -> torch.Tensor:
         dist = vae.encode(pixels[None].to(device)).latent_dist

@@ -67,7 +67,7 @@ class EnqueueFunction:
     def handle(self, event: BaseCloudEvent) -> BaseCloudEvent | None:
         data: dict[str, Any] = dict(event.get_data() or {})
         user_id = data["user_id"]
-        with session_scope(self.sessions) as session:
+        with session_scope(self.sessions, write=True) as session:
             job, _created = jobs.get_or_create_job(
                 session,
                 user_id=user_id,

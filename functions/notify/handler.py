@@ -70,7 +70,7 @@ class NotifyFunction:
     # -- one method per event type -------------------------------------------------
 
     def _progress(self, data: dict[str, Any]) -> dict[str, Any] | None:
-        with session_scope(self.sessions) as session:
+        with session_scope(self.sessions, write=True) as session:
             if not jobs.record_progress(session, data["job_id"], data["step"], data["steps"]):
                 return None
         message = {
@@ -85,7 +85,7 @@ class NotifyFunction:
         return message
 
     def _weave_completed(self, data: dict[str, Any]) -> dict[str, Any] | None:
-        with session_scope(self.sessions) as session:
+        with session_scope(self.sessions, write=True) as session:
             changed = jobs.complete_job(
                 session, data["job_id"], result_key=data["result_key"], seed=data.get("seed"), model=data.get("model")
             )
@@ -95,7 +95,7 @@ class NotifyFunction:
         return self._push_done(data, job_type, "done", result_key=data["result_key"], error=None)
 
     def _tailor_completed(self, data: dict[str, Any]) -> dict[str, Any] | None:
-        with session_scope(self.sessions) as session:
+        with session_scope(self.sessions, write=True) as session:
             job = session.get(Job, data["job_id"])
             if job is None:
                 log.warning("tailor.completed for unknown job %s", data["job_id"])
@@ -116,7 +116,7 @@ class NotifyFunction:
         return self._push_done(data, "tailor", "done", result_key=data.get("cutout_key"), error=None)
 
     def _failed(self, data: dict[str, Any]) -> dict[str, Any] | None:
-        with session_scope(self.sessions) as session:
+        with session_scope(self.sessions, write=True) as session:
             changed = jobs.fail_job(session, data["job_id"], error=data["error"])
             job_type = self._job_type(session, data["job_id"])
         if not changed:

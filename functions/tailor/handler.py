@@ -42,6 +42,7 @@ from shared.streams.publish import publish
 log = logging.getLogger(__name__)
 SOURCE = "/proteus/functions/tailor"
 MODELS_KEY = "proteus:models"
+CUTOUT_CATEGORY = ""  # a cut-out serves every category; the column is part of the unique key
 
 
 class TailorFunction:
@@ -89,7 +90,7 @@ class TailorFunction:
     def handle(self, event: BaseCloudEvent) -> BaseCloudEvent | None:
         data: dict[str, Any] = dict(event.get_data() or {})
         job_id, user_id = data["job_id"], data["user_id"]
-        with session_scope(self.sessions) as session:
+        with session_scope(self.sessions, write=True) as session:
             job = session.get(Job, job_id)
             if job is not None and job.status in ("succeeded", "failed"):
                 return None
@@ -128,16 +129,16 @@ class TailorFunction:
         """(cut-out key, category found, confidence) for the garment photo at `key`."""
         data = self.storage.get(key)
         digest = content_hash(data)
-        cached = self._cached(user_id, digest, "cutout", None)
+        cached = self._cached(user_id, digest, "cutout", CUTOUT_CATEGORY)
         if cached is not None:
-            return cached.key, cached.category or "upper", float(cached.confidence or 0.0)
+            return cached.key, (cached.meta or {}).get("category") or "upper", float(cached.confidence or 0.0)
         image = load_image(data, max_pixels=self.settings.max_image_pixels, what="garment photo")
         labels = self._parse(image)
         found, confidence = classify_garment(labels)
         cut = garment_cutout(image, labels, None if category == "auto" else category)
         out_key = asset_key(user_id, digest, "cutout")
         self.storage.put(out_key, _png(cut.image), "image/png")
-        self._remember(user_id, digest, "cutout", None, out_key, found, confidence, {"box": list(cut.box)})
+        self._remember(user_id, digest, "cutout", CUTOUT_CATEGORY, out_key, found, confidence, {"box": list(cut.box)})
         return out_key, found, confidence
 
     def _mask(self, user_id: str, key: str, category: str) -> str:
@@ -158,14 +159,14 @@ class TailorFunction:
         with self._lock:  # one inference at a time per process
             return self.parser.parse(image)
 
-    def _cached(self, user_id: str, digest: str, kind: str, category: str | None) -> GarmentAsset | None:
+    def _cached(self, user_id: str, digest: str, kind: str, category: str) -> GarmentAsset | None:
         with self.sessions() as session:
             asset = session.scalars(
                 select(GarmentAsset).where(
                     GarmentAsset.user_id == user_id,
                     GarmentAsset.content_hash == digest,
                     GarmentAsset.kind == kind,
-                    GarmentAsset.category.is_(None) if category is None else GarmentAsset.category == category,
+                    GarmentAsset.category == category,
                 )
             ).first()
             if asset is not None and self.storage.exists(asset.key):
@@ -174,15 +175,15 @@ class TailorFunction:
         return None
 
     def _remember(
-        self, user_id: str, digest: str, kind: str, category: str | None, key: str,
+        self, user_id: str, digest: str, kind: str, category: str, key: str,
         found: str | None, confidence: float | None, meta: dict[str, Any],
     ) -> None:
         try:
-            with session_scope(self.sessions) as session:
+            with session_scope(self.sessions, write=True) as session:
                 session.add(
                     GarmentAsset(
                         user_id=user_id, content_hash=digest, kind=kind,
-                        category=category if kind == "mask" else None, key=key,
+                        category=category, key=key,
                         confidence=confidence, meta={"category": found, **meta},
                     )
                 )

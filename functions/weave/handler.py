@@ -144,7 +144,7 @@ class WeaveFunction:
     def handle(self, event: BaseCloudEvent) -> BaseCloudEvent | None:
         data: dict[str, Any] = dict(event.get_data() or {})
         job_id, user_id = data["job_id"], data["user_id"]
-        with session_scope(self.sessions) as session:
+        with session_scope(self.sessions, write=True) as session:
             job = session.get(Job, job_id)
             if job is not None and job.status in ("succeeded", "failed"):
                 log.info("job %s is already %s; nothing to do", job_id, job.status)

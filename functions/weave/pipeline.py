@@ -342,81 +342,23 @@ class CatVTONPipeline(DiffusionPipeline):
 
     def _run_batch(self, items: list[CheckedInputs], step_done: Callable[[], None]
                    ) -> list[TryOnResult]:
+        """One batch of compatible requests, steps 4 to 10."""
         start = time.perf_counter()
         first = items[0].request
-        height, width, steps = first.height, first.width, first.steps
-        masked = self.catvton_variant == "mask"
-        do_cfg = first.guidance > 1.0
+        height, width = first.height, first.width
         device, dtype = self.device, self.unet.dtype
         rh, rw = render_size(height, width, self.options.max_render_pixels, self.size_multiple)
-        gen_device = "cuda" if device.type == "cuda" else "cpu"
+        gen_device = device if device.type == "cuda" else torch.device("cpu")
         gens = [torch.Generator(device=gen_device).manual_seed(it.seed) for it in items]
-
-        # 4. Pre-process: person crop, garment letterbox, mask at the render size.
-        person_t = torch.stack([image_to_tensor(center_crop_resize(it.person, rh, rw))
-                                for it in items])
-        garment_t = torch.stack([image_to_tensor(letterbox(it.garment, rh, rw)) for it in items])
-        mask_t = None
-        if masked:
-            blur = MASK_BLUR_RADIUS * rh / height
-            mask_t = torch.stack([mask_to_tensor(prepare_mask(it.mask, rh, rw, blur))
-                                  for it in items])
-            person_t = person_t * (mask_t < 0.5)
-
-        # 5. VAE-encode, sampling the latent distribution from each request's generator.
-        pixels = torch.cat([person_t, garment_t]).to(device=device, dtype=dtype)
-        dist = self.vae.encode(pixels).latent_dist
-        lat_shape = dist.mean.shape[1:]
-        eps = []
-        for g in gens:  # fixed per-request order: person sample, then garment sample
-            eps.append([torch.randn(tuple(lat_shape), generator=g, device=g.device,
-                                    dtype=torch.float32) for _ in range(2)])
-        sample_noise = torch.stack([e[0] for e in eps] + [e[1] for e in eps]).to(device)
-        latents_pg = (dist.mean.float() + dist.std.float() * sample_noise) * LATENT_SCALE
-        person_lat, garment_lat = latents_pg.chunk(2)
-
-        # 6. Conditioning: person and garment joined (height for mask, width for mask-free).
-        join = -2 if masked else -1
-        cond = torch.cat([person_lat, garment_lat], dim=join)
-        if do_cfg:  # unconditional member: garment latent zeroed, mask duplicated
-            uncond = torch.cat([person_lat, torch.zeros_like(garment_lat)], dim=join)
-            cond = torch.cat([cond, uncond])
-        extra = [cond]
-        if masked:
-            m = F.interpolate(mask_t.to(device), size=tuple(person_lat.shape[-2:]), mode="nearest")
-            m = torch.cat([m, torch.zeros_like(m)], dim=-2)
-            extra.insert(0, torch.cat([m, m]) if do_cfg else m)
-        extra_in = torch.cat(extra, dim=1).to(dtype)
-
-        # 7. Initial noise, scaled by the scheduler's init sigma.
-        self.scheduler.set_timesteps(steps, device=device)
-        latents = self._noise(gens, cond.shape[1:], device) * self.scheduler.init_noise_sigma
-        scale = torch.tensor([it.request.guidance for it in items], device=device,
-                             dtype=torch.float32).view(-1, 1, 1, 1)
-
-        # 8. Denoise: stochastic DDIM (eta = 1), classifier-free guidance when guidance > 1.
-        with self._sdpa_context():
-            for t in self.scheduler.timesteps:
-                model_in = torch.cat([latents, latents]) if do_cfg else latents
-                model_in = self.scheduler.scale_model_input(model_in, t)
-                unet_in = torch.cat([model_in.to(dtype), extra_in], dim=1)
-                if self.options.channels_last:
-                    unet_in = unet_in.contiguous(memory_format=torch.channels_last)
-                noise_pred = self._unet_fn(unet_in, t, encoder_hidden_states=None,
-                                           return_dict=False)[0].float()
-                if do_cfg:
-                    c, u = noise_pred.chunk(2)
-                    noise_pred = u + scale * (c - u)
-                step_noise = self._noise(gens, latents.shape[1:], device)
-                latents = self.scheduler.step(noise_pred, t, latents, eta=ETA,
-                                              variance_noise=step_noise).prev_sample
-                step_done()
-
+        # 4.-5. Pre-process and VAE-encode (seeded samples).
+        person_lat, garment_lat, mask = self._encode(items, gens, rh, rw, device, dtype)
+        # 6.-8. Conditioning, initial noise, guided stochastic DDIM.
+        latents = self._denoise(items, gens, person_lat, garment_lat, mask, step_done)
         # 9. Keep the person half and decode.
+        join = -2 if self.catvton_variant == "mask" else -1
         person_part = latents.split(latents.shape[join] // 2, dim=join)[0]
         decoded = self.vae.decode((person_part / LATENT_SCALE).to(dtype)).sample
         decoded = (decoded.float() / 2 + 0.5).clamp(0, 1).cpu()
-
         # 10. Post-process: upscale to the requested size, repaint, safety check.
         images = []
         for it, tensor in zip(items, decoded):
@@ -431,13 +373,82 @@ class CatVTONPipeline(DiffusionPipeline):
         seconds = round(time.perf_counter() - start, 4)
         return [TryOnResult(image=img, seed=it.seed, nsfw=nsfw, metadata={
             "model": self.model_name, "variant": self.catvton_variant,
-            "category": it.request.category, "steps": steps, "guidance": it.request.guidance,
-            "seed": it.seed, "height": height, "width": width, "rendered_height": rh,
-            "rendered_width": rw, "upscaled": (rh, rw) != (height, width),
+            "category": it.request.category, "steps": it.request.steps,
+            "guidance": it.request.guidance, "seed": it.seed, "height": height, "width": width,
+            "rendered_height": rh, "rendered_width": rw, "upscaled": (rh, rw) != (height, width),
             "repaint": bool(it.request.repaint), "safety": safety, "device": str(device),
             "dtype": str(dtype).removeprefix("torch."), "batch_size": len(items),
             "seconds": seconds,
         }) for it, img, (nsfw, safety) in zip(items, images, verdicts)]
+
+    def _encode(self, items: list[CheckedInputs], gens: list[torch.Generator], rh: int, rw: int,
+                device: torch.device, dtype: torch.dtype
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Person / garment latents (float32, scaled) and the render-size mask (or None)."""
+        # 4. Pre-process: person crop, garment letterbox, mask (same crop, blurred, binary).
+        person = torch.stack([image_to_tensor(center_crop_resize(it.person, rh, rw))
+                              for it in items])
+        garment = torch.stack([image_to_tensor(letterbox(it.garment, rh, rw)) for it in items])
+        mask = None
+        if self.catvton_variant == "mask":
+            blur = MASK_BLUR_RADIUS * rh / items[0].request.height
+            mask = torch.stack([mask_to_tensor(prepare_mask(it.mask, rh, rw, blur))
+                                for it in items]).to(device)
+            person = person * (mask.cpu() < 0.5)
+        # 5. VAE-encode; sample = mean + std * noise, the noise from each request's generator
+        # in a fixed order (person, then garment).
+        dist = self.vae.encode(torch.cat([person, garment]).to(device=device, dtype=dtype)
+                               ).latent_dist
+        shape = tuple(dist.mean.shape[1:])
+        draws = [[torch.randn(shape, generator=g, device=g.device, dtype=torch.float32)
+                  for _ in range(2)] for g in gens]
+        noise = torch.stack([d[0] for d in draws] + [d[1] for d in draws]).to(device)
+        latents = (dist.mean.float() + dist.std.float() * noise) * LATENT_SCALE
+        person_lat, garment_lat = latents.chunk(2)
+        return person_lat, garment_lat, mask
+
+    def _denoise(self, items: list[CheckedInputs], gens: list[torch.Generator],
+                 person_lat: torch.Tensor, garment_lat: torch.Tensor, mask: torch.Tensor | None,
+                 step_done: Callable[[], None]) -> torch.Tensor:
+        """The joined latent after the guided stochastic DDIM loop (float32)."""
+        device, dtype = person_lat.device, self.unet.dtype
+        steps = items[0].request.steps
+        do_cfg = items[0].request.guidance > 1.0
+        # 6. Conditioning X: person and garment joined (height for mask, width for mask-free);
+        # the unconditional member has the garment zeroed; mask-based adds M before X.
+        join = -2 if mask is not None else -1
+        x = torch.cat([person_lat, garment_lat], dim=join)
+        if do_cfg:
+            x = torch.cat([x, torch.cat([person_lat, torch.zeros_like(garment_lat)], dim=join)])
+        if mask is not None:
+            m = F.interpolate(mask, size=tuple(person_lat.shape[-2:]), mode="nearest")
+            m = torch.cat([m, torch.zeros_like(m)], dim=-2)
+            x = torch.cat([torch.cat([m, m]) if do_cfg else m, x], dim=1)
+        x = x.to(dtype)
+        # 7. Initial noise, shaped like the joined latent, scaled by the init sigma.
+        self.scheduler.set_timesteps(steps, device=device)
+        latents = self._noise(gens, person_lat.shape[1:2] + x.shape[2:], device)
+        latents = latents * self.scheduler.init_noise_sigma
+        scale = torch.tensor([it.request.guidance for it in items], device=device,
+                             dtype=torch.float32).view(-1, 1, 1, 1)
+        # 8. Denoise: stochastic DDIM (eta = 1), eps = u + g * (c - u) when guidance > 1.
+        with self._sdpa_context():
+            for t in self.scheduler.timesteps:
+                model_in = torch.cat([latents, latents]) if do_cfg else latents
+                model_in = self.scheduler.scale_model_input(model_in, t)
+                unet_in = torch.cat([model_in.to(dtype), x], dim=1)
+                if self.options.channels_last:
+                    unet_in = unet_in.contiguous(memory_format=torch.channels_last)
+                eps = self._unet_fn(unet_in, t, encoder_hidden_states=None,
+                                    return_dict=False)[0].float()
+                if do_cfg:
+                    cond, uncond = eps.chunk(2)
+                    eps = uncond + scale * (cond - uncond)
+                step_noise = self._noise(gens, latents.shape[1:], device)
+                latents = self.scheduler.step(eps, t, latents, eta=ETA,
+                                              variance_noise=step_noise).prev_sample
+                step_done()
+        return latents
 
     def _safety(self, items: list[CheckedInputs], images: list[Image.Image]
                 ) -> list[tuple[bool | None, str]]:

@@ -229,6 +229,21 @@ def test_make_deploy_dry_run_prints_the_generated_kn_commands() -> None:
     assert text.index("rollout status") < text.index("wait --for=condition=complete") < text.index("kn service apply")
     assert text.index("kn service apply") < text.index("knative/sources/runner/")
     assert "keda/weave-worker.yaml | kubectl apply" not in text
+    assert "secrets.template.yaml" not in text  # placeholders are never applied
+
+
+@needs_make
+@pytest.mark.parametrize("source", ["runner", "redisstreamsource"])
+def test_make_deploy_applies_one_event_source_per_route(source: str) -> None:
+    from shared.routing import ROUTES
+
+    lines = make_dry_run("deploy", REGISTRY=REGISTRY, TAG=TAG, EVENT_SOURCE=source)
+    applied = [line for line in lines if f"knative/sources/{source}/" in line and line.endswith("kubectl apply -f -")]
+    assert len(applied) == 1
+    files = {word for word in applied[0].split() if word.startswith(f"knative/sources/{source}/")}
+    assert files == {f"knative/sources/{source}/{support.ksvc_name(r.consumer)}.yaml" for r in ROUTES}
+    for path in files:
+        assert (support.ROOT / path).is_file()
 
 
 @needs_make

@@ -824,6 +824,7 @@ function renderCard(row) {
   // error line
   const errText = note || (status === "failed" ? failureText(row) : "");
   setText($(".tryon-error", li), errText);
+  $(".tryon-error", li).title = status === "failed" && row.error ? String(row.error) : "";
 
   // picture
   const media = $(".tryon-media", li);
