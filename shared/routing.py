@@ -48,6 +48,14 @@ NOTIFICATION_CHANNEL: Final = "events:job_done"
 NOTIFICATION_STREAM: Final = "proteus:notifications"
 NOTIFICATION_STREAM_MAXLEN: Final = 10_000
 
+# When a request is dead-lettered, the runner publishes this failure event for its job, so
+# the person is told (through notify) instead of watching a job that never ends.
+FAILURE_EVENT_FOR: Final[dict[str, str]] = {
+    t.TRYON_REQUESTED: t.WEAVE_FAILED,
+    t.WEAVE_REQUESTED: t.WEAVE_FAILED,
+    t.TAILOR_REQUESTED: t.TAILOR_FAILED,
+}
+
 # Functions that are called synchronously over HTTP, never through a stream.
 SYNCHRONOUS_FUNCTIONS: Final[tuple[str, ...]] = ("upload_signing",)
 

@@ -47,10 +47,11 @@ import requests
 
 from shared.config import Settings
 from shared.errors import ProteusError
-from shared.events import CloudEvent, from_stream_fields, to_http_binary, validate_event
-from shared.routing import ROUTES, Route, prefixed
+from shared.events import CloudEvent, from_stream_fields, make_event, to_http_binary, validate_event
+from shared import event_types as t
+from shared.routing import FAILURE_EVENT_FOR, ROUTES, Route, prefixed
 from shared.runtime import FUNCTION_EXTENSION, as_proteus_error, configure_logging, function_readiness
-from shared.streams.publish import STREAM_MAXLEN
+from shared.streams.publish import STREAM_MAXLEN, publish
 
 log = logging.getLogger("proteus.runner")
 
@@ -196,6 +197,7 @@ class RouteWorker:
         self.config = config
         self.consumer = consumer
         self.stop = stop
+        self.prefix = prefix
         self.stream = prefixed(route.stream, prefix)
         self.dead_stream = prefixed(route.dead_letter_stream, prefix)
         self.attempts_key = f"{self.stream}:attempts"
@@ -383,6 +385,29 @@ class RouteWorker:
             "dead-lettered %s (%s) after %d attempt(s) to %s: %s",
             entry_id, letter["type"] or "?", attempts, self.dead_stream, error,
         )
+        self._announce_failure(fields, status, attempts)
+
+    def _announce_failure(self, fields: Mapping[str, str], status: int | None, attempts: int) -> None:
+        """Publish the failure event of a dead-lettered job request, so its owner is told."""
+        try:
+            event = from_stream_fields(fields)
+            failure_type = FAILURE_EVENT_FOR.get(event.get_type())
+            data = event.get_data()
+            if failure_type is None or not isinstance(data, dict) or not data.get("job_id"):
+                return
+            if status is not None and 400 <= status < 500:
+                error = "The request was refused as invalid, so it was not processed."
+            else:
+                error = f"Processing failed {attempts} time(s) in a row; please try again later."
+            body: dict[str, Any] = {"job_id": data["job_id"], "user_id": data["user_id"],
+                                    "vton_id": data.get("vton_id"), "error": error}
+            if failure_type == t.TAILOR_FAILED:
+                body["reason"] = "dead_lettered"
+            else:
+                body.update(code="dead_lettered", retryable=False)
+            publish(self.redis, make_event(failure_type, body, source="/proteus/runner"), prefix=self.prefix)
+        except Exception:  # noqa: BLE001 - the dead letter is stored; telling the user is best effort
+            log.exception("could not announce the failure of a dead-lettered entry")
 
     def _forget(self, entry_id: str) -> None:
         """An entry that no longer exists: drop it from the PEL and the counters."""

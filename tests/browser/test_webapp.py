@@ -288,6 +288,31 @@ def test_pickers_say_what_is_wrong_in_plain_words(new_session, photos, tmp_path:
     expect(card.locator(".tryon-error")).to_have_text(
         "The garment photo is not an image we can read. Choose another photo and try again.")
     expect(card.get_by_role("button", name="Try again")).to_be_visible()
+    s.screenshot("webapp-errors-desktop.png")
+
+    # the server's refusals, in plain words at the picker: rate limited, too big
+    answers = iter([(429, "rate_limited"), (413, "too_large")])
+
+    def refuse(route: Any) -> None:
+        status, code = next(answers)
+        route.fulfill(status=status, json={"error": code, "message": code, "code": code, "field": None})
+
+    page.route("**/images/presignedUploadUrl", refuse)
+    other = tmp_path / "other.jpg"
+    make_jpeg(other, "person")
+    page.get_by_label("Person photo").set_input_files(other)
+    page.get_by_role("button", name="Start try-on").click()
+    expect(page.locator("#person-error")).to_have_text("Too many requests, try again in a moment.")
+    page.get_by_role("button", name="Start try-on").click()
+    expect(page.locator("#person-error")).to_have_text(f"File too big (max {max_mb} MB).")
+    page.unroute("**/images/presignedUploadUrl")
+    expect(card).to_have_count(1)  # neither started a try-on
+
+    # a session that ended (the cookie is gone) sends the page to the login form
+    s.context.clear_cookies()
+    card.get_by_role("button", name="Try again").click()
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    expect(page.locator("#auth-notice")).to_have_text("Your session ended. Please log in again.")
 
 
 def test_reconnects_after_the_network_drops_and_catches_up(new_session, photos) -> None:

@@ -14,12 +14,8 @@ export class ApiError extends Error {
   }
 }
 
-let bearer = null; // the login token, kept in memory only (the HttpOnly cookie does the rest)
+// The session is the HttpOnly `token` cookie the login sets: no token is kept in page script.
 let unauthorizedHandler = null;
-
-export function setToken(token) {
-  bearer = token || null;
-}
 
 /** Called with the ApiError when an authenticated request answers 401. */
 export function onUnauthorized(handler) {
@@ -41,7 +37,6 @@ async function request(method, path, { json, headers = {}, auth = true } = {}) {
     credentials: "same-origin",
     headers: { Accept: "application/json", ...headers },
   };
-  if (bearer) init.headers.Authorization = `Bearer ${bearer}`;
   if (json !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(json);
@@ -82,23 +77,10 @@ export const api = {
 
   signup: (user_name, email, password) =>
     request("POST", "/user/signup", { json: { user_name, email, password }, auth: false }),
-  login: async (email, password) => {
-    const body = await request("POST", "/user/login", { json: { email, password }, auth: false });
-    setToken(body && body.token);
-    return body;
-  },
-  logout: async () => {
-    try {
-      await request("POST", "/user/logout", { auth: false });
-    } finally {
-      setToken(null);
-    }
-  },
+  login: (email, password) => request("POST", "/user/login", { json: { email, password }, auth: false }),
+  logout: () => request("POST", "/user/logout", { auth: false }),
   me: () => request("GET", "/user", { auth: false }),
-  deleteAccount: async () => {
-    await request("DELETE", "/user");
-    setToken(null);
-  },
+  deleteAccount: () => request("DELETE", "/user"),
   wsToken: async () => (await request("GET", "/user/ws-token")).token,
 
   presignUpload: (fileName, fileType, fileSize) =>

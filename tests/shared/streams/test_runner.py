@@ -277,3 +277,46 @@ def test_stop_is_prompt_while_idle(rds, runner_settings, function_url, start_run
     started = time.monotonic()
     runner.stop(timeout=5)
     assert time.monotonic() - started < 1.0 and not any(t.is_alive() for t in runner.threads)
+
+
+def test_dead_lettered_job_request_tells_its_owner(rds, runner_settings, toy, start_runner, redis_prefix):
+    """A weave request that keeps failing ends as a weave.failed event for notify, not a job stuck running."""
+    import uuid
+
+    from shared import event_types as t
+    from shared.events import make_event
+    from shared.routing import route_for_consumer
+
+    from .conftest import USER, VTON
+
+    weave = route_for_consumer("weave")
+    job = str(uuid.uuid4())
+    request = make_event(
+        t.WEAVE_REQUESTED,
+        {"job_id": job, "user_id": USER, "vton_id": VTON, "person_key": f"uploads/{USER}/p.jpg",
+         "garment_key": f"uploads/{USER}/g.jpg", "category": "upper", "steps": 2, "guidance": 2.5, "seed": 1,
+         "variant": "maskfree", "height": 1024, "width": 768, "repaint": False},
+        source="/tests",
+    )
+    toy.always[job] = "boom"
+    start_runner(runner_settings, routes=[weave], pull={"weave": toy})
+    publish(rds, request, prefix=redis_prefix)
+    wait_for(lambda: rds.xlen(redis_prefix + weave.dead_letter_stream), message="dead letter")
+    results = wait_for(lambda: rds.xrange(redis_prefix + NOTIFY.stream), message="failure event")
+    assert [fields["type"] for _id, fields in results] == [t.WEAVE_FAILED]
+    from shared.events import from_stream_fields
+
+    failed = from_stream_fields(results[0][1]).get_data()
+    assert failed["job_id"] == job and failed["user_id"] == USER and failed["code"] == "dead_lettered"
+    assert "3 time(s)" in failed["error"]
+
+
+def test_dead_lettered_progress_announces_nothing(rds, runner_settings, toy, start_runner, redis_prefix):
+    _, dead, _ = streams(redis_prefix)
+    event = progress()
+    toy.plan[event.get_data()["job_id"]] = ["bad"]
+    start_runner(runner_settings, pull={"notify": toy})
+    publish(rds, event, prefix=redis_prefix)
+    wait_for(lambda: dead_letters(rds, dead), message="dead letter")
+    time.sleep(0.2)
+    assert [fields["type"] for _id, fields in rds.xrange(redis_prefix + NOTIFY.stream)] == [event.get_type()]
