@@ -318,9 +318,23 @@ def test_pickers_say_what_is_wrong_in_plain_words(new_session, photos, tmp_path:
 def test_reconnects_after_the_network_drops_and_catches_up(new_session, photos) -> None:
     s = new_session()
     page = s.page
+    sockets: list[str] = []
+
+    def on_socket(ws: Any) -> None:
+        sockets.append(ws.url)
+        if len(sockets) == 1:
+            ws.close(code=4401, reason="Unauthorized")  # as the gateway does with a bad ws-token
+        else:
+            ws.connect_to_server()
+
+    page.route_web_socket(re.compile(r"/ws\?"), on_socket)
+    token_requests: list[str] = []
+    page.on("request", lambda r: token_requests.append(r.url) if r.url.endswith("/user/ws-token") else None)
     s.open("/")
     s.signup("Dan")
     expect(page.locator("#live-status")).to_have_text("Live updates on")
+    # after the 4401 the page asked for a new ws-token at once and got through with it
+    assert len(sockets) == 2 and len(token_requests) == 2, (sockets, token_requests)
     page.evaluate(RECORDER)
     pick_photos(page, photos)
     page.get_by_role("button", name="Start try-on").click()
@@ -329,8 +343,7 @@ def test_reconnects_after_the_network_drops_and_catches_up(new_session, photos) 
     last_event_id = page.evaluate("window.proteus.lastEventId")
     assert last_event_id, "no event id was seen on the socket"
 
-    sockets: list[str] = []
-    page.on("websocket", lambda ws: sockets.append(ws.url))
+    opened = len(sockets)
     s.context.set_offline(True)
     expect(page.locator("#live-status")).not_to_have_attribute("data-state", "open")
     expect(page.locator("#live-status")).not_to_have_text("Live updates on")
@@ -359,6 +372,6 @@ def test_reconnects_after_the_network_drops_and_catches_up(new_session, photos) 
     expect(new_card).to_have_attribute("data-status", "done", timeout=20_000)
     assert loaded(page, new_card.locator(".tryon-open img"))
     assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
-    reconnects = [parse_qs(urlsplit(url).query) for url in sockets]
+    reconnects = [parse_qs(urlsplit(url).query) for url in sockets[opened:]]
     assert reconnects, "the page never opened a new socket"
     assert reconnects[-1].get("last_event_id") == [last_event_id], sockets

