@@ -40,7 +40,7 @@ bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 SOURCE = source_for("gateway")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 # Limits of the weave request (cloudevents-schemas/dev.proteus.tryon.requested.json).
-MAX_STEPS = 100
+MAX_STEPS = 150
 MAX_SEED = 2**32 - 1
 
 

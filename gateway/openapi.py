@@ -174,7 +174,7 @@ SCHEMAS: dict[str, Any] = {
             "user_snap_s3": KEY,
             "uncleaned_outfit_s3": KEY,
             "category": CATEGORY,
-            "steps": {"type": "integer", "minimum": 1, "maximum": 100},
+            "steps": {"type": "integer", "minimum": 1, "maximum": 150},
             "guidance": {"type": "number", "minimum": 0, "maximum": 20},
             "seed": {"type": "integer", "minimum": 0, "maximum": 4294967295},
             "variant": {"type": "string", "enum": ["maskfree", "mask"]},

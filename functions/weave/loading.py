@@ -12,7 +12,9 @@ Folder layout (real under `models_dir`, smoke under `models_dir/smoke`):
 `sd-vae-ft-mse/`, `stable-diffusion-inpainting/{unet,scheduler}/`,
 `instruct-pix2pix/{unet,scheduler}/`, `CatVTON/mix-48k-1024/attention/model.safetensors`,
 `CatVTON-MaskFree/mix-48k-1024/attention/model.safetensors`; optionally
-`stable-diffusion-inpainting/{safety_checker,feature_extractor}/`.
+`stable-diffusion-inpainting/{safety_checker,feature_extractor}/`. Each model folder holds
+`config.json` and one weights file: `.safetensors`, `.fp16.safetensors` or `.bin` (best
+first; `hub_fetches` / `fetch` pick the best a repo has, `download.py` uses them too).
 """
 from __future__ import annotations
 
@@ -45,12 +47,13 @@ HUB_IDS = {
     "attention-mask": "zhengchong/CatVTON",
     "attention-maskfree": "zhengchong/CatVTON-MaskFree",  # gated: needs HF_TOKEN
 }
-VAE_PATTERNS = ["config.json", "diffusion_pytorch_model.safetensors"]
-BASE_PATTERNS = ["unet/config.json", "unet/diffusion_pytorch_model.safetensors",
-                 "scheduler/scheduler_config.json"]
-SAFETY_PATTERNS = ["safety_checker/config.json", "safety_checker/model.safetensors",
-                   "feature_extractor/preprocessor_config.json"]
-ATTENTION_PATTERNS = ["mix-48k-1024/attention/*"]
+# Weight files accepted per folder, best first. Not every base repo ships fp32 safetensors
+# (booksforcharlie/stable-diffusion-inpainting has only the .bin), so the best one there
+# is fetched and loaded.
+MODEL_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
+                 "diffusion_pytorch_model.bin")
+CHECKER_WEIGHTS = ("model.safetensors", "model.fp16.safetensors", "pytorch_model.bin")
+ATTENTION_PATTERNS = ("mix-48k-1024/attention/*",)
 
 # SD-1.5 DDIM settings (spec): set explicitly, whatever the base repo's scheduler says.
 DDIM_SETTINGS = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
@@ -111,11 +114,25 @@ class ModelPaths:
     attention: Path
     safety_base: Path
 
-    def required(self) -> list[Path]:
-        return [self.vae / "config.json", self.vae / "diffusion_pytorch_model.safetensors",
-                self.base / "unet" / "config.json",
-                self.base / "unet" / "diffusion_pytorch_model.safetensors",
-                self.base / "scheduler" / "scheduler_config.json", self.attention]
+    def missing(self) -> list[Path]:
+        """Required files that are absent (a weights file: the preferred name)."""
+        absent = [folder / name for folder in (self.vae, self.base / "unet")
+                  for name in ("config.json",) if not (folder / name).is_file()]
+        absent += [folder / MODEL_WEIGHTS[0] for folder in (self.vae, self.base / "unet")
+                   if find_weights(folder) is None]
+        absent += [p for p in (self.base / "scheduler" / "scheduler_config.json",
+                               self.attention) if not p.is_file()]
+        return absent
+
+
+def find_weights(folder: Path, names: tuple[str, ...] = MODEL_WEIGHTS) -> Path | None:
+    """The best weights file present in `folder`, or None."""
+    return next((Path(folder) / n for n in names if (Path(folder) / n).is_file()), None)
+
+
+def weights_variant(path: Path | None) -> str | None:
+    """The diffusers/transformers `variant` of a weights file ("fp16" or None)."""
+    return "fp16" if path is not None and ".fp16." in path.name else None
 
 
 def local_paths(root: Path, variant: str) -> ModelPaths:
@@ -126,34 +143,77 @@ def local_paths(root: Path, variant: str) -> ModelPaths:
                       safety_base=root / SAFETY_BASE)
 
 
-def hub_paths(variant: str, *, safety_checker: bool = True) -> ModelPaths:
-    """Download (or reuse the cache of) one variant's files from Hugging Face."""
-    from huggingface_hub import snapshot_download
-
-    token = os.environ.get("HF_TOKEN") or None
-    try:
-        vae = snapshot_download(HUB_IDS["vae"], allow_patterns=VAE_PATTERNS, token=token)
-        base = snapshot_download(HUB_IDS[variant], allow_patterns=BASE_PATTERNS, token=token)
-        safety = base
-        if safety_checker:
-            safety = snapshot_download(HUB_IDS["mask"], allow_patterns=SAFETY_PATTERNS,
-                                       token=token)
-        attention = snapshot_download(HUB_IDS[f"attention-{variant}"],
-                                      allow_patterns=ATTENTION_PATTERNS, token=token)
-    except Exception as exc:  # noqa: BLE001 - network, auth (gated repo), missing files
-        raise DependencyUnavailable(f"could not fetch the {variant} weights from Hugging Face "
-                                    f"(HF_TOKEN {'set' if token else 'not set'}): {exc}") from exc
-    return ModelPaths(vae=Path(vae), base=Path(base),
-                      attention=Path(attention) / ATTENTION_SUBPATH, safety_base=Path(safety))
-
-
 def missing_files(root: Path, variants: tuple[str, ...]) -> list[Path]:
     """Required local files that do not exist."""
     missing: list[Path] = []
     for variant in variants:
-        missing += [p for p in local_paths(root, variant).required()
-                    if not p.is_file() and p not in missing]
+        missing += [p for p in local_paths(root, variant).missing() if p not in missing]
     return missing
+
+
+@dataclass(frozen=True)
+class HubFetch:
+    """One Hugging Face repo to fetch: fixed patterns plus, per folder, its best weights."""
+
+    repo_id: str
+    folder: str  # where it goes under models_dir
+    files: tuple[str, ...] = ()
+    weights: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (folder prefix, candidates)
+
+
+def hub_fetches(variants: tuple[str, ...], safety_checker: bool = True) -> list[HubFetch]:
+    """Every repo the given variants need, in order (VAE, then base + attention each)."""
+    fetches = [HubFetch(HUB_IDS["vae"], VAE_DIR, ("config.json",), (("", MODEL_WEIGHTS),))]
+    safety = (("safety_checker/config.json", "feature_extractor/preprocessor_config.json"),
+              (("safety_checker/", CHECKER_WEIGHTS),))
+    for variant in variants:
+        files: tuple[str, ...] = ("unet/config.json", "scheduler/scheduler_config.json")
+        weights: tuple[tuple[str, tuple[str, ...]], ...] = (("unet/", MODEL_WEIGHTS),)
+        if safety_checker and BASE_DIRS[variant] == SAFETY_BASE:
+            files, weights = files + safety[0], weights + safety[1]
+        fetches.append(HubFetch(HUB_IDS[variant], BASE_DIRS[variant], files, weights))
+        fetches.append(HubFetch(HUB_IDS[f"attention-{variant}"], ATTENTION_DIRS[variant],
+                                ATTENTION_PATTERNS))
+    if safety_checker and "mask" not in variants:
+        fetches.append(HubFetch(HUB_IDS["mask"], SAFETY_BASE, *safety))
+    return fetches
+
+
+def fetch(item: HubFetch, *, local_dir: Path | None = None, token: str | None = None) -> Path:
+    """Download one repo's needed files (into `local_dir`, else the HF cache); its folder.
+
+    Lists the repo once to pick the best weights file of each folder, so a repo shipping
+    only .bin or only fp16 safetensors still works."""
+    import huggingface_hub
+
+    patterns = list(item.files)
+    if item.weights:
+        present = set(huggingface_hub.list_repo_files(item.repo_id, token=token))
+        for prefix, candidates in item.weights:
+            best = next((prefix + n for n in candidates if prefix + n in present), None)
+            if best is None:
+                raise DependencyUnavailable(f"{item.repo_id} has no weights in "
+                                            f"'{prefix or '/'}' (looked for {', '.join(candidates)})")
+            patterns.append(best)
+    path = huggingface_hub.snapshot_download(
+        item.repo_id, allow_patterns=patterns, token=token,
+        **({"local_dir": str(local_dir)} if local_dir is not None else {}))
+    return Path(path)
+
+
+def hub_paths(variant: str, *, safety_checker: bool = True) -> ModelPaths:
+    """Download (or reuse the cache of) one variant's files from Hugging Face."""
+    token = os.environ.get("HF_TOKEN") or None
+    try:
+        folders = {f.folder: fetch(f, token=token)
+                   for f in hub_fetches((variant,), safety_checker)}
+    except Exception as exc:  # noqa: BLE001 - network, auth (gated repo), missing files
+        raise DependencyUnavailable(f"could not fetch the {variant} weights from Hugging Face "
+                                    f"(HF_TOKEN {'set' if token else 'not set'}): {exc}") from exc
+    base = folders[BASE_DIRS[variant]]
+    return ModelPaths(vae=folders[VAE_DIR], base=base,
+                      attention=folders[ATTENTION_DIRS[variant]] / ATTENTION_SUBPATH,
+                      safety_base=folders.get(SAFETY_BASE, base))
 
 
 def resolve_model(config: WeaveModelConfig) -> str:
@@ -270,14 +330,17 @@ def _smoke_meta(root: Path) -> dict | None:
 def _load_safety(paths: ModelPaths, dtype: torch.dtype) -> tuple[object | None, object | None]:
     checker_dir = paths.safety_base / "safety_checker"
     extractor_dir = paths.safety_base / "feature_extractor"
-    if not (checker_dir / "config.json").is_file() or not extractor_dir.is_dir():
+    weights = find_weights(checker_dir, CHECKER_WEIGHTS)
+    if (weights is None or not (checker_dir / "config.json").is_file()
+            or not (extractor_dir / "preprocessor_config.json").is_file()):
         logger.warning("no safety checker in %s: safety checks will report 'unavailable'",
                        paths.safety_base)
         return None, None
     from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
     from transformers import CLIPImageProcessor
 
-    checker = StableDiffusionSafetyChecker.from_pretrained(str(checker_dir), dtype=dtype)
+    checker = StableDiffusionSafetyChecker.from_pretrained(str(checker_dir), dtype=dtype,
+                                                           variant=weights_variant(weights))
     return checker, CLIPImageProcessor.from_pretrained(str(extractor_dir))
 
 
@@ -296,7 +359,7 @@ def load_pipeline(config: WeaveModelConfig, variant: str, *,
         paths = hub_paths(variant, safety_checker=config.safety_checker)
     else:
         paths = local_paths(config.models_dir, variant)
-    absent = [str(p) for p in paths.required() if not p.exists()]
+    absent = [str(p) for p in paths.missing()]
     if absent:
         raise DependencyUnavailable(f"{variant} weights incomplete, missing: "
                                     f"{', '.join(absent)} (run `make models`)")
@@ -311,9 +374,11 @@ def load_pipeline(config: WeaveModelConfig, variant: str, *,
             options.num_threads = meta.get("num_threads")
 
     if vae is None:
-        vae = AutoencoderKL.from_pretrained(str(paths.vae), torch_dtype=dtype)
-    unet = UNet2DConditionModel.from_pretrained(str(paths.base), subfolder="unet",
-                                                torch_dtype=dtype)
+        vae = AutoencoderKL.from_pretrained(str(paths.vae), torch_dtype=dtype,
+                                            variant=weights_variant(find_weights(paths.vae)))
+    unet = UNet2DConditionModel.from_pretrained(
+        str(paths.base), subfolder="unet", torch_dtype=dtype,
+        variant=weights_variant(find_weights(paths.base / "unet")))
     load_attention_weights(unet, paths.attention)
     checker, extractor = (_load_safety(paths, dtype) if config.safety_checker else (None, None))
     pipe = CatVTONPipeline(vae=vae, unet=unet, scheduler=build_scheduler(paths.base / "scheduler"),

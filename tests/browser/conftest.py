@@ -76,10 +76,11 @@ class Session:
         page.get_by_role("heading", name="New try-on").wait_for()
         return email, password
 
-    def screenshot(self, name: str) -> Path:
+    def screenshot(self, name: str, *, full_page: bool = True) -> Path:
+        """Save a screenshot under test-artifacts/ (git-ignored) for a person to look at."""
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / name
-        self.page.screenshot(path=str(path), full_page=True)
+        self.page.screenshot(path=str(path), full_page=full_page)
         return path
 
 

@@ -7,6 +7,8 @@ is offline. Screenshots land in test-artifacts/ (git-ignored).
 """
 from __future__ import annotations
 
+import base64
+import io
 import re
 import time
 import uuid
@@ -15,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from PIL import Image
 from playwright.sync_api import expect
 
 from tests.browser.conftest import PHONE, make_jpeg
@@ -142,6 +145,7 @@ def test_try_on_appears_live_opens_downloads_retries_and_deletes(new_session, ph
     dialog = page.get_by_role("dialog", name="Try-on result")
     expect(dialog).to_be_visible()
     assert loaded(page, page.locator("#result-image"))
+    s.screenshot("webapp-result-dialog-desktop.png", full_page=False)
     with page.expect_download() as download:
         dialog.get_by_role("link", name="Download").click()
     assert download.value.suggested_filename.endswith(".png"), download.value.suggested_filename
@@ -162,7 +166,6 @@ def test_try_on_appears_live_opens_downloads_retries_and_deletes(new_session, ph
 def test_phone_layout_heic_avif_and_another_person_sees_nothing(new_session, tmp_path: Path) -> None:
     # an AVIF person and a HEIC garment: the server converts both (Chromium previews only AVIF)
     import pillow_heif
-    from PIL import Image
 
     pillow_heif.register_heif_opener()
     make_jpeg(tmp_path / "p.jpg", "person")
@@ -222,6 +225,7 @@ def test_phone_layout_heic_avif_and_another_person_sees_nothing(new_session, tmp
     page.locator("#login-password").fill(ada_password)
     page.get_by_role("button", name="Log in").click()
     expect(page.locator(f'#history-list > li[data-id="{ada_vton}"]')).to_have_attribute("data-status", "done")
+    expect(page.locator(".preview img")).to_have_count(0)  # the form was emptied at log-out
 
 
 def test_pickers_say_what_is_wrong_in_plain_words(new_session, photos, tmp_path: Path) -> None:
@@ -244,6 +248,23 @@ def test_pickers_say_what_is_wrong_in_plain_words(new_session, photos, tmp_path:
     assert outline == "solid", outline
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "garment-file"
+
+    # a photo dropped on a picker is picked, like a chosen one
+    png = io.BytesIO()
+    Image.open(photos["garment"]).save(png, "PNG")
+    page.locator('[data-drop="garment"]').evaluate(
+        """(zone, b64) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const dt = new DataTransfer();
+            dt.items.add(new File([bytes], "dropped.png", { type: "image/png" }));
+            zone.dispatchEvent(new DragEvent("dragover", { dataTransfer: dt, bubbles: true, cancelable: true }));
+            zone.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+        }""",
+        base64.b64encode(png.getvalue()).decode(),
+    )
+    expect(page.locator('[data-preview="garment"]')).to_contain_text("dropped.png")
+    assert loaded(page, page.locator('[data-preview="garment"] img'))
+    assert page.evaluate("document.querySelector('#garment-file').files[0].name") == "dropped.png"
 
     uploads: list[str] = []
     page.on("request", lambda r: uploads.append(r.url) if "presignedUploadUrl" in r.url else None)

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jsonschema
+import simple_websocket
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.exceptions import MethodNotAllowed, NotFound
@@ -241,6 +242,21 @@ class Person:
 
 
 # -- a real server for WebSockets -------------------------------------------------------------
+
+
+class WSClient(simple_websocket.Client):
+    """simple-websocket's client with its handshake race fixed.
+
+    Its handshake reads the 101 answer and takes only the first event from it: frames that
+    came in the same packet (the server's first message, or its 4401 close) would wait in
+    wsproto until more bytes arrive, or be lost at the EOF. This processes them at once.
+    """
+
+    def handshake(self) -> None:
+        super().handshake()
+        self._handle_events()
+        self.connected = True  # a close that came along: the reader thread then finds the EOF
+
 
 
 class LiveServer:

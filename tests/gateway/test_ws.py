@@ -18,18 +18,18 @@ from flask import Flask
 from gateway.ws import Connection, Hub, _serve
 from shared import jobs
 from shared.routing import NOTIFICATION_CHANNEL, NOTIFICATION_STREAM
-from tests.gateway.helpers import LiveServer, Person, redis_of, sessions_of, settings_of
+from tests.gateway.helpers import LiveServer, Person, WSClient, redis_of, sessions_of, settings_of
 
 
 def connect(server: LiveServer, token: str | None = None, *, query: str = "", headers: dict[str, str] | None = None,
-            expect_ready: bool = True) -> simple_websocket.Client:
+            expect_ready: bool = True) -> WSClient:
     params = []
     if token:
         params.append(f"token={token}")
     if query:
         params.append(query)
     url = server.ws_url + ("?" + "&".join(params) if params else "")
-    ws = simple_websocket.Client.connect(url, headers=headers or {})
+    ws = WSClient.connect(url, headers=headers or {})
     if expect_ready:
         ready = json.loads(ws.receive(timeout=5))
         assert ready["event"] == "ready", ready

@@ -124,17 +124,20 @@ function authNotice(text) {
 
 // ---------------------------------------------------------------- session
 
-async function enterApp(user) {
+async function enterApp(user, focus = true) {
   state.user = user;
   authNotice("");
   if (!location.hash || location.hash === "#/login" || location.hash === "#/signup") {
     history.replaceState(null, "", "#/");
   }
-  route();
+  route(focus);
   state.live = new LiveConnection({
     getToken: () => api.wsToken(),
     onMessage: handleLiveMessage,
-    onOpen: () => loadHistory(),
+    onOpen: (isReconnect) => {
+      loadHistory();
+      if (isReconnect) refreshHealth(); // the service may have restarted with another model
+    },
     onState: showLiveState,
     onAuthLost: () => leaveApp("Your session ended. Please log in again."),
   });
@@ -154,6 +157,8 @@ function leaveApp(notice) {
   for (const u of state.previews.values()) URL.revokeObjectURL(u);
   state.previews.clear();
   $("#history-list").replaceChildren();
+  resetCreateForm();
+  for (const id of ["#login-password", "#signup-password"]) $(id).value = "";
   const dlg = $("#result-dialog");
   if (dlg.open) dlg.close();
   history.replaceState(null, "", "#/login");
@@ -165,8 +170,36 @@ onUnauthorized(() => {
   if (state.user) leaveApp("Your session ended. Please log in again.");
 });
 
+/** The next person on this browser starts from an empty form. */
+function resetCreateForm() {
+  const form = $("#create-form");
+  form.reset();
+  for (const role of ["person", "garment"]) {
+    state.files[role] = null;
+    renderPickerPreview(role, null);
+    hideProgress(role);
+  }
+  clearFieldErrors(form);
+  $("#create-status").textContent = "";
+  $(".advanced").open = false;
+}
+
+let healthTimer = null;
+
+/** Read /health: the smoke banner and the upload limit. Asks again while no model has loaded yet. */
+function refreshHealth() {
+  clearTimeout(healthTimer);
+  api.health().then((health) => {
+    applyHealth(health);
+    const weave = health && health.models && health.models.weave;
+    if (!weave) healthTimer = setTimeout(refreshHealth, 10_000);
+  }).catch(() => {
+    healthTimer = setTimeout(refreshHealth, 30_000);
+  });
+}
+
 async function boot() {
-  api.health().then(applyHealth).catch(() => {});
+  refreshHealth();
   let user = null;
   try {
     user = await api.me();
@@ -176,8 +209,9 @@ async function boot() {
       authNotice(plainMessage(err));
     }
   }
-  if (user) await enterApp(user);
-  else route();
+  // on first load the focus stays at the top of the page, where the browser put it
+  if (user) await enterApp(user, false);
+  else route(false);
 }
 
 function applyHealth(health) {
@@ -467,9 +501,9 @@ async function uploadPicked(role) {
 
 function readAdvanced() {
   const specs = [
-    ["steps", "#opt-steps", "#opt-steps-error", 1, 100, true],
+    ["steps", "#opt-steps", "#opt-steps-error", 1, 150, true],
     ["guidance", "#opt-guidance", "#opt-guidance-error", 0, 20, false],
-    ["seed", "#opt-seed", "#opt-seed-error", 0, 2147483647, true],
+    ["seed", "#opt-seed", "#opt-seed-error", 0, 4294967295, true],
   ];
   const out = {};
   let ok = true;

@@ -1,0 +1,257 @@
+"""weave through its CloudEvents app, with the smoke model: weave.requested in, a result
+PNG in storage and progress then weave.completed (or weave.failed) on the results stream.
+
+A finished job is left alone on redelivery; a result already written is announced again
+without rendering; an unreadable input becomes weave.failed with a readable reason.
+"""
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from PIL import Image
+from sqlalchemy.orm import Session, sessionmaker
+
+from functions.weave.handler import MODELS_KEY, SMOKE_WARNING
+from functions.weave.main import create_app
+from shared import event_types as t
+from shared import jobs
+from shared.config import Settings
+from shared.db.models import Job, TryOn
+from shared.db.session import session_scope
+from shared.events import event_data
+from shared.storage import storage_from_settings
+from shared.uploads import result_key
+from tests.functions.conftest import (
+    INVALID_CASES,
+    Invalid,
+    Valid,
+    add_tryon,
+    add_user,
+    binary_request,
+    check_invalid,
+    check_valid_pair,
+    dispose_function,
+    get_row,
+    image_bytes,
+    new_id,
+    post,
+    prefix_entry_count,
+    reply_of,
+    sessions_for,
+    stream_events,
+    structured_request,
+)
+
+pytestmark = pytest.mark.redis
+
+RESULTS = "proteus:results"
+STEPS = 3
+
+
+@pytest.fixture(scope="module")
+def app(module_settings: Settings, weave_smoke_models: Path) -> Iterator[Flask]:
+    settings = module_settings.with_overrides(models_dir=str(weave_smoke_models), weave_device="cpu")
+    app = create_app(settings)
+    client = app.test_client()
+    deadline = time.monotonic() + 120
+    while (ready := client.get("/readyz")).status_code != 200:
+        assert time.monotonic() < deadline, f"weave never became ready: {ready.get_json()}"
+        assert "error" not in ready.get_json(), ready.get_json()
+        time.sleep(0.05)
+    yield app
+    dispose_function(app)
+
+
+@pytest.fixture
+def client(app: Flask):
+    return app.test_client()
+
+
+@pytest.fixture(scope="module")
+def sessions(module_settings: Settings) -> Iterator[sessionmaker[Session]]:
+    factory = sessions_for(module_settings.database_url)
+    yield factory
+    factory.kw["bind"].dispose()
+
+
+@pytest.fixture(scope="module")
+def storage(module_settings: Settings) -> Any:
+    return storage_from_settings(module_settings)
+
+
+class Job1:
+    """A user, two uploaded photos, a try-on and its queued job; the weave request for it."""
+
+    def __init__(self, sessions: sessionmaker[Session], storage: Any, *, person: bytes | None = None) -> None:
+        self.sessions, self.storage = sessions, storage
+        self.user_id = add_user(sessions)
+        self.person_key = f"uploads/{self.user_id}/{new_id()}-person.jpg"
+        self.garment_key = f"uploads/{self.user_id}/{new_id()}-shirt.jpg"
+        storage.put(self.person_key, person if person is not None else image_bytes((200, 150, 120)), "image/jpeg")
+        storage.put(self.garment_key, image_bytes((20, 40, 200)), "image/jpeg")
+        self.job_id = new_id()
+        self.vton_id, _ = add_tryon(sessions, self.user_id, person_key=self.person_key,
+                                    garment_key=self.garment_key, job_id=self.job_id)
+        self.data = {
+            "job_id": self.job_id, "user_id": self.user_id, "vton_id": self.vton_id,
+            "person_key": self.person_key, "garment_key": self.garment_key, "category": "upper",
+            "steps": STEPS, "guidance": 2.5, "seed": 7, "variant": "maskfree",
+            "height": 1024, "width": 768, "repaint": False,
+        }
+
+    @property
+    def result_key(self) -> str:
+        return result_key(self.user_id, self.job_id)
+
+    def valid(self) -> Valid:
+        return Valid(t.WEAVE_REQUESTED, self.data, self.user_id, self.job_id, "steps")
+
+
+@pytest.fixture
+def job(sessions: sessionmaker[Session], storage: Any) -> Job1:
+    return Job1(sessions, storage)
+
+
+def send(client, job: Job1, mode: str = "binary"):
+    build = binary_request if mode == "binary" else structured_request
+    return post(client, build(t.WEAVE_REQUESTED, job.data, user_id=job.user_id, subject=job.job_id))
+
+
+def results_for(redis_client: redis.Redis, prefix: str, job_id: str) -> list:
+    return [e for _, e in stream_events(redis_client, prefix, RESULTS) if e.get_subject() == job_id]
+
+
+# --------------------------------------------------------------------------- readiness and the contract
+
+
+def test_readyz_names_the_smoke_model_and_warns(client, redis_client: redis.Redis, module_prefix: str) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    state = response.get_json()
+    assert state["ready"] is True and state["model"] == "smoke" and state["smoke"] is True
+    assert state["warning"] == SMOKE_WARNING and "SMOKE" in state["warning"]
+    assert state["variants"] == ["mask", "maskfree"] and state["device"] == "cpu"
+    assert client.get("/healthz").get_json()["warning"] == SMOKE_WARNING
+    published = redis_client.hget(module_prefix + MODELS_KEY, "weave")
+    assert published is not None and '"model": "smoke"' in published
+
+
+def test_binary_and_structured_events_are_answered_with_weave_completed(
+    client, sessions: sessionmaker[Session], storage: Any
+) -> None:
+    first, second = Job1(sessions, storage), Job1(sessions, storage)
+    check_valid_pair(client, first.valid(), second.valid(), reply_type=t.WEAVE_COMPLETED)
+    for job in (first, second):
+        assert storage.exists(job.result_key)
+
+
+@pytest.mark.parametrize("case", INVALID_CASES, ids=lambda c: c.name)
+def test_invalid_event_is_refused(client, job: Job1, case: Invalid, redis_client: redis.Redis,
+                                  module_prefix: str) -> None:
+    check_invalid(client, case, job.valid(), redis_client, module_prefix)
+    assert get_row(job.sessions, Job, job.job_id).status == "queued"
+    assert not job.storage.exists(job.result_key)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+@pytest.mark.parametrize("mode", ["binary", "structured"])
+def test_request_renders_the_result_and_reports_progress_then_completion(
+    client, job: Job1, redis_client: redis.Redis, module_prefix: str, mode: str
+) -> None:
+    reply = reply_of(send(client, job, mode))
+    assert reply.get_type() == t.WEAVE_COMPLETED
+    assert reply.get_subject() == job.job_id and reply.get_extension("userid") == job.user_id
+
+    png = job.storage.get(job.result_key)
+    assert job.result_key == f"outputs/weaver/{job.user_id}/{job.job_id}.png"
+    assert job.storage.head(job.result_key).content_type == "image/png"
+    with Image.open(io.BytesIO(png)) as image:
+        assert image.format == "PNG" and image.size == (768, 1024)
+
+    events = results_for(redis_client, module_prefix, job.job_id)
+    types = [e.get_type() for e in events]
+    assert types[-1] == t.WEAVE_COMPLETED and types.count(t.WEAVE_COMPLETED) == 1
+    progress = [event_data(e) for e in events[:-1]]
+    assert progress and all(e.get_type() == t.WEAVE_PROGRESS for e in events[:-1]), types
+    steps = [(p["step"], p["steps"]) for p in progress]
+    assert steps == sorted(set(steps)) and steps[-1] == (STEPS, STEPS), steps
+    assert all(p["vton_id"] == job.vton_id and p["user_id"] == job.user_id for p in progress)
+
+    completed = event_data(events[-1])
+    assert completed == event_data(reply)
+    assert completed["result_key"] == job.result_key and completed["seed"] == 7 and completed["model"] == "smoke"
+    assert completed["metadata"]["steps"] == STEPS and completed["metadata"]["model"] == "smoke"
+    assert completed["vton_id"] == job.vton_id
+
+    row = get_row(job.sessions, Job, job.job_id)
+    assert (row.status, row.attempts) == ("running", 1), "weave marks the job running; notify finishes it"
+    assert get_row(job.sessions, TryOn, job.vton_id).status == "processing"
+
+
+@pytest.mark.parametrize("outcome", ["succeeded", "failed"])
+def test_finished_job_is_left_alone(client, job: Job1, redis_client: redis.Redis, module_prefix: str,
+                                    monkeypatch: pytest.MonkeyPatch, outcome: str) -> None:
+    assert send(client, job).status_code == 200
+    png = job.storage.get(job.result_key)
+    with session_scope(job.sessions, write=True) as session:  # what notify does on the result
+        if outcome == "succeeded":
+            assert jobs.complete_job(session, job.job_id, result_key=job.result_key, seed=7, model="smoke")
+        else:
+            assert jobs.fail_job(session, job.job_id, error="given up")
+    before = prefix_entry_count(redis_client, module_prefix)
+    calls: list[int] = []
+    monkeypatch.setattr("functions.weave.handler.run_requests", lambda *a, **k: calls.append(1) or [])
+
+    again = send(client, job, "structured")
+    assert again.status_code == 202 and again.get_data() == b""
+    assert calls == [] and prefix_entry_count(redis_client, module_prefix) == before
+    assert job.storage.get(job.result_key) == png
+    row = get_row(job.sessions, Job, job.job_id)
+    assert (row.status, row.attempts) == (outcome, 1)
+
+
+def test_redelivery_after_the_result_was_written_announces_it_without_rendering(
+    client, job: Job1, redis_client: redis.Redis, module_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert send(client, job).status_code == 200  # the job stays running until notify sees it
+    png = job.storage.get(job.result_key)
+    calls: list[int] = []
+    monkeypatch.setattr("functions.weave.handler.run_requests", lambda *a, **k: calls.append(1) or [])
+
+    reply = reply_of(send(client, job))
+    assert reply.get_type() == t.WEAVE_COMPLETED and calls == []
+    data = event_data(reply)
+    assert data["result_key"] == job.result_key and data["metadata"] == {"recovered": True}
+    assert data["seed"] == 7 and data["model"] == "smoke"
+    assert job.storage.get(job.result_key) == png
+    assert [e.get_type() for e in results_for(redis_client, module_prefix, job.job_id)][-1] == t.WEAVE_COMPLETED
+    assert get_row(job.sessions, Job, job.job_id).attempts == 2
+
+
+@pytest.mark.parametrize("person", [b"this is not an image at all", b""], ids=["garbage", "empty"])
+def test_unreadable_image_is_weave_failed_not_a_500(
+    client, sessions: sessionmaker[Session], storage: Any, redis_client: redis.Redis, module_prefix: str,
+    person: bytes,
+) -> None:
+    job = Job1(sessions, storage, person=person)
+    response = send(client, job)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    reply = reply_of(response)
+    assert reply.get_type() == t.WEAVE_FAILED
+    failed = event_data(reply)
+    assert failed["code"] == "invalid_image" and failed["retryable"] is False
+    assert failed["error"].startswith("person"), failed["error"]
+    assert "not a readable image" in failed["error"] or "empty" in failed["error"]
+    assert "Traceback" not in failed["error"]
+    events = results_for(redis_client, module_prefix, job.job_id)
+    assert [e.get_type() for e in events] == [t.WEAVE_FAILED] and event_data(events[0]) == failed
+    assert not storage.exists(job.result_key)
