@@ -225,7 +225,7 @@ class Hub:
                 pubsub = self._pubsub = self.redis.pubsub()
                 pubsub.subscribe(self.channel)
                 while not self._stopping.is_set():  # wait for the server's confirmation
-                    confirmation = pubsub.get_message(timeout=1.0)
+                    confirmation = pubsub.get_message(timeout=0.25)
                     if confirmation and confirmation.get("type") == "subscribe":
                         break
                 if self._last_id is None:  # first subscription: nothing was missed yet
@@ -236,7 +236,7 @@ class Hub:
                 self._subscribed.set()
                 backoff = 0.2
                 while not self._stopping.is_set():
-                    message = pubsub.get_message(timeout=1.0)
+                    message = pubsub.get_message(timeout=0.25)
                     if message and message.get("type") == "message":
                         data = message["data"]
                         self.dispatch(data.decode("utf-8") if isinstance(data, bytes) else data)

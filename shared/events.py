@@ -246,7 +246,11 @@ def _data_problems(validator: Any, data: dict[str, Any]) -> list[dict[str, Any]]
         if error.validator == "pattern" and "description" in error.schema:
             message = f"{_shorten(repr(error.instance))} is not valid: {error.schema['description']}"
         problems.append(_problem(field, _shorten(message), error.instance))
-    return problems
+    # jsonschema reports one "required" error per missing key, each naming the whole list.
+    unique: dict[tuple[str, str], dict[str, Any]] = {}
+    for problem in problems:
+        unique.setdefault((problem["field"], problem["message"]), problem)
+    return list(unique.values())
 
 
 def _problem(field: str, message: str, value: Any) -> dict[str, Any]:

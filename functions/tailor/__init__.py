@@ -25,6 +25,8 @@ def asset_key(user_id: str, content_hash: str, kind: str, category: str | None =
 
     >>> asset_key("u1", "ab" * 32, "cutout")
     'outputs/tailor/u1/abababababababababababababababababababababababababababababababab-cutout.png'
+    >>> asset_key("u1", "ab" * 32, "cutout", "lower")[-17:]
+    'b-cutout-lower.png'
     >>> asset_key("u1", "ab" * 32, "mask", "upper")[-17:]
     'ab-mask-upper.png'
     """
@@ -35,9 +37,14 @@ def asset_key(user_id: str, content_hash: str, kind: str, category: str | None =
     if not _HASH.match(content_hash or ""):
         raise BadRequest(f"content hash must be 64 lowercase hex digits, got {content_hash!r}", field="hash")
     if kind == "cutout":
-        if category is not None:
-            raise BadRequest("a cut-out key takes no category (one cut-out per garment photo)", field="category")
-        return f"outputs/tailor/{user_id}/{content_hash}-cutout.png"
+        # No category: the cut-out of the category the photo was classified as ("auto").
+        if category is None:
+            return f"outputs/tailor/{user_id}/{content_hash}-cutout.png"
+        if category not in CATEGORIES:
+            raise BadRequest(
+                f"a cut-out category must be one of {', '.join(CATEGORIES)}, got {category!r}", field="category"
+            )
+        return f"outputs/tailor/{user_id}/{content_hash}-cutout-{category}.png"
     if kind == "mask":
         if category not in CATEGORIES:
             raise BadRequest(

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from functions.tailor import asset_key, content_hash
-from functions.tailor.geometry import classify_garment, garment_cutout, person_mask
+from functions.tailor.geometry import garment_cutout, person_mask
 from functions.tailor.loading import TailorModelConfig, load_parser
 from functions.tailor.parsing import HumanParser
 from shared import event_types as t
@@ -42,7 +42,6 @@ from shared.streams.publish import publish
 log = logging.getLogger(__name__)
 SOURCE = "/proteus/functions/tailor"
 MODELS_KEY = "proteus:models"
-CUTOUT_CATEGORY = ""  # a cut-out serves every category; the column is part of the unique key
 
 
 class TailorFunction:
@@ -100,10 +99,8 @@ class TailorFunction:
                                   "model": self.parser.name}
         try:
             if data.get("garment_key"):
-                cutout_key, found, confidence = self._garment(user_id, data["garment_key"], category)
+                cutout_key, category, confidence = self._garment(user_id, data["garment_key"], category)
                 result.update(cutout_key=cutout_key, confidence=confidence)
-                if category == "auto":
-                    category = found
             if category == "auto":
                 category = "upper"
             result["category"] = category
@@ -126,20 +123,25 @@ class TailorFunction:
     # -- the two products, each cached by content hash ----------------------------------
 
     def _garment(self, user_id: str, key: str, category: str) -> tuple[str, str, float]:
-        """(cut-out key, category found, confidence) for the garment photo at `key`."""
+        """(cut-out key, category, confidence) for the garment photo at `key`.
+
+        "auto" cuts out the category the photo is classified as; a named category cuts out
+        that one's labels, and its confidence is that category's share of the clothing.
+        Each is cached separately (category "" is the "auto" one).
+        """
         data = self.storage.get(key)
         digest = content_hash(data)
-        cached = self._cached(user_id, digest, "cutout", CUTOUT_CATEGORY)
+        cache_category = "" if category == "auto" else category
+        cached = self._cached(user_id, digest, "cutout", cache_category)
         if cached is not None:
-            return cached.key, (cached.meta or {}).get("category") or "upper", float(cached.confidence or 0.0)
+            return cached.key, (cached.meta or {}).get("category") or category, float(cached.confidence or 0.0)
         image = load_image(data, max_pixels=self.settings.max_image_pixels, what="garment photo")
-        labels = self._parse(image)
-        found, confidence = classify_garment(labels)
-        cut = garment_cutout(image, labels, None if category == "auto" else category)
-        out_key = asset_key(user_id, digest, "cutout")
+        cut = garment_cutout(image, self._parse(image), None if category == "auto" else category)
+        out_key = asset_key(user_id, digest, "cutout", cache_category or None)
         self.storage.put(out_key, _png(cut.image), "image/png")
-        self._remember(user_id, digest, "cutout", CUTOUT_CATEGORY, out_key, found, confidence, {"box": list(cut.box)})
-        return out_key, found, confidence
+        self._remember(user_id, digest, "cutout", cache_category, out_key, cut.category, cut.confidence,
+                       {"box": list(cut.box)})
+        return out_key, cut.category, cut.confidence
 
     def _mask(self, user_id: str, key: str, category: str) -> str:
         """The try-on mask key for the person photo at `key` and `category`."""

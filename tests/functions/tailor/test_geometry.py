@@ -311,8 +311,9 @@ def test_content_hash_and_asset_keys():
     digest = content_hash(b"garment bytes")
     assert digest == hashlib.sha256(b"garment bytes").hexdigest()
     assert asset_key("user-1", digest, "cutout") == f"outputs/tailor/user-1/{digest}-cutout.png"
+    assert asset_key("user-1", digest, "cutout", "upper") == f"outputs/tailor/user-1/{digest}-cutout-upper.png"
     assert asset_key("user-1", digest, "mask", "lower") == f"outputs/tailor/user-1/{digest}-mask-lower.png"
     for args in [("../x", digest, "cutout"), ("u", "abc", "cutout"), ("u", digest, "mask"),
-                 ("u", digest, "mask", "hat"), ("u", digest, "cutout", "upper"), ("u", digest, "matte")]:
+                 ("u", digest, "mask", "hat"), ("u", digest, "cutout", "hat"), ("u", digest, "matte")]:
         with pytest.raises(BadRequest):
             asset_key(*args)

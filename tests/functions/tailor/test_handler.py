@@ -373,9 +373,6 @@ def two_cutouts(app: Flask) -> bytes:
     return photo
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the cut-out cache ignores the category. garment_cutout cuts the "
-                   "named category's labels, but the asset is cached (and stored) under category '' and one key, "
-                   "so a user's second request for the same photo gets the cut-out of the first request's category")
 def test_cut_out_for_a_named_category_does_not_depend_on_earlier_requests(client, sessions, storage,
                                                                           two_cutouts: bytes) -> None:
     someone = Request(sessions, storage, two_cutouts, category="upper")
@@ -388,9 +385,6 @@ def test_cut_out_for_a_named_category_does_not_depend_on_earlier_requests(client
     assert storage.get(later_data["cutout_key"]) == storage.get(fresh_data["cutout_key"])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: with a named category, tailor.completed reports the confidence of the "
-                   "category the classifier found, not of the `category` it reports (schema: 'Classifier "
-                   "confidence for `category`')")
 def test_confidence_is_for_the_reported_category(client, app: Flask, sessions, storage, two_cutouts: bytes) -> None:
     shares = category_shares(label_map(app, two_cutouts))
     request = Request(sessions, storage, two_cutouts, category="upper")

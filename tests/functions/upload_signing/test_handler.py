@@ -179,9 +179,6 @@ def test_signed_post_form_uploads_to_local_storage(client, files_app: Flask, mod
 
 
 
-@pytest.mark.xfail(strict=True, reason="BUG in shared/events.py _data_problems: jsonschema reports one `required` "
-                   "error per missing property, each carrying the whole `required` list, and every one of them is "
-                   "expanded to all missing names, so n missing fields are listed n*n times")
 def test_each_missing_field_is_listed_once(client) -> None:
     user_id = new_id()
     response = post(client, binary_request(t.UPLOAD_REQUESTED, {"user_id": user_id}, user_id=user_id))

@@ -392,3 +392,17 @@ def test_image_bytes_in_any_format(maskfree) -> None:
                  encode(PERSON, "HEIF"), encode(PERSON, "AVIF"), encode(PERSON, "WEBP")):
         result = maskfree([request(person=data, garment=encode(GARMENT), steps=1)])[0]
         assert result.image.size == (W, H)
+
+
+def test_exif_rotated_person_is_upright_and_the_mask_must_match_it(masked) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 160 wide x 96 high, displayed 96 x 160
+    stored = PERSON.transpose(Image.Transpose.ROTATE_90)
+    buffer = io.BytesIO()
+    stored.save(buffer, "JPEG", exif=exif.tobytes(), quality=95)
+    data = buffer.getvalue()
+    checked = masked.check_inputs(request(person=data, mask=MASK))
+    assert checked.person.size == (96, 160)
+    assert np.abs(pixels(checked.person) - pixels(PERSON)).mean() < 8  # upright again
+    with pytest.raises(BadRequest, match="mask is 160x96 but the person image is 96x160"):
+        masked.check_inputs(request(person=data, mask=MASK.transpose(Image.Transpose.ROTATE_90)))
