@@ -66,10 +66,12 @@ def _open(data: bytes, what: str, max_pixels: int | None) -> Image.Image:
             f"{what} has {pixels} pixels, over the limit of {max_pixels or MAX_PIXELS}",
             field=what,
         ) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InvalidImage(
-            f"{what} is not a readable image ({len(data)} bytes): {exc}", field=what
-        ) from None
+    except UnidentifiedImageError:
+        raise InvalidImage(f"{what} is not a readable image ({len(data)} bytes, "
+                           f"unknown format)", field=what) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InvalidImage(f"{what} is not a readable image ({len(data)} bytes): {exc}",
+                           field=what) from None
     width, height = image.size
     if max_pixels is not None and width * height > max_pixels:
         raise ImageTooLarge(

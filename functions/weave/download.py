@@ -29,7 +29,8 @@ def download(models_dir: Path, variants: tuple[str, ...] = VARIANTS,
         try:
             fetch(item, local_dir=local_dir, token=token)
         except Exception as exc:  # noqa: BLE001 - say which repo failed and why
-            gated = " (gated: accept its terms and set HF_TOKEN)" if "MaskFree" in item.repo_id else ""
+            gated = (" (gated: accept its terms and set HF_TOKEN)"
+                     if "MaskFree" in item.repo_id else "")
             raise SystemExit(f"download of {item.repo_id} failed{gated}: {exc}") from exc
     return missing_files(models_dir, variants)
 

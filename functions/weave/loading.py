@@ -192,8 +192,9 @@ def fetch(item: HubFetch, *, local_dir: Path | None = None, token: str | None = 
         for prefix, candidates in item.weights:
             best = next((prefix + n for n in candidates if prefix + n in present), None)
             if best is None:
-                raise DependencyUnavailable(f"{item.repo_id} has no weights in "
-                                            f"'{prefix or '/'}' (looked for {', '.join(candidates)})")
+                raise DependencyUnavailable(
+                    f"{item.repo_id} has no weights in '{prefix or '/'}' "
+                    f"(looked for {', '.join(candidates)})")
             patterns.append(best)
     path = huggingface_hub.snapshot_download(
         item.repo_id, allow_patterns=patterns, token=token,
@@ -344,9 +345,10 @@ def _load_safety(paths: ModelPaths, dtype: torch.dtype) -> tuple[object | None, 
     return checker, CLIPImageProcessor.from_pretrained(str(extractor_dir))
 
 
-def load_pipeline(config: WeaveModelConfig, variant: str, *,
-                  vae: AutoencoderKL | None = None) -> CatVTONPipeline:
-    """Load one variant ("maskfree" or "mask") as configured; `vae` may be shared."""
+def load_pipeline(config: WeaveModelConfig, variant: str, *, vae: AutoencoderKL | None = None,
+                  safety: tuple[object | None, object | None] | None = None) -> CatVTONPipeline:
+    """Load one variant ("maskfree" or "mask") as configured; `vae` and `safety`
+    (checker, feature extractor) may be shared with another pipeline."""
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     kind = resolve_model(config)
@@ -380,7 +382,9 @@ def load_pipeline(config: WeaveModelConfig, variant: str, *,
         str(paths.base), subfolder="unet", torch_dtype=dtype,
         variant=weights_variant(find_weights(paths.base / "unet")))
     load_attention_weights(unet, paths.attention)
-    checker, extractor = (_load_safety(paths, dtype) if config.safety_checker else (None, None))
+    if safety is None:
+        safety = _load_safety(paths, dtype) if config.safety_checker else (None, None)
+    checker, extractor = safety
     pipe = CatVTONPipeline(vae=vae, unet=unet, scheduler=build_scheduler(paths.base / "scheduler"),
                            variant=variant, safety_checker=checker, feature_extractor=extractor,
                            model_name="smoke" if meta is not None else "catvton", options=options)
@@ -397,6 +401,8 @@ def load_pipelines(config: WeaveModelConfig) -> dict[str, CatVTONPipeline]:
     """Every configured variant, sharing one VAE: {"maskfree": ..., "mask": ...}."""
     pipes: dict[str, CatVTONPipeline] = {}
     for variant in config.variants:
-        shared_vae = next(iter(pipes.values())).vae if pipes else None
-        pipes[variant] = load_pipeline(config, variant, vae=shared_vae)
+        first = next(iter(pipes.values()), None)
+        pipes[variant] = load_pipeline(
+            config, variant, vae=first.vae if first else None,
+            safety=(first.safety_checker, first.feature_extractor) if first else None)
     return pipes

@@ -72,7 +72,7 @@ class LocalStorage(Storage):
     """Objects as files under `root`; URLs signed with a key derived from `secret`."""
 
     def __init__(self, root: str | Path, *, public_url: str, secret: str) -> None:
-        self.root = Path(root)
+        self.root = Path(root).resolve()  # absolute: send_file would resolve a relative path against the app
         self.public_url = public_url.rstrip("/")
         self.signer = LocalSigner(secret)
         self._objects = self.root / "objects"

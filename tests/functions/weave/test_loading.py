@@ -66,6 +66,12 @@ def test_smoke_writer_is_idempotent_and_leaves_other_models(tmp_path: Path) -> N
     assert not [p for p in root.iterdir() if p.name.startswith(".")]  # no temp folders left
 
 
+def test_pipelines_share_vae_and_safety_checker(pipelines) -> None:
+    free, masked = pipelines["maskfree"], pipelines["mask"]
+    assert free.vae is masked.vae and free.safety_checker is masked.safety_checker
+    assert free.unet is not masked.unet
+
+
 def test_attention_weights_map_released_indices_onto_attn1_modules(pipelines,
                                                                    weave_models_dir) -> None:
     for variant, pipe in pipelines.items():
@@ -217,7 +223,8 @@ def _fake_hub(monkeypatch, smoke: Path, tmp_path: Path, calls: list) -> None:
                 shutil.copyfile(sources[repo_id] / rel, dest / rel)
         return str(dest)
 
-    monkeypatch.setattr(huggingface_hub, "list_repo_files", lambda repo_id, token=None: files(repo_id))
+    monkeypatch.setattr(huggingface_hub, "list_repo_files",
+                        lambda repo_id, token=None: files(repo_id))
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot)
 
 

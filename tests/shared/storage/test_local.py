@@ -398,3 +398,20 @@ def test_empty_or_missing_file_in_post_is_refused(storage: LocalStorage, client:
     assert no_file.status_code == 400
     assert client.post("/files", data=b"{}", content_type="application/json").status_code == 400
     assert no_leftovers(storage)
+
+
+def test_a_relative_root_serves_downloads_from_another_working_directory(tmp_path, monkeypatch):
+    """`make run` uses the relative STORAGE_DIR var/storage; Flask's send_file must still find the file."""
+    from flask import Flask
+
+    from shared.storage.local import LocalStorage
+    from shared.storage.local_http import local_files_blueprint
+
+    monkeypatch.chdir(tmp_path)
+    storage = LocalStorage("var/storage", public_url="http://testserver", secret="s" * 40)
+    storage.put("outputs/weaver/u1/j1.png", b"\x89PNG fake", "image/png")
+    app = Flask("elsewhere", root_path=str(tmp_path / "somewhere-else"))
+    app.register_blueprint(local_files_blueprint(storage))
+    url = storage.presign_download("outputs/weaver/u1/j1.png", expires_s=60)
+    response = app.test_client().get(url.removeprefix("http://testserver"))
+    assert response.status_code == 200 and response.data == b"\x89PNG fake"
