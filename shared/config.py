@@ -131,6 +131,7 @@ class Settings:
     weave_device: str = "auto"  # auto | cpu | cuda | cuda:N
     weave_dtype: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp16 | fp32
     weave_max_batch: int = 4
+    weave_safety_check: bool = True
     progress_interval_s: float = 0.25
     tailor_model: str = "auto"
 
@@ -229,6 +230,7 @@ class Settings:
                 ("auto", "bf16", "fp16", "fp32"),
             ),
             weave_max_batch=_int("WEAVE_MAX_BATCH", get("WEAVE_MAX_BATCH", str(d.weave_max_batch)) or ""),
+            weave_safety_check=_bool("WEAVE_SAFETY_CHECK", get("WEAVE_SAFETY_CHECK", "true") or ""),
             progress_interval_s=_float(
                 "PROGRESS_INTERVAL_S", get("PROGRESS_INTERVAL_S", str(d.progress_interval_s)) or ""
             ),

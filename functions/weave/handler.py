@@ -40,6 +40,10 @@ SOURCE = "/proteus/functions/weave"
 MODELS_KEY = "proteus:models"
 SMOKE_WARNING = "weave runs the SMOKE model: tiny random weights, results are noise"
 LOAD_WAIT_S = 120.0
+FLAGGED_MESSAGE = (
+    "The safety checker flagged this result, so it was not saved. It sometimes flags harmless "
+    "images: try again with another seed or photo."
+)
 
 
 def model_config(settings: Settings) -> WeaveModelConfig:
@@ -162,6 +166,9 @@ class WeaveFunction:
                 result = run_requests(pipelines, [request], callback=self._progress(data))[0]
         except ClientError as exc:
             return self._publish(t.WEAVE_FAILED, data, error=exc.message, code=exc.code, retryable=False)
+        if result.nsfw:
+            return self._publish(t.WEAVE_FAILED, data, error=FLAGGED_MESSAGE, code="flagged_by_safety_checker",
+                                 retryable=False)
         buffer = io.BytesIO()
         result.image.save(buffer, "PNG")
         self.storage.put(key, buffer.getvalue(), "image/png")
@@ -183,6 +190,7 @@ class WeaveFunction:
             mask=mask,
             category=category if category != "auto" else "upper",
             variant=data.get("variant") or ("mask" if mask is not None else self.settings.weave_variant),
+            safety_check=self.settings.weave_safety_check,
             **options,
         )
 

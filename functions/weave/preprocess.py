@@ -91,13 +91,22 @@ def _gaussian_blur(mask: torch.Tensor, size: int) -> torch.Tensor:
     return x[0, 0]
 
 
-def repaint(result: Image.Image, person: Image.Image, mask: Image.Image) -> Image.Image:
-    """result * m + person * (1 - m) with m = the blurred mask (kernel ~ height / 50).
+def _erode(mask: torch.Tensor, reach: int) -> torch.Tensor:
+    """The mask shrunk by `reach` pixels (a min-filter of width 2 * reach + 1)."""
+    inverted = 1.0 - mask[None, None]
+    grown = F.max_pool2d(inverted, kernel_size=2 * reach + 1, stride=1, padding=reach)
+    return 1.0 - grown[0, 0]
 
-    Pixels farther than kernel // 2 from the mask get m == 0 and stay exactly the person's.
+
+def repaint(result: Image.Image, person: Image.Image, mask: Image.Image) -> Image.Image:
+    """result * m + person * (1 - m) with m = the mask, eroded then blurred (kernel ~ height / 50).
+
+    The erosion by the blur's reach keeps the soft edge inside the mask, so every pixel
+    outside the mask gets m == 0 and stays exactly the person's.
     """
-    m = mask_to_tensor(mask)[0]
-    m = _gaussian_blur(m, repaint_kernel_size(mask.height)).clamp(0, 1).numpy()[..., None]
+    size = repaint_kernel_size(mask.height)
+    m = _erode(mask_to_tensor(mask)[0], size // 2)
+    m = _gaussian_blur(m, size).clamp(0, 1).numpy()[..., None]
     res = np.asarray(result.convert("RGB"), dtype=np.float32)
     per = np.asarray(person.convert("RGB"), dtype=np.float32)
     out = np.rint(res * m + per * (1.0 - m)).clip(0, 255).astype(np.uint8)

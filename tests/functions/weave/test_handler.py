@@ -255,3 +255,24 @@ def test_unreadable_image_is_weave_failed_not_a_500(
     events = results_for(redis_client, module_prefix, job.job_id)
     assert [e.get_type() for e in events] == [t.WEAVE_FAILED] and event_data(events[0]) == failed
     assert not storage.exists(job.result_key)
+
+
+def test_result_flagged_by_the_safety_checker_fails_the_job_and_is_not_stored(
+    client, job: Job1, storage: Any, redis_client: redis.Redis, module_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import functions.weave.handler as handler
+
+    real = handler.run_requests
+
+    def flagging(*args: Any, **kwargs: Any) -> list:
+        results = real(*args, **kwargs)
+        for result in results:
+            result.nsfw = True
+        return results
+
+    monkeypatch.setattr(handler, "run_requests", flagging)
+    reply = reply_of(send(client, job))
+    failed = event_data(reply)
+    assert reply.get_type() == t.WEAVE_FAILED and failed["code"] == "flagged_by_safety_checker"
+    assert "safety checker flagged" in failed["error"] and failed["retryable"] is False
+    assert not storage.exists(job.result_key)
