@@ -25,7 +25,7 @@ def asset_key(user_id: str, content_hash: str, kind: str, category: str | None =
 
     >>> asset_key("u1", "ab" * 32, "cutout")
     'outputs/tailor/u1/abababababababababababababababababababababababababababababababab-cutout.png'
-    >>> asset_key("u1", "ab" * 32, "cutout", "lower")[-17:]
+    >>> asset_key("u1", "ab" * 32, "cutout", "lower")[-18:]
     'b-cutout-lower.png'
     >>> asset_key("u1", "ab" * 32, "mask", "upper")[-17:]
     'ab-mask-upper.png'
@@ -33,7 +33,9 @@ def asset_key(user_id: str, content_hash: str, kind: str, category: str | None =
     from shared.errors import BadRequest
 
     if not _USER_ID.match(user_id or ""):
-        raise BadRequest(f"user id must be 1-128 letters, digits, '-' or '_', got {user_id!r}", field="userid")
+        raise BadRequest(
+            f"user id must be 1-128 letters, digits, '-' or '_', got {user_id!r}", field="userid"
+        )
     if not _HASH.match(content_hash or ""):
         raise BadRequest(f"content hash must be 64 lowercase hex digits, got {content_hash!r}", field="hash")
     if kind == "cutout":
