@@ -62,7 +62,7 @@ def request_tryon(settings: Settings, user_id: str, vton_id: str, keys: dict[str
     job_id = str(uuid.uuid4())
     event = make_event(
         t.TRYON_REQUESTED,
-        {"job_id": job_id, "user_id": user_id, "vton_id": vton_id, "category": "upper", **keys, **params},
+        {"job_id": job_id, "user_id": user_id, "vton_id": vton_id, "category": "upper", **keys} | params,
         source="/tests",
         subject=job_id,
         user_id=user_id,
@@ -178,3 +178,24 @@ def test_weave_killed_mid_job_is_redelivered_and_completes_once(stack, redis_ser
     assert storage.list(f"outputs/weaver/{user_id}/") == [f"outputs/weaver/{user_id}/{job_id}.png"]
     done = [m for m in completions(pubsub, 3.0) if m["status"] == "done"]
     assert [m["job_id"] for m in done] == [job_id]
+
+
+def test_auto_category_goes_through_tailor_then_weave(stack) -> None:  # noqa: ANN001
+    """category "auto": enqueue -> tailor (cut-out + category) -> weave -> notify, by itself.
+
+    With the smoke SegFormer (fixed random weights) this plain blue garment photo parses as
+    a lower-body garment (tests/functions/tailor/test_handler.py pins that).
+    """
+    settings = stack.settings
+    user_id, vton_id, keys = seed_tryon(settings)
+    job_id = request_tryon(settings, user_id, vton_id, keys, steps=2, seed=5, category="auto")
+    row = wait_for(lambda: (r := job_row(settings, job_id)) and r["status"] in ("succeeded", "failed") and r)
+    assert row["status"] == "succeeded", (row, stack.log_tail("tailor"))
+    sessions = make_session_factory(make_engine(settings.database_url))
+    with sessions() as session:
+        tryon = session.get(TryOn, vton_id)
+        assert tryon.category == "lower"
+        assert tryon.cleaned_outfit and tryon.cleaned_outfit.startswith(f"outputs/tailor/{user_id}/")
+        job = session.get(Job, job_id)
+    storage = storage_from_settings(settings)
+    assert storage.exists(tryon.cleaned_outfit) and storage.exists(job.result_key)
