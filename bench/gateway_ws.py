@@ -53,12 +53,12 @@ def client_main(args: argparse.Namespace) -> int:
     import base64
 
     import gevent
-    from gevent.pool import Pool
+    import gevent.os
 
     raise_fd_limit()
     tokens = [line.strip() for line in Path(args.tokens).read_text().splitlines() if line.strip()]
     latencies: list[float] = []
-    counters = {"ready": 0, "failed": 0, "closed": 0, "messages": 0, "pings": 0}
+    counters = {"started": 0, "ready": 0, "failed": 0, "closed": 0, "messages": 0, "pings": 0}
     errors: dict[str, int] = {}
 
     def frame(opcode: int, payload: bytes) -> bytes:
@@ -124,26 +124,32 @@ def client_main(args: argparse.Namespace) -> int:
             counters["failed"] += 1
             errors[repr(exc)[:80]] = errors.get(repr(exc)[:80], 0) + 1
 
-    pool = Pool(args.concurrency)
     started = time.monotonic()
     for token in tokens:
-        pool.spawn(run, token)  # blocks while `concurrency` handshakes are in flight
-        # keep the in-flight count bounded by handshakes, not by open sockets:
-        while len(pool) - counters["ready"] - counters["failed"] - counters["closed"] >= args.concurrency:
-            gevent.sleep(0.005)
-    # Pool.spawn above does not block on idle sockets because they leave the pool only when closed;
-    # the loop bounds the handshakes that are still in flight.
+        # at most `concurrency` handshakes in flight (open sockets do not count)
+        while counters["started"] - counters["ready"] - counters["failed"] - counters["closed"] >= args.concurrency:
+            gevent.sleep(0.002)
+        counters["started"] += 1
+        gevent.spawn(run, token)
     deadline = time.monotonic() + 120
-    while counters["ready"] + counters["failed"] < len(tokens) and time.monotonic() < deadline:
+    while counters["ready"] + counters["failed"] + counters["closed"] < len(tokens) and time.monotonic() < deadline:
         gevent.sleep(0.05)
     print(json.dumps({"phase": "connected", "seconds": time.monotonic() - started, **counters, "errors": errors}), flush=True)
 
-    for line in iter(lambda: gevent.os.tp_read(0, 4096) if False else sys.stdin.readline(), ""):  # noqa: PLR1722
-        command = line.strip()
-        if command == "report":
-            print(json.dumps({"phase": "report", **counters, "latencies": latencies, "errors": errors}), flush=True)
-        elif command == "quit":
+    gevent.os.make_nonblocking(0)
+    pending = b""
+    while True:
+        data = gevent.os.nb_read(0, 4096)  # cooperative: the sockets keep being served meanwhile
+        if not data:
             break
+        pending += data
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            command = line.decode().strip()
+            if command == "report":
+                print(json.dumps({"phase": "report", **counters, "latencies": latencies, "errors": errors}), flush=True)
+            elif command == "quit":
+                return 0
     return 0
 
 

@@ -109,16 +109,18 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=60, help="sequential requests (latency)")
     parser.add_argument("--burst", type=int, default=30, help="requests published at once (throughput)")
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--logs", type=Path, help="keep every process's log in this folder")
+    parser.add_argument("--log-level", default="WARNING", help="the processes' LOG_LEVEL")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="proteus-bench-") as tmp:
         env = dict(os.environ)
         env.update(PROTEUS_ENV="test", PROTEUS_DATA_DIR=f"{tmp}/var", MODELS_DIR=env.get("MODELS_DIR", "models"),
-                   WEAVE_MODEL="smoke", TAILOR_MODEL="smoke", LOG_LEVEL="WARNING", PROGRESS_INTERVAL_S="0.25",
+                   WEAVE_MODEL="smoke", TAILOR_MODEL="smoke", LOG_LEVEL=args.log_level, PROGRESS_INTERVAL_S="0.25",
                    REDIS_KEY_PREFIX=f"bench-{uuid.uuid4().hex[:8]}:")
         env.pop("DATABASE_URL", None)
         stack = DevStack(env, gateway_port=free_port(), function_ports={n: free_port() for n in FUNCTIONS},
-                         log_dir=Path(tmp) / "logs")
+                         log_dir=args.logs or Path(tmp) / "logs")
         with stack:
             bench = Bench(stack)
             for _ in range(args.warmup):

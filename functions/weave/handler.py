@@ -195,13 +195,17 @@ class WeaveFunction:
         )
 
     def _progress(self, data: dict[str, Any]) -> Callable[[int, int], None]:
-        """A callback publishing step k of n, at most once per progress interval (and the last)."""
+        """A callback publishing step k of n, at most once per progress interval.
+
+        The last step is not reported: the completion follows at once, and a progress event
+        ahead of it on the results stream would only delay it.
+        """
         last = 0.0
 
         def report(step: int, steps: int) -> None:
             nonlocal last
             now = time.monotonic()
-            if step < steps and now - last < self.settings.progress_interval_s:
+            if step >= steps or now - last < self.settings.progress_interval_s:
                 return
             last = now
             self._publish(t.WEAVE_PROGRESS, data, step=step, steps=steps)

@@ -6,6 +6,12 @@ import { LiveConnection } from "./live.js";
 
 const PAGE_SIZE = 24;
 const URL_CACHE_MS = 10 * 60 * 1000;
+const RUNS_KEY = "proteus.runs.v1."; // + user id: localStorage of the settings each try-on ran with
+const MAX_RUNS = 200;
+const CATEGORY_NAME = { upper: "upper body", lower: "lower body", overall: "full outfit" };
+// "Area to repaint": the person photo with the mask's area tinted this colour, this strongly.
+const REPAINT_TINT = "rgb(255 0 150)";
+const REPAINT_ALPHA = 0.55;
 
 const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -20,7 +26,9 @@ const state = {
   previews: new Map(), // vton id -> object URL of the person photo picked in this tab
   pickerPreview: { person: null, garment: null },
   notes: new Map(), // vton id -> an error of this page about it ("couldn't start: ...")
-  runs: new Map(), // vton id -> {steps, guidance} it was started with in this tab ("Try again" keeps them)
+  // vton id -> {category, variant, steps, guidance} it was last started with from this browser
+  // ("Try again" keeps them; category "auto" marks the category shown as detected)
+  runs: new Map(),
   urls: new Map(), // storage key -> {url, at} | {promise}
   live: null,
   refetchTimer: null,
@@ -126,6 +134,7 @@ function authNotice(text) {
 
 async function enterApp(user, focus = true) {
   state.user = user;
+  loadRuns();
   authNotice("");
   if (!location.hash || location.hash === "#/login" || location.hash === "#/signup") {
     history.replaceState(null, "", "#/");
@@ -333,6 +342,8 @@ function wireAuth() {
     setText($("#account-error"), "");
     try {
       await api.deleteAccount();
+      const key = runsKey();
+      if (key) storageDo((s) => s.removeItem(key));
       leaveApp("Your account and everything in it was deleted.");
       history.replaceState(null, "", "#/signup");
       route();
@@ -533,6 +544,12 @@ function category() {
   return c ? c.value : "auto";
 }
 
+/** "mask" or "maskfree" (the default) from the Advanced choice. */
+function variant() {
+  const v = document.querySelector('input[name="variant"]:checked');
+  return v && v.value === "mask" ? "mask" : "maskfree";
+}
+
 function wireCreate() {
   const form = $("#create-form");
   form.addEventListener("submit", async (ev) => {
@@ -590,6 +607,7 @@ function wireCreate() {
       renderHistory();
       const params = { ...advanced };
       if (params.seed === undefined) params.seed = randomSeed();
+      if (variant() === "mask") params.variant = "mask";
       const started = await startJob(row, cat, params);
       status.textContent = started ? "Started. Watch it in your try-ons below." : "";
       if (!started) setText($("#create-error"), state.notes.get(row.id));
@@ -600,14 +618,17 @@ function wireCreate() {
   });
 }
 
-/** POST /jobs/weaver for a try-on row; returns true when the job was queued. */
+/**
+ * POST /jobs/weaver for a try-on row; returns true when the job was queued. `cat` is sent as
+ * asked ("auto" too: the row's own category may be the one tailor found last time).
+ */
 async function startJob(row, cat, params = {}) {
   const body = { vton_id: row.id, user_snap_s3: row.user_snap, uncleaned_outfit_s3: row.uncleaned_outfit };
-  if (cat && cat !== "auto") body.category = cat;
+  if (cat) body.category = cat;
   Object.assign(body, params);
-  const kept = {};
+  const kept = { category: cat || "auto", variant: params.variant === "mask" ? "mask" : "maskfree" };
   for (const k of ["steps", "guidance"]) if (params[k] !== undefined) kept[k] = params[k];
-  state.runs.set(row.id, kept);
+  rememberRun(row.id, kept);
   state.notes.delete(row.id);
   try {
     await api.startWeave(body);
@@ -625,6 +646,55 @@ async function startJob(row, cat, params = {}) {
     renderCard(row);
     return false;
   }
+}
+
+// ---------------------------------------------------------------- what each try-on ran with
+
+/** Run fn(localStorage); null where storage is off (private mode, a full quota). */
+function storageDo(fn) {
+  try {
+    return fn(window.localStorage);
+  } catch {
+    return null;
+  }
+}
+
+function runsKey() {
+  return state.user && state.user.id ? RUNS_KEY + state.user.id : null;
+}
+
+function loadRuns() {
+  state.runs.clear();
+  const key = runsKey();
+  const raw = key && storageDo((s) => s.getItem(key));
+  if (!raw) return;
+  let saved;
+  try {
+    saved = JSON.parse(raw);
+  } catch {
+    return;
+  }
+  if (!saved || typeof saved !== "object") return;
+  for (const [id, run] of Object.entries(saved)) {
+    if (run && typeof run === "object" && !Array.isArray(run)) state.runs.set(id, run);
+  }
+}
+
+function saveRuns() {
+  const key = runsKey();
+  if (!key) return;
+  const entries = [...state.runs].slice(-MAX_RUNS); // the newest last
+  storageDo((s) => s.setItem(key, JSON.stringify(Object.fromEntries(entries))));
+}
+
+function rememberRun(id, run) {
+  state.runs.delete(id);
+  state.runs.set(id, run);
+  saveRuns();
+}
+
+function forgetRun(id) {
+  if (state.runs.delete(id)) saveRuns();
 }
 
 // ---------------------------------------------------------------- history
@@ -806,6 +876,8 @@ function renderCard(row) {
         ),
         el("div", { class: "tryon-progress", hidden: true }),
         el("p", { class: "tryon-error", hidden: true }),
+        el("p", { class: "tryon-category asset-category", hidden: true }),
+        el("div", { class: "tryon-assets assets", hidden: true }),
         el("div", { class: "tryon-actions" }),
       ),
     );
@@ -852,6 +924,13 @@ function renderCard(row) {
     prog.replaceChildren();
     show(prog, false);
   }
+
+  // what tailor made: the category it found, the garment cut-out, the area to repaint
+  const catLine = $(".tryon-category", li);
+  const catText = categoryText(row);
+  if (catLine.textContent !== catText || catLine.hidden === !!catText) setText(catLine, catText);
+  renderAssets($(".tryon-assets", li), row);
+  if (state.openId === row.id) renderDialogAssets(row);
 
   if (li.dataset.signature === signature) return li;
   li.dataset.signature = signature;
@@ -900,6 +979,177 @@ function renderCard(row) {
   return li;
 }
 
+/** "Category: lower body (detected)" where tailor chose it, the category where it matters, or "". */
+function categoryText(row) {
+  const run = state.runs.get(row.id);
+  const askedAuto = !!run && run.category === "auto";
+  const name = CATEGORY_NAME[row.category];
+  if (name) {
+    if (askedAuto) return `Category: ${name} (detected)`;
+    return row.cleaned_outfit || row.person_mask ? `Category: ${name}` : "";
+  }
+  const active = row.status === "queued" || row.status === "processing";
+  if ((askedAuto || row.category === "auto") && active && !state.notes.get(row.id)) {
+    return "Category: auto (finding it…)";
+  }
+  return "";
+}
+
+function assetFigure(caption, kind, media) {
+  return el("figure", { class: `asset asset-${kind}` },
+    el("div", { class: "asset-frame" }, media),
+    el("figcaption", { text: caption }),
+  );
+}
+
+/**
+ * Show `row`'s garment cut-out and area to repaint in `box` (rebuilt only when their keys
+ * change). Card thumbnails ask for their links once the card scrolls into view; `large` (the
+ * result dialog) at once.
+ */
+function renderAssets(box, row, { large = false } = {}) {
+  const maskKey = row.person_mask || "";
+  const keys = [row.cleaned_outfit || "", maskKey, maskKey ? row.user_snap || "" : ""].join("|");
+  if (box.dataset.keys === keys) return;
+  box.dataset.keys = keys;
+  if (box.observer) box.observer.disconnect();
+  box.observer = null;
+  const when = formatDate(createdAt(row));
+  const of = when ? ` (try-on from ${when})` : "";
+  const figures = [];
+  const loaders = [];
+  if (row.cleaned_outfit) {
+    const img = el("img", { alt: `The garment cut out of its photo${of}`, decoding: "async" });
+    figures.push(assetFigure("Garment cut-out", "cutout", img));
+    loaders.push(() => showAssetImage(img, row.cleaned_outfit));
+  }
+  if (maskKey) {
+    const canvas = el("canvas", {
+      role: "img", width: "1", height: "1",
+      "aria-label": `The person photo with the area the model repaints tinted pink${of}`,
+    });
+    figures.push(assetFigure("Area to repaint", "mask", canvas));
+    loaders.push(() => paintRepaintArea(canvas, row.user_snap, maskKey, large ? 1024 : 320));
+  }
+  box.replaceChildren(...figures);
+  show(box, figures.length > 0);
+  if (!figures.length) return;
+  const load = () => loaders.forEach((f) => f());
+  if (large || typeof IntersectionObserver !== "function") {
+    load();
+    return;
+  }
+  const observer = new IntersectionObserver((entries) => {
+    if (!entries.some((e) => e.isIntersecting)) return;
+    observer.disconnect();
+    box.observer = null;
+    load();
+  }, { rootMargin: "200px" });
+  observer.observe(box);
+  box.observer = observer;
+}
+
+function assetFailed(node) {
+  const frame = node.closest(".asset-frame");
+  if (frame) frame.replaceChildren(el("span", { class: "asset-missing", text: "Couldn't load it" }));
+}
+
+async function showAssetImage(img, key) {
+  let retried = false;
+  img.addEventListener("error", async () => {
+    if (retried) return assetFailed(img);
+    retried = true; // an expired link: ask for a new one once
+    try {
+      img.src = await downloadUrl(key, true);
+    } catch {
+      assetFailed(img);
+    }
+  });
+  try {
+    img.src = await downloadUrl(key);
+  } catch {
+    assetFailed(img);
+  }
+}
+
+/** A decoded picture of the object at `key` (a second, fresh link if the first fails). */
+async function loadImage(key) {
+  let failure;
+  for (const fresh of [false, true]) {
+    try {
+      const img = new Image();
+      img.src = await downloadUrl(key, fresh);
+      await img.decode();
+      return img;
+    } catch (err) {
+      failure = err;
+    }
+  }
+  throw failure;
+}
+
+/**
+ * Draw the person photo with the mask's area (255 = repainted) tinted: person * (1 - a*m) +
+ * tint * a*m, by compositing only (no pixel reads, so photos from another origin work too).
+ * Where the person photo can't be drawn (HEIC in most browsers), the mask itself is shown.
+ */
+async function paintRepaintArea(canvas, personKey, maskKey, maxSide) {
+  let mask;
+  try {
+    mask = await loadImage(maskKey);
+  } catch {
+    assetFailed(canvas);
+    return;
+  }
+  let person = null;
+  if (personKey) {
+    try {
+      person = await loadImage(personKey);
+    } catch {
+      person = null;
+    }
+  }
+  const maskOnly = () => {
+    const img = el("img", { src: mask.src, alt: "The area the model repaints, in white" });
+    canvas.closest(".asset-frame")?.classList.add("asset-mask-only");
+    canvas.replaceWith(img);
+  };
+  if (!person || !person.naturalWidth) return maskOnly();
+  try {
+    const scale = Math.min(1, maxSide / Math.max(person.naturalWidth, person.naturalHeight));
+    const w = Math.max(1, Math.round(person.naturalWidth * scale));
+    const h = Math.max(1, Math.round(person.naturalHeight * scale));
+    const off = document.createElement("canvas");
+    off.width = canvas.width = w;
+    off.height = canvas.height = h;
+    const ctx = canvas.getContext("2d");
+    const o = off.getContext("2d");
+    ctx.drawImage(person, 0, 0, w, h);
+    // off = 1 - a*m; the photo times that darkens the area
+    o.fillStyle = "#fff";
+    o.fillRect(0, 0, w, h);
+    o.globalCompositeOperation = "difference";
+    o.globalAlpha = REPAINT_ALPHA;
+    o.drawImage(mask, 0, 0, w, h);
+    ctx.globalCompositeOperation = "multiply";
+    ctx.drawImage(off, 0, 0);
+    // off = tint * m; a times that added colours it
+    o.globalCompositeOperation = "copy";
+    o.globalAlpha = 1;
+    o.drawImage(mask, 0, 0, w, h);
+    o.globalCompositeOperation = "multiply";
+    o.fillStyle = REPAINT_TINT;
+    o.fillRect(0, 0, w, h);
+    ctx.globalCompositeOperation = "lighter";
+    ctx.globalAlpha = REPAINT_ALPHA;
+    ctx.drawImage(off, 0, 0);
+    ctx.globalCompositeOperation = "source-over";
+    ctx.globalAlpha = 1;
+  } catch {
+    maskOnly();
+  }
+}
+
 async function downloadUrl(key, fresh = false) {
   const hit = state.urls.get(key);
   if (!fresh && hit) {
@@ -941,14 +1191,20 @@ async function retry(id, button) {
   const row = state.rows.get(id);
   if (!row) return;
   if (button) button.disabled = true;
-  // the same settings as its last run from this tab (else the Advanced fields), a new seed
-  let settings = state.runs.get(id);
-  if (!settings) {
+  // the same settings as its last run from this browser (else the Advanced fields), a new seed
+  const run = state.runs.get(id);
+  const settings = {};
+  let cat = row.category;
+  if (run) {
+    for (const k of ["steps", "guidance"]) if (run[k] !== undefined) settings[k] = run[k];
+    if (run.variant === "mask") settings.variant = "mask";
+    if (run.category) cat = run.category;
+  } else {
     const advanced = readAdvanced() || {};
-    settings = {};
     for (const k of ["steps", "guidance"]) if (advanced[k] !== undefined) settings[k] = advanced[k];
+    if (row.person_mask || variant() === "mask") settings.variant = "mask";
   }
-  const ok = await startJob(row, row.category, { ...settings, seed: randomSeed() });
+  const ok = await startJob(row, cat, { ...settings, seed: randomSeed() });
   if (button && button.isConnected) button.disabled = false;
   return ok;
 }
@@ -967,6 +1223,7 @@ async function removeTryOn(id) {
   }
   const row = state.rows.get(id);
   state.rows.delete(id);
+  forgetRun(id);
   // the server deletes the photos no other try-on uses: send them again next time
   if (row) {
     for (const [file, key] of state.uploaded) {
@@ -998,6 +1255,8 @@ async function openResult(id) {
   img.alt = `Try-on result from ${formatDate(createdAt(row))}, full size`;
   link.href = "#";
   link.setAttribute("download", `proteus-tryon-${id}.png`);
+  delete $("#result-asset-list").dataset.keys;
+  renderDialogAssets(row);
   if (!dlg.open) dlg.showModal();
   try {
     const url = await downloadUrl(row.outfit_try_on);
@@ -1009,6 +1268,15 @@ async function openResult(id) {
   } catch (err) {
     setText($("#result-error"), `Couldn't load the picture: ${plainMessage(err)}`);
   }
+}
+
+/** The category line and the cut-out / area to repaint in the result dialog. */
+function renderDialogAssets(row) {
+  const text = categoryText(row);
+  setText($("#result-category"), text);
+  const list = $("#result-asset-list");
+  renderAssets(list, row, { large: true });
+  show($("#result-assets"), !!text || !list.hidden);
 }
 
 function wireDialogs() {
