@@ -446,6 +446,7 @@ def test_tailor_cut_out_detected_category_area_to_repaint_and_mask_variant(new_s
     row = next(r for r in api_json(s.context, s.base_url, "GET", "/vton") if r["id"] == auto_id)
     assert row["category"] == "lower" and row["cleaned_outfit"] and not row["person_mask"], row
     expect(card.locator(".tryon-category")).to_have_text("Category: lower body (detected)")
+    card.scroll_into_view_if_needed()  # the thumbnails load once the card is (nearly) in view
     cutout = card.get_by_role("figure", name="Garment cut-out")
     expect(cutout).to_be_visible()
     cutout_img = cutout.get_by_role("img")
@@ -464,7 +465,6 @@ def test_tailor_cut_out_detected_category_area_to_repaint_and_mask_variant(new_s
     expect(dialog.locator("#result-category")).to_have_text("Category: lower body (detected)")
     assert loaded(page, dialog.get_by_role("figure", name="Garment cut-out").get_by_role("img"))
     assert loaded(page, page.locator("#result-image"))
-    s.screenshot("webapp-tailor-dialog-desktop.png", full_page=False)
     dialog.get_by_role("button", name="Close").first.click()
     expect(dialog).to_be_hidden()
 
@@ -544,8 +544,11 @@ def test_tailor_cut_out_detected_category_area_to_repaint_and_mask_variant(new_s
     card.get_by_role("button", name="Open the result full size").click()
     expect(dialog.get_by_role("figure", name="Area to repaint")).to_be_visible()
     page.wait_for_function("(c) => c.width > 1", arg=dialog.locator("canvas").element_handle())
+    assert loaded(page, dialog.get_by_role("figure", name="Garment cut-out").get_by_role("img"))
+    s.screenshot("webapp-tailor-dialog-desktop.png", full_page=False)
     page.set_viewport_size(PHONE)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    s.screenshot("webapp-tailor-dialog-phone.png", full_page=False)
     dialog.get_by_role("button", name="Close").first.click()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     s.screenshot("webapp-tailor-phone.png")

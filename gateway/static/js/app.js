@@ -1028,7 +1028,7 @@ function renderAssets(box, row, { large = false } = {}) {
       role: "img", width: "1", height: "1",
       "aria-label": `The person photo with the area the model repaints tinted pink${of}`,
     });
-    figures.push(assetFigure("Area to repaint", "mask", canvas));
+    figures.push(assetFigure(large ? "Area to repaint (in pink)" : "Area to repaint", "mask", canvas));
     loaders.push(() => paintRepaintArea(canvas, row.user_snap, maskKey, large ? 1024 : 320));
   }
   box.replaceChildren(...figures);
@@ -1044,7 +1044,7 @@ function renderAssets(box, row, { large = false } = {}) {
     observer.disconnect();
     box.observer = null;
     load();
-  }, { rootMargin: "200px" });
+  }, { rootMargin: "800px 0px" }); // about where Chromium starts loading a lazy <img>
   observer.observe(box);
   box.observer = observer;
 }
@@ -1111,7 +1111,12 @@ async function paintRepaintArea(canvas, personKey, maskKey, maxSide) {
   }
   const maskOnly = () => {
     const img = el("img", { src: mask.src, alt: "The area the model repaints, in white" });
-    canvas.closest(".asset-frame")?.classList.add("asset-mask-only");
+    const fig = canvas.closest(".asset");
+    if (fig) {
+      $(".asset-frame", fig).classList.add("asset-mask-only");
+      const caption = $("figcaption", fig);
+      if (caption.textContent.includes("(")) caption.textContent = "Area to repaint (in white)";
+    }
     canvas.replaceWith(img);
   };
   if (!person || !person.naturalWidth) return maskOnly();
