@@ -169,10 +169,18 @@ def worker_pid(master: int) -> int | None:
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        raise WorkerLost(f"the gunicorn worker {pid} is gone") from None
+    for line in text.splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+class WorkerLost(RuntimeError):
+    """The measured worker process died (killed by gunicorn's timeout, or out of resources)."""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -363,6 +371,12 @@ def main() -> int:
         print("-" * (width + 30))
         print(json.dumps(result))
         return 0
+    except WorkerLost as exc:
+        log_tail = (work / "gunicorn.log").read_text(errors="replace")[-2000:]
+        print(f"\n{exc}; gunicorn log:\n{log_tail}")
+        print(json.dumps({"sockets": 0, "rss_mb": None, "push_p50_ms": None, "push_p99_ms": None,
+                          "events_per_s": None, "error": str(exc), "worker_class": args.worker_class or "gevent"}))
+        return 1
     finally:
         if client is not None and client.poll() is None:
             try:

@@ -30,7 +30,6 @@ import json
 import logging
 import re
 import threading
-import time
 from collections import deque
 from typing import Any
 from urllib.parse import urlsplit

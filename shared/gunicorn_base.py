@@ -47,6 +47,9 @@ def gunicorn_config(name: str, environ: Mapping[str, str] | None = None) -> dict
         "accesslog": None,  # the runtime logs one JSON line per event instead
         "errorlog": "-",
         "proc_name": f"proteus-{name}",
+        # gunicorn 27's control socket lives at one path per user: several servers on one
+        # machine (make run, the tests) would fight over it, and nothing here uses it.
+        "control_socket_disable": True,
         "worker_exit": worker_exit,
     }
 

@@ -355,8 +355,8 @@ def _frames(sock: socket.socket, until: float) -> list[int]:
                 break
             opcodes.append(buffer[0] & 0x0F)
             buffer = buffer[header + length:]
-        if 0x8 in opcodes:
-            break
+            if opcodes[-1] == 0x8:  # the close: whatever follows is not a frame (werkzeug's dev
+                return opcodes  # server writes an HTTP status line after a WebSocket ends)
     return opcodes
 
 
