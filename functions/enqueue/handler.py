@@ -12,25 +12,18 @@ import hashlib
 import logging
 from typing import Any
 
-import redis
 from cloudevents.core.base import BaseCloudEvent
-from sqlalchemy.orm import Session, sessionmaker
 
 from shared import event_types as t
 from shared import jobs
 from shared.config import Settings
-from shared.db.session import make_engine, make_session_factory, ping, session_scope
+from shared.db.session import session_scope
 from shared.errors import BadRequest, ClientError, NotFound, PayloadTooLarge
-from shared.events import make_event
 from shared.images import probe_image
-from shared.redis_client import redis_from_settings
-from shared.storage import storage_from_settings
-from shared.storage.base import Storage
-from shared.streams.publish import publish
+from shared.stage import Dependencies, Stage
 from shared.uploads import is_owned_key
 
 log = logging.getLogger(__name__)
-SOURCE = "/proteus/functions/enqueue"
 # The published CatVTON settings, used where a request leaves a value out (the same
 # defaults as functions.weave.pipeline.TryOnRequest, which this torch-free stage can't import).
 WEAVE_DEFAULTS: dict[str, Any] = {"steps": 50, "guidance": 2.5, "height": 1024, "width": 768, "repaint": False}
@@ -41,28 +34,14 @@ def seed_for(job_id: str) -> int:
     return int.from_bytes(hashlib.sha256(job_id.encode()).digest()[:4], "big") & 0x7FFFFFFF
 
 
-class EnqueueFunction:
+class EnqueueFunction(Stage):
     """Validates the objects of a try-on, records the job and publishes the next step."""
 
-    def __init__(
-        self, settings: Settings, sessions: sessionmaker[Session], storage: Storage, redis_client: redis.Redis
-    ) -> None:
-        self.settings = settings
-        self.sessions = sessions
-        self.storage = storage
-        self.redis = redis_client
+    source = "/proteus/functions/enqueue"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EnqueueFunction:
-        engine = make_engine(settings.database_url)
-        return cls(settings, make_session_factory(engine), storage_from_settings(settings), redis_from_settings(settings))
-
-    def readiness(self) -> dict[str, Any]:
-        with self.sessions() as session:
-            ping(session.get_bind())
-        self.redis.ping()
-        self.storage.ping()
-        return {"ready": True}
+        return cls(Dependencies.from_settings(settings))
 
     def handle(self, event: BaseCloudEvent) -> BaseCloudEvent | None:
         data: dict[str, Any] = dict(event.get_data() or {})
@@ -87,25 +66,10 @@ class EnqueueFunction:
                 if data.get(field):
                     self._check_object(user_id, field, data[field])
         except ClientError as exc:
-            failed = make_event(
-                t.WEAVE_FAILED,
-                {
-                    "job_id": job_id,
-                    "user_id": user_id,
-                    "vton_id": data["vton_id"],
-                    "error": exc.message,
-                    "code": exc.code,
-                    "retryable": False,
-                },
-                source=SOURCE,
-                subject=job_id,
-                user_id=user_id,
-            )
-            publish(self.redis, failed, prefix=self.settings.redis_key_prefix)
-            return failed
-        next_event = self._next_step(data)
-        publish(self.redis, next_event, prefix=self.settings.redis_key_prefix)
-        return next_event
+            failure = {"job_id": job_id, "user_id": user_id, "vton_id": data["vton_id"], "error": exc.message,
+                       "code": exc.code, "retryable": False}
+            return self.publish(t.WEAVE_FAILED, failure)
+        return self.publish(*self._next_step(data))
 
     def _check_object(self, user_id: str, field: str, key: str) -> None:
         """The object exists, is the user's, and is an image within the limits (header only)."""
@@ -123,7 +87,7 @@ class EnqueueFunction:
             raise BadRequest(f"{field} {key!r} is empty", field=field)
         probe_image(self.storage.get(key), max_pixels=self.settings.max_image_pixels, what=field)
 
-    def _next_step(self, data: dict[str, Any]) -> BaseCloudEvent:
+    def _next_step(self, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """weave.requested, or tailor.requested first when the category or the mask must be found."""
         weave_data = {
             "job_id": data["job_id"],
@@ -151,7 +115,5 @@ class EnqueueFunction:
             }
             if needs_mask:
                 tailor_data["person_key"] = data["person_key"]
-            return make_event(
-                t.TAILOR_REQUESTED, tailor_data, source=SOURCE, subject=data["job_id"], user_id=data["user_id"]
-            )
-        return make_event(t.WEAVE_REQUESTED, weave_data, source=SOURCE, subject=data["job_id"], user_id=data["user_id"])
+            return t.TAILOR_REQUESTED, tailor_data
+        return t.WEAVE_REQUESTED, weave_data

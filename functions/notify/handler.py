@@ -12,29 +12,29 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import redis
 from cloudevents.core.base import BaseCloudEvent
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from shared import event_types as t
 from shared import jobs
 from shared.config import Settings
 from shared.db.models import Job
-from shared.db.session import make_engine, make_session_factory, ping, session_scope
-from shared.events import make_event
-from shared.redis_client import redis_from_settings
+from shared.db.session import session_scope
 from shared.routing import NOTIFICATION_CHANNEL, NOTIFICATION_STREAM, NOTIFICATION_STREAM_MAXLEN, prefixed
+from shared.stage import Dependencies, Stage
 
 log = logging.getLogger(__name__)
-SOURCE = "/proteus/functions/notify"
 
 
-class NotifyFunction:
+class NotifyFunction(Stage):
     """Records results on the job and try-on rows, then tells the user's sockets."""
 
-    def __init__(self, sessions: sessionmaker[Session], redis_client: redis.Redis, prefix: str = "") -> None:
-        self.sessions = sessions
-        self.redis = redis_client
+    source = "/proteus/functions/notify"
+    uses_storage = False
+
+    def __init__(self, deps: Dependencies) -> None:
+        super().__init__(deps)
+        prefix = deps.settings.redis_key_prefix
         self.channel = prefixed(NOTIFICATION_CHANNEL, prefix)
         self.stream = prefixed(NOTIFICATION_STREAM, prefix)
         self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = {
@@ -47,14 +47,7 @@ class NotifyFunction:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> NotifyFunction:
-        engine = make_engine(settings.database_url)
-        return cls(make_session_factory(engine), redis_from_settings(settings), settings.redis_key_prefix)
-
-    def readiness(self) -> dict[str, Any]:
-        with self.sessions() as session:
-            ping(session.get_bind())
-        self.redis.ping()
-        return {"ready": True}
+        return cls(Dependencies.from_settings(settings))
 
     def handle(self, event: BaseCloudEvent) -> BaseCloudEvent | None:
         handler = self._handlers.get(event.get_type())
@@ -63,9 +56,7 @@ class NotifyFunction:
         message = handler(event.get_data() or {})
         if message is None:
             return None
-        return make_event(
-            t.USER_NOTIFICATION, message, source=SOURCE, subject=message["job_id"], user_id=message["user_id"]
-        )
+        return self.event(t.USER_NOTIFICATION, message)
 
     # -- one method per event type -------------------------------------------------
 

@@ -15,12 +15,10 @@ import logging
 import threading
 from typing import Any
 
-import redis
 from cloudevents.core.base import BaseCloudEvent
 from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
 
 from functions.tailor import asset_key, content_hash
 from functions.tailor.geometry import garment_cutout, person_mask
@@ -30,35 +28,22 @@ from shared import event_types as t
 from shared import jobs
 from shared.config import Settings
 from shared.db.models import GarmentAsset, Job
-from shared.db.session import make_engine, make_session_factory, ping, session_scope
+from shared.db.session import session_scope
 from shared.errors import ClientError
-from shared.events import make_event
 from shared.images import load_image
-from shared.redis_client import redis_from_settings
-from shared.storage import storage_from_settings
-from shared.storage.base import Storage
-from shared.streams.publish import publish
+from shared.stage import Dependencies, Stage
 
 log = logging.getLogger(__name__)
-SOURCE = "/proteus/functions/tailor"
 MODELS_KEY = "proteus:models"
 
 
-class TailorFunction:
+class TailorFunction(Stage):
     """Runs human parsing on garment and person photos; caches what it makes."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        sessions: sessionmaker[Session],
-        storage: Storage,
-        redis_client: redis.Redis,
-        parser: HumanParser,
-    ) -> None:
-        self.settings = settings
-        self.sessions = sessions
-        self.storage = storage
-        self.redis = redis_client
+    source = "/proteus/functions/tailor"
+
+    def __init__(self, deps: Dependencies, parser: HumanParser) -> None:
+        super().__init__(deps)
         self.parser = parser
         self._lock = threading.Lock()
         smoke = parser.name == "smoke"
@@ -67,23 +52,14 @@ class TailorFunction:
             "smoke": smoke,
             "warning": "tailor runs the SMOKE model: masks and cut-outs are from random weights" if smoke else None,
         }
-        self.redis.hset(settings.redis_key_prefix + MODELS_KEY, "tailor", json.dumps(self.info))
+        self.redis.hset(self.settings.redis_key_prefix + MODELS_KEY, "tailor", json.dumps(self.info))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TailorFunction:
-        engine = make_engine(settings.database_url)
-        return cls(
-            settings,
-            make_session_factory(engine),
-            storage_from_settings(settings),
-            redis_from_settings(settings),
-            load_parser(TailorModelConfig.from_settings(settings)),
-        )
+        return cls(Dependencies.from_settings(settings), load_parser(TailorModelConfig.from_settings(settings)))
 
     def readiness(self) -> dict[str, Any]:
-        with self.sessions() as session:
-            ping(session.get_bind())
-        self.redis.ping()
+        self.check_dependencies()
         return {"ready": True, **self.info}
 
     def handle(self, event: BaseCloudEvent) -> BaseCloudEvent | None:
@@ -108,8 +84,8 @@ class TailorFunction:
                 result["mask_key"] = self._mask(user_id, data["person_key"], category)
         except ClientError as exc:
             reason = getattr(exc, "reason", None) or exc.code
-            return self._publish(t.TAILOR_FAILED, {**_ids(data), "error": exc.message, "reason": reason})
-        completed = self._publish(t.TAILOR_COMPLETED, result)
+            return self.publish(t.TAILOR_FAILED, {**_ids(data), "error": exc.message, "reason": reason})
+        completed = self.publish(t.TAILOR_COMPLETED, result)
         if data.get("then_weave"):
             weave = dict(data["then_weave"])
             weave["category"] = category
@@ -117,7 +93,7 @@ class TailorFunction:
                 weave["mask_key"] = result["mask_key"]
             if result.get("cutout_key"):
                 weave["garment_key"] = result["cutout_key"]
-            self._publish(t.WEAVE_REQUESTED, weave)
+            self.publish(t.WEAVE_REQUESTED, weave)
         return completed
 
     # -- the two products, each cached by content hash ----------------------------------
@@ -191,11 +167,6 @@ class TailorFunction:
                 )
         except IntegrityError:
             log.info("asset %s of %s already recorded (a concurrent or repeated request)", kind, digest[:12])
-
-    def _publish(self, event_type: str, body: dict[str, Any]) -> BaseCloudEvent:
-        event = make_event(event_type, body, source=SOURCE, subject=body["job_id"], user_id=body["user_id"])
-        publish(self.redis, event, prefix=self.settings.redis_key_prefix)
-        return event
 
 
 def _ids(data: dict[str, Any]) -> dict[str, Any]:

@@ -16,9 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import redis
 from cloudevents.core.base import BaseCloudEvent
-from sqlalchemy.orm import Session, sessionmaker
 
 from functions.weave.loading import WeaveModelConfig, load_pipelines, resolve_model
 from functions.weave.pipeline import CatVTONPipeline, PipelineOptions, TryOnRequest, run_requests
@@ -26,17 +24,12 @@ from shared import event_types as t
 from shared import jobs
 from shared.config import Settings
 from shared.db.models import Job
-from shared.db.session import make_engine, make_session_factory, ping, session_scope
+from shared.db.session import session_scope
 from shared.errors import ClientError, DependencyUnavailable
-from shared.events import make_event
-from shared.redis_client import redis_from_settings
-from shared.storage import storage_from_settings
-from shared.storage.base import Storage
-from shared.streams.publish import publish
+from shared.stage import Dependencies, Stage
 from shared.uploads import result_key
 
 log = logging.getLogger(__name__)
-SOURCE = "/proteus/functions/weave"
 MODELS_KEY = "proteus:models"
 SMOKE_WARNING = "weave runs the SMOKE model: tiny random weights, results are noise"
 LOAD_WAIT_S = 120.0
@@ -58,21 +51,13 @@ def model_config(settings: Settings) -> WeaveModelConfig:
     )
 
 
-class WeaveFunction:
+class WeaveFunction(Stage):
     """Runs CatVTON for one weave request at a time (the pipeline is not thread-safe)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        sessions: sessionmaker[Session],
-        storage: Storage,
-        redis_client: redis.Redis,
-        load: Callable[[], Mapping[str, CatVTONPipeline]],
-    ) -> None:
-        self.settings = settings
-        self.sessions = sessions
-        self.storage = storage
-        self.redis = redis_client
+    source = "/proteus/functions/weave"
+
+    def __init__(self, deps: Dependencies, load: Callable[[], Mapping[str, CatVTONPipeline]]) -> None:
+        super().__init__(deps)
         self._pipelines: Mapping[str, CatVTONPipeline] | None = None
         self._load_error: BaseException | None = None
         self._loaded = threading.Event()
@@ -85,14 +70,7 @@ class WeaveFunction:
         kind = resolve_model(config)
         if kind == "smoke":
             log.warning("%s (WEAVE_MODEL=%s, models in %s)", SMOKE_WARNING, settings.weave_model, settings.models_dir)
-        engine = make_engine(settings.database_url)
-        return cls(
-            settings,
-            make_session_factory(engine),
-            storage_from_settings(settings),
-            redis_from_settings(settings),
-            lambda: load_pipelines(config),
-        )
+        return cls(Dependencies.from_settings(settings), lambda: load_pipelines(config))
 
     # -- model ------------------------------------------------------------------------
 
@@ -138,9 +116,7 @@ class WeaveFunction:
             return {"ready": False, "error": f"model failed to load: {self._load_error}", **info}
         if not self._loaded.is_set():
             return {"ready": False, "status": "loading model", **info}
-        with self.sessions() as session:
-            ping(session.get_bind())
-        self.redis.ping()
+        self.check_dependencies()
         return {"ready": True, **info}
 
     # -- events -----------------------------------------------------------------------
@@ -213,10 +189,10 @@ class WeaveFunction:
         return report
 
     def _publish(self, event_type: str, data: dict[str, Any], **fields: Any) -> BaseCloudEvent:
-        body = {"job_id": data["job_id"], "user_id": data["user_id"], "vton_id": data.get("vton_id"), **fields}
-        event = make_event(event_type, body, source=SOURCE, subject=data["job_id"], user_id=data["user_id"])
-        publish(self.redis, event, prefix=self.settings.redis_key_prefix)
-        return event
+        """Publish an event about the job of `data` with `fields`."""
+        return self.publish(
+            event_type, {"job_id": data["job_id"], "user_id": data["user_id"], "vton_id": data.get("vton_id"), **fields}
+        )
 
 
 def _json_safe(metadata: Mapping[str, Any]) -> dict[str, Any]:
