@@ -217,7 +217,7 @@ def test_job_creation_is_rate_limited(make_app) -> None:  # noqa: ANN001
     codes = [someone.start_weave(tryon).status_code for _ in range(4)]
     assert codes == [202, 202, 202, 429]
     assert len(stream_entries(app, "proteus:tryon")) == 3
-    assert someone.get(f"/vton").status_code == 200  # reads are not limited
+    assert someone.get("/vton").status_code == 200  # reads are not limited
 
 
 def test_jobs_need_authentication(client) -> None:  # noqa: ANN001

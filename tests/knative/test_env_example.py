@@ -45,7 +45,7 @@ def test_production_examples_are_given() -> None:
         "STORAGE_BACKEND=s3",
         "PROTEUS_ENV=production",
     ):
-        assert f"# Production" in text and example in text, example
+        assert "# Production" in text and example in text, example
 
 
 def test_a_wrong_default_would_be_noticed() -> None:
