@@ -150,7 +150,6 @@ class Storage(abc.ABC):
     def list(self, prefix: str = "") -> list[str]:
         """Every key starting with `prefix`, sorted."""
 
-    @abc.abstractmethod
     def presign_upload(
         self,
         key: str,
@@ -166,10 +165,37 @@ class Storage(abc.ABC):
         everywhere, but the size only on the local backend: S3 can sign an exact length,
         not a maximum, so check `head(key).size` after an S3 PUT upload.
         """
+        validate_key(key)
+        check_upload_terms(content_type, max_bytes, method)
+        check_expiry(expires_s)
+        expires_at = expiry_time(expires_s)
+        if method == "POST":
+            url, fields = self._presign_post(key, content_type, max_bytes, expires_at, expires_s)
+            return PresignedUpload(url, "POST", {}, fields, key, expires_at)
+        url = self._presign_put(key, content_type, max_bytes, expires_at, expires_s)
+        return PresignedUpload(url, "PUT", {"Content-Type": content_type}, {}, key, expires_at)
 
-    @abc.abstractmethod
     def presign_download(self, key: str, *, expires_s: int = 3600) -> str:
         """A credential-free GET URL for the object (not checked to exist)."""
+        validate_key(key)
+        check_expiry(expires_s)
+        return self._presign_get(key, expiry_time(expires_s), expires_s)
+
+    @abc.abstractmethod
+    def _presign_put(
+        self, key: str, content_type: str, max_bytes: int, expires_at: datetime, expires_s: int
+    ) -> str:
+        """The backend's signed PUT URL (terms already checked)."""
+
+    @abc.abstractmethod
+    def _presign_post(
+        self, key: str, content_type: str, max_bytes: int, expires_at: datetime, expires_s: int
+    ) -> tuple[str, dict[str, str]]:
+        """The backend's POST form: (url, fields), binding the type and the size range."""
+
+    @abc.abstractmethod
+    def _presign_get(self, key: str, expires_at: datetime, expires_s: int) -> str:
+        """The backend's signed GET URL."""
 
     @abc.abstractmethod
     def ping(self) -> None:

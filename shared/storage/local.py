@@ -12,6 +12,7 @@ import mimetypes
 import os
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -19,12 +20,7 @@ from urllib.parse import quote, urlencode
 from shared.errors import Conflict, DependencyUnavailable, NotFound, PayloadTooLarge
 from shared.storage.base import (
     ObjectInfo,
-    PresignedUpload,
     Storage,
-    UploadMethod,
-    check_expiry,
-    check_upload_terms,
-    expiry_time,
     require_delete_prefix,
     validate_key,
     validate_prefix,
@@ -194,30 +190,19 @@ class LocalStorage(Storage):
 
     # -- presigning --------------------------------------------------------------------
 
-    def presign_upload(
-        self,
-        key: str,
-        *,
-        content_type: str,
-        max_bytes: int,
-        method: UploadMethod = "PUT",
-        expires_s: int = 900,
-    ) -> PresignedUpload:
-        validate_key(key)
-        check_upload_terms(content_type, max_bytes, method)
-        check_expiry(expires_s)
-        expires_at = expiry_time(expires_s)
-        if method == "POST":
-            fields = self.signer.policy(key, content_type, max_bytes, expires_at)
-            return PresignedUpload(f"{self.public_url}/files", "POST", {}, fields, key, expires_at)
+    def _presign_put(
+        self, key: str, content_type: str, max_bytes: int, expires_at: datetime, expires_s: int
+    ) -> str:
         params = self.signer.url_params("PUT", key, int(expires_at.timestamp()), content_type, max_bytes)
-        url = f"{self.public_url}/files/{quote(key, safe='/')}?{urlencode(params)}"
-        return PresignedUpload(url, "PUT", {"Content-Type": content_type}, {}, key, expires_at)
+        return f"{self.public_url}/files/{quote(key, safe='/')}?{urlencode(params)}"
 
-    def presign_download(self, key: str, *, expires_s: int = 3600) -> str:
-        validate_key(key)
-        check_expiry(expires_s)
-        params = self.signer.url_params("GET", key, int(expiry_time(expires_s).timestamp()))
+    def _presign_post(
+        self, key: str, content_type: str, max_bytes: int, expires_at: datetime, expires_s: int
+    ) -> tuple[str, dict[str, str]]:
+        return f"{self.public_url}/files", self.signer.policy(key, content_type, max_bytes, expires_at)
+
+    def _presign_get(self, key: str, expires_at: datetime, expires_s: int) -> str:
+        params = self.signer.url_params("GET", key, int(expires_at.timestamp()))
         return f"{self.public_url}/files/{quote(key, safe='/')}?{urlencode(params)}"
 
     def ping(self) -> None:

@@ -16,18 +16,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from shared.errors import DependencyUnavailable, NotFound, ProteusError, TransientError
 from shared.storage.base import (
     ObjectInfo,
-    PresignedUpload,
     Storage,
-    UploadMethod,
-    check_expiry,
-    check_upload_terms,
-    expiry_time,
     require_delete_prefix,
     validate_key,
     validate_prefix,
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from shared.config import Settings
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -136,40 +133,31 @@ class S3Storage(Storage):
 
     # -- presigning --------------------------------------------------------------------
 
-    def presign_upload(
-        self,
-        key: str,
-        *,
-        content_type: str,
-        max_bytes: int,
-        method: UploadMethod = "PUT",
-        expires_s: int = 900,
-    ) -> PresignedUpload:
-        validate_key(key)
-        check_upload_terms(content_type, max_bytes, method)
-        check_expiry(expires_s)
-        expires_at = expiry_time(expires_s)
+    def _presign_put(
+        self, key: str, content_type: str, max_bytes: int, expires_at: datetime, expires_s: int
+    ) -> str:
         with self._errors(key):
-            if method == "POST":
-                post = self._presigner.generate_presigned_post(
-                    self.bucket,
-                    key,
-                    Fields={"Content-Type": content_type},
-                    Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
-                    ExpiresIn=expires_s,
-                )
-                return PresignedUpload(post["url"], "POST", {}, dict(post["fields"]), key, expires_at)
-            url = self._presigner.generate_presigned_url(
+            return self._presigner.generate_presigned_url(
                 "put_object",
                 Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type},
                 ExpiresIn=expires_s,
                 HttpMethod="PUT",
             )
-        return PresignedUpload(url, "PUT", {"Content-Type": content_type}, {}, key, expires_at)
 
-    def presign_download(self, key: str, *, expires_s: int = 3600) -> str:
-        validate_key(key)
-        check_expiry(expires_s)
+    def _presign_post(
+        self, key: str, content_type: str, max_bytes: int, expires_at: datetime, expires_s: int
+    ) -> tuple[str, dict[str, str]]:
+        with self._errors(key):
+            post = self._presigner.generate_presigned_post(
+                self.bucket,
+                key,
+                Fields={"Content-Type": content_type},
+                Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
+                ExpiresIn=expires_s,
+            )
+        return post["url"], dict(post["fields"])
+
+    def _presign_get(self, key: str, expires_at: datetime, expires_s: int) -> str:
         with self._errors(key):
             return self._presigner.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
@@ -237,3 +225,4 @@ def _client_error(exc: ClientError, bucket: str, what: str, on_bucket: bool) -> 
     if status >= 500 or status in (401, 403) or code in ("SlowDown", "RequestTimeout"):
         return DependencyUnavailable(f"S3 bucket {bucket!r} refused {what!r} ({detail})", s3_code=code)
     return TransientError(f"S3 request on {what!r} in bucket {bucket!r} failed ({detail})", s3_code=code)
+
