@@ -25,6 +25,16 @@ fi
 
 echo "install-chromium.sh: installing Debian's chromium (a few minutes the first time)" >&2
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-liberation fonts-dejavu-core >/dev/null
+for attempt in 1 2 3; do
+    if $SUDO apt-get update -qq && \
+        $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-liberation fonts-dejavu-core >/dev/null; then
+        break
+    fi
+    if [ "$attempt" = 3 ]; then
+        echo "install-chromium.sh: apt-get failed three times; see above" >&2
+        exit 1
+    fi
+    echo "install-chromium.sh: apt-get failed (attempt $attempt); retrying in 10 s" >&2
+    sleep 10
+done
 /usr/bin/chromium --version >&2 || true
