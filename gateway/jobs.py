@@ -30,7 +30,7 @@ from gateway.vton import owned_tryon
 from shared import event_types as t
 from shared import jobs
 from shared.db.models import Job
-from shared.errors import BadRequest, Conflict, DependencyUnavailable, NotFound
+from shared.errors import BadRequest, ClientError, Conflict, DependencyUnavailable, NotFound
 from shared.events import make_event, source_for
 from shared.streams.publish import publish
 
@@ -83,9 +83,10 @@ def _weave_params(body: dict[str, Any], user_id: str, default_category: str | No
 
 
 def _dimension(body: dict[str, Any], name: str) -> int | None:
-    value = integer(body, name, 256, 2048)
-    if value is not None and value % 8:
-        raise BadRequest(f"{name} must be a multiple of 8, got {value}", field=name)
+    """An output height or width: a multiple of 64 from 64 to 2048 (what the model takes)."""
+    value = integer(body, name, 64, 2048)
+    if value is not None and value % 64:
+        raise BadRequest(f"{name} must be a multiple of 64, got {value}", field=name)
     return value
 
 
@@ -123,7 +124,7 @@ def _start(job_type: str, event_type: str, body: dict[str, Any], params: dict[st
             log.warning("could not publish %s for job %s: %r", event_type, job.id, exc)
             jobs.fail_job(session, job.id, error="the job could not be queued; try again")
             session.commit()
-            if isinstance(exc, DependencyUnavailable):
+            if isinstance(exc, (DependencyUnavailable, ClientError)):
                 raise
             raise DependencyUnavailable("the job could not be queued; try again") from exc
     return jsonify({"jobId": job.id, "job_id": job.id, "vton_id": tryon.id, "status": job.status}), 202

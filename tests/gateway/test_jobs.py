@@ -115,7 +115,10 @@ def test_bad_idempotency_keys(person, key) -> None:  # noqa: ANN001
         ({"variant": "fast"}, "variant"),
         ({"mask": "uploads/someone-else/m.png"}, "mask"),
         ({"height": 100}, "height"),
+        ({"height": 1000}, "height"),  # a multiple of 8, not of 64
+        ({"height": 2112}, "height"),
         ({"width": 1001}, "width"),
+        ({"width": 32}, "width"),
         ({"repaint": "yes"}, "repaint"),
     ],
 )
@@ -224,3 +227,12 @@ def test_jobs_need_authentication(client) -> None:  # noqa: ANN001
     assert client.post("/jobs/weaver", json={}).status_code == 401
     assert client.post("/jobs/tailor", json={}).status_code == 401
     assert client.get("/jobs/x").status_code == 401
+
+
+def test_weaver_takes_the_smallest_output_size(person) -> None:  # noqa: ANN001
+    tryon = person.create_tryon()
+    body = {"vton_id": tryon["id"], "user_snap_s3": tryon["user_snap"], "uncleaned_outfit_s3": tryon["uncleaned_outfit"],
+            "height": 64, "width": 64}
+    assert person.post("/jobs/weaver", json=body).status_code == 202
+    ((_id, event),) = stream_entries(person.app, "proteus:tryon")
+    assert (event["data"]["height"], event["data"]["width"]) == (64, 64)
