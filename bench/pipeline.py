@@ -3,7 +3,8 @@
 Starts the whole system as real processes (shared.devstack: gateway, functions, runner,
 Redis; the smoke model at its smallest size, 1 step), then times try-on requests from the
 moment `tryon.requested` is published to the moment the completion arrives on the
-notification channel. "Model" time is what weave's pipeline reports for the render;
+notification channel. "Model" time is weave's whole pipeline call (input checks, image
+decoding, denoising, VAE), as weave reports it in the result's `pipeline_seconds`;
 everything else (three stream hops, HTTP, database, storage, PNG encoding, notify) is
 overhead. Sequential requests give the latency; a burst gives the throughput.
 
@@ -100,7 +101,8 @@ class Bench:
         for _id, fields in self.redis.xrange(stream):
             if fields.get("type") == t.WEAVE_COMPLETED:
                 data = from_stream_fields(fields).get_data()
-                found[data["job_id"]] = float(data["metadata"].get("seconds", 0.0))
+                metadata = data["metadata"]
+                found[data["job_id"]] = float(metadata.get("pipeline_seconds", metadata.get("seconds", 0.0)))
         return found
 
 

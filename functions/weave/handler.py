@@ -139,7 +139,10 @@ class WeaveFunction(Stage):
         try:
             request = self._request(data)
             with self._run_lock:
+                started = time.perf_counter()
                 result = run_requests(pipelines, [request], callback=self._progress(data))[0]
+                # The whole model call: checks, image decoding, denoising, VAE (`seconds` is the batch alone).
+                result.metadata["pipeline_seconds"] = round(time.perf_counter() - started, 4)
         except ClientError as exc:
             return self._publish(t.WEAVE_FAILED, data, error=exc.message, code=exc.code, retryable=False)
         if result.nsfw:
