@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from gateway import errors, images, jobs, limits, resources, site, users, vton, ws
+from gateway import errors, images, jobs, limits, resources, security, site, users, vton, ws
 from shared.config import Settings
 
 
@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     resources.init_app(app, settings)
     errors.init_app(app)
+    security.init_app(app, settings)
     for module in (site, users, images, vton, jobs, ws):
         app.register_blueprint(module.bp)
     if settings.storage_backend == "local":
