@@ -107,6 +107,8 @@ def _start(job_type: str, event_type: str, body: dict[str, Any], params: dict[st
             field="Idempotency-Key",
         )
     if created:
+        if job_type == "try_on":
+            tryon.category_requested = params["category"]
         tryon.status = "queued"
         tryon.error = None
         tryon.progress_step = None
@@ -137,7 +139,7 @@ def start_weave() -> tuple[Response, int]:
     body = json_body()
     vton_id = _vton_id(body)
     tryon = owned_tryon(vton_id)
-    params = _weave_params(body, auth.current_user().id, tryon.category)
+    params = _weave_params(body, auth.current_user().id, tryon.category_requested or tryon.category)
     return _start("try_on", t.TRYON_REQUESTED, body, params)
 
 

@@ -105,7 +105,9 @@ def create_tryon() -> tuple[Response, int]:
     user_snap = key_field(body, user_id, "user_snap", "user_snap_s3")
     uncleaned = key_field(body, user_id, "uncleaned_outfit", "uncleaned_outfit_s3")
     category = choice(body, "category", CATEGORIES, default="auto")
-    tryon = TryOn(user_id=user_id, user_snap=user_snap, uncleaned_outfit=uncleaned, category=category)
+    tryon = TryOn(
+        user_id=user_id, user_snap=user_snap, uncleaned_outfit=uncleaned, category=category, category_requested=category
+    )
     session = resources.db()
     session.add(tryon)
     session.commit()
@@ -125,6 +127,7 @@ def update_tryon(vton_id: str) -> Response:
         column = UPDATABLE[name]
         if column == "category":
             value = choice(body, "category", CATEGORIES)
+            tryon.category_requested = value
         else:
             value = key_field(body, user_id, name, required=column != "cleaned_outfit")
         setattr(tryon, column, value)

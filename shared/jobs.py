@@ -278,6 +278,7 @@ def tryon_to_dict(tryon: TryOn) -> dict[str, Any]:
         "outfit_try_on": tryon.outfit_try_on,
         "person_mask": tryon.person_mask,
         "category": tryon.category,
+        "category_requested": tryon.category_requested,
         "status": tryon.status,
         "error": tryon.error,
         "progress": tryon_progress(tryon),

@@ -124,6 +124,8 @@ class TryOn(Timestamps, Base):
     outfit_try_on: Mapped[str | None] = mapped_column(KEY)
     person_mask: Mapped[str | None] = mapped_column(KEY)
     category: Mapped[str | None] = mapped_column(String(32))
+    # What the person asked for ("auto" included); `category` is what the try-on used (tailor's answer).
+    category_requested: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="queued")
     error: Mapped[str | None] = mapped_column(Text)
     progress_step: Mapped[int | None] = mapped_column(Integer)

@@ -1,9 +1,19 @@
 """Security headers, and a Content-Security-Policy that lets the page reach its storage only."""
 from __future__ import annotations
 
+import pytest
+
 from gateway.app import create_app
 from gateway.security import content_security_policy
 from shared.config import Settings
+
+
+@pytest.fixture(autouse=True)
+def _stop_embedded_redis():  # noqa: ANN202 - /health starts the embedded Redis of `settings`
+    yield
+    from shared import redis_client
+
+    redis_client.shutdown_embedded()
 
 
 def test_the_page_has_a_strict_policy_and_every_answer_the_basic_headers(settings: Settings) -> None:

@@ -11,7 +11,8 @@ from tests.gateway.helpers import PNG, Person, sessions_of, storage_of
 
 TRYON_KEYS = {
     "id", "user_id", "user_snap", "uncleaned_outfit", "cleaned_outfit", "outfit_try_on", "person_mask",
-    "category", "status", "error", "progress", "progress_step", "progress_steps", "createdAt", "updatedAt",
+    "category", "category_requested", "status", "error", "progress", "progress_step", "progress_steps", "createdAt",
+    "updatedAt",
 }
 
 
@@ -24,7 +25,7 @@ def test_create_list_update_delete(db_app) -> None:  # noqa: ANN001
     row = created.get_json()
     assert set(row) == TRYON_KEYS
     assert row["user_id"] == alice.id and row["user_snap"] == snap and row["uncleaned_outfit"] == outfit
-    assert row["category"] == "auto" and row["outfit_try_on"] is None
+    assert row["category"] == row["category_requested"] == "auto" and row["outfit_try_on"] is None
 
     listed = alice.get("/vton")
     assert listed.status_code == 200 and [r["id"] for r in listed.get_json()] == [row["id"]]

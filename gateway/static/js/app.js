@@ -982,7 +982,7 @@ function renderCard(row) {
 /** "Category: lower body (detected)" where tailor chose it, the category where it matters, or "". */
 function categoryText(row) {
   const run = state.runs.get(row.id);
-  const askedAuto = !!run && run.category === "auto";
+  const askedAuto = row.category_requested === "auto" || (!!run && run.category === "auto");
   const name = CATEGORY_NAME[row.category];
   if (name) {
     if (askedAuto) return `Category: ${name} (detected)`;

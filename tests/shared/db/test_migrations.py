@@ -34,17 +34,17 @@ def table_names(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_there_is_one_initial_revision() -> None:
+def test_revisions_form_one_line() -> None:
     script = ScriptDirectory.from_config(migrate.alembic_config("sqlite://"))
     revisions = list(script.walk_revisions())
-    assert [(r.revision, r.down_revision) for r in revisions] == [("0001", None)]
+    assert [(r.revision, r.down_revision) for r in revisions] == [("0002", "0001"), ("0001", None)]
 
 
 def test_upgrade_matches_the_models_and_round_trips(database_url: str) -> None:
     assert migrate.current_revision(database_url) is None
     migrate.upgrade(database_url)
     assert table_names(database_url) == TABLES
-    assert migrate.current_revision(database_url) == "0001"
+    assert migrate.current_revision(database_url) == "0002"
     assert schema_diffs(database_url) == []
 
     # The comparison is not blind: a model change the migration lacks is reported.
@@ -71,4 +71,20 @@ def test_cli_upgrades_the_configured_database(tmp_path: Path, monkeypatch: pytes
     assert migrate.main([]) == 0
     assert table_names(url) == TABLES
     assert migrate.main(["current"]) == 0
-    assert capsys.readouterr().out.strip() == "0001"
+    assert capsys.readouterr().out.strip() == "0002"
+
+
+def test_0002_keeps_the_category_asked_for(database_url: str) -> None:
+    """Rows made before 0002 get category_requested = their category."""
+    migrate.upgrade(database_url, "0001")
+    engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO users (id, user_name, email, password_hash, token_version, created_at, "
+                             "updated_at) VALUES ('u1', 'a', 'a@x.test', 'h', 0, :t, :t)"), {"t": "2026-01-01 00:00:00+00"})
+        conn.execute(sa.text("INSERT INTO vtons (id, user_id, user_snap, uncleaned_outfit, category, status, created_at, "
+                             "updated_at) VALUES ('v1', 'u1', 'uploads/u1/a', 'uploads/u1/b', 'auto', 'queued', :t, :t)"),
+                     {"t": "2026-01-01 00:00:00+00"})
+    migrate.upgrade(database_url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT category_requested FROM vtons WHERE id = 'v1'")).scalar() == "auto"
+    engine.dispose()
