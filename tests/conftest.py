@@ -102,9 +102,8 @@ def redis_server_url() -> str:
     return url
 
 
-@pytest.fixture
-def redis_prefix(redis_server_url: str) -> Iterator[str]:
-    """A key prefix private to one test; every key under it is deleted afterwards."""
+def private_redis_prefix(redis_server_url: str) -> Iterator[str]:
+    """Yields a fresh key prefix, then deletes every key under it."""
     import redis
 
     prefix = f"test-{uuid.uuid4().hex[:10]}:"
@@ -113,6 +112,12 @@ def redis_prefix(redis_server_url: str) -> Iterator[str]:
     for key in client.scan_iter(match=f"{prefix}*", count=1000):
         client.delete(key)
     client.close()
+
+
+@pytest.fixture
+def redis_prefix(redis_server_url: str) -> Iterator[str]:
+    """A key prefix private to one test; every key under it is deleted afterwards."""
+    yield from private_redis_prefix(redis_server_url)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import redis
 from flask import Flask
+from flask.testing import FlaskClient
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.test import TestResponse
@@ -33,6 +34,9 @@ from shared.db.session import make_engine, make_session_factory, session_scope
 from shared.events import CloudEvent, from_http, from_stream_fields
 from shared.routing import prefixed
 from shared.runtime import FUNCTION_EXTENSION
+from shared.storage import storage_from_settings
+from shared.storage.base import Storage
+from tests.conftest import private_redis_prefix
 
 JSON = "application/json"
 STRUCTURED = "application/cloudevents+json"
@@ -44,12 +48,27 @@ STRUCTURED = "application/cloudevents+json"
 @pytest.fixture(scope="module")
 def module_prefix(redis_server_url: str) -> Iterator[str]:
     """A Redis key prefix private to one test module; its keys are deleted afterwards."""
-    prefix = f"test-{uuid.uuid4().hex[:10]}:"
-    yield prefix
-    client = redis.Redis.from_url(redis_server_url)
-    for key in client.scan_iter(match=f"{prefix}*", count=1000):
-        client.delete(key)
-    client.close()
+    yield from private_redis_prefix(redis_server_url)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """The test client of the module's function app."""
+    return app.test_client()
+
+
+@pytest.fixture(scope="module")
+def sessions(module_settings: Settings) -> Iterator[sessionmaker[Session]]:
+    """Database sessions on the module's database."""
+    factory = sessions_for(module_settings.database_url)
+    yield factory
+    factory.kw["bind"].dispose()
+
+
+@pytest.fixture(scope="module")
+def storage(module_settings: Settings) -> Storage:
+    """The module's object storage."""
+    return storage_from_settings(module_settings)
 
 
 @pytest.fixture(scope="module")

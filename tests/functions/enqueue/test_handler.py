@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import redis
-from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
 
 from functions.enqueue.main import create_app
@@ -20,7 +19,6 @@ from shared.config import Settings
 from shared.db.models import Job
 from shared.db.session import session_scope
 from shared.events import event_data
-from shared.storage import storage_from_settings
 from tests.functions.conftest import (
     INVALID_CASES,
     Invalid,
@@ -37,7 +35,6 @@ from tests.functions.conftest import (
     post,
     prefix_entry_count,
     reply_of,
-    sessions_for,
     stream_events,
     structured_request,
 )
@@ -56,21 +53,7 @@ def app(module_settings: Settings):
     dispose_function(app)
 
 
-@pytest.fixture
-def client(app: Flask):
-    return app.test_client()
 
-
-@pytest.fixture(scope="module")
-def sessions(module_settings: Settings) -> sessionmaker[Session]:
-    factory = sessions_for(module_settings.database_url)
-    yield factory
-    factory.kw["bind"].dispose()
-
-
-@pytest.fixture(scope="module")
-def storage(module_settings: Settings):
-    return storage_from_settings(module_settings)
 
 
 class World:

@@ -34,7 +34,6 @@ from shared.db.models import GarmentAsset, Job
 from shared.db.session import session_scope
 from shared.events import event_data
 from shared.images import load_image
-from shared.storage import storage_from_settings
 from tests.functions.conftest import (
     INVALID_CASES,
     Invalid,
@@ -52,7 +51,6 @@ from tests.functions.conftest import (
     post,
     prefix_entry_count,
     reply_of,
-    sessions_for,
     stream_events,
     structured_request,
 )
@@ -88,21 +86,7 @@ def app(module_settings: Settings, tailor_smoke_models: Path) -> Iterator[Flask]
     dispose_function(app)
 
 
-@pytest.fixture
-def client(app: Flask):
-    return app.test_client()
 
-
-@pytest.fixture(scope="module")
-def sessions(module_settings: Settings) -> Iterator[sessionmaker[Session]]:
-    factory = sessions_for(module_settings.database_url)
-    yield factory
-    factory.kw["bind"].dispose()
-
-
-@pytest.fixture(scope="module")
-def storage(module_settings: Settings) -> Any:
-    return storage_from_settings(module_settings)
 
 
 # --------------------------------------------------------------------------- what must happen, from the label map

@@ -42,10 +42,6 @@ def app(module_settings: Settings) -> Flask:
     return create_app(module_settings)
 
 
-@pytest.fixture
-def client(app: Flask):
-    return app.test_client()
-
 
 def request_data(user_id: str, **extra: object) -> dict[str, object]:
     return {"user_id": user_id, "file_name": "my shirt.png", "content_type": "image/png", **extra}

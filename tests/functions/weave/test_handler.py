@@ -26,7 +26,6 @@ from shared.config import Settings
 from shared.db.models import Job, TryOn
 from shared.db.session import session_scope
 from shared.events import event_data
-from shared.storage import storage_from_settings
 from shared.uploads import result_key
 from tests.functions.conftest import (
     INVALID_CASES,
@@ -44,7 +43,6 @@ from tests.functions.conftest import (
     post,
     prefix_entry_count,
     reply_of,
-    sessions_for,
     stream_events,
     structured_request,
 )
@@ -69,21 +67,7 @@ def app(module_settings: Settings, weave_smoke_models: Path) -> Iterator[Flask]:
     dispose_function(app)
 
 
-@pytest.fixture
-def client(app: Flask):
-    return app.test_client()
 
-
-@pytest.fixture(scope="module")
-def sessions(module_settings: Settings) -> Iterator[sessionmaker[Session]]:
-    factory = sessions_for(module_settings.database_url)
-    yield factory
-    factory.kw["bind"].dispose()
-
-
-@pytest.fixture(scope="module")
-def storage(module_settings: Settings) -> Any:
-    return storage_from_settings(module_settings)
 
 
 class Job1:
