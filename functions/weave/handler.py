@@ -13,13 +13,14 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from cloudevents.core.base import BaseCloudEvent
 
 from functions.weave.loading import WeaveModelConfig, load_pipelines, resolve_model
-from functions.weave.pipeline import CatVTONPipeline, PipelineOptions, TryOnRequest, run_requests
+from functions.weave.pipeline import CatVTONPipeline, PipelineOptions, TryOnRequest, TryOnResult, run_requests
 from shared import event_types as t
 from shared import jobs
 from shared.config import Settings
@@ -122,32 +123,107 @@ class WeaveFunction(Stage):
     # -- events -----------------------------------------------------------------------
 
     def handle(self, event: BaseCloudEvent) -> BaseCloudEvent | None:
-        data: dict[str, Any] = dict(event.get_data() or {})
+        outcome = self._handle_all([event])[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def handle_batch(self, events: Sequence[BaseCloudEvent]) -> list[BaseException | None]:
+        """Several weave requests, rendered in as few batched pipeline calls as they allow.
+
+        The stream runner calls this in pull mode; each outcome is None (handled: completed
+        or failed with a reason) or the exception that makes that entry's delivery retry.
+        """
+        return [o if isinstance(o, BaseException) else None for o in self._handle_all(events)]
+
+    def _handle_all(self, events: Sequence[BaseCloudEvent]) -> list[BaseCloudEvent | BaseException | None]:
+        outcomes: list[BaseCloudEvent | BaseException | None] = [None] * len(events)
+        todo: list[tuple[int, dict[str, Any], TryOnRequest]] = []
+        for index, event in enumerate(events):
+            data: dict[str, Any] = dict(event.get_data() or {})
+            try:
+                done, request = self._prepare(data)
+            except Exception as exc:  # noqa: BLE001 - this entry's delivery fails (and is retried)
+                outcomes[index] = exc
+                continue
+            if request is None:
+                outcomes[index] = done
+            else:
+                todo.append((index, data, request))
+        for index, outcome in self._render(todo):
+            outcomes[index] = outcome
+        return outcomes
+
+    def _prepare(self, data: dict[str, Any]) -> tuple[BaseCloudEvent | None, TryOnRequest | None]:
+        """(the reply, None) when there is nothing to render, else (None, the checked request)."""
         job_id, user_id = data["job_id"], data["user_id"]
         with session_scope(self.sessions, write=True) as session:
             job = session.get(Job, job_id)
             if job is not None and job.status in ("succeeded", "failed"):
                 log.info("job %s is already %s; nothing to do", job_id, job.status)
-                return None
+                return None, None
             jobs.mark_running(session, job_id)
         key = result_key(user_id, job_id)
         if self.storage.exists(key):
             # A previous delivery rendered it and died before announcing it.
             return self._publish(t.WEAVE_COMPLETED, data, result_key=key, seed=data.get("seed"),
-                                 model=self.model_info()["model"], metadata={"recovered": True})
+                                 model=self.model_info()["model"], metadata={"recovered": True}), None
         pipelines = self._ready_pipelines(LOAD_WAIT_S)
         try:
             request = self._request(data)
+            variant = request.resolved_variant()
+            if variant not in pipelines:
+                run_requests(pipelines, [request])  # refuses it, naming the variants that are loaded
+            checked = pipelines[variant].check_inputs(request)
+        except ClientError as exc:
+            return self._publish(t.WEAVE_FAILED, data, error=exc.message, code=exc.code, retryable=False), None
+        # Checked here so one bad request never fails a batch; decoded once.
+        return None, replace(request, person=checked.person, garment=checked.garment, mask=checked.mask)
+
+    def _render(
+        self, todo: list[tuple[int, dict[str, Any], TryOnRequest]]
+    ) -> list[tuple[int, BaseCloudEvent | BaseException]]:
+        """Run the checked requests as one pipeline call (batched where compatible).
+
+        If a call of several fails, each request runs alone, so one request's trouble (or a
+        batch too big for the GPU) never fails the others.
+        """
+        if not todo:
+            return []
+        try:
             with self._run_lock:
                 started = time.perf_counter()
-                result = run_requests(pipelines, [request], callback=self._progress(data))[0]
-                # The whole model call: checks, image decoding, denoising, VAE (`seconds` is the batch alone).
-                result.metadata["pipeline_seconds"] = round(time.perf_counter() - started, 4)
+                results = run_requests(
+                    self._ready_pipelines(LOAD_WAIT_S), [r for _, _, r in todo],
+                    callback=self._progress([d for _, d, _ in todo]),
+                )
+                elapsed = round(time.perf_counter() - started, 4)
         except ClientError as exc:
-            return self._publish(t.WEAVE_FAILED, data, error=exc.message, code=exc.code, retryable=False)
+            if len(todo) > 1:
+                return [out for item in todo for out in self._render([item])]
+            index, data, _ = todo[0]
+            return [(index, self._publish(t.WEAVE_FAILED, data, error=exc.message, code=exc.code, retryable=False))]
+        except Exception as exc:  # noqa: BLE001 - retried one by one, or this delivery fails
+            if len(todo) > 1:
+                log.warning("a batch of %d failed (%r); running them one at a time", len(todo), exc)
+                return [out for item in todo for out in self._render([item])]
+            return [(todo[0][0], exc)]
+        finished: list[tuple[int, BaseCloudEvent | BaseException]] = []
+        for (index, data, _), result in zip(todo, results):
+            # The whole model call: checks, image decoding, denoising, VAE (`seconds` is the batch alone).
+            result.metadata["pipeline_seconds"] = elapsed
+            try:
+                finished.append((index, self._finish(data, result)))
+            except Exception as exc:  # noqa: BLE001 - storage or Redis trouble: this delivery retries
+                finished.append((index, exc))
+        return finished
+
+    def _finish(self, data: dict[str, Any], result: TryOnResult) -> BaseCloudEvent:
+        """Store the result and announce it (or fail the job when the safety checker flagged it)."""
         if result.nsfw:
             return self._publish(t.WEAVE_FAILED, data, error=FLAGGED_MESSAGE, code="flagged_by_safety_checker",
                                  retryable=False)
+        key = result_key(data["user_id"], data["job_id"])
         buffer = io.BytesIO()
         result.image.save(buffer, "PNG")
         self.storage.put(key, buffer.getvalue(), "image/png")
@@ -173,8 +249,8 @@ class WeaveFunction(Stage):
             **options,
         )
 
-    def _progress(self, data: dict[str, Any]) -> Callable[[int, int], None]:
-        """A callback publishing step k of n, at most once per progress interval.
+    def _progress(self, batch: list[dict[str, Any]]) -> Callable[[int, int], None]:
+        """A callback publishing step k of n for every job of the call, at most once per interval.
 
         The last step is not reported: the completion follows at once, and a progress event
         ahead of it on the results stream would only delay it.
@@ -187,7 +263,8 @@ class WeaveFunction(Stage):
             if step >= steps or now - last < self.settings.progress_interval_s:
                 return
             last = now
-            self._publish(t.WEAVE_PROGRESS, data, step=step, steps=steps)
+            for data in batch:
+                self._publish(t.WEAVE_PROGRESS, data, step=step, steps=steps)
 
         return report
 

@@ -29,6 +29,7 @@ weave runs under KEDA), with the same ack/retry/dead-letter rules.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import logging
@@ -123,21 +124,53 @@ class HttpDelivery:
 
 
 class PullDelivery:
-    """Call a function object's handle() in this process (pull mode)."""
+    """Call a function object's handle() in this process (pull mode).
+
+    A function with `handle_batch(events) -> [exception or None]` (weave) gets the entries
+    of one read together, so it can render them as one batch.
+    """
 
     def __init__(self, function: Any) -> None:
         self.function = function
+
+    @property
+    def batches(self) -> bool:
+        return callable(getattr(self.function, "handle_batch", None))
 
     def deliver(self, event: CloudEvent) -> None:
         try:
             validate_event(event)
             self.function.handle(event)  # a reply is discarded, as in push mode
         except Exception as exc:  # noqa: BLE001 - every failure is classified below
-            error = as_proteus_error(exc)
-            if error is None:
-                log.exception("%s.handle failed with an unexpected error", type(self.function).__name__)
-                error = ProteusError(f"{exc.__class__.__name__}: {exc}")
-            raise DeliveryFailed(error.message, status=error.status, retryable=error.retryable) from None
+            raise self._failure(exc) from None
+
+    def deliver_batch(self, events: Sequence[CloudEvent]) -> list[DeliveryFailed | None]:
+        """One outcome per event: None when handled, else why its delivery failed."""
+        outcomes: list[DeliveryFailed | None] = [None] * len(events)
+        valid: list[int] = []
+        for index, event in enumerate(events):
+            try:
+                validate_event(event)
+                valid.append(index)
+            except Exception as exc:  # noqa: BLE001
+                outcomes[index] = self._failure(exc)
+        if not valid:
+            return outcomes
+        try:
+            results = self.function.handle_batch([events[i] for i in valid])
+        except Exception as exc:  # noqa: BLE001
+            failure = self._failure(exc)
+            return [failure if i in valid else outcomes[i] for i in range(len(events))]
+        for index, result in zip(valid, results):
+            outcomes[index] = None if result is None else self._failure(result)
+        return outcomes
+
+    def _failure(self, exc: BaseException) -> DeliveryFailed:
+        error = as_proteus_error(exc)
+        if error is None:
+            log.error("%s failed with an unexpected error", type(self.function).__name__, exc_info=exc)
+            error = ProteusError(f"{exc.__class__.__name__}: {exc}")
+        return DeliveryFailed(error.message, status=error.status, retryable=error.retryable)
 
     def ready(self) -> bool:
         return bool(function_readiness(self.function)["ready"])
@@ -251,6 +284,9 @@ class RouteWorker:
             self.group, self.consumer, {self.stream: ">"}, count=READ_COUNT, block=block if block > 0 else None
         )
         for _stream, entries in reply or []:
+            if len(entries) > 1 and isinstance(self.delivery, PullDelivery) and self.delivery.batches:
+                self.process_batch(entries)
+                continue
             for entry_id, fields in entries:
                 if self.stop.is_set():
                     return
@@ -320,16 +356,10 @@ class RouteWorker:
 
     def process(self, entry_id: str, fields: Mapping[str, str]) -> None:
         """Deliver one entry and acknowledge, schedule a retry or dead-letter it."""
-        try:
-            event = from_stream_fields(fields)
-        except ProteusError as exc:
-            self.dead_letter(entry_id, fields, f"malformed entry: {exc.message}", status=None, attempts=0)
+        attempt = self._begin(entry_id, fields)
+        if attempt is None:
             return
-        attempts = int(self.redis.hincrby(self.attempts_key, entry_id, 1))
-        if attempts > self.config.max_attempts:
-            last = self.redis.hget(self.attempts_key, f"{entry_id}#error") or "an attempt that never finished"
-            self.dead_letter(entry_id, fields, f"no attempts left; last error: {last}", None, attempts - 1)
-            return
+        event, attempts = attempt
         started = time.perf_counter()
         try:
             with _Heartbeat(self, entry_id):
@@ -337,6 +367,44 @@ class RouteWorker:
         except DeliveryFailed as failure:
             self._failed(entry_id, fields, event, failure, attempts)
             return
+        self._acknowledge(entry_id, event, attempts, started)
+
+    def process_batch(self, entries: Sequence[tuple[str, Mapping[str, str]]]) -> None:
+        """Deliver several entries in one call (pull mode, a function with handle_batch);
+        each is then acknowledged, retried or dead-lettered on its own."""
+        begun: list[tuple[str, Mapping[str, str], CloudEvent, int]] = []
+        for entry_id, fields in entries:
+            attempt = self._begin(entry_id, fields)
+            if attempt is not None:
+                begun.append((entry_id, fields, *attempt))
+        if not begun:
+            return
+        started = time.perf_counter()
+        with contextlib.ExitStack() as beats:
+            for entry_id, *_ in begun:
+                beats.enter_context(_Heartbeat(self, entry_id))
+            outcomes = self.delivery.deliver_batch([event for _, _, event, _ in begun])  # type: ignore[attr-defined]
+        for (entry_id, fields, event, attempts), failure in zip(begun, outcomes):
+            if failure is None:
+                self._acknowledge(entry_id, event, attempts, started)
+            else:
+                self._failed(entry_id, fields, event, failure, attempts)
+
+    def _begin(self, entry_id: str, fields: Mapping[str, str]) -> tuple[CloudEvent, int] | None:
+        """Parse the entry and count the attempt; None when it went to the dead letters instead."""
+        try:
+            event = from_stream_fields(fields)
+        except ProteusError as exc:
+            self.dead_letter(entry_id, fields, f"malformed entry: {exc.message}", status=None, attempts=0)
+            return None
+        attempts = int(self.redis.hincrby(self.attempts_key, entry_id, 1))
+        if attempts > self.config.max_attempts:
+            last = self.redis.hget(self.attempts_key, f"{entry_id}#error") or "an attempt that never finished"
+            self.dead_letter(entry_id, fields, f"no attempts left; last error: {last}", None, attempts - 1)
+            return None
+        return event, attempts
+
+    def _acknowledge(self, entry_id: str, event: CloudEvent, attempts: int, started: float) -> None:
         self.redis.pipeline(transaction=True).xack(self.stream, self.group, entry_id).hdel(
             self.attempts_key, entry_id, f"{entry_id}#error"
         ).execute()

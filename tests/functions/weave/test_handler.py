@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import redis
 from flask import Flask
@@ -28,6 +29,7 @@ from shared.db.session import session_scope
 from shared.events import event_data
 from shared.uploads import result_key
 from tests.functions.conftest import (
+    function_of,
     INVALID_CASES,
     Invalid,
     Valid,
@@ -261,3 +263,49 @@ def test_result_flagged_by_the_safety_checker_fails_the_job_and_is_not_stored(
     assert reply.get_type() == t.WEAVE_FAILED and failed["code"] == "flagged_by_safety_checker"
     assert "safety checker flagged" in failed["error"] and failed["retryable"] is False
     assert not storage.exists(job.result_key)
+
+
+def weave_event(job: Job1):  # noqa: ANN201
+    from shared.events import make_event
+
+    return make_event(t.WEAVE_REQUESTED, job.data, source="/tests")
+
+
+def test_a_batch_renders_in_one_pipeline_call_and_equals_single_runs(
+    app: Flask, sessions: sessionmaker[Session], storage: Any, redis_client: redis.Redis, module_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import functions.weave.handler as handler
+
+    calls: list[int] = []
+    real = handler.run_requests
+
+    def counting(pipelines, requests, callback=None):  # noqa: ANN001, ANN202
+        calls.append(len(requests))
+        return real(pipelines, requests, callback=callback)
+
+    monkeypatch.setattr(handler, "run_requests", counting)
+    alone, first, second = Job1(sessions, storage), Job1(sessions, storage), Job1(sessions, storage)
+    function = function_of(app)
+    assert function.handle(weave_event(alone)).get_type() == t.WEAVE_COMPLETED
+    assert function.handle_batch([weave_event(first), weave_event(second)]) == [None, None]
+    assert calls == [1, 2]  # the two went through one batched call
+
+    def pixels(job: Job1) -> np.ndarray:
+        return np.asarray(Image.open(io.BytesIO(storage.get(job.result_key))), dtype=np.int16)
+
+    # Same inputs and seed: the batched results equal the one rendered alone.
+    assert np.abs(pixels(first) - pixels(alone)).max() <= 2
+    assert np.abs(pixels(second) - pixels(alone)).max() <= 2
+    for job in (first, second):
+        events = results_for(redis_client, module_prefix, job.job_id)
+        assert [e.get_type() for e in events].count(t.WEAVE_COMPLETED) == 1
+
+
+def test_a_bad_request_in_a_batch_fails_alone(
+    app: Flask, sessions: sessionmaker[Session], storage: Any, redis_client: redis.Redis, module_prefix: str,
+) -> None:
+    good, bad = Job1(sessions, storage), Job1(sessions, storage, person=b"not an image")
+    assert function_of(app).handle_batch([weave_event(bad), weave_event(good)]) == [None, None]
+    assert [e.get_type() for e in results_for(redis_client, module_prefix, bad.job_id)] == [t.WEAVE_FAILED]
+    assert storage.exists(good.result_key) and not storage.exists(bad.result_key)

@@ -320,3 +320,69 @@ def test_dead_lettered_progress_announces_nothing(rds, runner_settings, toy, sta
     wait_for(lambda: dead_letters(rds, dead), message="dead letter")
     time.sleep(0.2)
     assert [fields["type"] for _id, fields in rds.xrange(redis_prefix + NOTIFY.stream)] == [event.get_type()]
+
+
+class TestPullBatches:
+    """A pulled function with handle_batch gets one read's entries together (how weave batches)."""
+
+    def test_one_call_for_the_entries_of_a_read_each_settled_on_its_own(
+        self, rds, runner_settings, toy, start_runner, redis_prefix
+    ):
+        from shared.errors import BadRequest, TransientError
+
+        class Batching:
+            def __init__(self) -> None:
+                self.batches: list[list[str]] = []
+                self.failed_once: set[str] = set()
+
+            def handle(self, event):  # the retry of a single entry comes here
+                return None
+
+            def handle_batch(self, events):
+                jobs = [e.get_data()["job_id"] for e in events]
+                self.batches.append(jobs)
+                outcomes = []
+                for job in jobs:
+                    if job.startswith("bad"):
+                        outcomes.append(BadRequest(f"cannot use {job}"))
+                    elif job.startswith("flaky") and job not in self.failed_once:
+                        self.failed_once.add(job)
+                        outcomes.append(TransientError(f"try {job} again"))
+                    else:
+                        outcomes.append(None)
+                return outcomes
+
+            def readiness(self):
+                return {"ready": True}
+
+        function = Batching()
+        stream, dead, _ = streams(redis_prefix)
+        for job in ("ok-1", "bad-2", "flaky-3"):
+            publish(rds, progress(job_id=job), prefix=redis_prefix)
+        start_runner(runner_settings, pull={"notify": function})
+        wait_for(lambda: pending(rds, stream) == 0 and rds.xlen(stream) == 3, message="all settled")
+        assert function.batches[0] == ["ok-1", "bad-2", "flaky-3"]  # one call for the read
+        (letter,) = dead_letters(rds, dead)
+        assert letter["status"] == "400" and "cannot use bad-2" in letter["error"]
+        assert function.failed_once == {"flaky-3"}  # retried (alone) and then acknowledged
+
+    def test_a_batch_that_raises_fails_each_of_its_entries(self, rds, runner_settings, start_runner, redis_prefix):
+        class Broken:
+            calls = 0
+
+            def handle(self, event):
+                return None
+
+            def handle_batch(self, events):
+                Broken.calls += 1
+                raise RuntimeError("the GPU fell over")
+
+            def readiness(self):
+                return {"ready": True}
+
+        stream, dead, _ = streams(redis_prefix)
+        for job in ("a", "b"):
+            publish(rds, progress(job_id=job), prefix=redis_prefix)
+        start_runner(runner_settings, pull={"notify": Broken()})
+        wait_for(lambda: pending(rds, stream) == 0, message="retried singly and acknowledged")
+        assert Broken.calls == 1 and dead_letters(rds, dead) == []
