@@ -30,6 +30,7 @@ from gateway.vton import owned_tryon
 from shared import event_types as t
 from shared import jobs
 from shared.db.models import Job
+from shared.tryon import GUIDANCE_RANGE, MAX_SIDE, SIZE_MULTIPLE, STEPS_RANGE
 from shared.errors import BadRequest, ClientError, Conflict, DependencyUnavailable, NotFound
 from shared.events import make_event, source_for
 from shared.streams.publish import publish
@@ -40,7 +41,6 @@ bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 SOURCE = source_for("gateway")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 # Limits of the weave request (cloudevents-schemas/dev.proteus.tryon.requested.json).
-MAX_STEPS = 150
 MAX_SEED = 2**32 - 1
 
 
@@ -71,8 +71,8 @@ def _weave_params(body: dict[str, Any], user_id: str, default_category: str | No
         "garment_key": key_field(body, user_id, "uncleaned_outfit_s3", "uncleaned_outfit"),
         "category": choice(body, "category", CATEGORIES, default=default_category or "auto"),
         "mask_key": key_field(body, user_id, "mask", "mask_key", required=False),
-        "steps": integer(body, "steps", 1, MAX_STEPS),
-        "guidance": number(body, "guidance", 0, 20),
+        "steps": integer(body, "steps", *STEPS_RANGE),
+        "guidance": number(body, "guidance", *GUIDANCE_RANGE),
         "seed": integer(body, "seed", 0, MAX_SEED),
         "variant": choice(body, "variant", ("maskfree", "mask")),
         "height": _dimension(body, "height"),
@@ -84,9 +84,9 @@ def _weave_params(body: dict[str, Any], user_id: str, default_category: str | No
 
 def _dimension(body: dict[str, Any], name: str) -> int | None:
     """An output height or width: a multiple of 64 from 64 to 2048 (what the model takes)."""
-    value = integer(body, name, 64, 2048)
-    if value is not None and value % 64:
-        raise BadRequest(f"{name} must be a multiple of 64, got {value}", field=name)
+    value = integer(body, name, SIZE_MULTIPLE, MAX_SIDE)
+    if value is not None and value % SIZE_MULTIPLE:
+        raise BadRequest(f"{name} must be a multiple of {SIZE_MULTIPLE}, got {value}", field=name)
     return value
 
 

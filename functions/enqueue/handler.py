@@ -21,12 +21,15 @@ from shared.db.session import session_scope
 from shared.errors import BadRequest, ClientError, NotFound, PayloadTooLarge
 from shared.images import probe_image
 from shared.stage import Dependencies, Stage
+from shared.tryon import DEFAULT_GUIDANCE, DEFAULT_HEIGHT, DEFAULT_STEPS, DEFAULT_WIDTH
 from shared.uploads import is_owned_key
 
 log = logging.getLogger(__name__)
-# The published CatVTON settings, used where a request leaves a value out (the same
-# defaults as functions.weave.pipeline.TryOnRequest, which this torch-free stage can't import).
-WEAVE_DEFAULTS: dict[str, Any] = {"steps": 50, "guidance": 2.5, "height": 1024, "width": 768, "repaint": False}
+# The published CatVTON settings, used where a request leaves a value out.
+WEAVE_DEFAULTS: dict[str, Any] = {
+    "steps": DEFAULT_STEPS, "guidance": DEFAULT_GUIDANCE, "height": DEFAULT_HEIGHT, "width": DEFAULT_WIDTH,
+    "repaint": False,
+}
 
 
 def seed_for(job_id: str) -> int:

@@ -52,17 +52,16 @@ from functions.weave.preprocess import (
 )
 from shared.errors import BadRequest, ImageTooLarge, InvalidImage
 from shared.images import MAX_PIXELS, MIN_SIDE, flatten_to_rgb, load_image, load_mask, to_mask
+from shared.tryon import (
+    CATEGORIES, DEFAULT_GUIDANCE, DEFAULT_HEIGHT, DEFAULT_STEPS, DEFAULT_WIDTH, GUIDANCE_RANGE,
+    MAX_SIDE, SIZE_MULTIPLE, STEPS_RANGE,
+)
 
 logger = logging.getLogger(__name__)
 
 VARIANTS = ("maskfree", "mask")
-CATEGORIES = ("upper", "lower", "overall")
 LATENT_SCALE = 0.18215
 ETA = 1.0
-STEPS_RANGE = (1, 150)
-GUIDANCE_RANGE = (0.0, 20.0)
-SIZE_MULTIPLE = 64
-MAX_SIDE = 2048
 MAX_SEED = 2**63 - 1
 SDPA_BACKENDS = ("auto", "flash", "efficient", "cudnn", "math")
 
@@ -77,11 +76,11 @@ class TryOnRequest:
     garment: ImageInput
     mask: ImageInput | None = None
     category: str = "upper"
-    steps: int = 50
-    guidance: float = 2.5
+    steps: int = DEFAULT_STEPS
+    guidance: float = DEFAULT_GUIDANCE
     seed: int | None = None
-    height: int = 1024
-    width: int = 768
+    height: int = DEFAULT_HEIGHT
+    width: int = DEFAULT_WIDTH
     repaint: bool = False
     safety_check: bool = True
     variant: str = "auto"
