@@ -120,21 +120,27 @@ def redis_prefix(redis_server_url: str) -> Iterator[str]:
     yield from private_redis_prefix(redis_server_url)
 
 
+def settings_in(data_dir: Path, **overrides: object) -> Settings:
+    """Test settings with everything under `data_dir`: SQLite, a fixed JWT secret, smoke models."""
+    defaults: dict[str, object] = {
+        "environment": "test",
+        "data_dir": str(data_dir),
+        "database_url": f"sqlite:///{data_dir / 'proteus.db'}",
+        "storage_dir": str(data_dir / "storage"),
+        "jwt_secret": "test-secret-" + "x" * 40,
+        "models_dir": str(data_dir / "models"),
+        "weave_model": "smoke",
+        "tailor_model": "smoke",
+    }
+    return Settings(**{**defaults, **overrides})  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Test settings: everything under the test's folder, a fixed JWT secret, SQLite."""
     data_dir = tmp_path / "var"
     data_dir.mkdir()
-    return Settings(
-        environment="test",
-        data_dir=str(data_dir),
-        database_url=f"sqlite:///{data_dir / 'proteus.db'}",
-        storage_dir=str(data_dir / "storage"),
-        jwt_secret="test-secret-" + "x" * 40,
-        models_dir=str(data_dir / "models"),
-        weave_model="smoke",
-        tailor_model="smoke",
-    )
+    return settings_in(data_dir)
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,7 @@ from shared.routing import prefixed
 from shared.runtime import FUNCTION_EXTENSION
 from shared.storage import storage_from_settings
 from shared.storage.base import Storage
-from tests.conftest import private_redis_prefix
+from tests.conftest import private_redis_prefix, settings_in
 
 JSON = "application/json"
 STRUCTURED = "application/cloudevents+json"
@@ -77,18 +77,8 @@ def module_settings(
 ) -> Settings:
     """The root `settings` fixture for a whole module (SQLite, migrated), on the real Redis."""
     data_dir = tmp_path_factory.mktemp("fn-var")
-    settings = Settings(
-        environment="test",
-        data_dir=str(data_dir),
-        database_url=f"sqlite:///{data_dir / 'proteus.db'}",
-        storage_dir=str(data_dir / "storage"),
-        jwt_secret="test-secret-" + "x" * 40,
-        models_dir=str(data_dir / "models"),
-        weave_model="smoke",
-        tailor_model="smoke",
-        redis_url=redis_server_url,
-        redis_key_prefix=module_prefix,
-        progress_interval_s=0.0,
+    settings = settings_in(
+        data_dir, redis_url=redis_server_url, redis_key_prefix=module_prefix, progress_interval_s=0.0
     )
     upgrade(settings.database_url)
     return settings
