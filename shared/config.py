@@ -157,86 +157,71 @@ class Settings:
             value = env.get(name)
             return value if value not in (None, "") else default
 
-        environment = _choice(
-            "PROTEUS_ENV", get("PROTEUS_ENV", d.environment) or "", ("development", "test", "production")
-        )
-        data_dir = get("PROTEUS_DATA_DIR", d.data_dir) or d.data_dir
-        function_urls = {
-            name: url
-            for name in FUNCTION_PORTS
-            if (url := get(f"{name.upper()}_URL")) is not None
-        }
+        # Each reader takes the variable's name and the field whose default applies when it is unset.
+        def text(name: str, field: str) -> str:
+            return get(name) or getattr(d, field)
+
+        def integer(name: str, field: str) -> int:
+            raw = get(name)
+            return getattr(d, field) if raw is None else _int(name, raw)
+
+        def decimal(name: str, field: str) -> float:
+            raw = get(name)
+            return getattr(d, field) if raw is None else _float(name, raw)
+
+        def one_of(name: str, field: str, options: tuple[str, ...]) -> str:
+            return _choice(name, text(name, field), options)
+
+        data_dir = text("PROTEUS_DATA_DIR", "data_dir")
+        models = ("auto", "real", "smoke")
         settings = cls(
-            environment=environment,
-            log_level=(get("LOG_LEVEL", d.log_level) or d.log_level).upper(),
+            environment=one_of("PROTEUS_ENV", "environment", ("development", "test", "production")),
+            log_level=text("LOG_LEVEL", "log_level").upper(),
             data_dir=data_dir,
             database_url=get("DATABASE_URL", f"sqlite:///{data_dir}/proteus.db") or "",
             redis_url=get("REDIS_URL"),
-            redis_key_prefix=get("REDIS_KEY_PREFIX", "") or "",
-            storage_backend=_choice("STORAGE_BACKEND", get("STORAGE_BACKEND", "local") or "", ("local", "s3")),
+            redis_key_prefix=text("REDIS_KEY_PREFIX", "redis_key_prefix"),
+            storage_backend=one_of("STORAGE_BACKEND", "storage_backend", ("local", "s3")),
             storage_dir=get("STORAGE_DIR", f"{data_dir}/storage") or "",
-            public_url=(get("PUBLIC_URL", d.public_url) or d.public_url).rstrip("/"),
-            s3_bucket=get("S3_BUCKET", d.s3_bucket) or d.s3_bucket,
+            public_url=text("PUBLIC_URL", "public_url").rstrip("/"),
+            s3_bucket=text("S3_BUCKET", "s3_bucket"),
             s3_endpoint_url=get("S3_ENDPOINT_URL"),
             s3_public_endpoint_url=get("S3_PUBLIC_ENDPOINT_URL"),
-            s3_region=get("S3_REGION", d.s3_region) or d.s3_region,
+            s3_region=text("S3_REGION", "s3_region"),
             s3_access_key_id=get("S3_ACCESS_KEY_ID"),
             s3_secret_access_key=get("S3_SECRET_ACCESS_KEY"),
-            upload_url_ttl_s=_int("UPLOAD_URL_TTL_S", get("UPLOAD_URL_TTL_S", str(d.upload_url_ttl_s)) or ""),
-            download_url_ttl_s=_int(
-                "DOWNLOAD_URL_TTL_S", get("DOWNLOAD_URL_TTL_S", str(d.download_url_ttl_s)) or ""
-            ),
-            max_upload_bytes=_int("MAX_UPLOAD_BYTES", get("MAX_UPLOAD_BYTES", str(d.max_upload_bytes)) or ""),
-            max_image_pixels=_int("MAX_IMAGE_PIXELS", get("MAX_IMAGE_PIXELS", str(d.max_image_pixels)) or ""),
-            jwt_secret=get("JWT_SECRET", "") or "",
-            jwt_ttl_s=_int("JWT_TTL_S", get("JWT_TTL_S", str(d.jwt_ttl_s)) or ""),
-            ws_token_ttl_s=_int("WS_TOKEN_TTL_S", get("WS_TOKEN_TTL_S", str(d.ws_token_ttl_s)) or ""),
+            upload_url_ttl_s=integer("UPLOAD_URL_TTL_S", "upload_url_ttl_s"),
+            download_url_ttl_s=integer("DOWNLOAD_URL_TTL_S", "download_url_ttl_s"),
+            max_upload_bytes=integer("MAX_UPLOAD_BYTES", "max_upload_bytes"),
+            max_image_pixels=integer("MAX_IMAGE_PIXELS", "max_image_pixels"),
+            jwt_secret=text("JWT_SECRET", "jwt_secret"),
+            jwt_ttl_s=integer("JWT_TTL_S", "jwt_ttl_s"),
+            ws_token_ttl_s=integer("WS_TOKEN_TTL_S", "ws_token_ttl_s"),
             frontend_origins=_list(get("FRONTEND_ORIGINS", "") or ""),
-            cookie_secure=(
-                None if get("COOKIE_SECURE") is None else _bool("COOKIE_SECURE", get("COOKIE_SECURE") or "")
-            ),
-            rate_limit=get("RATE_LIMIT", d.rate_limit) or d.rate_limit,
+            cookie_secure=None if (raw := get("COOKIE_SECURE")) is None else _bool("COOKIE_SECURE", raw),
+            rate_limit=text("RATE_LIMIT", "rate_limit"),
             rate_limit_storage_url=get("RATE_LIMIT_STORAGE_URL"),
-            ws_heartbeat_s=_float("WS_HEARTBEAT_S", get("WS_HEARTBEAT_S", str(d.ws_heartbeat_s)) or ""),
-            ws_replay_limit=_int("WS_REPLAY_LIMIT", get("WS_REPLAY_LIMIT", str(d.ws_replay_limit)) or ""),
-            function_urls=function_urls,
-            runner_max_attempts=_int(
-                "RUNNER_MAX_ATTEMPTS", get("RUNNER_MAX_ATTEMPTS", str(d.runner_max_attempts)) or ""
-            ),
-            runner_backoff_s=_float("RUNNER_BACKOFF_S", get("RUNNER_BACKOFF_S", str(d.runner_backoff_s)) or ""),
-            runner_backoff_max_s=_float(
-                "RUNNER_BACKOFF_MAX_S", get("RUNNER_BACKOFF_MAX_S", str(d.runner_backoff_max_s)) or ""
-            ),
-            runner_request_timeout_s=_float(
-                "RUNNER_REQUEST_TIMEOUT_S",
-                get("RUNNER_REQUEST_TIMEOUT_S", str(d.runner_request_timeout_s)) or "",
-            ),
-            runner_claim_idle_ms=_int(
-                "RUNNER_CLAIM_IDLE_MS", get("RUNNER_CLAIM_IDLE_MS", str(d.runner_claim_idle_ms)) or ""
-            ),
-            runner_block_ms=_int("RUNNER_BLOCK_MS", get("RUNNER_BLOCK_MS", str(d.runner_block_ms)) or ""),
-            models_dir=get("MODELS_DIR", d.models_dir) or d.models_dir,
-            weave_model=_choice("WEAVE_MODEL", get("WEAVE_MODEL", d.weave_model) or "", ("auto", "real", "smoke")),
-            weave_model_source=_choice(
-                "WEAVE_MODEL_SOURCE", get("WEAVE_MODEL_SOURCE", d.weave_model_source) or "", ("local", "hub")
-            ),
-            weave_variant=_choice(
-                "WEAVE_VARIANT", get("WEAVE_VARIANT", d.weave_variant) or "", ("maskfree", "mask")
-            ),
-            weave_device=get("WEAVE_DEVICE", d.weave_device) or d.weave_device,
-            weave_dtype=_choice(
-                "WEAVE_DTYPE",
-                get("WEAVE_DTYPE", d.weave_dtype) or "",
-                ("auto", "bf16", "fp16", "fp32"),
-            ),
-            weave_max_batch=_int("WEAVE_MAX_BATCH", get("WEAVE_MAX_BATCH", str(d.weave_max_batch)) or ""),
+            ws_heartbeat_s=decimal("WS_HEARTBEAT_S", "ws_heartbeat_s"),
+            ws_replay_limit=integer("WS_REPLAY_LIMIT", "ws_replay_limit"),
+            function_urls={
+                name: url for name in FUNCTION_PORTS if (url := get(f"{name.upper()}_URL")) is not None
+            },
+            runner_max_attempts=integer("RUNNER_MAX_ATTEMPTS", "runner_max_attempts"),
+            runner_backoff_s=decimal("RUNNER_BACKOFF_S", "runner_backoff_s"),
+            runner_backoff_max_s=decimal("RUNNER_BACKOFF_MAX_S", "runner_backoff_max_s"),
+            runner_request_timeout_s=decimal("RUNNER_REQUEST_TIMEOUT_S", "runner_request_timeout_s"),
+            runner_claim_idle_ms=integer("RUNNER_CLAIM_IDLE_MS", "runner_claim_idle_ms"),
+            runner_block_ms=integer("RUNNER_BLOCK_MS", "runner_block_ms"),
+            models_dir=text("MODELS_DIR", "models_dir"),
+            weave_model=one_of("WEAVE_MODEL", "weave_model", models),
+            weave_model_source=one_of("WEAVE_MODEL_SOURCE", "weave_model_source", ("local", "hub")),
+            weave_variant=one_of("WEAVE_VARIANT", "weave_variant", ("maskfree", "mask")),
+            weave_device=text("WEAVE_DEVICE", "weave_device"),
+            weave_dtype=one_of("WEAVE_DTYPE", "weave_dtype", ("auto", "bf16", "fp16", "fp32")),
+            weave_max_batch=integer("WEAVE_MAX_BATCH", "weave_max_batch"),
             weave_safety_check=_bool("WEAVE_SAFETY_CHECK", get("WEAVE_SAFETY_CHECK", "true") or ""),
-            progress_interval_s=_float(
-                "PROGRESS_INTERVAL_S", get("PROGRESS_INTERVAL_S", str(d.progress_interval_s)) or ""
-            ),
-            tailor_model=_choice(
-                "TAILOR_MODEL", get("TAILOR_MODEL", d.tailor_model) or "", ("auto", "real", "smoke")
-            ),
+            progress_interval_s=decimal("PROGRESS_INTERVAL_S", "progress_interval_s"),
+            tailor_model=one_of("TAILOR_MODEL", "tailor_model", models),
         )
         if settings.storage_backend == "s3" and not settings.s3_bucket:
             raise ConfigError("S3_BUCKET must be set when STORAGE_BACKEND is s3", field="S3_BUCKET")

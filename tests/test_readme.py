@@ -5,15 +5,9 @@ import re
 from pathlib import Path
 
 from shared.config import Settings
+from tests.knative.support import settings_variables
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def settings_variables() -> set[str]:
-    source = (ROOT / "shared" / "config.py").read_text()
-    names = set(re.findall(r'get\("([A-Z][A-Z0-9_]+)"', source))
-    names |= {f"{name.upper()}_URL" for name in ("upload_signing", "enqueue", "weave", "tailor", "notify")}
-    return names
 
 
 def test_every_configuration_variable_is_in_the_readme_and_env_example() -> None:
