@@ -39,6 +39,7 @@ from functions.weave.pipeline import (  # noqa: E402
 from functions.weave.preprocess import (  # noqa: E402
     center_crop_resize, image_to_tensor, letterbox, tensor_to_image,
 )
+from shared.config import SDPA_BACKENDS  # noqa: E402
 
 # stable-diffusion-inpainting / instruct-pix2pix `unet/config.json` (SD-1.5 layout).
 SD15_UNET = dict(
@@ -195,8 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the UNet")
     parser.add_argument("--cuda-graphs", action="store_true", help="compile mode reduce-overhead")
     parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--sdpa", default="auto", choices=["auto", "flash", "efficient", "cudnn",
-                                                           "math"])
+    parser.add_argument("--sdpa", default="auto", choices=SDPA_BACKENDS)
     parser.add_argument("--no-tf32", action="store_true")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--grid", type=Path, help="save a side-by-side grid of the presets")

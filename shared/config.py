@@ -66,6 +66,10 @@ def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+# torch.nn.attention.SDPBackend kernels weave may pin (auto: PyTorch picks per call).
+SDPA_BACKENDS: tuple[str, ...] = ("auto", "flash", "efficient", "cudnn", "math")
+
+
 def _list(value: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in value.split(",") if item.strip())
 
@@ -132,6 +136,11 @@ class Settings:
     weave_dtype: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp16 | fp32
     weave_max_batch: int = 4
     weave_safety_check: bool = True
+    # Speed switches (off until bench/weave.py shows they help on the GPU in use).
+    weave_compile: bool = False  # torch.compile the UNet (compiled at start, before ready)
+    weave_cuda_graphs: bool = False  # compile mode "reduce-overhead" (implies weave_compile)
+    weave_channels_last: bool = False
+    weave_sdpa_backend: str = "auto"  # one of SDPA_BACKENDS
     progress_interval_s: float = 0.25
     tailor_model: str = "auto"
 
@@ -171,6 +180,10 @@ class Settings:
 
         def one_of(name: str, field: str, options: tuple[str, ...]) -> str:
             return _choice(name, text(name, field), options)
+
+        def flag(name: str, field: str) -> bool:
+            raw = get(name)
+            return getattr(d, field) if raw is None else _bool(name, raw)
 
         data_dir = text("PROTEUS_DATA_DIR", "data_dir")
         models = ("auto", "real", "smoke")
@@ -219,12 +232,14 @@ class Settings:
             weave_device=text("WEAVE_DEVICE", "weave_device"),
             weave_dtype=one_of("WEAVE_DTYPE", "weave_dtype", ("auto", "bf16", "fp16", "fp32")),
             weave_max_batch=integer("WEAVE_MAX_BATCH", "weave_max_batch"),
-            weave_safety_check=_bool("WEAVE_SAFETY_CHECK", get("WEAVE_SAFETY_CHECK", "true") or ""),
+            weave_safety_check=flag("WEAVE_SAFETY_CHECK", "weave_safety_check"),
+            weave_compile=flag("WEAVE_COMPILE", "weave_compile"),
+            weave_cuda_graphs=flag("WEAVE_CUDA_GRAPHS", "weave_cuda_graphs"),
+            weave_channels_last=flag("WEAVE_CHANNELS_LAST", "weave_channels_last"),
+            weave_sdpa_backend=one_of("WEAVE_SDPA_BACKEND", "weave_sdpa_backend", SDPA_BACKENDS),
             progress_interval_s=decimal("PROGRESS_INTERVAL_S", "progress_interval_s"),
             tailor_model=one_of("TAILOR_MODEL", "tailor_model", models),
         )
-        if settings.storage_backend == "s3" and not settings.s3_bucket:
-            raise ConfigError("S3_BUCKET must be set when STORAGE_BACKEND is s3", field="S3_BUCKET")
         return settings.with_secret()
 
     def with_secret(self) -> Settings:

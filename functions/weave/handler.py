@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 MODELS_KEY = "proteus:models"
 SMOKE_WARNING = "weave runs the SMOKE model: tiny random weights, results are noise"
 LOAD_WAIT_S = 120.0
+SPEED_SWITCHES = ("compile", "cuda_graphs", "channels_last", "sdpa_backend")  # shown by readiness
 FLAGGED_MESSAGE = (
     "The safety checker flagged this result, so it was not saved. It sometimes flags harmless "
     "images: try again with another seed or photo."
@@ -48,7 +49,13 @@ def model_config(settings: Settings) -> WeaveModelConfig:
         models_dir=settings.models_dir,
         device=settings.weave_device,
         dtype=settings.weave_dtype,
-        options=PipelineOptions(max_batch_size=settings.weave_max_batch),
+        options=PipelineOptions(
+            max_batch_size=settings.weave_max_batch,
+            compile=settings.weave_compile,
+            cuda_graphs=settings.weave_cuda_graphs,
+            channels_last=settings.weave_channels_last,
+            sdpa_backend=settings.weave_sdpa_backend,
+        ),
     )
 
 
@@ -100,6 +107,7 @@ class WeaveFunction(Stage):
             "device": str(pipe.device),
             "dtype": str(pipe.unet.dtype).removeprefix("torch."),
             "smoke": smoke,
+            "speed": {name: getattr(pipe.options, name) for name in SPEED_SWITCHES},
             "warning": SMOKE_WARNING if smoke else None,
             "loaded": True,
         }

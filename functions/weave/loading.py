@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -398,11 +399,18 @@ def load_pipeline(config: WeaveModelConfig, variant: str, *, vae: AutoencoderKL 
 
 
 def load_pipelines(config: WeaveModelConfig) -> dict[str, CatVTONPipeline]:
-    """Every configured variant, sharing one VAE: {"maskfree": ..., "mask": ...}."""
+    """Every configured variant, sharing one VAE: {"maskfree": ..., "mask": ...}. With
+    compile on, each is warmed up (compiled) before it is returned, so readiness waits."""
     pipes: dict[str, CatVTONPipeline] = {}
     for variant in config.variants:
         first = next(iter(pipes.values()), None)
         pipes[variant] = load_pipeline(
             config, variant, vae=first.vae if first else None,
             safety=(first.safety_checker, first.feature_extractor) if first else None)
+    if config.options.compile or config.options.cuda_graphs:
+        for variant, pipe in pipes.items():
+            started = time.perf_counter()
+            shapes = pipe.warm_up()
+            logger.info("compiled the weave %s UNet for batches %s in %.1f s", variant, shapes,
+                        time.perf_counter() - started)
     return pipes

@@ -50,6 +50,7 @@ from functions.weave.preprocess import (
     MASK_BLUR_RADIUS, center_crop_resize, image_to_tensor, letterbox, mask_to_tensor,
     prepare_mask, render_size, repaint, tensor_to_image,
 )
+from shared.config import SDPA_BACKENDS
 from shared.errors import BadRequest, ImageTooLarge, InvalidImage
 from shared.images import MAX_PIXELS, MIN_SIDE, flatten_to_rgb, load_image, load_mask, to_mask
 from shared.tryon import (
@@ -63,7 +64,6 @@ VARIANTS = ("maskfree", "mask")
 LATENT_SCALE = 0.18215
 ETA = 1.0
 MAX_SEED = 2**63 - 1
-SDPA_BACKENDS = ("auto", "flash", "efficient", "cudnn", "math")
 
 ImageInput = bytes | bytearray | Image.Image
 
@@ -114,7 +114,7 @@ class PipelineOptions:
     max_batch_size: int = 4
     max_render_pixels: int | None = None  # render at most this many pixels, then upscale
     compile: bool = False  # torch.compile the UNet
-    cuda_graphs: bool = False  # with compile: mode "reduce-overhead" (CUDA graphs)
+    cuda_graphs: bool = False  # compile in mode "reduce-overhead" (CUDA graphs); implies compile
     channels_last: bool = False
     sdpa_backend: str = "auto"  # auto | flash | efficient | cudnn | math
     tf32: bool = True
@@ -222,9 +222,39 @@ class CatVTONPipeline(DiffusionPipeline):
             self.unet.to(memory_format=torch.channels_last)
             self.vae.to(memory_format=torch.channels_last)
         self._unet_fn: Callable[..., Any] = self.unet
-        if opts.compile:
+        if opts.compile or opts.cuda_graphs:
             mode = "reduce-overhead" if opts.cuda_graphs else "default"
             self._unet_fn = torch.compile(self.unet, mode=mode, fullgraph=False)
+
+    def warm_up(self, height: int = DEFAULT_HEIGHT, width: int = DEFAULT_WIDTH) -> list[int]:
+        """Run one denoising step for each UNet batch shape a call at this size meets
+        (guided single, guided full batch, unguided single), so that compiling and CUDA-graph
+        recording happen now instead of inside a user's request. Returns those batch sizes.
+
+        A compiled UNet specialises batch 1 and turns dynamic at the second batch size it
+        sees, so these three cover every batch; another output size compiles on first use.
+        """
+        person = Image.new("RGB", (width, height), (128, 128, 128))
+        garment = Image.new("RGB", (width, height), (64, 96, 160))
+        mask = None
+        if self.catvton_variant == "mask":
+            mask = Image.new("L", (width, height), 0)
+            mask.paste(255, (width // 4, height // 4, 3 * width // 4, 3 * height // 4))
+
+        def request(guidance: float) -> TryOnRequest:
+            return TryOnRequest(person=person, garment=garment, mask=mask, steps=1, seed=0,
+                                guidance=guidance, height=height, width=width,
+                                safety_check=False)
+
+        runs = [[request(DEFAULT_GUIDANCE)], [request(1.0)]]
+        if self.options.max_batch_size > 1:
+            runs.insert(1, [request(DEFAULT_GUIDANCE)] * self.options.max_batch_size)
+        batch_sizes = []
+        for requests in runs:
+            self(requests)
+            guided = requests[0].guidance > 1.0
+            batch_sizes.append(len(requests) * (2 if guided else 1))
+        return batch_sizes
 
     def _sdpa_context(self) -> contextlib.AbstractContextManager:
         backend = self.options.sdpa_backend
@@ -438,6 +468,8 @@ class CatVTONPipeline(DiffusionPipeline):
                 unet_in = torch.cat([model_in.to(dtype), x], dim=1)
                 if self.options.channels_last:
                     unet_in = unet_in.contiguous(memory_format=torch.channels_last)
+                if self.options.cuda_graphs:  # each step is a new graph replay
+                    torch.compiler.cudagraph_mark_step_begin()
                 eps = self._unet_fn(unet_in, t, encoder_hidden_states=None,
                                     return_dict=False)[0].float()
                 if do_cfg:

@@ -19,7 +19,7 @@ from flask import Flask
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
-from functions.weave.handler import MODELS_KEY, SMOKE_WARNING
+from functions.weave.handler import MODELS_KEY, SMOKE_WARNING, model_config
 from functions.weave.main import create_app
 from shared import event_types as t
 from shared import jobs
@@ -124,6 +124,8 @@ def test_readyz_names_the_smoke_model_and_warns(client, redis_client: redis.Redi
     assert state["ready"] is True and state["model"] == "smoke" and state["smoke"] is True
     assert state["warning"] == SMOKE_WARNING and "SMOKE" in state["warning"]
     assert state["variants"] == ["mask", "maskfree"] and state["device"] == "cpu"
+    assert state["speed"] == {"compile": False, "cuda_graphs": False, "channels_last": False,
+                              "sdpa_backend": "auto"}
     assert client.get("/healthz").get_json()["warning"] == SMOKE_WARNING
     published = redis_client.hget(module_prefix + MODELS_KEY, "weave")
     assert published is not None and '"model": "smoke"' in published
@@ -309,3 +311,12 @@ def test_a_bad_request_in_a_batch_fails_alone(
     assert function_of(app).handle_batch([weave_event(bad), weave_event(good)]) == [None, None]
     assert [e.get_type() for e in results_for(redis_client, module_prefix, bad.job_id)] == [t.WEAVE_FAILED]
     assert storage.exists(good.result_key) and not storage.exists(bad.result_key)
+
+
+def test_model_config_carries_the_speed_switches_from_the_environment() -> None:
+    settings = Settings.from_env({"PROTEUS_ENV": "test", "JWT_SECRET": "s" * 48, "WEAVE_COMPILE": "true",
+                                  "WEAVE_CUDA_GRAPHS": "true", "WEAVE_CHANNELS_LAST": "true",
+                                  "WEAVE_SDPA_BACKEND": "flash", "WEAVE_MAX_BATCH": "2"})
+    options = model_config(settings).options
+    assert (options.compile, options.cuda_graphs, options.channels_last) == (True, True, True)
+    assert (options.sdpa_backend, options.max_batch_size) == ("flash", 2)

@@ -1,6 +1,7 @@
 """Loading: the smoke model's layout, the attention checkpoint check, smoke vs real, hub."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -14,10 +15,10 @@ from functions.weave import download
 from functions.weave.loading import (
     ATTENTION_DIRS, ATTENTION_SUBPATH, BASE_DIRS, HUB_IDS, MODEL_WEIGHTS, SMOKE_MARKER, VAE_DIR,
     HubFetch, ModelLoadError, WeaveModelConfig, attn1_modules, build_scheduler, fetch,
-    find_weights, load_attention_weights, load_pipeline, missing_files, resolve_dtype,
-    resolve_model,
+    find_weights, load_attention_weights, load_pipeline, load_pipelines, missing_files,
+    resolve_dtype, resolve_model,
 )
-from functions.weave.pipeline import TryOnRequest
+from functions.weave.pipeline import PipelineOptions, TryOnRequest
 from functions.weave.smoke import is_complete, tiny_unet, write_smoke_model
 from shared.errors import DependencyUnavailable
 
@@ -328,3 +329,30 @@ def _image():
     from PIL import Image
 
     return Image.linear_gradient("L").convert("RGB").resize((96, 160))
+
+
+@pytest.mark.parametrize("switches, mode", [({"compile": True}, "default"),
+                                            ({"cuda_graphs": True}, "reduce-overhead")])
+def test_compiled_pipelines_are_warmed_up_before_they_are_returned(
+        monkeypatch, smoke_config, caplog, switches, mode) -> None:
+    """torch.compile is replaced by a recorder here (compiling on this CPU takes minutes);
+    the real compile was checked by hand to give the eager pixels within 1/255."""
+    compiled: list[tuple[torch.nn.Module, str]] = []
+
+    def record(module, mode="default", **kwargs):
+        compiled.append((module, mode))
+        return module
+
+    monkeypatch.setattr(torch, "compile", record)
+    config = dataclasses.replace(smoke_config, options=PipelineOptions(**switches))
+    with caplog.at_level(logging.INFO, logger="functions.weave.loading"):
+        pipes = load_pipelines(config)
+    assert [(module, m) for module, m in compiled] == [(p.unet, mode) for p in pipes.values()]
+    warmed = [r.getMessage() for r in caplog.records if "compiled the weave" in r.getMessage()]
+    assert len(warmed) == 2 and all("batches [2, 8, 1]" in m for m in warmed)
+
+
+def test_uncompiled_pipelines_load_without_a_warm_up(smoke_config, caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="functions.weave.loading"):
+        load_pipelines(smoke_config)
+    assert not [r for r in caplog.records if "compiled the weave" in r.getMessage()]

@@ -406,3 +406,15 @@ def test_exif_rotated_person_is_upright_and_the_mask_must_match_it(masked) -> No
     assert np.abs(pixels(checked.person) - pixels(PERSON)).mean() < 8  # upright again
     with pytest.raises(BadRequest, match="mask is 160x96 but the person image is 96x160"):
         masked.check_inputs(request(person=data, mask=MASK.transpose(Image.Transpose.ROTATE_90)))
+
+
+@pytest.mark.parametrize("variant", ["maskfree", "mask"])
+def test_warm_up_runs_every_unet_batch_shape_once(pipelines, unet_batches, variant) -> None:
+    """Guided single (2), guided full batch (2 x max), unguided single (1): after these a
+    compiled UNet has met batch 1 and a dynamic batch, so no user request compiles."""
+    pipe = pipelines[variant]
+    shapes = unet_batches(pipe)
+    batch_sizes = pipe.warm_up()
+    assert batch_sizes == [2, 2 * pipe.options.max_batch_size, 1]
+    assert [shape[0] for shape in shapes] == batch_sizes  # one step each
+    assert len({shape[1:] for shape in shapes}) == 1  # all at the default request size
