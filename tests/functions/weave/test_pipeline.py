@@ -2,6 +2,7 @@
 safety, progress and every bad input."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import struct
@@ -12,8 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
+from functions.weave.loading import WeaveModelConfig, load_pipelines
 from functions.weave.pipeline import (
-    CatVTONPipeline, SkipCrossAttnProcessor, TryOnRequest, run_requests,
+    CatVTONPipeline, PipelineOptions, SkipCrossAttnProcessor, TryOnRequest, run_requests,
 )
 from functions.weave.preprocess import center_crop_resize, prepare_mask, repaint_kernel_size
 from shared.errors import BadRequest, ClientError, ImageTooLarge, InvalidImage
@@ -418,3 +420,34 @@ def test_warm_up_runs_every_unet_batch_shape_once(pipelines, unet_batches, varia
     assert batch_sizes == [2, 2 * pipe.options.max_batch_size, 1]
     assert [shape[0] for shape in shapes] == batch_sizes  # one step each
     assert len({shape[1:] for shape in shapes}) == 1  # all at the default request size
+
+
+@pytest.fixture(scope="module")
+def bf16_pipelines(smoke_config: WeaveModelConfig) -> dict[str, CatVTONPipeline]:
+    """The dtype CUDA runs by default, here on the CPU: catches dtype mix-ups without a GPU."""
+    return load_pipelines(dataclasses.replace(smoke_config, dtype="bf16"))
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image, np.int16)
+
+
+@pytest.mark.parametrize("variant", ["maskfree", "mask"])
+def test_bf16_runs_both_variants_close_to_fp32(pipelines, bf16_pipelines, variant) -> None:
+    mask = MASK if variant == "mask" else None
+    alone = bf16_pipelines[variant]([request(mask=mask, repaint=mask is not None)])[0]
+    batched = bf16_pipelines[variant]([request(mask=mask, repaint=mask is not None),
+                                       request(mask=mask, seed=8)])[0]
+    full = pipelines[variant]([request(mask=mask, repaint=mask is not None)])[0]
+    assert alone.metadata["dtype"] == "bfloat16" and alone.image.size == (W, H)
+    assert np.abs(pixels(alone.image) - pixels(batched.image)).max() <= 2
+    assert np.abs(pixels(alone.image) - pixels(full.image)).mean() < 2.0
+
+
+@pytest.mark.parametrize("switch", [{"channels_last": True}, {"sdpa_backend": "math"}])
+def test_speed_switches_keep_the_pixels(smoke_config, maskfree, switch) -> None:
+    options = PipelineOptions(**{**vars(maskfree.options), **switch})
+    switched = load_pipelines(dataclasses.replace(smoke_config, variants=("maskfree",),
+                                                  options=options))["maskfree"]
+    assert np.abs(pixels(switched([request()])[0].image)
+                  - pixels(maskfree([request()])[0].image)).max() <= 2
