@@ -40,6 +40,7 @@ from functions.weave.preprocess import (  # noqa: E402
     center_crop_resize, image_to_tensor, letterbox, tensor_to_image,
 )
 from shared.config import SDPA_BACKENDS  # noqa: E402
+from shared.tryon import PRESETS  # noqa: E402
 
 # stable-diffusion-inpainting / instruct-pix2pix `unet/config.json` (SD-1.5 layout).
 SD15_UNET = dict(
@@ -56,7 +57,6 @@ SD_VAE_FT_MSE = dict(
     up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(128, 256, 512, 512),
     layers_per_block=2, act_fn="silu", latent_channels=4, norm_num_groups=32, sample_size=256,
 )
-PRESETS = {"default": dict(steps=50, guidance=2.5), "fast": dict(steps=20, guidance=2.5)}
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 

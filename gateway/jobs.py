@@ -30,7 +30,7 @@ from gateway.vton import owned_tryon
 from shared import event_types as t
 from shared import jobs
 from shared.db.models import Job
-from shared.tryon import GUIDANCE_RANGE, MAX_SIDE, SIZE_MULTIPLE, STEPS_RANGE
+from shared.tryon import GUIDANCE_RANGE, MAX_SIDE, PRESETS, SIZE_MULTIPLE, STEPS_RANGE
 from shared.errors import BadRequest, ClientError, Conflict, DependencyUnavailable, NotFound
 from shared.events import make_event, source_for
 from shared.streams.publish import publish
@@ -71,8 +71,7 @@ def _weave_params(body: dict[str, Any], user_id: str, default_category: str | No
         "garment_key": key_field(body, user_id, "uncleaned_outfit_s3", "uncleaned_outfit"),
         "category": choice(body, "category", CATEGORIES, default=default_category or "auto"),
         "mask_key": key_field(body, user_id, "mask", "mask_key", required=False),
-        "steps": integer(body, "steps", *STEPS_RANGE),
-        "guidance": number(body, "guidance", *GUIDANCE_RANGE),
+        **_steps_and_guidance(body),
         "seed": integer(body, "seed", 0, MAX_SEED),
         "variant": choice(body, "variant", ("maskfree", "mask")),
         "height": _dimension(body, "height"),
@@ -80,6 +79,17 @@ def _weave_params(body: dict[str, Any], user_id: str, default_category: str | No
         "repaint": boolean(body, "repaint"),
     }
     return {k: v for k, v in params.items() if v is not None}
+
+
+def _steps_and_guidance(body: dict[str, Any]) -> dict[str, Any]:
+    """Steps and guidance as given, else from the named preset (none: enqueue's defaults)."""
+    steps = integer(body, "steps", *STEPS_RANGE)
+    guidance = number(body, "guidance", *GUIDANCE_RANGE)
+    preset = choice(body, "preset", tuple(PRESETS))
+    if preset is not None:
+        steps = PRESETS[preset]["steps"] if steps is None else steps
+        guidance = PRESETS[preset]["guidance"] if guidance is None else guidance
+    return {"steps": steps, "guidance": guidance}
 
 
 def _dimension(body: dict[str, Any], name: str) -> int | None:

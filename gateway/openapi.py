@@ -10,6 +10,7 @@ from functools import cache
 from typing import Any
 
 from shared.config import IMAGE_CONTENT_TYPES
+from shared.tryon import PRESETS
 
 CATEGORY = {"type": "string", "enum": ["auto", "upper", "lower", "overall"]}
 KEY = {"type": "string", "minLength": 1, "maxLength": 1024, "description": "A storage key."}
@@ -176,6 +177,8 @@ SCHEMAS: dict[str, Any] = {
             "user_snap_s3": KEY,
             "uncleaned_outfit_s3": KEY,
             "category": CATEGORY,
+            "preset": {"type": "string", "enum": list(PRESETS),
+                       "description": "default: 50 steps; fast: 20 steps. Explicit steps / guidance win."},
             "steps": {"type": "integer", "minimum": 1, "maximum": 150},
             "guidance": {"type": "number", "minimum": 0, "maximum": 20},
             "seed": {"type": "integer", "minimum": 0, "maximum": 4294967295},

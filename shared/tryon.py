@@ -11,6 +11,12 @@ CATEGORIES: Final[tuple[str, ...]] = ("upper", "lower", "overall")
 
 DEFAULT_STEPS: Final = 50
 DEFAULT_GUIDANCE: Final = 2.5
+# Named settings a request may ask for instead of numbers (its own steps / guidance win).
+# "default" is the published setting; "fast" runs 2.5x fewer denoising steps.
+PRESETS: Final[dict[str, dict[str, int | float]]] = {
+    "default": {"steps": DEFAULT_STEPS, "guidance": DEFAULT_GUIDANCE},
+    "fast": {"steps": 20, "guidance": DEFAULT_GUIDANCE},
+}
 DEFAULT_HEIGHT: Final = 1024
 DEFAULT_WIDTH: Final = 768
 

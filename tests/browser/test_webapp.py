@@ -178,12 +178,17 @@ def test_phone_layout_heic_avif_and_another_person_sees_nothing(new_session, tmp
     page = ada.page
     ada.open("/")
     ada_email, ada_password = ada.signup("Ada")
-    pick_photos(page, photos)
-    page.get_by_role("button", name="Start try-on").click()
+    pick_photos(page, photos, steps=None)
+    page.get_by_label("Fast (20 steps)").check()  # the quality preset
+    with page.expect_response("**/jobs/weaver") as started:
+        page.get_by_role("button", name="Start try-on").click()
+    assert started.value.request.post_data_json["preset"] == "fast"
     card = page.locator("#history-list > li")
     expect(card).to_have_attribute("data-status", "done", timeout=JOB_TIMEOUT_MS)
     assert loaded(page, card.locator(".tryon-open img"))
     ada_vton = card.get_attribute("data-id")
+    job = api_json(ada.context, ada.base_url, "GET", f"/jobs/{started.value.json()['job_id']}")
+    assert (job["status"], job["steps"]) == ("succeeded", 20), job
     # nothing sticks out sideways on a phone
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     ada.screenshot("webapp-history-phone.png")

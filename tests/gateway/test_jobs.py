@@ -50,6 +50,19 @@ def test_every_optional_parameter_reaches_the_event(person) -> None:  # noqa: AN
     assert (data["height"], data["width"], data["repaint"], data["category"]) == (1024, 768, True, "lower")
 
 
+@pytest.mark.parametrize(("extra", "expected"), [
+    ({"preset": "fast"}, (20, 2.5)),
+    ({"preset": "default"}, (50, 2.5)),
+    ({"preset": "fast", "steps": 30}, (30, 2.5)),  # what is given wins over the preset
+    ({"preset": "fast", "guidance": 1.5}, (20, 1.5)),
+])
+def test_a_preset_sets_steps_and_guidance(person, extra, expected) -> None:  # noqa: ANN001
+    tryon = person.create_tryon()
+    assert person.start_weave(tryon, **extra).status_code == 202
+    data = stream_entries(person.app, "proteus:tryon")[0][1]["data"]
+    assert (data["steps"], data["guidance"]) == expected and "preset" not in data
+
+
 def test_the_category_defaults_to_the_tryons(person) -> None:  # noqa: ANN001
     tryon = person.create_tryon(category="overall")
     person.start_weave(tryon)
@@ -120,6 +133,8 @@ def test_bad_idempotency_keys(person, key) -> None:  # noqa: ANN001
         ({"width": 1001}, "width"),
         ({"width": 32}, "width"),
         ({"repaint": "yes"}, "repaint"),
+        ({"preset": "turbo"}, "preset"),
+        ({"preset": 20}, "preset"),
     ],
 )
 def test_weaver_bad_bodies_name_the_field(person, change, field) -> None:  # noqa: ANN001

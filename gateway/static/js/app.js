@@ -544,6 +544,12 @@ function category() {
   return c ? c.value : "auto";
 }
 
+/** "default" or "fast" from the Quality choice. */
+function preset() {
+  const p = document.querySelector('input[name="preset"]:checked');
+  return p && p.value === "fast" ? "fast" : "default";
+}
+
 /** "mask" or "maskfree" (the default) from the Advanced choice. */
 function variant() {
   const v = document.querySelector('input[name="variant"]:checked');
@@ -608,6 +614,7 @@ function wireCreate() {
       const params = { ...advanced };
       if (params.seed === undefined) params.seed = randomSeed();
       if (variant() === "mask") params.variant = "mask";
+      if (preset() === "fast") params.preset = "fast";
       const started = await startJob(row, cat, params);
       status.textContent = started ? "Started. Watch it in your try-ons below." : "";
       if (!started) setText($("#create-error"), state.notes.get(row.id));
@@ -627,7 +634,7 @@ async function startJob(row, cat, params = {}) {
   if (cat) body.category = cat;
   Object.assign(body, params);
   const kept = { category: cat || "auto", variant: params.variant === "mask" ? "mask" : "maskfree" };
-  for (const k of ["steps", "guidance"]) if (params[k] !== undefined) kept[k] = params[k];
+  for (const k of ["steps", "guidance", "preset"]) if (params[k] !== undefined) kept[k] = params[k];
   rememberRun(row.id, kept);
   state.notes.delete(row.id);
   try {
@@ -1202,12 +1209,14 @@ async function retry(id, button) {
   let cat = row.category;
   if (run) {
     for (const k of ["steps", "guidance"]) if (run[k] !== undefined) settings[k] = run[k];
+    if (run.preset === "fast") settings.preset = "fast";
     if (run.variant === "mask") settings.variant = "mask";
     if (run.category) cat = run.category;
   } else {
     const advanced = readAdvanced() || {};
     for (const k of ["steps", "guidance"]) if (advanced[k] !== undefined) settings[k] = advanced[k];
     if (row.person_mask || variant() === "mask") settings.variant = "mask";
+    if (preset() === "fast") settings.preset = "fast";
   }
   const ok = await startJob(row, cat, { ...settings, seed: randomSeed() });
   if (button && button.isConnected) button.disabled = false;
