@@ -135,6 +135,7 @@ class Settings:
     weave_device: str = "auto"  # auto | cpu | cuda | cuda:N
     weave_dtype: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp16 | fp32
     weave_max_batch: int = 4
+    weave_batch_wait_ms: int = 0  # how long a batch waits for requests arriving with its first
     weave_safety_check: bool = True
     # Speed switches (off until bench/weave.py shows they help on the GPU in use).
     weave_compile: bool = False  # torch.compile the UNet (compiled at start, before ready)
@@ -170,9 +171,12 @@ class Settings:
         def text(name: str, field: str) -> str:
             return get(name) or getattr(d, field)
 
-        def integer(name: str, field: str) -> int:
+        def integer(name: str, field: str, minimum: int | None = None) -> int:
             raw = get(name)
-            return getattr(d, field) if raw is None else _int(name, raw)
+            value = getattr(d, field) if raw is None else _int(name, raw)
+            if minimum is not None and value < minimum:
+                raise ConfigError(f"{name} must be at least {minimum}, got {raw!r}", field=name)
+            return value
 
         def decimal(name: str, field: str) -> float:
             raw = get(name)
@@ -231,7 +235,8 @@ class Settings:
             weave_variant=one_of("WEAVE_VARIANT", "weave_variant", ("maskfree", "mask")),
             weave_device=text("WEAVE_DEVICE", "weave_device"),
             weave_dtype=one_of("WEAVE_DTYPE", "weave_dtype", ("auto", "bf16", "fp16", "fp32")),
-            weave_max_batch=integer("WEAVE_MAX_BATCH", "weave_max_batch"),
+            weave_max_batch=integer("WEAVE_MAX_BATCH", "weave_max_batch", minimum=1),
+            weave_batch_wait_ms=integer("WEAVE_BATCH_WAIT_MS", "weave_batch_wait_ms", minimum=0),
             weave_safety_check=flag("WEAVE_SAFETY_CHECK", "weave_safety_check"),
             weave_compile=flag("WEAVE_COMPILE", "weave_compile"),
             weave_cuda_graphs=flag("WEAVE_CUDA_GRAPHS", "weave_cuda_graphs"),

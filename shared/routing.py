@@ -18,6 +18,9 @@ class Route:
     stream: str
     consumer: str
     event_types: tuple[str, ...]
+    # The Settings field bounding how many entries are delivered at once (None: one at a
+    # time). weave renders the requests that arrive together as one batch.
+    in_flight_setting: str | None = None
 
     @property
     def group(self) -> str:
@@ -32,7 +35,7 @@ class Route:
 
 ROUTES: Final[tuple[Route, ...]] = (
     Route("proteus:tryon", "enqueue", (t.TRYON_REQUESTED,)),
-    Route("proteus:weave", "weave", (t.WEAVE_REQUESTED,)),
+    Route("proteus:weave", "weave", (t.WEAVE_REQUESTED,), in_flight_setting="weave_max_batch"),
     Route("proteus:tailor", "tailor", (t.TAILOR_REQUESTED,)),
     Route(
         "proteus:results",

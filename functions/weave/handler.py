@@ -23,6 +23,7 @@ from functions.weave.loading import WeaveModelConfig, load_pipelines, resolve_mo
 from functions.weave.pipeline import CatVTONPipeline, PipelineOptions, TryOnRequest, TryOnResult, run_requests
 from shared import event_types as t
 from shared import jobs
+from shared.batching import MicroBatcher
 from shared.config import Settings
 from shared.db.models import Job
 from shared.db.session import session_scope
@@ -31,6 +32,7 @@ from shared.stage import Dependencies, Stage
 from shared.uploads import result_key
 
 log = logging.getLogger(__name__)
+Todo = tuple[int, dict[str, Any], TryOnRequest]  # (position in the call, event data, checked request)
 MODELS_KEY = "proteus:models"
 SMOKE_WARNING = "weave runs the SMOKE model: tiny random weights, results are noise"
 LOAD_WAIT_S = 120.0
@@ -64,12 +66,17 @@ class WeaveFunction(Stage):
 
     source = "/proteus/functions/weave"
 
-    def __init__(self, deps: Dependencies, load: Callable[[], Mapping[str, CatVTONPipeline]]) -> None:
+    def __init__(self, deps: Dependencies, load: Callable[[], Mapping[str, CatVTONPipeline]], *,
+                 max_batch: int = 1, batch_wait_s: float = 0.0) -> None:
         super().__init__(deps)
         self._pipelines: Mapping[str, CatVTONPipeline] | None = None
         self._load_error: BaseException | None = None
         self._loaded = threading.Event()
         self._run_lock = threading.Lock()
+        # Requests that arrive together (the runner keeps up to WEAVE_MAX_BATCH in flight)
+        # are rendered as one batch.
+        self._batcher: MicroBatcher[Todo, BaseCloudEvent | BaseException] = MicroBatcher(
+            self._render_outcomes, max_size=max(1, max_batch), wait_s=batch_wait_s, name="weave-batcher")
         threading.Thread(target=self._load, args=(load,), name="weave-model-load", daemon=True).start()
 
     @classmethod
@@ -78,7 +85,12 @@ class WeaveFunction(Stage):
         kind = resolve_model(config)
         if kind == "smoke":
             log.warning("%s (WEAVE_MODEL=%s, models in %s)", SMOKE_WARNING, settings.weave_model, settings.models_dir)
-        return cls(Dependencies.from_settings(settings), lambda: load_pipelines(config))
+        return cls(Dependencies.from_settings(settings), lambda: load_pipelines(config),
+                   max_batch=settings.weave_max_batch, batch_wait_s=settings.weave_batch_wait_ms / 1000)
+
+    def close(self) -> None:
+        """Finish the requests already submitted, then stop the batcher."""
+        self._batcher.close(timeout=LOAD_WAIT_S)
 
     # -- model ------------------------------------------------------------------------
 
@@ -131,7 +143,13 @@ class WeaveFunction(Stage):
     # -- events -----------------------------------------------------------------------
 
     def handle(self, event: BaseCloudEvent) -> BaseCloudEvent | None:
-        outcome = self._handle_all([event])[0]
+        """One request (HTTP): checked in this thread, rendered in a batch with the requests
+        that arrive with it."""
+        data: dict[str, Any] = dict(event.get_data() or {})
+        done, request = self._prepare(data)
+        if request is None:
+            return done
+        outcome = self._batcher.submit((0, data, request))
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
@@ -146,7 +164,7 @@ class WeaveFunction(Stage):
 
     def _handle_all(self, events: Sequence[BaseCloudEvent]) -> list[BaseCloudEvent | BaseException | None]:
         outcomes: list[BaseCloudEvent | BaseException | None] = [None] * len(events)
-        todo: list[tuple[int, dict[str, Any], TryOnRequest]] = []
+        todo: list[Todo] = []
         for index, event in enumerate(events):
             data: dict[str, Any] = dict(event.get_data() or {})
             try:
@@ -188,9 +206,11 @@ class WeaveFunction(Stage):
         # Checked here so one bad request never fails a batch; decoded once.
         return None, replace(request, person=checked.person, garment=checked.garment, mask=checked.mask)
 
-    def _render(
-        self, todo: list[tuple[int, dict[str, Any], TryOnRequest]]
-    ) -> list[tuple[int, BaseCloudEvent | BaseException]]:
+    def _render_outcomes(self, todo: Sequence[Todo]) -> list[BaseCloudEvent | BaseException]:
+        """The batcher's call: `_render`'s outcomes, in the order of `todo`."""
+        return [outcome for _, outcome in self._render(list(todo))]
+
+    def _render(self, todo: list[Todo]) -> list[tuple[int, BaseCloudEvent | BaseException]]:
         """Run the checked requests as one pipeline call (batched where compatible).
 
         If a call of several fails, each request runs alone, so one request's trouble (or a

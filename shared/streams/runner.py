@@ -25,6 +25,10 @@ their follow-up events themselves with shared.streams.publish().
 
 `--pull NAME` calls the function's handle() in this process instead of POSTing to it (how
 weave runs under KEDA), with the same ack/retry/dead-letter rules.
+
+A route with `in_flight_setting` (weave: WEAVE_MAX_BATCH) has up to that many entries
+delivered at once, each acknowledged on its own; weave renders what arrives together as
+one batch. Every other route is delivered one entry at a time, in order.
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final, Protocol
@@ -91,10 +96,10 @@ class HttpDelivery:
     it costs a third less per delivery than requests, on every hop of every job.
     """
 
-    def __init__(self, url: str, timeout_s: float) -> None:
+    def __init__(self, url: str, timeout_s: float, connections: int = 2) -> None:
         self.url = url
         self.timeout_s = timeout_s
-        self.http = urllib3.PoolManager(retries=False, maxsize=2)
+        self.http = urllib3.PoolManager(retries=False, maxsize=connections)
 
     def deliver(self, event: CloudEvent) -> None:
         headers, body = to_http_binary(event)
@@ -228,8 +233,11 @@ class RouteWorker:
         prefix: str,
         consumer: str,
         stop: threading.Event,
+        in_flight: int = 1,
     ) -> None:
         self.redis = client
+        self.in_flight = max(1, in_flight)
+        self._pool: ThreadPoolExecutor | None = None
         self.route = route
         self.delivery = delivery
         self.config = config
@@ -270,6 +278,8 @@ class RouteWorker:
             except Exception:  # noqa: BLE001 - keep the route alive
                 log.exception("%s: unexpected error in the runner loop", self.stream)
                 self.stop.wait(self.config.backoff_max_s)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
     def step(self) -> None:
         """One pass: due retries, reclaim from dead consumers, then read new entries."""
@@ -280,12 +290,17 @@ class RouteWorker:
             self.reclaim()
             self._next_claim = time.monotonic() + max(self.config.claim_idle_ms / 2000, 0.05)
         block = self._block_ms()
+        together = self.in_flight > 1 and not isinstance(self.delivery, PullDelivery)
         reply = self.redis.xreadgroup(
-            self.group, self.consumer, {self.stream: ">"}, count=READ_COUNT, block=block if block > 0 else None
+            self.group, self.consumer, {self.stream: ">"}, count=self.in_flight if together else READ_COUNT,
+            block=block if block > 0 else None,
         )
         for _stream, entries in reply or []:
             if len(entries) > 1 and isinstance(self.delivery, PullDelivery) and self.delivery.batches:
                 self.process_batch(entries)
+                continue
+            if len(entries) > 1 and together:
+                self.process_together(entries)
                 continue
             for entry_id, fields in entries:
                 if self.stop.is_set():
@@ -368,6 +383,16 @@ class RouteWorker:
             self._failed(entry_id, fields, event, failure, attempts)
             return
         self._acknowledge(entry_id, event, attempts, started)
+
+    def process_together(self, entries: Sequence[tuple[str, Mapping[str, str]]]) -> None:
+        """Deliver up to `in_flight` entries at the same time, each on its own (HTTP: the
+        function may batch what arrives together); returns when all are done."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.in_flight, thread_name_prefix=f"deliver-{self.route.consumer}")
+        futures = [self._pool.submit(self.process, entry_id, fields) for entry_id, fields in entries]
+        wait(futures)
+        for future in futures:
+            future.result()  # an unexpected error (Redis down) goes to the loop, as for one entry
 
     def process_batch(self, entries: Sequence[tuple[str, Mapping[str, str]]]) -> None:
         """Deliver several entries in one call (pull mode, a function with handle_batch);
@@ -569,11 +594,13 @@ class StreamRunner:
                 route,
                 PullDelivery(pull[route.consumer])
                 if route.consumer in pull
-                else HttpDelivery(settings.function_url(route.consumer), settings.runner_request_timeout_s),
+                else HttpDelivery(settings.function_url(route.consumer), settings.runner_request_timeout_s,
+                                  connections=in_flight(route, settings) + 1),
                 config,
                 prefix=settings.redis_key_prefix,
                 consumer=consumer,
                 stop=self.stop_event,
+                in_flight=in_flight(route, settings),
             )
             for route in routes
         ]
@@ -598,6 +625,11 @@ class StreamRunner:
         while any(t.is_alive() for t in self.threads):
             for thread in self.threads:
                 thread.join(0.5)
+
+
+def in_flight(route: Route, settings: Settings) -> int:
+    """How many of the route's entries may be delivered at once."""
+    return max(1, int(getattr(settings, route.in_flight_setting))) if route.in_flight_setting else 1
 
 
 def select_routes(only: str | None) -> list[Route]:

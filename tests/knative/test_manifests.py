@@ -222,6 +222,14 @@ def test_container_concurrency_fits_the_functions_gunicorn(function: str) -> Non
     assert KSVCS[support.ksvc_name(function)][1]["spec"]["template"]["spec"]["timeoutSeconds"] <= config["timeout"]
 
 
+def test_weave_takes_as_many_requests_at_once_as_it_batches() -> None:
+    """runner-weave keeps WEAVE_MAX_BATCH deliveries in flight; the Service must let them all
+    in at once, or the batch would be split."""
+    batch = support.settings_from({**support.configmap(), **support.secret_template()}).weave_max_batch
+    spec = KSVCS[support.ksvc_name("weave")][1]["spec"]["template"]["spec"]
+    assert spec["containerConcurrency"] == batch > 1
+
+
 def _startup_budget_s(probe: dict[str, Any]) -> int:
     """Longest time a startup probe may take before it fails (Knative's docs' formula)."""
     return probe.get("initialDelaySeconds", 0) + probe.get("failureThreshold", 3) * (
@@ -249,7 +257,6 @@ def test_weave_gets_a_gpu_node_and_time_to_load_its_model() -> None:
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
     assert container["startupProbe"]["httpGet"]["path"] == "/readyz"
     assert _startup_budget_s(container["startupProbe"]) >= 600  # a real model load on a cold node
-    assert spec["containerConcurrency"] == 1
     assert spec["timeoutSeconds"] == KNATIVE_MAX_TIMEOUT_S
     worker = support.one("Deployment", "weave-worker")
     assert support.pod_spec(worker)["nodeSelector"] == spec["nodeSelector"]

@@ -7,8 +7,10 @@ without rendering; an unreadable input becomes weave.failed with a readable reas
 from __future__ import annotations
 
 import io
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +69,6 @@ def app(module_settings: Settings, weave_smoke_models: Path) -> Iterator[Flask]:
         time.sleep(0.05)
     yield app
     dispose_function(app)
-
-
-
 
 
 class Job1:
@@ -300,6 +299,46 @@ def test_a_batch_renders_in_one_pipeline_call_and_equals_single_runs(
     assert np.abs(pixels(first) - pixels(alone)).max() <= 2
     assert np.abs(pixels(second) - pixels(alone)).max() <= 2
     for job in (first, second):
+        events = results_for(redis_client, module_prefix, job.job_id)
+        assert [e.get_type() for e in events].count(t.WEAVE_COMPLETED) == 1
+
+
+def test_http_requests_that_arrive_while_a_batch_runs_are_rendered_together(
+    app: Flask, sessions: sessionmaker[Session], storage: Any, redis_client: redis.Redis, module_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The runner keeps WEAVE_MAX_BATCH requests in flight: those queued behind a running
+    render form the next batch, and each request still gets its own answer."""
+    import functions.weave.handler as handler
+
+    calls: list[int] = []
+    running, release = threading.Event(), threading.Event()
+    real = handler.run_requests
+
+    def held(pipelines, requests, callback=None):  # noqa: ANN001, ANN202
+        calls.append(len(requests))
+        running.set()
+        release.wait(10)
+        return real(pipelines, requests, callback=callback)
+
+    monkeypatch.setattr(handler, "run_requests", held)
+    first, *queued = [Job1(sessions, storage) for _ in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        answers = [pool.submit(send, app.test_client(), first)]
+        assert running.wait(10)
+        answers += [pool.submit(send, app.test_client(), job) for job in queued]
+        deadline = time.monotonic() + 10
+        while sum(get_row(sessions, Job, job.job_id).status == "running" for job in queued) < 3:
+            assert time.monotonic() < deadline, "the queued requests never started"
+            time.sleep(0.02)
+        time.sleep(0.1)
+        release.set()
+        replies = [reply_of(answer.result(30)) for answer in answers]
+    assert calls == [1, 3]
+    assert [r.get_type() for r in replies] == [t.WEAVE_COMPLETED] * 4
+    assert [r.get_data()["job_id"] for r in replies] == [job.job_id for job in (first, *queued)]
+    for job in (first, *queued):
+        assert storage.exists(job.result_key)
         events = results_for(redis_client, module_prefix, job.job_id)
         assert [e.get_type() for e in events].count(t.WEAVE_COMPLETED) == 1
 

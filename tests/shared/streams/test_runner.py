@@ -1,6 +1,7 @@
 """The stream runner against real Redis and a real HTTP function (or in-process, pull mode)."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -387,3 +388,54 @@ class TestPullBatches:
         start_runner(runner_settings, pull={"notify": Broken()})
         wait_for(lambda: Broken.calls == 1 and pending(rds, stream) == 0, message="retried singly and acknowledged")
         assert Broken.calls == 1 and dead_letters(rds, dead) == []
+
+
+class TestInFlight:
+    """A route with in_flight_setting (weave: WEAVE_MAX_BATCH) has that many deliveries at once."""
+
+    def test_up_to_the_bound_are_delivered_at_once_and_no_more_are_claimed(
+            self, rds, runner_settings, function_url, toy, start_runner, redis_prefix):
+        stream, dead, _ = streams(redis_prefix)
+        route = dataclasses.replace(NOTIFY, in_flight_setting="weave_max_batch")
+        events = [progress() for _ in range(5)]
+        for event in events:
+            toy.always[event.get_data()["job_id"]] = "block"
+            publish(rds, event, prefix=redis_prefix)
+        start_runner(push(runner_settings, function_url).with_overrides(weave_max_batch=3), routes=[route])
+        wait_for(lambda: len(toy.calls) == 3, message="three deliveries at once")
+        time.sleep(0.2)
+        assert len(toy.calls) == 3 and pending(rds, stream) == 3  # the other two are not read yet
+        toy.release.set()
+        wait_for(lambda: len(toy.calls) == 5 and pending(rds, stream) == 0, message="all acknowledged")
+        assert sorted(toy.calls) == sorted(e.get_data()["job_id"] for e in events)
+        assert rds.exists(dead) == 0
+
+    def test_each_entry_of_a_group_is_retried_on_its_own(
+            self, rds, runner_settings, function_url, toy, start_runner, redis_prefix):
+        stream, dead, _ = streams(redis_prefix)
+        route = dataclasses.replace(NOTIFY, in_flight_setting="weave_max_batch")
+        good, flaky, bad = progress(), progress(), progress()
+        toy.plan[flaky.get_data()["job_id"]] = ["fail"]
+        toy.always[bad.get_data()["job_id"]] = "bad"
+        for event in (good, flaky, bad):
+            publish(rds, event, prefix=redis_prefix)
+        start_runner(push(runner_settings, function_url).with_overrides(weave_max_batch=3), routes=[route])
+        wait_for(lambda: pending(rds, stream) == 0 and toy.count(flaky.get_data()["job_id"]) == 2,
+                 message="retry and dead letter")
+        assert toy.count(good.get_data()["job_id"]) == 1
+        letters = dead_letters(rds, dead)
+        assert len(letters) == 1 and bad.get_data()["job_id"] in letters[0]["fields"]
+
+    def test_a_route_without_a_bound_delivers_one_at_a_time(
+            self, rds, runner_settings, function_url, toy, start_runner, redis_prefix):
+        events = [progress() for _ in range(3)]
+        for event in events:
+            toy.always[event.get_data()["job_id"]] = "block"
+            publish(rds, event, prefix=redis_prefix)
+        start_runner(push(runner_settings, function_url).with_overrides(weave_max_batch=3))
+        wait_for(lambda: len(toy.calls) == 1, message="first delivery")
+        time.sleep(0.2)
+        assert len(toy.calls) == 1
+        toy.release.set()
+        wait_for(lambda: len(toy.calls) == 3, message="the rest, in order")
+        assert toy.calls == [e.get_data()["job_id"] for e in events]
