@@ -9,6 +9,7 @@ Tests use the same class with their own folder and ports, so what they test is w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -126,8 +127,7 @@ class DevStack:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 log.warning("%s did not stop in time; killing it", name)
-                proc.kill()
-                proc.wait()
+                self.kill(name)
         self.processes.clear()
         for handle in self._logs.values():
             handle.close()
@@ -163,7 +163,15 @@ class DevStack:
             env=env,
             stdout=stdout,
             stderr=subprocess.STDOUT if stdout is not None else None,
+            start_new_session=True,  # its own process group: kill() reaches gunicorn's workers too
         )
+
+    def kill(self, name: str) -> None:
+        """Kill process `name` and every process it started, at once (a crash: no clean-up)."""
+        proc = self.processes[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
     def restart(self, name: str) -> None:
         """Start process `name` again (tests kill one to prove redelivery)."""

@@ -20,7 +20,7 @@ from shared import event_types as t
 from shared.config import Settings
 from shared.db.models import Job, TryOn, User
 from shared.db.session import make_engine, make_session_factory, session_scope
-from shared.events import make_event
+from shared.events import from_stream_fields, make_event
 from shared.routing import NOTIFICATION_CHANNEL, prefixed
 from shared.storage import storage_from_settings
 from shared.streams.publish import publish
@@ -167,8 +167,7 @@ def test_weave_killed_mid_job_is_redelivered_and_completes_once(stack, redis_ser
     # Enough steps that the smoke model is still running when the server dies.
     job_id = request_tryon(settings, user_id, vton_id, keys, steps=150, seed=3)
     wait_for(lambda: (r := job_row(settings, job_id)) and r["status"] == "running", timeout=30, interval=0.05)
-    stack.processes["weave"].kill()
-    stack.processes["weave"].wait()
+    stack.kill("weave")  # the master and its worker, as when a pod dies
     assert job_row(settings, job_id)["status"] == "running"
     stack.restart("weave")
 
@@ -199,3 +198,30 @@ def test_auto_category_goes_through_tailor_then_weave(stack) -> None:  # noqa: A
         job = session.get(Job, job_id)
     storage = storage_from_settings(settings)
     assert storage.exists(tryon.cleaned_outfit) and storage.exists(job.result_key)
+
+
+def test_try_ons_requested_together_are_rendered_in_batches(stack) -> None:  # noqa: ANN001
+    """The runner keeps WEAVE_MAX_BATCH weave jobs in flight over HTTP and weave renders
+    those that arrive together as one batched call; every job still ends on its own."""
+    settings = stack.settings
+    seeded = [seed_tryon(settings) for _ in range(4)]
+    jobs = [request_tryon(settings, user, vton, keys, seed=n) for n, (user, vton, keys) in enumerate(seeded)]
+
+    def finished() -> list[dict[str, object]] | None:
+        rows = [job_row(settings, job) for job in jobs]
+        return rows if all(r and r["status"] in ("succeeded", "failed") for r in rows) else None
+
+    try:
+        rows = wait_for(finished)
+    except AssertionError:
+        raise AssertionError(f"{[job_row(settings, j) for j in jobs]}\n{stack.log_tail('weave')}\n"
+                             f"{stack.log_tail('runner')}") from None
+    assert [r["status"] for r in rows] == ["succeeded"] * 4, (rows, stack.log_tail("weave"))
+    client = redis.Redis.from_url(settings.redis_url or "", decode_responses=True)
+    batch_sizes = {}
+    for _, fields in client.xrange(prefixed("proteus:results", settings.redis_key_prefix)):
+        event = from_stream_fields(fields)
+        if event.get_type() == t.WEAVE_COMPLETED and event.get_data()["job_id"] in jobs:
+            batch_sizes[event.get_data()["job_id"]] = event.get_data()["metadata"]["batch_size"]
+    assert set(batch_sizes) == set(jobs)
+    assert max(batch_sizes.values()) >= 2, batch_sizes  # at least two shared a UNet call

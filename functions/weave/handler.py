@@ -74,7 +74,7 @@ class WeaveFunction(Stage):
         self._loaded = threading.Event()
         self._run_lock = threading.Lock()
         # Requests that arrive together (the runner keeps up to WEAVE_MAX_BATCH in flight)
-        # are rendered as one batch.
+        # are rendered as one batch; one that is still being checked is waited for.
         self._batcher: MicroBatcher[Todo, BaseCloudEvent | BaseException] = MicroBatcher(
             self._render_outcomes, max_size=max(1, max_batch), wait_s=batch_wait_s, name="weave-batcher")
         threading.Thread(target=self._load, args=(load,), name="weave-model-load", daemon=True).start()
@@ -146,10 +146,11 @@ class WeaveFunction(Stage):
         """One request (HTTP): checked in this thread, rendered in a batch with the requests
         that arrive with it."""
         data: dict[str, Any] = dict(event.get_data() or {})
-        done, request = self._prepare(data)
-        if request is None:
-            return done
-        outcome = self._batcher.submit((0, data, request))
+        with self._batcher.reserve() as slot:  # a batch being gathered waits for this one
+            done, request = self._prepare(data)
+            if request is None:
+                return done
+            outcome = slot.submit((0, data, request))
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome

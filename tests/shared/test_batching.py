@@ -66,6 +66,43 @@ def test_the_wait_gathers_submissions_sent_together() -> None:
     batcher.close()
 
 
+def test_a_batch_waits_for_requests_still_being_prepared_but_not_for_released_ones() -> None:
+    run = Recorder()
+    batcher = MicroBatcher(run, max_size=4, arrival_timeout_s=5)
+    prepared = threading.Event()
+
+    def slow(n: int) -> int:  # arrives with the others, takes a while to prepare
+        with batcher.reserve() as slot:
+            prepared.wait(5)
+            return slot.submit(n)
+
+    def nothing_to_do() -> None:  # arrives, then finds nothing to render
+        with batcher.reserve():
+            prepared.wait(5)
+
+    with ThreadPoolExecutor(4) as pool:
+        late = pool.submit(slow, 2)
+        idle = pool.submit(nothing_to_do)
+        time.sleep(0.05)
+        early = pool.submit(batcher.submit, 1)
+        time.sleep(0.2)
+        assert run.batches == []  # waiting for the slow one, not running without it
+        prepared.set()
+        assert (early.result(5), late.result(5), idle.result(5)) == (10, 20, None)
+    assert len(run.batches) == 1 and sorted(run.batches[0]) == [1, 2]
+    batcher.close()
+
+
+def test_a_lone_request_waits_for_nobody() -> None:
+    run = Recorder()
+    batcher = MicroBatcher(run, max_size=4, arrival_timeout_s=5)
+    started = time.monotonic()
+    with batcher.reserve() as slot:
+        assert slot.submit(3) == 30
+    assert time.monotonic() - started < 0.5
+    batcher.close()
+
+
 def test_a_failed_batch_raises_in_every_caller_and_the_next_batch_still_runs() -> None:
     calls: list[list[int]] = []
 
@@ -108,7 +145,8 @@ def test_close_finishes_what_was_submitted_then_refuses() -> None:
         batcher.submit(3)
 
 
-@pytest.mark.parametrize("kwargs", [{"max_size": 0}, {"max_size": 2, "wait_s": -1}])
+@pytest.mark.parametrize("kwargs", [{"max_size": 0}, {"max_size": 2, "wait_s": -1},
+                                    {"max_size": 2, "arrival_timeout_s": -1}])
 def test_bad_settings_are_refused(kwargs) -> None:
     with pytest.raises(ValueError):
         MicroBatcher(lambda items: items, **kwargs)
