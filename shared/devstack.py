@@ -219,8 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         nonlocal stop
         stop = True
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    # The processes run in their own process groups, so a terminal's Ctrl-C or hang-up
+    # reaches only this one: it stops them all.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     with DevStack(gateway_port=args.port) as stack:
         print(f"\n  Proteus is running: open {stack.gateway_url}/  (Ctrl-C stops everything)\n", flush=True)
         while not stop:
