@@ -89,6 +89,7 @@ class DevStack:
         self.stop()
 
     def start(self) -> None:
+        self._check_ports_free()
         env = self.environ
         env.setdefault("PUBLIC_URL", self.gateway_url)
         settings = Settings.from_env(env)
@@ -137,6 +138,18 @@ class DevStack:
             server.close()
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _check_ports_free(self) -> None:
+        """Refuse to start beside something that already listens on one of our ports: its
+        readiness would pass for ours, and this stack would use another one's processes."""
+        for name, port in {"gateway": self.gateway_port, **self.function_ports}.items():
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+                try:
+                    sock.bind(("0.0.0.0", port))
+                except OSError as exc:
+                    raise StackError(f"port {port} for {name} is already in use ({exc.strerror}): stop what "
+                                     f"listens there (another `make run`?) or choose other ports") from None
 
     def _prepare_models(self, settings: Settings, env: dict[str, str]) -> None:
         """Write the smoke models when the configuration may use them and they are missing."""
@@ -211,6 +224,9 @@ class DevStack:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run every Proteus process on this machine.")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8000")), help="gateway port")
+    parser.add_argument("--free-ports", action="store_true",
+                        help=f"run the functions on free ports instead of {min(FUNCTION_PORTS.values())}-"
+                             f"{max(FUNCTION_PORTS.values())}")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     stop = False
@@ -223,15 +239,20 @@ def main(argv: list[str] | None = None) -> int:
     # reaches only this one: it stops them all.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, on_signal)
-    with DevStack(gateway_port=args.port) as stack:
-        print(f"\n  Proteus is running: open {stack.gateway_url}/  (Ctrl-C stops everything)\n", flush=True)
-        while not stop:
-            for name, proc in stack.processes.items():
-                if proc.poll() is not None:
-                    print(f"{name} exited with code {proc.returncode}; stopping", file=sys.stderr)
-                    stop = True
-                    break
-            time.sleep(0.5)
+    ports = {name: free_port() for name in FUNCTIONS} if args.free_ports else None
+    try:
+        with DevStack(gateway_port=args.port, function_ports=ports) as stack:
+            print(f"\n  Proteus is running: open {stack.gateway_url}/  (Ctrl-C stops everything)\n", flush=True)
+            while not stop:
+                for name, proc in stack.processes.items():
+                    if proc.poll() is not None:
+                        print(f"{name} exited with code {proc.returncode}; stopping", file=sys.stderr)
+                        stop = True
+                        break
+                time.sleep(0.5)
+    except StackError as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -51,21 +52,22 @@ def test_make_run_serves_then_stops_every_process(tmp_path: Path, smoke_models_d
     port = free_port()
     env = stack_environ(tmp_path / "var", smoke_models_dir)  # SQLite and the embedded Redis
     with open(tmp_path / "devstack.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "shared.devstack", "--port", str(port)],
+        proc = subprocess.Popen([sys.executable, "-m", "shared.devstack", "--port", str(port), "--free-ports"],
                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        started: set[int] = set()
+        started: set[int] = set()  # every process seen under it, for the clean-up below
         try:
             deadline = time.monotonic() + 120
             while True:
+                started |= descendants(proc.pid)
                 assert proc.poll() is None, (tmp_path / "devstack.log").read_text()[-3000:]
                 assert time.monotonic() < deadline, "make run never served /health"
                 try:
                     if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
                         break
-                except requests.ConnectionError:
+                except requests.RequestException:  # not listening yet, or still starting
                     pass
                 time.sleep(0.3)
-            started = descendants(proc.pid)
+            started |= descendants(proc.pid)
             assert len(started) >= 7, started  # gateway, five functions, the runner, gunicorn workers
             proc.send_signal(signum)
             assert proc.wait(60) == 0, (tmp_path / "devstack.log").read_text()[-3000:]
@@ -81,3 +83,17 @@ def test_make_run_serves_then_stops_every_process(tmp_path: Path, smoke_models_d
             for pid in started | descendants(proc.pid):
                 if alive(pid):
                     os.kill(pid, signal.SIGKILL)
+
+
+def test_make_run_refuses_a_port_already_in_use(tmp_path: Path, smoke_models_dir: Path) -> None:
+    """Something else on the gateway's port: a clear message, exit 1, nothing left running
+    (before, readiness would have passed against the other server)."""
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "shared.devstack", "--port", str(port), "--free-ports"],
+                              cwd=ROOT, env=stack_environ(tmp_path / "var", smoke_models_dir),
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert f"port {port} for gateway is already in use" in done.stderr
