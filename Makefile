@@ -42,6 +42,7 @@ test: install ## Install what the tests need and run the whole suite
 bench: install ## Run the benchmarks (CPU-sized here; see README for GPU numbers)
 	$(PY) bench/pipeline.py
 	$(PY) bench/weave.py
+	$(PY) bench/weave_vae.py
 	$(PY) bench/tailor.py
 	$(PY) bench/gateway_ws.py
 

@@ -1,7 +1,8 @@
 """Seconds per try-on for CatVTON at the real size (random weights, no download).
 
     .venv/bin/python bench/weave.py [--dtypes bf16 fp16] [--batches 1 2 4] [--preset fast]
-        [--compile] [--cuda-graphs] [--channels-last] [--sdpa flash] [--no-baseline]
+        [--compile] [--cuda-graphs] [--channels-last] [--sdpa flash] [--no-vae-slicing]
+        [--no-baseline]
     .venv/bin/python bench/weave.py --grid grid.png [--models-dir models]
 
 Builds the SD-1.5 UNet (in_channels 8 mask-free / 9 mask-based) and the sd-vae-ft-mse VAE
@@ -198,6 +199,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--sdpa", default="auto", choices=SDPA_BACKENDS)
     parser.add_argument("--no-tf32", action="store_true")
+    parser.add_argument("--no-vae-slicing", action="store_true",
+                        help="VAE-encode and decode a whole batch at once (more memory)")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--grid", type=Path, help="save a side-by-side grid of the presets")
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
@@ -235,7 +238,8 @@ def main(argv: list[str] | None = None) -> None:
               f"{batches} (the GPU run is 1024x768, 50 steps, batches 1 2 4)")
     print(f"{args.variant}, {args.height}x{args.width}, {steps} steps, guidance 2.5, warmup "
           f"{warmup}, compile {args.compile}, cuda graphs {args.cuda_graphs}, channels_last "
-          f"{args.channels_last}, sdpa {args.sdpa}, torch {torch.__version__}, "
+          f"{args.channels_last}, sdpa {args.sdpa}, vae slicing {not args.no_vae_slicing}, "
+          f"torch {torch.__version__}, "
           f"{os.cpu_count()} cpu cores, load {os.getloadavg()[0]:.1f}")
 
     rows, first_images = [], {}
@@ -245,7 +249,8 @@ def main(argv: list[str] | None = None) -> None:
         vae = vae32 if dtype == torch.float32 else copy.deepcopy(vae32).to(dtype)
         options = PipelineOptions(max_batch_size=max(batches), compile=args.compile,
                                   cuda_graphs=args.cuda_graphs, channels_last=args.channels_last,
-                                  sdpa_backend=args.sdpa, tf32=not args.no_tf32)
+                                  sdpa_backend=args.sdpa, tf32=not args.no_tf32,
+                                  vae_slicing=not args.no_vae_slicing)
         pipe = CatVTONPipeline(vae=vae, unet=unet, scheduler=scheduler(), variant=args.variant,
                                model_name="random-real", options=options)
         for batch in batches:
@@ -304,6 +309,7 @@ def main(argv: list[str] | None = None) -> None:
         "speedup_vs_baseline": speedup, "baseline_max_pixel_diff": diff,
         "compile": args.compile, "cuda_graphs": args.cuda_graphs,
         "channels_last": args.channels_last, "sdpa": args.sdpa,
+        "vae_slicing": not args.no_vae_slicing,
         "rows": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
                  for r in rows],
     }))

@@ -36,7 +36,7 @@ Todo = tuple[int, dict[str, Any], TryOnRequest]  # (position in the call, event 
 MODELS_KEY = "proteus:models"
 SMOKE_WARNING = "weave runs the SMOKE model: tiny random weights, results are noise"
 LOAD_WAIT_S = 120.0
-SPEED_SWITCHES = ("compile", "cuda_graphs", "channels_last", "sdpa_backend")  # shown by readiness
+SPEED_SWITCHES = ("compile", "cuda_graphs", "channels_last", "sdpa_backend", "vae_slicing")  # in /readyz
 FLAGGED_MESSAGE = (
     "The safety checker flagged this result, so it was not saved. It sometimes flags harmless "
     "images: try again with another seed or photo."

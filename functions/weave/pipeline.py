@@ -12,7 +12,7 @@ Public API (see docs/architecture.md and /work/shared/specs/catvton.md):
   model, variant, category, steps, guidance, seed, height, width, rendered_height,
   rendered_width, upscaled, repaint, safety, device, dtype, batch_size, seconds.
 - `PipelineOptions`: speed switches (compile, CUDA graphs, channels_last, SDPA backend,
-  TF32; applied at construction), `max_batch_size`, and `max_render_pixels` (the smoke
+  TF32, VAE slicing; applied at construction), `max_batch_size`, and `max_render_pixels` (the smoke
   model renders small and upscales).
 - `CatVTONPipeline(vae, unet, scheduler, variant, safety_checker=None,
   feature_extractor=None, model_name="catvton", options=None)`;
@@ -117,6 +117,9 @@ class PipelineOptions:
     cuda_graphs: bool = False  # compile in mode "reduce-overhead" (CUDA graphs); implies compile
     channels_last: bool = False
     sdpa_backend: str = "auto"  # auto | flash | efficient | cudnn | math
+    # The VAE takes one image at a time: the same pixels, and the 2 x batch full-size images
+    # of the encode no longer take memory together (README, Performance).
+    vae_slicing: bool = True
     tf32: bool = True
     num_threads: int | None = None  # CPU threads during a call (the smoke model uses 1)
 
@@ -221,6 +224,7 @@ class CatVTONPipeline(DiffusionPipeline):
         if opts.channels_last:
             self.unet.to(memory_format=torch.channels_last)
             self.vae.to(memory_format=torch.channels_last)
+        self.vae.use_slicing = opts.vae_slicing
         self._unet_fn: Callable[..., Any] = self.unet
         if opts.compile or opts.cuda_graphs:
             mode = "reduce-overhead" if opts.cuda_graphs else "default"

@@ -124,7 +124,7 @@ def test_readyz_names_the_smoke_model_and_warns(client, redis_client: redis.Redi
     assert state["warning"] == SMOKE_WARNING and "SMOKE" in state["warning"]
     assert state["variants"] == ["mask", "maskfree"] and state["device"] == "cpu"
     assert state["speed"] == {"compile": False, "cuda_graphs": False, "channels_last": False,
-                              "sdpa_backend": "auto"}
+                              "sdpa_backend": "auto", "vae_slicing": True}
     assert client.get("/healthz").get_json()["warning"] == SMOKE_WARNING
     published = redis_client.hget(module_prefix + MODELS_KEY, "weave")
     assert published is not None and '"model": "smoke"' in published
