@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -30,30 +29,23 @@ def one_run(slicing: bool, batch: int, height: int, width: int, dtype: str, devi
     """Encode 2 x batch images and decode batch latents; time and peak memory."""
     from diffusers import AutoencoderKL
 
-    from bench.weave import SD_VAE_FT_MSE
+    from bench.weave import SD_VAE_FT_MSE, peak_gb, reset_peak, sync
 
     torch.manual_seed(0)
     dev = torch.device(device)
     vae = AutoencoderKL(**SD_VAE_FT_MSE).to(dev, DTYPES[dtype]).eval().requires_grad_(False)
     vae.use_slicing = slicing
     images = (torch.rand(2 * batch, 3, height, width) * 2 - 1).to(dev, DTYPES[dtype])
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-        torch.cuda.reset_peak_memory_stats(dev)
-        base = torch.cuda.memory_allocated(dev)
-    else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    sync(dev)
+    reset_peak(dev)
+    base = peak_gb(dev)  # the model and the images, counted out
     start = time.perf_counter()
     with torch.inference_mode():
         latents = vae.encode(images).latent_dist.mean
         vae.decode(latents[:batch]).sample
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-        peak = torch.cuda.max_memory_allocated(dev) - base
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+    sync(dev)
     return {"slicing": slicing, "seconds": round(time.perf_counter() - start, 3),
-            "peak_gb": round(peak / 1e9, 3)}
+            "peak_gb": round(peak_gb(dev) - base, 3)}
 
 
 def main(argv: list[str] | None = None) -> None:
