@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 from typing import Any
 
 
@@ -66,7 +67,11 @@ def on_starting(server: Any) -> None:
 
 
 def post_fork(server: Any, worker: Any) -> None:
+    """Lift the fd limit; the worker dies with its master, even on SIGKILL (no orphan keeps the port)."""
+    from shared.processes import die_with_parent
+
     _raise_fd_limit()
+    die_with_parent(signal.SIGKILL, expected_parent=server.pid)
 
 
 def worker_exit(server: Any, worker: Any) -> None:

