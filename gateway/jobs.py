@@ -26,6 +26,7 @@ from gateway.validation import (
     number,
     show,
 )
+from gateway.serializers import job_to_dict
 from gateway.vton import owned_tryon
 from shared import event_types as t
 from shared import jobs
@@ -174,4 +175,4 @@ def get_job(job_id: str) -> Response:
     job = resources.db().get(Job, job_id)
     if job is None or job.user_id != auth.current_user().id:
         raise NotFound(f"job {job_id!r} does not exist", field="job_id")
-    return jsonify(jobs.job_to_dict(job))
+    return jsonify(job_to_dict(job))

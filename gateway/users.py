@@ -12,10 +12,10 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway import auth, resources
 from gateway.limits import rate_limited
+from gateway.serializers import iso
 from gateway.validation import json_body, only_fields, string
 from shared.db.models import GarmentAsset, Job, TryOn, User
 from shared.errors import BadRequest, Unauthorized
-from shared.jobs import iso
 from shared.uploads import user_prefixes
 
 log = logging.getLogger("proteus.gateway")

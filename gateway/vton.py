@@ -8,17 +8,17 @@ the caller, so any other id answers an empty list.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import and_, delete, or_, select
 
 from gateway import auth, resources
+from gateway.serializers import tryon_to_dict
 from gateway.validation import CATEGORIES, check_id, choice, json_body, key_field, only_fields, show
 from shared.db.models import Job, TryOn
 from shared.errors import BadRequest, NotFound
-from shared.jobs import tryon_to_dict
+from shared.timestamps import parse_timestamp
 
 log = logging.getLogger("proteus.gateway")
 bp = Blueprint("vton", __name__, url_prefix="/vton")
@@ -63,12 +63,10 @@ def _limit() -> int:
 def _before_clause(raw: str, user_id: str) -> Any:
     """Rows older than an ISO time, or than one of the caller's try-ons (by id)."""
     try:
-        when = datetime.fromisoformat(raw.replace(" ", "+"))  # '+' in a query string arrives as ' '
+        when = parse_timestamp(raw.replace(" ", "+"), default_tz=True)  # '+' in a query arrives as ' '
     except ValueError:
         when = None
     if when is not None:
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
         return TryOn.created_at < when
     anchor = resources.db().get(TryOn, raw) if len(raw) <= 64 else None
     if anchor is None or anchor.user_id != user_id:

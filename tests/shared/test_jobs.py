@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.serializers import job_to_dict, tryon_to_dict
 from shared import jobs
 from shared.db.migrate import upgrade
 from shared.db.models import Job, TryOn, User
@@ -54,7 +55,7 @@ def call(sessions: sessionmaker[Session], function, *args, **kwargs):  # noqa: A
 def state(sessions: sessionmaker[Session], job_id: str) -> tuple[dict, dict]:
     with sessions() as session:
         job = session.get(Job, job_id)
-        return jobs.job_to_dict(job), jobs.tryon_to_dict(session.get(TryOn, job.vton_id))
+        return job_to_dict(job), tryon_to_dict(session.get(TryOn, job.vton_id))
 
 
 def count_jobs(sessions: sessionmaker[Session]) -> int:

@@ -1,0 +1,66 @@
+"""How the API shows rows: jobs, try-ons and timestamps as the original frontend reads them."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.db.models import Job, TryOn
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z and milliseconds, as JavaScript writes it."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def job_to_dict(job: Job) -> dict[str, Any]:
+    """A job as the API and the notifications show it."""
+    return {
+        "id": job.id,
+        "jobId": job.id,
+        "job_id": job.id,
+        "vton_id": job.vton_id,
+        "job_type": job.job_type,
+        "status": job.status,
+        "step": job.step,
+        "steps": job.steps,
+        "error": job.error,
+        "result_key": job.result_key,
+        "seed": job.seed,
+        "model": job.model,
+        "createdAt": iso(job.created_at),
+        "updatedAt": iso(job.updated_at),
+        "finished_at": iso(job.finished_at),
+    }
+
+
+def tryon_progress(tryon: TryOn) -> float | None:
+    """0..1, or None before any progress is known."""
+    if tryon.progress_steps:
+        return max(0.0, min(1.0, (tryon.progress_step or 0) / tryon.progress_steps))
+    return 1.0 if tryon.status == "done" else None
+
+
+def tryon_to_dict(tryon: TryOn) -> dict[str, Any]:
+    """A try-on as the API shows it (keys the original frontend reads)."""
+    return {
+        "id": tryon.id,
+        "user_id": tryon.user_id,
+        "user_snap": tryon.user_snap,
+        "uncleaned_outfit": tryon.uncleaned_outfit,
+        "cleaned_outfit": tryon.cleaned_outfit,
+        "outfit_try_on": tryon.outfit_try_on,
+        "person_mask": tryon.person_mask,
+        "category": tryon.category,
+        "category_requested": tryon.category_requested,
+        "status": tryon.status,
+        "error": tryon.error,
+        "progress": tryon_progress(tryon),
+        "progress_step": tryon.progress_step,
+        "progress_steps": tryon.progress_steps,
+        "createdAt": iso(tryon.created_at),
+        "updatedAt": iso(tryon.updated_at),
+    }

@@ -1,0 +1,366 @@
+"""One route's consumer: the consumer-group protocol around each delivery.
+
+A RouteWorker reads its route's stream as one consumer of the route's group and, for each
+entry, counts the attempt, delivers it (shared.streams.delivery), and then acknowledges it,
+schedules a retry with backoff, or dead-letters it (shared.streams.failures). It reclaims
+entries a dead consumer left pending, keeps the entries it is delivering claimed
+(heartbeat), and waits for the function's readiness before reading.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Final
+
+import redis
+
+from shared.config import Settings
+from shared.errors import ProteusError
+from shared.events import CloudEvent, from_stream_fields
+from shared.routing import Route, prefixed
+from shared.streams.delivery import Delivery, DeliveryFailed, PullDelivery
+from shared.streams.failures import MAX_ERROR_CHARS, announce_failure, write_dead_letter
+
+log = logging.getLogger("proteus.runner")
+
+READ_COUNT: Final = 10
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """The runner's knobs, from Settings."""
+
+    max_attempts: int
+    backoff_s: float
+    backoff_max_s: float
+    claim_idle_ms: int
+    block_ms: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RunnerConfig:
+        return cls(
+            max_attempts=max(1, settings.runner_max_attempts),
+            backoff_s=settings.runner_backoff_s,
+            backoff_max_s=settings.runner_backoff_max_s,
+            claim_idle_ms=settings.runner_claim_idle_ms,
+            block_ms=max(1, settings.runner_block_ms),
+        )
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        return min(self.backoff_s * 2 ** (attempt - 1), self.backoff_max_s)
+
+
+class RouteWorker:
+    """Reads one route's stream as `consumer` in the route's group and delivers each entry."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        route: Route,
+        delivery: Delivery,
+        config: RunnerConfig,
+        *,
+        prefix: str,
+        consumer: str,
+        stop: threading.Event,
+        in_flight: int = 1,
+    ) -> None:
+        self.redis = client
+        self.in_flight = max(1, in_flight)
+        self._pool: ThreadPoolExecutor | None = None
+        self.route = route
+        self.delivery = delivery
+        self.config = config
+        self.consumer = consumer
+        self.stop = stop
+        self.prefix = prefix
+        self.stream = prefixed(route.stream, prefix)
+        self.dead_stream = prefixed(route.dead_letter_stream, prefix)
+        self.attempts_key = f"{self.stream}:attempts"
+        self.group = route.group
+        self._retry_at: dict[str, float] = {}
+        self._next_claim = 0.0
+        self._needs_probe = True
+
+    # ---- the loop
+
+    def run(self) -> None:
+        """Work until `stop` is set; Redis outages are waited out, never fatal."""
+        started = False
+        while not self.stop.is_set():
+            try:
+                if not started:
+                    self.ensure_group()
+                    if not self._wait_until_ready():
+                        return
+                    self.process_own_pending()
+                    started = True
+                self.step()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("%s: Redis unavailable (%s); retrying", self.stream, exc.__class__.__name__)
+                self.stop.wait(self.config.backoff_max_s)
+            except redis.ResponseError as exc:
+                if "NOGROUP" in str(exc):  # the stream was deleted under us
+                    started = False
+                    continue
+                log.exception("%s: unexpected Redis error", self.stream)
+                self.stop.wait(self.config.backoff_max_s)
+            except Exception:  # noqa: BLE001 - keep the route alive
+                log.exception("%s: unexpected error in the runner loop", self.stream)
+                self.stop.wait(self.config.backoff_max_s)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def step(self) -> None:
+        """One pass: due retries, reclaim from dead consumers, then read new entries."""
+        if self._needs_probe and not self._wait_until_ready():
+            return
+        self.process_due_retries()
+        if time.monotonic() >= self._next_claim:
+            self.reclaim()
+            self._next_claim = time.monotonic() + max(self.config.claim_idle_ms / 2000, 0.05)
+        block = self._block_ms()
+        together = self.in_flight > 1 and not isinstance(self.delivery, PullDelivery)
+        reply = self.redis.xreadgroup(
+            self.group, self.consumer, {self.stream: ">"}, count=self.in_flight if together else READ_COUNT,
+            block=block if block > 0 else None,
+        )
+        for _stream, entries in reply or []:
+            if len(entries) > 1 and isinstance(self.delivery, PullDelivery) and self.delivery.batches:
+                self.process_batch(entries)
+                continue
+            if len(entries) > 1 and together:
+                self.process_together(entries)
+                continue
+            for entry_id, fields in entries:
+                if self.stop.is_set():
+                    return
+                self.process(entry_id, fields)
+
+    def ensure_group(self) -> None:
+        """Create the consumer group at id 0 (so no entry is skipped), with the stream."""
+        try:
+            self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+            log.info("%s: created consumer group %s", self.stream, self.group)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def process_own_pending(self) -> None:
+        """Entries this consumer read before a restart and never acknowledged."""
+        cursor = "0"
+        while not self.stop.is_set():
+            reply = self.redis.xreadgroup(self.group, self.consumer, {self.stream: cursor}, count=READ_COUNT)
+            entries = reply[0][1] if reply else []
+            if not entries:
+                return
+            for entry_id, fields in entries:
+                cursor = entry_id
+                if fields:
+                    self.process(entry_id, fields)
+                else:  # deleted from the stream while pending
+                    self._forget(entry_id)
+
+    def reclaim(self) -> None:
+        """Take over entries another (crashed) consumer left pending too long."""
+        cursor = "0-0"
+        while not self.stop.is_set():
+            reply = self.redis.xautoclaim(
+                self.stream, self.group, self.consumer, self.config.claim_idle_ms, cursor, count=READ_COUNT
+            )
+            cursor, entries = reply[0], reply[1]
+            for entry_id in reply[2] if len(reply) > 2 else []:
+                self._forget(entry_id)  # deleted from the stream while pending
+            for entry_id, fields in entries:
+                if entry_id in self._retry_at and self._retry_at[entry_id] > time.monotonic():
+                    continue  # ours, waiting for its backoff
+                log.info("%s: reclaimed %s from a silent consumer", self.stream, entry_id)
+                if fields:
+                    self.process(entry_id, fields)
+                else:
+                    self._forget(entry_id)
+            if cursor in ("0-0", b"0-0"):
+                return
+
+    def process_due_retries(self) -> None:
+        now = time.monotonic()
+        for entry_id in [i for i, at in self._retry_at.items() if at <= now]:
+            if self.stop.is_set():
+                return
+            self._retry_at.pop(entry_id, None)
+            pending = self.redis.xpending_range(self.stream, self.group, entry_id, entry_id, 1)
+            if not pending or pending[0]["consumer"] != self.consumer:
+                continue  # acknowledged or taken over meanwhile
+            entries = self.redis.xrange(self.stream, entry_id, entry_id)
+            if entries:
+                self.process(entry_id, entries[0][1])
+            else:
+                self._forget(entry_id)
+
+    # ---- one entry
+
+    def process(self, entry_id: str, fields: Mapping[str, str]) -> None:
+        """Deliver one entry and acknowledge, schedule a retry or dead-letter it."""
+        attempt = self._begin(entry_id, fields)
+        if attempt is None:
+            return
+        event, attempts = attempt
+        started = time.perf_counter()
+        try:
+            with _Heartbeat(self, entry_id):
+                self.delivery.deliver(event)
+        except DeliveryFailed as failure:
+            self._failed(entry_id, fields, event, failure, attempts)
+            return
+        self._acknowledge(entry_id, event, attempts, started)
+
+    def process_together(self, entries: Sequence[tuple[str, Mapping[str, str]]]) -> None:
+        """Deliver up to `in_flight` entries at the same time, each on its own (HTTP: the
+        function may batch what arrives together); returns when all are done."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.in_flight, thread_name_prefix=f"deliver-{self.route.consumer}")
+        futures = [self._pool.submit(self.process, entry_id, fields) for entry_id, fields in entries]
+        wait(futures)
+        for future in futures:
+            future.result()  # an unexpected error (Redis down) goes to the loop, as for one entry
+
+    def process_batch(self, entries: Sequence[tuple[str, Mapping[str, str]]]) -> None:
+        """Deliver several entries in one call (pull mode, a function with handle_batch);
+        each is then acknowledged, retried or dead-lettered on its own."""
+        begun: list[tuple[str, Mapping[str, str], CloudEvent, int]] = []
+        for entry_id, fields in entries:
+            attempt = self._begin(entry_id, fields)
+            if attempt is not None:
+                begun.append((entry_id, fields, *attempt))
+        if not begun:
+            return
+        started = time.perf_counter()
+        with contextlib.ExitStack() as beats:
+            for entry_id, *_ in begun:
+                beats.enter_context(_Heartbeat(self, entry_id))
+            outcomes = self.delivery.deliver_batch([event for _, _, event, _ in begun])  # type: ignore[attr-defined]
+        for (entry_id, fields, event, attempts), failure in zip(begun, outcomes):
+            if failure is None:
+                self._acknowledge(entry_id, event, attempts, started)
+            else:
+                self._failed(entry_id, fields, event, failure, attempts)
+
+    def _begin(self, entry_id: str, fields: Mapping[str, str]) -> tuple[CloudEvent, int] | None:
+        """Parse the entry and count the attempt; None when it went to the dead letters instead."""
+        try:
+            event = from_stream_fields(fields)
+        except ProteusError as exc:
+            self.dead_letter(entry_id, fields, f"malformed entry: {exc.message}", status=None, attempts=0)
+            return None
+        attempts = int(self.redis.hincrby(self.attempts_key, entry_id, 1))
+        if attempts > self.config.max_attempts:
+            last = self.redis.hget(self.attempts_key, f"{entry_id}#error") or "an attempt that never finished"
+            self.dead_letter(entry_id, fields, f"no attempts left; last error: {last}", None, attempts - 1)
+            return None
+        return event, attempts
+
+    def _acknowledge(self, entry_id: str, event: CloudEvent, attempts: int, started: float) -> None:
+        self.redis.pipeline(transaction=True).xack(self.stream, self.group, entry_id).hdel(
+            self.attempts_key, entry_id, f"{entry_id}#error"
+        ).execute()
+        self._retry_at.pop(entry_id, None)
+        log.info(
+            "delivered",
+            extra={"fields": {"stream": self.stream, "entry": entry_id, "type": event.get_type(),
+                              "id": event.get_id(), "attempt": attempts,
+                              "ms": round((time.perf_counter() - started) * 1000, 1)}},
+        )
+
+    def _failed(
+        self, entry_id: str, fields: Mapping[str, str], event: CloudEvent, failure: DeliveryFailed, attempts: int
+    ) -> None:
+        if failure.unreachable:
+            self._needs_probe = True
+        if not failure.retryable or attempts >= self.config.max_attempts:
+            self.dead_letter(entry_id, fields, failure.message, failure.status, attempts)
+            return
+        delay = self.config.backoff(attempts)
+        self._retry_at[entry_id] = time.monotonic() + delay
+        self.redis.hset(self.attempts_key, f"{entry_id}#error", failure.message[:MAX_ERROR_CHARS])
+        log.warning(
+            "attempt %d/%d of %s (%s) failed, retrying in %.2fs: %s",
+            attempts, self.config.max_attempts, entry_id, event.get_type(), delay, failure.message,
+        )
+
+    def dead_letter(
+        self, entry_id: str, fields: Mapping[str, str], error: str, status: int | None, attempts: int
+    ) -> None:
+        """Move an entry to the dead-letter stream (atomically with its XACK) and tell its owner."""
+        letter = write_dead_letter(
+            self.redis, self.stream, self.group, self.consumer, entry_id, fields,
+            error=error, status=status, attempts=attempts, dead_stream=self.dead_stream,
+            attempts_key=self.attempts_key,
+        )
+        self._retry_at.pop(entry_id, None)
+        log.error(
+            "dead-lettered %s (%s) after %d attempt(s) to %s: %s",
+            entry_id, letter["type"] or "?", attempts, self.dead_stream, error,
+        )
+        announce_failure(self.redis, fields, status, attempts, prefix=self.prefix)
+
+    def _forget(self, entry_id: str) -> None:
+        """An entry that no longer exists: drop it from the PEL and the counters."""
+        self.redis.pipeline(transaction=True).xack(self.stream, self.group, entry_id).hdel(
+            self.attempts_key, entry_id, f"{entry_id}#error"
+        ).execute()
+        self._retry_at.pop(entry_id, None)
+
+    # ---- waiting
+
+    def _block_ms(self) -> int:
+        deadline = min([*self._retry_at.values(), self._next_claim], default=self._next_claim)
+        until = int((deadline - time.monotonic()) * 1000)
+        return max(0, min(self.config.block_ms, until))
+
+    def _wait_until_ready(self) -> bool:
+        """Block until the function is ready (False if stopped first)."""
+        if self.delivery.ready():
+            self._needs_probe = False
+            return True
+        log.warning("%s: function for %s is not ready; waiting", self.stream, self.route.consumer)
+        delay = max(self.config.backoff_s, 0.01)
+        while not self.stop.wait(delay):
+            if self.delivery.ready():
+                log.info("%s: function for %s is ready", self.stream, self.route.consumer)
+                self._needs_probe = False
+                return True
+            delay = min(delay * 2, max(self.config.backoff_max_s, 0.01))
+        return False
+
+
+class _Heartbeat:
+    """Keeps an entry's idle time low while it is delivered, so nobody reclaims it."""
+
+    def __init__(self, worker: RouteWorker, entry_id: str) -> None:
+        self.worker = worker
+        self.entry_id = entry_id
+        self.interval = max(worker.config.claim_idle_ms / 3000, 0.01)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{entry_id}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+
+    def _beat(self) -> None:
+        w = self.worker
+        while not self.done.wait(self.interval):
+            try:
+                w.redis.xclaim(w.stream, w.group, w.consumer, 0, [self.entry_id], justid=True)
+            except redis.RedisError as exc:
+                log.warning("%s: heartbeat for %s failed: %r", w.stream, self.entry_id, exc)
