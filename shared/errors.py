@@ -60,6 +60,18 @@ class Forbidden(ClientError):
     code = "forbidden"
 
 
+class LicenceRestricted(Forbidden):
+    """HTTP 403: the request needs a component this deployment's licence setting does not run."""
+
+    code = "licence_restricted"
+
+
+class ModelNotLoaded(BadRequest):
+    """HTTP 400: the request names a model this deployment does not serve."""
+
+    code = "model_not_loaded"
+
+
 class NotFound(ClientError, LookupError):
     """HTTP 404: no such thing (or not the caller's: we never reveal which)."""
 

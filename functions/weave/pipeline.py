@@ -50,6 +50,7 @@ from functions.weave.preprocess import (
     MASK_BLUR_RADIUS, center_crop_resize, image_to_tensor, letterbox, mask_to_tensor,
     prepare_mask, render_size, repaint, tensor_to_image,
 )
+from functions.weave.safety import safety_verdicts
 from shared.config import SDPA_BACKENDS
 from shared.errors import BadRequest, ImageTooLarge, InvalidImage
 from shared.images import MAX_PIXELS, MIN_SIDE, flatten_to_rgb, load_image, load_mask, to_mask
@@ -488,26 +489,9 @@ class CatVTONPipeline(DiffusionPipeline):
     def _safety(self, items: list[CheckedInputs], images: list[Image.Image]
                 ) -> list[tuple[bool | None, str]]:
         """(nsfw, label) per image; label is off / unavailable / passed / flagged."""
-        wanted = [i for i, it in enumerate(items) if it.request.safety_check]
-        verdicts: list[tuple[bool | None, str]] = [(None, "off")] * len(items)
-        if not wanted:
-            return verdicts
-        if self.safety_checker is None or self.feature_extractor is None:
-            logger.warning("safety check requested but no safety checker is loaded")
-            for i in wanted:
-                verdicts[i] = (None, "unavailable")
-            return verdicts
-        checker_dtype = next(self.safety_checker.parameters()).dtype
-        clip = self.feature_extractor([images[i] for i in wanted], return_tensors="pt")
-        clip_input = clip.pixel_values.to(self.device, checker_dtype)
-        dummy = np.zeros((len(wanted), 1, 1, 3), dtype=np.float32)  # the checker blacks these
-        _, flags = self.safety_checker(clip_input=clip_input, images=dummy)
-        for i, flag in zip(wanted, flags):
-            verdicts[i] = (bool(flag), "flagged" if flag else "passed")
-            if flag:
-                logger.warning("safety checker flagged request %d (seed %d)", items[i].index,
-                               items[i].seed)
-        return verdicts
+        return safety_verdicts(self.safety_checker, self.feature_extractor, self.device, images,
+                               [it.request.safety_check for it in items],
+                               [f"request {it.index} (seed {it.seed})" for it in items])
 
 
 class _Progress:
