@@ -1,6 +1,7 @@
 """Passwords, tokens and the current user.
 
-Passwords: bcrypt (so `$2a$`/`$2b$` hashes from the original Node database keep working).
+Passwords: bcrypt (so `$2a$`/`$2b$` hashes from the original Node database keep working),
+hashed off the event loop by gateway.passwords at Settings.bcrypt_rounds.
 Tokens: HS256 JWTs signed with Settings.jwt_secret, claims `userId` and `sub` (the user id),
 `ver` (the user's token_version: bumping it on logout or password change revokes every
 earlier token), `iat`, `exp`, and `purpose: "ws"` on the short-lived WebSocket tokens.
@@ -13,7 +14,6 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import bcrypt
 import jwt
 from flask import Response, g, request
 from sqlalchemy.orm import Session
@@ -23,10 +23,8 @@ from shared.config import Settings
 from shared.db.models import User
 from shared.errors import Unauthorized
 
-BCRYPT_ROUNDS = 12
 COOKIE_NAME = "token"
 WS_PURPOSE = "ws"
-_DUMMY_HASH = bcrypt.hashpw(b"timing-equaliser", bcrypt.gensalt(4)).decode()
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -38,20 +36,18 @@ def unauthorized() -> Unauthorized:
 
 
 def hash_password(password: str) -> str:
-    return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt(BCRYPT_ROUNDS)).decode("ascii")
+    """A new hash at the current cost, computed on the hashing pool."""
+    return resources.hasher().hash(password)
 
 
 def check_password(password: str, password_hash: str | None) -> bool:
-    """True if `password` matches; False for a wrong one, an unusable hash or a >72-byte password."""
-    try:
-        return bcrypt.checkpw(password.encode("utf-8"), (password_hash or _DUMMY_HASH).encode("ascii"))
-    except ValueError:
-        return False
+    """True if `password` matches (on the hashing pool); False for a wrong one or an unusable hash."""
+    return resources.hasher().verify(password, password_hash)
 
 
 def burn_password_check(password: str) -> None:
-    """Spend a hash check's time, so an unknown email answers as slowly as a wrong password."""
-    check_password(password, _DUMMY_HASH)
+    """Spend a hash check's time at the current cost, so an unknown email answers as slowly as a wrong password."""
+    resources.hasher().verify_unknown(password)
 
 
 # -- tokens ------------------------------------------------------------------------------------
@@ -136,14 +132,14 @@ def current_user() -> User:
 
 
 def set_token_cookie(response: Response, settings: Settings, token: str) -> None:
-    """HttpOnly; Secure over HTTPS (or per COOKIE_SECURE); SameSite=None for a cross-site frontend."""
+    """HttpOnly; Secure over HTTPS (or per COOKIE_SECURE); SameSite=None (and so Secure) for a cross-site frontend."""
     response.set_cookie(
         COOKIE_NAME,
         token,
         max_age=settings.jwt_ttl_s,
         httponly=True,
         secure=_cookie_secure(settings),
-        samesite="None" if settings.frontend_origins else "Lax",
+        samesite=_same_site(settings),
         path="/",
     )
 
@@ -154,9 +150,16 @@ def clear_token_cookie(response: Response, settings: Settings) -> None:
         path="/",
         httponly=True,
         secure=_cookie_secure(settings),
-        samesite="None" if settings.frontend_origins else "Lax",
+        samesite=_same_site(settings),
     )
 
 
+def _same_site(settings: Settings) -> str:
+    return "None" if settings.frontend_origins else "Lax"
+
+
 def _cookie_secure(settings: Settings) -> bool:
+    """Browsers drop a SameSite=None cookie without Secure (and accept Secure on localhost)."""
+    if _same_site(settings) == "None":
+        return True
     return settings.cookie_secure if settings.cookie_secure is not None else request.is_secure

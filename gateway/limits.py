@@ -4,14 +4,16 @@ Each marked view gets `Settings.rate_limit` (default "20 per minute") per caller
 id of a well-signed token where the request has one, else the client address. Counters
 live in Redis (RATE_LIMIT_STORAGE_URL, else REDIS_URL) so every replica shares them, under
 the deployment's key prefix; without a Redis URL, or while Redis is down, in memory.
-An exceeded limit answers 429 JSON with Retry-After.
+An exceeded limit answers 429 JSON with Retry-After (whole seconds, at least 1). Only
+answers below 500 count: a request that failed on our side (a 5xx) is not held against
+the caller.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask
+from flask import Flask, Response
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
@@ -46,8 +48,23 @@ def storage_uri(settings: Settings) -> str:
     return url
 
 
+def counts(response: Response) -> bool:
+    """Whether an answer counts against the caller's limit: not when the server failed."""
+    return response.status_code < 500
+
+
+def _retry_after_at_least_one(response: Response) -> Response:
+    """Flask-Limiter rounds the seconds left down, to 0 in the window's last second."""
+    value = response.headers.get("Retry-After")
+    if value is not None and value.lstrip("-").isdigit() and int(value) < 1:
+        response.headers["Retry-After"] = "1"
+    return response
+
+
 def init_app(app: Flask, settings: Settings) -> Limiter:
     """A limiter for this app; wraps every view marked with `rate_limited`."""
+    # Registered before the limiter's own hook, so it runs after it (Flask runs them in reverse).
+    app.after_request(_retry_after_at_least_one)
     uri = storage_uri(settings)
     options: dict[str, Any] = {}
     if uri.startswith(("redis", "rediss")):
@@ -65,5 +82,5 @@ def init_app(app: Flask, settings: Settings) -> Limiter:
     )
     for endpoint, view in list(app.view_functions.items()):
         if getattr(view, MARK, False):
-            app.view_functions[endpoint] = limiter.limit(lambda: settings.rate_limit)(view)
+            app.view_functions[endpoint] = limiter.limit(lambda: settings.rate_limit, deduct_when=counts)(view)
     return limiter

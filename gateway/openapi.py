@@ -400,7 +400,7 @@ PATHS: dict[str, Any] = {
         )
     },
     "/user/logout": {
-        "post": op("logout", "Revoke every token of the user and clear the cookie",
+        "post": op("logout", "Revoke every token of the user (if the request has a valid one) and clear the cookie",
                    {"200": ok("Logged out", ref("Message"))}, tag="user")
     },
     "/user": {
@@ -444,7 +444,9 @@ PATHS: dict[str, Any] = {
             {"200": ok("Try-ons", ref("TryOnList")), "400": BAD},
             tag="vton",
             params=[
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}},
+                {"name": "limit", "in": "query",
+                 "description": "Page size. Without limit and before: every try-on; before alone: 50.",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
                 {"name": "before", "in": "query", "description": "An ISO 8601 time or a try-on id: older ones only.",
                  "schema": {"type": "string"}},
                 {"name": "user_id", "in": "query",

@@ -2,15 +2,22 @@
 
 `init_app` puts one `Resources` in `app.extensions["proteus"]`; views reach it through
 `current()`, `settings()`, `db()` (a session on `g`, closed when the request ends),
-`redis()` and `storage()`. Nothing connects before the first request that needs it, so a
-gunicorn worker opens its own connections after the fork (and after gevent's patching).
+`redis()`, `storage()` and `hasher()`. Nothing connects before the first request that needs
+it, so a gunicorn worker opens its own connections after the fork (and after gevent's patching).
+
+A request that may write (POST, PUT, PATCH, DELETE) gets a session whose transaction takes
+the database's write lock up front (`begin_write`: BEGIN IMMEDIATE on SQLite), so two
+writers queue on the busy timeout instead of one failing with "database is locked" when it
+upgrades a read. Views that do slow work (password hashing) before they write are marked
+`@write_lock_later` and call `begin_write` themselves after that work.
 """
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, request
 
 from shared.config import Settings
 
@@ -19,9 +26,19 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
+    from gateway.passwords import PasswordHasher
     from shared.storage.base import Storage
 
 EXTENSION = "proteus"
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_LATER = "_proteus_write_lock_later"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def write_lock_later(view: F) -> F:
+    """Mark a writing view that takes the write lock itself (after its slow part)."""
+    setattr(view, _LATER, True)
+    return view
 
 
 class Resources:
@@ -34,6 +51,7 @@ class Resources:
         self._sessions: sessionmaker[Session] | None = None
         self._redis: redis_lib.Redis | None = None
         self._storage: Storage | None = None
+        self._hasher: PasswordHasher | None = None
         self.hub: Any = None  # gateway.ws.Hub, made by the first WebSocket
 
     @property
@@ -77,8 +95,21 @@ class Resources:
                     self._storage = storage_from_settings(self.settings)
         return self._storage
 
+    @property
+    def hasher(self) -> PasswordHasher:
+        if self._hasher is None:
+            from gateway.passwords import PasswordHasher
+
+            with self._lock:
+                if self._hasher is None:
+                    self._hasher = PasswordHasher(self.settings.bcrypt_rounds)
+        return self._hasher
+
     def close(self) -> None:
         """Stop the WebSocket hub and close every connection (tests, shutdown)."""
+        if self._hasher is not None:
+            self._hasher.close()
+            self._hasher = None
         if self.hub is not None:
             self.hub.stop()
             self.hub = None
@@ -113,10 +144,36 @@ def settings() -> Settings:
 
 
 def db() -> Session:
-    """This request's database session (opened on first use, closed at teardown)."""
+    """This request's database session (opened on first use, closed at teardown).
+
+    For a request that may write, its transaction holds the write lock from the start.
+    """
     if "db" not in g:
-        g.db = current().sessions()
+        session = current().sessions()
+        if request.method in WRITE_METHODS and not _locks_later():
+            from shared.db.session import begin_write
+
+            begin_write(session)
+        g.db = session
     return g.db  # type: ignore[no-any-return]
+
+
+def _locks_later() -> bool:
+    view = current_app.view_functions.get(request.endpoint or "")
+    return bool(getattr(view, _LATER, False))
+
+
+def begin_write(session: Session) -> None:
+    """Take the write lock for `session`'s next transaction (ends a read-only one first)."""
+    from shared.db.session import begin_write as begin
+
+    if session.get_transaction() is not None and not (session.new or session.dirty or session.deleted):
+        session.commit()
+    begin(session)
+
+
+def hasher() -> PasswordHasher:
+    return current().hasher
 
 
 def redis() -> redis_lib.Redis:

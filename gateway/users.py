@@ -83,10 +83,11 @@ def signup() -> tuple[Response, int]:
     email = _email(body, required=True)
     password = _new_password(body, required=True)
     assert user_name is not None and email is not None and password is not None
+    password_hash = auth.hash_password(password)  # before the write lock is taken
     session = resources.db()
     if _find_by_email(email) is not None:
         raise _email_taken(email)
-    user = User(id=str(uuid.uuid4()), user_name=user_name, email=email, password_hash=auth.hash_password(password))
+    user = User(id=str(uuid.uuid4()), user_name=user_name, email=email, password_hash=password_hash)
     session.add(user)
     try:
         session.commit()
@@ -98,17 +99,22 @@ def signup() -> tuple[Response, int]:
 
 @bp.post("/login")
 @rate_limited
+@resources.write_lock_later
 def login() -> Response:
     body = json_body()
     email = string(body, "email", max_len=254)
     password = string(body, "password", max_len=1000, secret=True)
     assert email is not None and password is not None
+    session = resources.db()
     user = _find_by_email(email.strip())
+    session.commit()  # no read transaction stays open while the password is checked
     if user is None:
         auth.burn_password_check(password)
         raise Unauthorized(LOGIN_FAILED)
     if not auth.check_password(password, user.password_hash):
         raise Unauthorized(LOGIN_FAILED)
+    if resources.hasher().needs_upgrade(user.password_hash):
+        _upgrade_hash(user, password)
     settings = resources.settings()
     token = auth.issue_token(settings, user)
     response = jsonify({"message": "Login successful", "token": token, "user": user_to_dict(user)})
@@ -116,15 +122,35 @@ def login() -> Response:
     return response
 
 
+def _upgrade_hash(user: User, password: str) -> None:
+    """Re-hash a lower-cost password hash (the original's cost 10) at the current cost."""
+    old_hash = user.password_hash
+    new_hash = auth.hash_password(password)
+    session = resources.db()
+    resources.begin_write(session)
+    fresh = session.get(User, user.id, populate_existing=True)
+    if fresh is not None and fresh.password_hash == old_hash:  # unchanged meanwhile
+        fresh.password_hash = new_hash
+        session.commit()
+        log.info("upgraded the password hash of user %s to cost %d", user.id, resources.hasher().rounds)
+    else:
+        session.rollback()
+
+
 @bp.post("/logout")
-@auth.login_required
 def logout() -> Response:
-    """Revoke every token of the user (all devices) and clear the cookie."""
-    user = auth.current_user()
-    user.token_version = (user.token_version or 0) + 1
-    resources.db().commit()
+    """Revoke every token of the user (all devices) if the request has a valid one; always clear the cookie."""
+    settings = resources.settings()
+    token, _ = auth.request_token()
+    try:
+        user = auth.user_for_token(resources.db(), settings, token, purposes=(None,))
+    except Unauthorized:
+        user = None  # already logged out (another tab, an expired token): nothing to revoke
+    if user is not None:
+        user.token_version = (user.token_version or 0) + 1
+        resources.db().commit()
     response = jsonify({"message": "Logged out"})
-    auth.clear_token_cookie(response, resources.settings())
+    auth.clear_token_cookie(response, settings)
     return response
 
 
@@ -136,6 +162,7 @@ def get_user() -> Response:
 
 @bp.put("")
 @auth.login_required
+@resources.write_lock_later
 def update_user() -> Response:
     """Change user_name, email and/or password; a new password revokes earlier tokens."""
     body = json_body()
@@ -145,16 +172,20 @@ def update_user() -> Response:
     user_name = _user_name(body, required=False)
     email = _email(body, required=False)
     password = _new_password(body, required=False)
-    user = auth.current_user()
+    password_hash = auth.hash_password(password) if password is not None else None
     session = resources.db()
+    resources.begin_write(session)  # after the slow hash: the lock is held only for the update
+    user = session.get(User, auth.current_user().id, populate_existing=True)
+    if user is None:
+        raise auth.unauthorized()
     if email is not None and email != (user.email or "").lower():
         if _find_by_email(email, excluding=user.id) is not None:
             raise _email_taken(email)
         user.email = email
     if user_name is not None:
         user.user_name = user_name
-    if password is not None:
-        user.password_hash = auth.hash_password(password)
+    if password_hash is not None:
+        user.password_hash = password_hash
         user.token_version = (user.token_version or 0) + 1
     try:
         session.commit()

@@ -1,7 +1,9 @@
 """Try-ons: GET/POST /vton, PUT/DELETE /vton/<id>. A person sees and changes only their own.
 
-`GET /vton` answers a bare JSON array, newest first, `limit` (1..100, default 50) at a time;
-`before` (an ISO 8601 time, or the id of one of the caller's try-ons) pages further back.
+`GET /vton` answers a bare JSON array, newest first: every try-on of the caller (as the
+original did), or with `limit` (1..100) and/or `before` (an ISO 8601 time, or the id of one
+of the caller's try-ons) one page at a time (`limit` alone or with `before`: at most `limit`,
+`before` alone: 50).
 A `user_id` query parameter is accepted for the original frontend: it can only ever mean
 the caller, so any other id answers an empty list.
 """
@@ -23,7 +25,7 @@ from shared.timestamps import parse_timestamp
 log = logging.getLogger("proteus.gateway")
 bp = Blueprint("vton", __name__, url_prefix="/vton")
 
-DEFAULT_LIMIT = 50
+DEFAULT_LIMIT = 50  # a page's size when `before` is given without `limit`
 MAX_LIMIT = 100
 KEY_COLUMNS = ("user_snap", "uncleaned_outfit", "cleaned_outfit", "outfit_try_on", "person_mask")
 # field name in a body -> column (the original's `_s3` spellings too)
@@ -47,10 +49,11 @@ def owned_tryon(vton_id: Any) -> TryOn:
     return tryon
 
 
-def _limit() -> int:
+def _limit() -> int | None:
+    """The page size; None (every row) when neither `limit` nor `before` is given."""
     raw = request.args.get("limit")
     if raw is None or raw == "":
-        return DEFAULT_LIMIT
+        return DEFAULT_LIMIT if request.args.get("before") else None
     try:
         value = int(raw)
     except ValueError:
@@ -91,7 +94,10 @@ def list_tryons() -> Response:
     before = request.args.get("before")
     if before:
         query = query.where(_before_clause(before, user_id))
-    rows = resources.db().scalars(query.order_by(TryOn.created_at.desc(), TryOn.id.desc()).limit(limit))
+    query = query.order_by(TryOn.created_at.desc(), TryOn.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    rows = resources.db().scalars(query)
     return jsonify([tryon_to_dict(row) for row in rows])
 
 

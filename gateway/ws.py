@@ -163,14 +163,12 @@ class Hub:
         """The user's completions after stream id `after`: ([(event_id, message)], truncated).
 
         At most `replay_limit`, the most recent; truncated is True when older ones were left
-        out or when `after` is older than what the capped stream still holds.
+        out or when the stream no longer holds `after` itself (trimmed by the cap, or the
+        history was lost): what came between is unknown, so the client must refetch.
         """
         found: deque[tuple[str, str]] = deque(maxlen=max(1, self.replay_limit))
         seen = 0
-        truncated = False
-        first = self.redis.xrange(self.stream, min="-", max="+", count=1)
-        if first and stream_id_key(first[0][0]) > stream_id_key(after):
-            truncated = True  # entries after `after` may have been trimmed away
+        truncated = not self.redis.xrange(self.stream, min=after, max=after, count=1)
         for entry_id, fields in self._entries_after(after, CATCH_UP_MAX):
             if fields.get("user_id") != user_id:
                 continue

@@ -115,6 +115,7 @@ class Settings:
     rate_limit_storage_url: str | None = None
     ws_heartbeat_s: float = 25.0
     ws_replay_limit: int = 100
+    bcrypt_rounds: int = 12  # cost of new password hashes; lower-cost ones are upgraded at login
 
     # Functions, as the runner and the gateway reach them.
     function_urls: Mapping[str, str] = field(default_factory=dict)
@@ -220,6 +221,7 @@ class Settings:
             rate_limit_storage_url=get("RATE_LIMIT_STORAGE_URL"),
             ws_heartbeat_s=decimal("WS_HEARTBEAT_S", "ws_heartbeat_s"),
             ws_replay_limit=integer("WS_REPLAY_LIMIT", "ws_replay_limit"),
+            bcrypt_rounds=_bcrypt_rounds(integer("BCRYPT_ROUNDS", "bcrypt_rounds")),
             function_urls={
                 name: url for name in FUNCTION_PORTS if (url := get(f"{name.upper()}_URL")) is not None
             },
@@ -260,3 +262,10 @@ class Settings:
             path.chmod(0o600)
             log.warning("JWT_SECRET is not set: generated a random one in %s (development only)", path)
         return replace(self, jwt_secret=path.read_text().strip())
+
+
+def _bcrypt_rounds(value: int) -> int:
+    """bcrypt's cost factor: 4..31 (each step doubles the time of a hash)."""
+    if not 4 <= value <= 31:
+        raise ConfigError(f"BCRYPT_ROUNDS must be from 4 to 31, got {value}", field="BCRYPT_ROUNDS")
+    return value

@@ -14,12 +14,6 @@ from shared.config import Settings
 from tests.gateway.helpers import LiveServer, Person, build_app, close_app, make_settings
 
 
-@pytest.fixture(autouse=True)
-def fast_bcrypt(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Cost 4 instead of 12: the same algorithm, a test suite that runs in seconds."""
-    monkeypatch.setattr("gateway.auth.BCRYPT_ROUNDS", 4)
-
-
 @pytest.fixture
 def gw_settings(settings: Settings, redis_server_url: str, redis_prefix: str) -> Settings:
     """Test settings on SQLite, the real Redis under a private prefix, a generous rate limit."""

@@ -106,6 +106,7 @@ def make_settings(base: Settings, database_url: str, redis_url: str, prefix: str
         "redis_key_prefix": prefix,
         "rate_limit": "1000 per minute",
         "public_url": "http://localhost",
+        "bcrypt_rounds": 4,  # instead of 12: the same algorithm, a suite that runs in seconds
     }
     values.update(overrides)
     return base.with_overrides(**values)
