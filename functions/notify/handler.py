@@ -1,15 +1,17 @@
 """The notify function: progress, completed and failed events become user notifications.
 
 The try-on row is updated BEFORE the message is sent, so a client that refetches at once
-sees the new state. Completions go to the replay stream and the pub/sub channel exactly
-once per job (the job's state transition decides); progress goes to the channel only.
+sees the new state. A completion is written to the notification outbox in the same
+transaction as the job's new state, then published to the replay stream and the pub/sub
+channel exactly once per job (shared.notifications): a redelivered event, or the next
+event notify handles, publishes what a crash or a Redis outage left pending. Progress goes
+to the channel only.
 """
 from __future__ import annotations
 
 import json
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from cloudevents.core.base import BaseCloudEvent
@@ -20,10 +22,12 @@ from shared import jobs
 from shared.config import Settings
 from shared.db.models import Job
 from shared.db.session import session_scope
-from shared.routing import NOTIFICATION_CHANNEL, NOTIFICATION_STREAM, NOTIFICATION_STREAM_MAXLEN, prefixed
+from shared.notifications import Notifier, add_to_outbox, completion_message, flush
 from shared.stage import Dependencies, Stage
 
 log = logging.getLogger(__name__)
+# Outbox rows older than this that are still pending were left by a crash: publish them.
+STALE_OUTBOX_S = 5.0
 
 
 class NotifyFunction(Stage):
@@ -34,9 +38,9 @@ class NotifyFunction(Stage):
 
     def __init__(self, deps: Dependencies) -> None:
         super().__init__(deps)
-        prefix = deps.settings.redis_key_prefix
-        self.channel = prefixed(NOTIFICATION_CHANNEL, prefix)
-        self.stream = prefixed(NOTIFICATION_STREAM, prefix)
+        self.notifier = Notifier(self.redis, deps.settings.redis_key_prefix)
+        self.channel = self.notifier.channel
+        self.stream = self.notifier.stream
         self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = {
             t.WEAVE_PROGRESS: self._progress,
             t.WEAVE_COMPLETED: self._weave_completed,
@@ -54,6 +58,10 @@ class NotifyFunction(Stage):
         if handler is None:
             return None
         message = handler(event.get_data() or {})
+        try:
+            flush(self.sessions, self.notifier, older_than_s=STALE_OUTBOX_S)  # what a crash left behind
+        except Exception:  # noqa: BLE001 - this event's own work is done; the next call retries
+            log.warning("could not publish pending notifications", exc_info=True)
         if message is None:
             return None
         return self.event(t.USER_NOTIFICATION, message)
@@ -80,10 +88,9 @@ class NotifyFunction(Stage):
             changed = jobs.complete_job(
                 session, data["job_id"], result_key=data["result_key"], seed=data.get("seed"), model=data.get("model")
             )
-            job_type = self._job_type(session, data["job_id"])
-        if not changed:
-            return None
-        return self._push_done(data, job_type, "done", result_key=data["result_key"], error=None)
+            if changed:
+                self._record(session, data, "done", result_key=data["result_key"], error=None)
+        return self._publish_pending(data["job_id"])
 
     def _tailor_completed(self, data: dict[str, Any]) -> dict[str, Any] | None:
         with session_scope(self.sessions, write=True) as session:
@@ -102,45 +109,31 @@ class NotifyFunction(Stage):
                 # A tailor step on the way to a try-on: weave finishes that job.
                 return None
             changed = jobs.complete_job(session, job.id, result_key=data.get("cutout_key") or data.get("mask_key") or "")
-        if not changed:
-            return None
-        return self._push_done(data, "tailor", "done", result_key=data.get("cutout_key"), error=None)
+            if changed:
+                self._record(session, data, "done", result_key=data.get("cutout_key"), error=None)
+        return self._publish_pending(data["job_id"])
 
     def _failed(self, data: dict[str, Any]) -> dict[str, Any] | None:
         with session_scope(self.sessions, write=True) as session:
-            changed = jobs.fail_job(session, data["job_id"], error=data["error"])
-            job_type = self._job_type(session, data["job_id"])
-        if not changed:
-            return None
-        return self._push_done(data, job_type, "failed", result_key=None, error=data["error"])
+            if jobs.fail_job(session, data["job_id"], error=data["error"]):
+                self._record(session, data, "failed", result_key=None, error=data["error"])
+        return self._publish_pending(data["job_id"])
 
     # -- helpers ----------------------------------------------------------------------
 
     @staticmethod
-    def _job_type(session: Session, job_id: str) -> str:
-        job = session.get(Job, job_id)
-        return job.job_type if job is not None else "try_on"
+    def _record(
+        session: Session, data: dict[str, Any], status: str, *, result_key: str | None, error: str | None
+    ) -> None:
+        """Add the job's completion to the outbox, in the transaction that changed its state."""
+        job = session.get(Job, data["job_id"])
+        add_to_outbox(session, completion_message(
+            job_id=data["job_id"], job_type=job.job_type if job is not None else "try_on", status=status,
+            user_id=data["user_id"], vton_id=data.get("vton_id"), result_key=result_key, error=error,
+        ))
 
-    def _push_done(
-        self, data: dict[str, Any], job_type: str, status: str, *, result_key: str | None, error: str | None
-    ) -> dict[str, Any]:
-        """Append the completion to the replay stream, then publish it with its stream id."""
-        message: dict[str, Any] = {
-            "job_id": data["job_id"],
-            "job_type": job_type,
-            "status": status,
-            "user_id": data["user_id"],
-            "vton_id": data.get("vton_id"),
-            "result_s3_key": result_key,
-            "error": error,
-            "finished_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        }
-        entry_id = self.redis.xadd(
-            self.stream,
-            {"user_id": data["user_id"], "message": json.dumps(message)},
-            maxlen=NOTIFICATION_STREAM_MAXLEN,
-            approximate=True,
-        )
-        message["event_id"] = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-        self.redis.publish(self.channel, json.dumps(message))
-        return message
+    def _publish_pending(self, job_id: str) -> dict[str, Any] | None:
+        """Publish the job's pending completion (this call's, or one a crash left); the
+        message published now, or None when there was none (already published)."""
+        published = flush(self.sessions, self.notifier, job_id=job_id)
+        return published[0] if published else None

@@ -142,6 +142,7 @@ class Job(Timestamps, Base):
         CheckConstraint(_in("job_type", JOB_TYPES), name="job_type"),
         Index(None, "vton_id"),
         Index(None, "user_id", "created_at"),
+        Index(None, "status", "updated_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -159,6 +160,24 @@ class Job(Timestamps, Base):
     model: Mapped[str | None] = mapped_column(String(255))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     finished_at: Mapped[datetime | None] = mapped_column()
+    # When the reconciler sent the request again after no progress (once per job).
+    reemitted_at: Mapped[datetime | None] = mapped_column()
+
+
+class OutboxMessage(Base):
+    """A completion notification, written in the transaction that finished the job and
+    published afterwards (once, keyed by `id`) by whoever comes next (shared.notifications)."""
+
+    __tablename__ = "notification_outbox"
+    __table_args__ = (Index(None, "job_id"), Index(None, "published_at", "created_at"))
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    job_id: Mapped[str] = mapped_column(String(36))
+    user_id: Mapped[str] = mapped_column(String(36))
+    message: Mapped[str] = mapped_column(Text)  # the completion as JSON, without its event_id
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column()
+    stream_id: Mapped[str | None] = mapped_column(String(64))  # its entry in the replay stream
 
 
 class GarmentAsset(Base):

@@ -99,18 +99,24 @@ def channel(notify: Notify, redis_client: redis.Redis) -> Iterator[Channel]:
 
 class StateAtPublish:
     """Wraps the function's Redis client: records the job and try-on rows as another
-    connection sees them at the moment of every PUBLISH and XADD, then calls through."""
+    connection sees them at the moment of every PUBLISH, XADD and publishing script, then
+    calls through."""
 
     def __init__(self, notify: Notify, monkeypatch: pytest.MonkeyPatch) -> None:
         self.seen: list[tuple[str, dict[str, Any], str, str | None]] = []
         client = function_of(notify.app).redis
-        for name in ("publish", "xadd"):
+        for name in ("publish", "xadd", "eval"):
             original = getattr(client, name)
             monkeypatch.setattr(client, name, self._spy(name, original, notify))
 
     def _spy(self, name: str, original: Any, notify: Notify) -> Any:
         def call(key: str, payload: Any, *args: Any, **kwargs: Any) -> Any:
-            message = json.loads(payload) if name == "publish" else json.loads(payload["message"])
+            if name == "eval":  # the outbox's publish-once script: (script, 3, keys..., user_id, message, ...)
+                message = json.loads(args[4])
+            elif name == "publish":
+                message = json.loads(payload)
+            else:
+                message = json.loads(payload["message"])
             job = get_row(notify.sessions, Job, message["job_id"])
             tryon = get_row(notify.sessions, TryOn, message["vton_id"]) if message.get("vton_id") else None
             self.seen.append((name, message, job.status, tryon.status if tryon else None))
@@ -201,7 +207,7 @@ def test_weave_completed_updates_rows_before_one_completion(
     assert (tryon.status, tryon.outfit_try_on, tryon.error) == ("done", data["result_key"], None)
 
     assert [(name, job_status, tryon_status) for name, _, job_status, tryon_status in spy.seen] == [
-        ("xadd", "succeeded", "done"), ("publish", "succeeded", "done")
+        ("eval", "succeeded", "done")
     ], "the rows must be committed before the completion is sent"
 
     (message,) = channel.messages()
@@ -244,7 +250,7 @@ def test_weave_failed_marks_failed_with_the_error(notify: Notify, channel: Chann
     assert (job.status, job.error, job.result_key) == ("failed", error, None) and job.finished_at is not None
     tryon = get_row(notify.sessions, TryOn, vton_id)
     assert (tryon.status, tryon.error, tryon.outfit_try_on) == ("failed", error, None)
-    assert [(n, j, v) for n, _, j, v in spy.seen] == [("xadd", "failed", "failed"), ("publish", "failed", "failed")]
+    assert [(n, j, v) for n, _, j, v in spy.seen] == [("eval", "failed", "failed")]
 
     (message,) = channel.messages()
     (entry_id, _), = notify.replay()
@@ -317,3 +323,76 @@ def test_tailor_failed_fails_the_job(notify: Notify, channel: Channel) -> None:
     (entry_id, _), = notify.replay()
     check_completion(message, job_id=job_id, user_id=user_id, vton_id=vton_id, job_type="tailor",
                      status="failed", result_key=None, error="No garment found", event_id=entry_id)
+
+
+class RedisDropsOnce:
+    """The function's Redis fails the first publishing command (XADD, PUBLISH or the
+    publish-once script) with a connection error, as when Redis restarts right after the
+    job's state was committed; later commands go through."""
+
+    def __init__(self, notify: Notify, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.dropped = 0
+        client = function_of(notify.app).redis
+        original = client.execute_command
+
+        def execute_command(*args: Any, **kwargs: Any) -> Any:
+            if not self.dropped and str(args[0]).upper() in ("XADD", "PUBLISH", "EVAL", "EVALSHA"):
+                self.dropped += 1
+                raise redis.ConnectionError("Connection closed by server.")
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(client, "execute_command", execute_command)
+
+
+@pytest.mark.parametrize("event_type", [t.WEAVE_COMPLETED, t.WEAVE_FAILED])
+def test_a_notification_lost_between_commit_and_publish_is_sent_by_the_retry(
+    notify: Notify, channel: Channel, monkeypatch: pytest.MonkeyPatch, event_type: str
+) -> None:
+    """Redis drops out after the job's new state is committed: the delivery fails (503, so
+    the runner retries), and the retry, which finds the job already finished, publishes the
+    notification that was recorded with the state change: once, on the socket and in replay."""
+    user_id, vton_id, job_id = notify.job()
+    data = (completed_data(user_id, vton_id, job_id) if event_type == t.WEAVE_COMPLETED else
+            {"job_id": job_id, "user_id": user_id, "vton_id": vton_id, "error": "boom", "code": "internal_error"})
+    headers, body = binary_request(event_type, data, user_id=user_id, subject=job_id, event_id="delivery-1")
+    drops = RedisDropsOnce(notify, monkeypatch)
+    first = notify.client.post("/", headers=headers, data=body)
+    assert drops.dropped == 1 and first.status_code == 503
+    assert get_row(notify.sessions, Job, job_id).status in ("succeeded", "failed")
+    assert channel.messages() == [] and notify.replay() == []
+
+    again = notify.client.post("/", headers=headers, data=body)
+    assert again.status_code == 200
+    (message,) = channel.messages()
+    (entry_id, _), = notify.replay()
+    assert message["job_id"] == job_id and message["event_id"] == entry_id
+    assert event_data(reply_of(again)) == message
+    # a third delivery publishes nothing more
+    assert notify.client.post("/", headers=headers, data=body).status_code == 202
+    assert channel.messages() == [] and len(notify.replay()) == 1
+
+
+def test_a_pending_notification_is_published_once_by_racing_publishers(notify: Notify, channel: Channel) -> None:
+    """Two processes flush the same pending outbox row (notify's retry and the reconciler):
+    one replay entry, one message."""
+    from shared.db.session import session_scope
+    from shared.notifications import Notifier, add_to_outbox, completion_message, flush
+
+    user_id, vton_id, job_id = notify.job()
+    with session_scope(notify.sessions, write=True) as session:
+        add_to_outbox(session, completion_message(job_id=job_id, job_type="try_on", status="failed", user_id=user_id,
+                                                  vton_id=vton_id, result_key=None, error="x"))
+    notifier = Notifier(notify.redis, function_of(notify.app).settings.redis_key_prefix)
+    # the first publisher died after publishing, before marking the row: the mark in Redis decides
+    from sqlalchemy import select
+
+    from shared.db.models import OutboxMessage
+    with session_scope(notify.sessions) as session:
+        row = session.scalars(select(OutboxMessage).where(OutboxMessage.job_id == job_id)).one()
+        outbox_id, text = row.id, row.message
+    first_id, fresh = notifier.publish_once(outbox_id, user_id, text)
+    assert fresh
+    assert flush(notify.sessions, notifier, job_id=job_id) == []
+    assert flush(notify.sessions, notifier) == []
+    (message,) = channel.messages()
+    assert message["event_id"] == first_id and len(notify.replay()) == 1

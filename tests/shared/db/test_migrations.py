@@ -13,7 +13,7 @@ from shared.db import migrate
 from shared.db.models import Base
 from shared.db.session import make_engine
 
-TABLES = {"users", "vtons", "jobs", "garment_assets"}
+TABLES = {"users", "vtons", "jobs", "garment_assets", "notification_outbox"}
 
 
 def schema_diffs(url: str, metadata: sa.MetaData = Base.metadata) -> list[object]:
@@ -37,14 +37,14 @@ def table_names(url: str) -> set[str]:
 def test_revisions_form_one_line() -> None:
     script = ScriptDirectory.from_config(migrate.alembic_config("sqlite://"))
     revisions = list(script.walk_revisions())
-    assert [(r.revision, r.down_revision) for r in revisions] == [("0002", "0001"), ("0001", None)]
+    assert [(r.revision, r.down_revision) for r in revisions] == [("0003", "0002"), ("0002", "0001"), ("0001", None)]
 
 
 def test_upgrade_matches_the_models_and_round_trips(database_url: str) -> None:
     assert migrate.current_revision(database_url) is None
     migrate.upgrade(database_url)
     assert table_names(database_url) == TABLES
-    assert migrate.current_revision(database_url) == "0002"
+    assert migrate.current_revision(database_url) == "0003"
     assert schema_diffs(database_url) == []
 
     # The comparison is not blind: a model change the migration lacks is reported.
@@ -71,7 +71,7 @@ def test_cli_upgrades_the_configured_database(tmp_path: Path, monkeypatch: pytes
     assert migrate.main([]) == 0
     assert table_names(url) == TABLES
     assert migrate.main(["current"]) == 0
-    assert capsys.readouterr().out.strip() == "0002"
+    assert capsys.readouterr().out.strip() == "0003"
 
 
 def test_0002_keeps_the_category_asked_for(database_url: str) -> None:
