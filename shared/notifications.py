@@ -23,7 +23,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.db.models import OutboxMessage, utcnow
 from shared.db.session import session_scope
-from shared.routing import NOTIFICATION_CHANNEL, NOTIFICATION_STREAM, NOTIFICATION_STREAM_MAXLEN, prefixed
+from shared.routing import (
+    NOTIFICATION_CHANNEL,
+    NOTIFICATION_STREAM,
+    NOTIFICATION_STREAM_MAXLEN,
+    prefixed,
+)
 
 log = logging.getLogger(__name__)
 
