@@ -5,6 +5,12 @@ entry, counts the attempt, delivers it (shared.streams.delivery), and then ackno
 schedules a retry with backoff, or dead-letters it (shared.streams.failures). It reclaims
 entries a dead consumer left pending, keeps the entries it is delivering claimed
 (heartbeat), and waits for the function's readiness before reading.
+
+Only deliveries the function answered (or left unanswered past the timeout on an open
+connection) count as attempts: while it cannot be reached, the worker waits for its
+readiness and spends none. A request out of attempts is dead-lettered (and its job
+failed); a result out of attempts is kept and tried again after `backoff_max_s`, never
+dropped, since its job would otherwise stay running forever.
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ import redis
 from shared.config import Settings
 from shared.errors import ProteusError
 from shared.events import CloudEvent, from_stream_fields
-from shared.routing import Route, prefixed
+from shared.routing import FAILURE_EVENT_FOR, Route, prefixed
 from shared.streams.delivery import Delivery, DeliveryFailed, PullDelivery
 from shared.streams.failures import MAX_ERROR_CHARS, announce_failure, write_dead_letter
 
@@ -54,6 +60,12 @@ class RunnerConfig:
     def backoff(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         return min(self.backoff_s * 2 ** (attempt - 1), self.backoff_max_s)
+
+
+def is_result(event: CloudEvent) -> bool:
+    """A function's result (progress, completed, failed), as opposed to a job request: a
+    request that cannot be delivered fails its job; a result is kept and retried."""
+    return event.get_type() not in FAILURE_EVENT_FOR
 
 
 class RouteWorker:
@@ -261,6 +273,11 @@ class RouteWorker:
         attempts = int(self.redis.hincrby(self.attempts_key, entry_id, 1))
         if attempts > self.config.max_attempts:
             last = self.redis.hget(self.attempts_key, f"{entry_id}#error") or "an attempt that never finished"
+            if is_result(event):  # never dropped: a fresh round of attempts
+                log.error("%s: %s (%s) had no attempts left (last error: %s); trying it again",
+                          self.stream, entry_id, event.get_type(), last)
+                self.redis.hset(self.attempts_key, entry_id, 1)
+                return event, 1
             self.dead_letter(entry_id, fields, f"no attempts left; last error: {last}", None, attempts - 1)
             return None
         return event, attempts
@@ -281,7 +298,21 @@ class RouteWorker:
         self, entry_id: str, fields: Mapping[str, str], event: CloudEvent, failure: DeliveryFailed, attempts: int
     ) -> None:
         if failure.unreachable:
+            # The function never answered: not an attempt. Wait for its readiness, then retry.
             self._needs_probe = True
+            self.redis.hincrby(self.attempts_key, entry_id, -1)
+            self._retry_at[entry_id] = time.monotonic()
+            log.warning("%s (%s) not delivered, attempt not counted; waiting for %s to be ready: %s",
+                        entry_id, event.get_type(), self.route.consumer, failure.message)
+            return
+        if failure.retryable and attempts >= self.config.max_attempts and is_result(event):
+            # A result is never dropped (its job would stay running): try again later, afresh.
+            self.redis.pipeline(transaction=True).hset(self.attempts_key, entry_id, 0).hset(
+                self.attempts_key, f"{entry_id}#error", failure.message[:MAX_ERROR_CHARS]).execute()
+            self._retry_at[entry_id] = time.monotonic() + self.config.backoff_max_s
+            log.error("%s (%s) failed %d time(s), keeping it and trying again in %.0fs: %s",
+                      entry_id, event.get_type(), attempts, self.config.backoff_max_s, failure.message)
+            return
         if not failure.retryable or attempts >= self.config.max_attempts:
             self.dead_letter(entry_id, fields, failure.message, failure.status, attempts)
             return

@@ -54,14 +54,26 @@ class HttpDelivery:
         self.http = urllib3.PoolManager(retries=False, maxsize=connections)
 
     def deliver(self, event: CloudEvent) -> None:
+        """POST the event. Only an answer, or no answer in time on an open connection, is an
+        attempt; a function that cannot be reached (refused, connect timeout, dropped before
+        answering) is `unreachable`: the runner waits for its readiness and counts nothing."""
         headers, body = to_http_binary(event)
         try:
             response = self.http.request("POST", self.url, body=body, headers=headers, timeout=self.timeout_s)
-        except urllib3.exceptions.TimeoutError:
-            raise DeliveryFailed(f"no answer from {self.url} within {self.timeout_s:g}s", status=None, retryable=True)
-        except urllib3.exceptions.HTTPError as exc:
+        except urllib3.exceptions.ReadTimeoutError:
             raise DeliveryFailed(
-                f"cannot reach {self.url}: {exc.__class__.__name__}", status=None, retryable=True, unreachable=True
+                f"no answer from {self.url} within {self.timeout_s:g}s", status=None, retryable=True
+            ) from None
+        except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError) as exc:
+            # urllib3 2.x: a refused connection (NewConnectionError) is a TimeoutError too,
+            # so it is told apart here, before any timeout handling.
+            raise DeliveryFailed(
+                f"cannot reach {self.url}: {_reason(exc)}", status=None, retryable=True, unreachable=True
+            ) from None
+        except urllib3.exceptions.HTTPError as exc:  # ProtocolError: dropped before an answer
+            raise DeliveryFailed(
+                f"{self.url} closed the connection without an answer: {_reason(exc)}",
+                status=None, retryable=True, unreachable=True,
             ) from None
         if 200 <= response.status < 300:
             return
@@ -131,6 +143,15 @@ class PullDelivery:
 
     def ready(self) -> bool:
         return bool(function_readiness(self.function)["ready"])
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause of a urllib3 error, e.g. 'ConnectionRefusedError: [Errno 111] ...'."""
+    cause: BaseException = exc
+    while cause.__cause__ is not None or (cause.args and isinstance(cause.args[-1], BaseException)):
+        cause = cause.__cause__ or cause.args[-1]
+    text = str(cause).split(": ", 1)[-1] if isinstance(cause, urllib3.exceptions.HTTPError) else str(cause)
+    return f"{cause.__class__.__name__}: {text}"[:300]
 
 
 def _response_error(response: urllib3.BaseHTTPResponse) -> str:

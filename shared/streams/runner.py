@@ -5,11 +5,14 @@ It plays Knative's RedisStreamSource locally, with a few safety nets that source
 - one consumer group per route (route.group), created at id 0 with MKSTREAM, so entries
   written before the first start are not skipped;
 - an entry is acknowledged only after a 2xx (push) or a clean handle() (pull);
-- a 5xx, a connection error or a timeout is retried with exponential backoff
+- a 5xx or a timeout on an open connection is retried with exponential backoff
   (runner_backoff_s doubling up to runner_backoff_max_s) while other entries keep flowing;
-- a 4xx (or a non-retryable ProteusError in pull mode), a malformed entry, or the
+  a function that cannot be reached (refused, connect timeout, connection dropped before an
+  answer) costs no attempt: the route waits for its readiness, then retries;
+- a 4xx (or a non-retryable ProteusError in pull mode), a malformed entry, or a request's
   runner_max_attempts-th failure moves the entry to route.dead_letter_stream with its error,
-  status, attempts and original id;
+  status, attempts and original id; a result (progress, completed, failed) out of attempts
+  is kept and tried again every runner_backoff_max_s, never dropped;
 - attempts are counted in Redis (hash `<stream>:attempts`, incremented before each attempt),
   so they survive a restart and a crash during delivery counts;
 - entries a dead consumer left pending for runner_claim_idle_ms are reclaimed (XAUTOCLAIM),

@@ -31,6 +31,23 @@ def progress(job_id: str | None = None, step: int = 1) -> CloudEvent:
     return make_event(t.WEAVE_PROGRESS, data, source="/tests")
 
 
+def weave_request(job_id: str | None = None) -> CloudEvent:
+    """A valid weave.requested event (a job request: dead-lettered when out of attempts)."""
+    data = {"job_id": job_id or str(uuid.uuid4()), "user_id": USER, "vton_id": VTON,
+            "person_key": f"uploads/{USER}/p.jpg", "garment_key": f"uploads/{USER}/g.jpg", "category": "upper",
+            "steps": 2, "guidance": 2.5, "seed": 1, "variant": "maskfree", "height": 1024, "width": 768,
+            "repaint": False}
+    return make_event(t.WEAVE_REQUESTED, data, source="/tests")
+
+
+def serve(function: Any, port: int, settings: Settings | None = None) -> Any:
+    """Serve `function` behind the real runtime on `port` (in a thread); call .shutdown()."""
+    settings = settings or Settings.from_env({"PROTEUS_ENV": "test", "JWT_SECRET": "x" * 40})
+    server = make_server("127.0.0.1", port, create_function_app(function, settings), threaded=True)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, message: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

