@@ -134,13 +134,22 @@ SCHEMAS: dict[str, Any] = {
             "progress": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
             "progress_step": {"type": ["integer", "null"]},
             "progress_steps": {"type": ["integer", "null"]},
+            "result_expired_at": {
+                "type": ["string", "null"], "format": "date-time",
+                "description": "When the retention sweep deleted the result (RETENTION_RESULTS_DAYS); "
+                               "outfit_try_on is null from then on.",
+            },
+            "inputs_expired_at": {
+                "type": ["string", "null"], "format": "date-time",
+                "description": "When the retention sweep deleted the uploaded photos (RETENTION_UPLOADS_DAYS).",
+            },
             "createdAt": TIME,
             "updatedAt": TIME,
         },
         (
             "id", "user_id", "user_snap", "uncleaned_outfit", "cleaned_outfit", "outfit_try_on", "person_mask",
             "category", "category_requested", "status", "error", "progress", "progress_step", "progress_steps",
-            "createdAt", "updatedAt",
+            "result_expired_at", "inputs_expired_at", "createdAt", "updatedAt",
         ),
     ),
     "TryOnList": {"type": "array", "items": ref("TryOn")},
@@ -411,9 +420,18 @@ PATHS: dict[str, Any] = {
             tag="user", request="UserUpdate",
         ),
         "delete": op(
-            "deleteUser", "Delete the account, all its rows and all its stored objects",
+            "deleteUser", "Delete the account, all its rows, all its stored objects and its kept notifications",
             {"204": {"description": "Deleted"}}, tag="user",
         ),
+    },
+    "/user/export": {
+        "get": op(
+            "exportUser", "Everything held about the caller as one zip archive",
+            {"200": {"description": "A zip: README.txt, account.json, tryons.json, jobs.json, garment_assets.json, "
+                                    "notifications.json and objects/<key> for every stored image",
+                     "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}},
+            tag="user",
+        )
     },
     "/user/ws-token": {
         "get": op("wsToken", "A short-lived token for WS /ws", {"200": ok("Token", ref("WsToken"))}, tag="user")

@@ -61,6 +61,8 @@ def tryon_to_dict(tryon: TryOn) -> dict[str, Any]:
         "progress": tryon_progress(tryon),
         "progress_step": tryon.progress_step,
         "progress_steps": tryon.progress_steps,
+        "result_expired_at": iso(tryon.result_expired_at),
+        "inputs_expired_at": iso(tryon.inputs_expired_at),
         "createdAt": iso(tryon.created_at),
         "updatedAt": iso(tryon.updated_at),
     }

@@ -1,4 +1,4 @@
-"""Accounts: /user/signup, /user/login, /user/logout, GET/PUT/DELETE /user, /user/ws-token."""
+"""Accounts: /user/signup, /user/login, /user/logout, GET/PUT/DELETE /user, /user/export, /user/ws-token."""
 from __future__ import annotations
 
 import logging
@@ -6,17 +6,20 @@ import re
 import uuid
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
-from sqlalchemy import delete, func, select
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, jsonify, send_file
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from gateway import auth, resources
 from gateway.limits import rate_limited
 from gateway.serializers import iso
 from gateway.validation import json_body, only_fields, string
-from shared.db.models import GarmentAsset, Job, TryOn, User
+from shared.db.models import User
 from shared.errors import BadRequest, Unauthorized
-from shared.uploads import user_prefixes
+from gateway.account_data import delete_account, export_account
+from shared.routing import NOTIFICATION_STREAM, prefixed
 
 log = logging.getLogger("proteus.gateway")
 bp = Blueprint("user", __name__, url_prefix="/user")
@@ -206,20 +209,27 @@ def update_user() -> Response:
 @bp.delete("")
 @auth.login_required
 def delete_user() -> Response:
-    """Delete the account, every row of it and every stored object under its prefixes."""
+    """Delete the account, every row of it, every stored object and its replayable notifications."""
     user = auth.current_user()
-    storage = resources.storage()
-    for prefix in user_prefixes(user.id):  # objects first: a failure here leaves the account to retry
-        storage.delete_prefix(prefix)
-    session = resources.db()
-    session.execute(delete(Job).where(Job.user_id == user.id))
-    session.execute(delete(GarmentAsset).where(GarmentAsset.user_id == user.id))
-    session.execute(delete(TryOn).where(TryOn.user_id == user.id))
-    session.execute(delete(User).where(User.id == user.id))
-    session.commit()
-    log.info("deleted user %s and their objects", user.id)
+    settings = resources.settings()
+    delete_account(resources.db(), resources.storage(), user.id, redis_client=resources.redis(),
+                   stream=prefixed(NOTIFICATION_STREAM, settings.redis_key_prefix))
     response = Response(status=204)
-    auth.clear_token_cookie(response, resources.settings())
+    auth.clear_token_cookie(response, settings)
+    return response
+
+
+@bp.get("/export")
+@auth.login_required
+def export_user() -> Response:
+    """Everything held about the caller as one zip archive (account, try-ons, jobs, images)."""
+    user = auth.current_user()
+    settings = resources.settings()
+    archive = export_account(resources.db(), resources.storage(), user.id, redis_client=resources.redis(),
+                             stream=prefixed(NOTIFICATION_STREAM, settings.redis_key_prefix))
+    name = f"proteus-export-{datetime.now(UTC):%Y%m%d}.zip"
+    response = send_file(archive, mimetype="application/zip", as_attachment=True, download_name=name)
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 

@@ -92,6 +92,7 @@ deploy: _need-registry ## Deploy to the current kubectl context (see knative/REA
 	  echo '$(KUBECTL) -n $(KN_NS) delete job proteus-streams-init proteus-migrate --ignore-not-found'; \
 	  echo '$(KNC) render knative/base/streams-init-job.yaml knative/base/migrate-job.yaml | $(KUBECTL) apply -f -'; \
 	  echo '$(KUBECTL) -n $(KN_NS) wait --for=condition=complete job/proteus-streams-init job/proteus-migrate --timeout=$(ROLLOUT_TIMEOUT)'; \
+	  echo '$(KNC) render knative/base/retention-cronjob.yaml | $(KUBECTL) apply -f -'; \
 	  echo '$(KUBECTL) apply -f knative/models/pvcs.yaml'; \
 	  $(if $(filter keda,$(WEAVE_MODE)),echo '$(KUBECTL) -n $(KN_NS) delete ksvc weave --ignore-not-found';) \
 	  $(KNC) kn $(KN_FILTER) | sed 's|^kn |$(KN) |'; \

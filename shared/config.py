@@ -146,6 +146,14 @@ class Settings:
     progress_interval_s: float = 0.25
     tailor_model: str = "auto"
 
+    # Data lifecycle (shared/lifecycle): how long things are kept; 0 keeps them for ever.
+    retention_uploads_days: int = 30  # uploaded photos, counted from the try-on that used them
+    retention_cutouts_days: int = 30  # tailor's garment cut-outs and person masks
+    retention_results_days: int = 90  # try-on results, counted from when the job finished
+    retention_orphans_hours: int = 24  # uploads no try-on used within this time
+    retention_batch_size: int = 500  # rows (or objects) the sweep handles per transaction
+    retention_interval_s: int = 3600  # how often `make run` sweeps (on a cluster: the CronJob's schedule)
+
     @property
     def production(self) -> bool:
         return self.environment == "production"
@@ -246,6 +254,12 @@ class Settings:
             weave_sdpa_backend=one_of("WEAVE_SDPA_BACKEND", "weave_sdpa_backend", SDPA_BACKENDS),
             progress_interval_s=decimal("PROGRESS_INTERVAL_S", "progress_interval_s"),
             tailor_model=one_of("TAILOR_MODEL", "tailor_model", models),
+            retention_uploads_days=integer("RETENTION_UPLOADS_DAYS", "retention_uploads_days", minimum=0),
+            retention_cutouts_days=integer("RETENTION_CUTOUTS_DAYS", "retention_cutouts_days", minimum=0),
+            retention_results_days=integer("RETENTION_RESULTS_DAYS", "retention_results_days", minimum=0),
+            retention_orphans_hours=integer("RETENTION_ORPHANS_HOURS", "retention_orphans_hours", minimum=0),
+            retention_batch_size=integer("RETENTION_BATCH_SIZE", "retention_batch_size", minimum=1),
+            retention_interval_s=integer("RETENTION_INTERVAL_S", "retention_interval_s", minimum=0),
         )
         return settings.with_secret()
 

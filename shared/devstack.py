@@ -142,6 +142,9 @@ class DevStack:
         )
         self._wait_ready({name: self.function_url(name) for name in self.function_ports} | {"gateway": self.gateway_url + "/"})
         self.spawn("runner", ["-m", "shared.streams.runner"], None)
+        if self.settings.retention_interval_s > 0:  # the cluster runs it as a CronJob instead
+            every = str(self.settings.retention_interval_s)
+            self.spawn("retention", ["-m", "shared.lifecycle.sweep", "--every", every], None)
 
     def stop(self) -> None:
         for proc in self.processes.values():

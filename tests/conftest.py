@@ -211,3 +211,34 @@ def devstack(tmp_path_factory: pytest.TempPathFactory, smoke_models_dir: Path) -
             for key in client.scan_iter(match=f"{prefix}*", count=1000):
                 client.delete(key)
             client.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A real S3 HTTP server (moto's server mode on a free local port) for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage_backend(request: pytest.FixtureRequest) -> str:
+    """Runs a test once on the local-disk backend and once on S3 (moto's server)."""
+    return str(request.param)
+
+
+def storage_overrides(backend: str, request: pytest.FixtureRequest) -> dict[str, object]:
+    """Settings for a fresh bucket on the S3 server, or nothing for the local backend."""
+    if backend != "s3":
+        return {}
+    from shared.storage.s3 import S3Storage
+
+    endpoint = request.getfixturevalue("s3_server")
+    bucket = f"proteus-{uuid.uuid4().hex[:12]}"
+    S3Storage(bucket, endpoint_url=endpoint, access_key_id="testing", secret_access_key="testing").ensure_bucket()
+    return {"storage_backend": "s3", "s3_bucket": bucket, "s3_endpoint_url": endpoint,
+            "s3_access_key_id": "testing", "s3_secret_access_key": "testing"}

@@ -114,6 +114,7 @@ class TryOn(Timestamps, Base):
     __table_args__ = (
         CheckConstraint(_in("status", TRYON_STATUSES), name="status"),
         Index(None, "user_id", "created_at"),
+        Index(None, "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -130,6 +131,9 @@ class TryOn(Timestamps, Base):
     error: Mapped[str | None] = mapped_column(Text)
     progress_step: Mapped[int | None] = mapped_column(Integer)
     progress_steps: Mapped[int | None] = mapped_column(Integer)
+    # Set by the retention sweep when it deleted the result / the uploaded photos.
+    result_expired_at: Mapped[datetime | None] = mapped_column()
+    inputs_expired_at: Mapped[datetime | None] = mapped_column()
 
 
 class Job(Timestamps, Base):
@@ -143,6 +147,7 @@ class Job(Timestamps, Base):
         Index(None, "vton_id"),
         Index(None, "user_id", "created_at"),
         Index(None, "status", "updated_at"),
+        Index(None, "finished_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -191,6 +196,7 @@ class GarmentAsset(Base):
     __table_args__ = (
         UniqueConstraint("user_id", "content_hash", "kind", "category"),
         CheckConstraint(_in("kind", ASSET_KINDS), name="kind"),
+        Index(None, "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from shared.errors import BadRequest
@@ -24,6 +25,15 @@ class ObjectInfo:
 
     size: int
     content_type: str
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object as a listing shows it: its key, size and when it was last written (UTC)."""
+
+    key: str
+    size: int
+    last_modified: datetime
 
 
 @dataclass(frozen=True)
@@ -149,6 +159,10 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def list(self, prefix: str = "") -> list[str]:
         """Every key starting with `prefix`, sorted."""
+
+    @abc.abstractmethod
+    def list_objects(self, prefix: str = "") -> Iterator[StoredObject]:
+        """Every object whose key starts with `prefix`, with its size and time, in key order."""
 
     def presign_upload(
         self,

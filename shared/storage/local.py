@@ -12,7 +12,7 @@ import mimetypes
 import os
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -21,6 +21,7 @@ from shared.errors import Conflict, DependencyUnavailable, NotFound, PayloadTooL
 from shared.storage.base import (
     ObjectInfo,
     Storage,
+    StoredObject,
     require_delete_prefix,
     validate_key,
     validate_prefix,
@@ -126,6 +127,16 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise _unavailable(exc, prefix) from exc
         return sorted(keys)
+
+    def list_objects(self, prefix: str = "") -> Iterator[StoredObject]:
+        for key in self.list(prefix):
+            try:
+                stat = self.path_for(key).stat()
+            except FileNotFoundError:  # deleted since the listing
+                continue
+            except OSError as exc:
+                raise _unavailable(exc, key) from exc
+            yield StoredObject(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
 
     # -- writing -----------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ other than AWS may refuse the newer flexible-checksum headers.
 """
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -17,13 +18,14 @@ from shared.errors import DependencyUnavailable, NotFound, ProteusError, Transie
 from shared.storage.base import (
     ObjectInfo,
     Storage,
+    StoredObject,
     require_delete_prefix,
     validate_key,
     validate_prefix,
 )
 
 if TYPE_CHECKING:
-    from datetime import datetime
+    from collections.abc import Iterator
 
     from shared.config import Settings
 
@@ -111,6 +113,14 @@ class S3Storage(Storage):
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 keys.extend(item["Key"] for item in page.get("Contents", ()))
         return sorted(keys)
+
+    def list_objects(self, prefix: str = "") -> Iterator[StoredObject]:
+        validate_prefix(prefix)
+        with self._errors(prefix):
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", ()):
+                    modified = item["LastModified"]
+                    yield StoredObject(item["Key"], int(item["Size"]), modified.astimezone(UTC))
 
     def delete(self, key: str) -> None:
         validate_key(key)

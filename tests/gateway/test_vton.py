@@ -13,6 +13,8 @@ TRYON_KEYS = {
     "id", "user_id", "user_snap", "uncleaned_outfit", "cleaned_outfit", "outfit_try_on", "person_mask",
     "category", "category_requested", "status", "error", "progress", "progress_step", "progress_steps", "createdAt",
     "updatedAt",
+    "result_expired_at",
+    "inputs_expired_at",
 }
 
 

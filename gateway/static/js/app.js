@@ -893,7 +893,7 @@ function renderCard(row) {
   }
   const status = row.status || "queued";
   const note = state.notes.get(row.id);
-  const signature = `${status}|${row.outfit_try_on || ""}|${row.error || ""}|${note || ""}`;
+  const signature = `${status}|${row.outfit_try_on || ""}|${row.error || ""}|${note || ""}|${row.result_expired_at || ""}|${row.inputs_expired_at || ""}`;
   li.dataset.status = status;
   li.setAttribute("aria-label", `Try-on from ${formatDate(createdAt(row))}: ${STATUS_LABEL[status] || status}`);
   const badge = $(".badge", li);
@@ -961,7 +961,7 @@ function renderCard(row) {
     if (local) ph.append(el("img", { src: local, alt: "", class: "tryon-ghost" }));
     ph.append(el("span", {
       class: "tryon-placeholder-text",
-      text: status === "failed" ? "No result" : status === "done" ? "No picture" : "In progress",
+      text: row.result_expired_at ? "Expired" : status === "failed" ? "No result" : status === "done" ? "No picture" : "In progress",
     }));
     media.replaceChildren(ph);
   }
@@ -972,7 +972,7 @@ function renderCard(row) {
   if (status === "done" && row.outfit_try_on) {
     buttons.push(el("button", { type: "button", class: "button-small", text: "Open", onclick: () => openResult(row.id) }));
   }
-  if (status === "done" || status === "failed" || note) {
+  if ((status === "done" || status === "failed" || note) && !row.inputs_expired_at) {
     buttons.push(el("button", {
       type: "button", class: "button-small", text: "Try again",
       onclick: (e) => retry(row.id, e.currentTarget),
