@@ -1,6 +1,7 @@
 """A user's data as a whole: delete all of it, or export all of it as one archive.
 
-"All of it" is every row that names the user (users, vtons, jobs, garment_assets), every
+"All of it" is every row that names the user (users, vtons, jobs, garment_assets,
+notification_outbox), every
 stored object under the user's key prefixes (and any key a row of theirs names outside
 them), and the user's entries in the notification replay stream in Redis.
 """
@@ -19,9 +20,9 @@ import redis
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from shared.db.models import GarmentAsset, Job, TryOn, User
-from shared.errors import NotFound
 from gateway.serializers import iso, job_to_dict, tryon_to_dict
+from shared.db.models import GarmentAsset, Job, OutboxMessage, TryOn, User
+from shared.errors import NotFound
 from shared.storage.base import Storage
 from shared.uploads import user_prefixes
 
@@ -90,9 +91,15 @@ def delete_account(
     for key in outside:
         storage.delete(key)
     counts = {"objects": objects + len(outside)}
-    for model in (Job, GarmentAsset, TryOn, User):
-        column = model.id if model is User else model.user_id
-        counts[model.__tablename__] = session.execute(delete(model).where(column == user_id)).rowcount or 0
+    owned: tuple[tuple[str, Any], ...] = (
+        ("notification_outbox", delete(OutboxMessage).where(OutboxMessage.user_id == user_id)),
+        ("jobs", delete(Job).where(Job.user_id == user_id)),
+        ("garment_assets", delete(GarmentAsset).where(GarmentAsset.user_id == user_id)),
+        ("vtons", delete(TryOn).where(TryOn.user_id == user_id)),
+        ("users", delete(User).where(User.id == user_id)),
+    )
+    for table, statement in owned:
+        counts[table] = int(getattr(session.execute(statement), "rowcount", 0) or 0)
     session.commit()
     if redis_client is not None and stream:
         counts["notifications"] = purge_notifications(redis_client, stream, user_id)
@@ -108,7 +115,7 @@ def _notifications(redis_client: redis.Redis, stream: str, user_id: str) -> Iter
         if not chunk:
             return
         for entry_id, fields in chunk:
-            decoded = {_text(k): _text(v) for k, v in fields.items()}
+            decoded = {_text(k): _text(v) for k, v in (fields or {}).items() if v is not None}
             if decoded.get("user_id") == user_id:
                 try:
                     message = json.loads(decoded.get("message") or "{}")
@@ -182,7 +189,9 @@ def _zip_time(now: datetime | None) -> tuple[int, int, int, int, int, int]:
     return (max(moment.year, 1980), moment.month, moment.day, moment.hour, moment.minute, moment.second)
 
 
-def _text(value: str | bytes) -> str:
+def _text(value: str | bytes | None) -> str:
+    if value is None:
+        return ""
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 

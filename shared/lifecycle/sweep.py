@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             report = sweep_once(settings)
             print(json.dumps(report.to_dict()), flush=True)
-        except Exception:  # noqa: BLE001 - a scheduled sweep logs and tries again next time
+        except Exception:
             log.exception("retention sweep failed", extra={"fields": {"outcome": "error"}})
             if args.every <= 0:
                 return 1

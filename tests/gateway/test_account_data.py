@@ -9,12 +9,20 @@ import pytest
 import redis
 from flask import Flask
 
-from shared.config import Settings
-from shared.db.models import GarmentAsset, Job, TryOn, User
 from gateway.account_data import read_archive
+from shared.config import Settings
+from shared.db.models import GarmentAsset, Job, OutboxMessage, TryOn, User
 from shared.routing import NOTIFICATION_STREAM, prefixed
 from tests.conftest import storage_overrides
-from tests.gateway.helpers import PNG, Person, build_app, close_app, make_settings, sessions_of, storage_of
+from tests.gateway.helpers import (
+    PNG,
+    Person,
+    build_app,
+    close_app,
+    make_settings,
+    sessions_of,
+    storage_of,
+)
 
 
 @pytest.fixture
@@ -42,6 +50,7 @@ def give_data(app: Flask, who: Person, redis_client: redis.Redis, stream: str) -
         session.add(GarmentAsset(user_id=who.id, content_hash="c" * 64, kind="cutout", key=cutout))
         session.get(Job, job["job_id"]).result_key = result
         session.get(TryOn, tryon["id"]).outfit_try_on = result
+        session.add(OutboxMessage(job_id=job["job_id"], user_id=who.id, message="{}"))
         session.commit()
     message = {"job_id": job["job_id"], "status": "done", "user_id": who.id, "result_s3_key": result}
     redis_client.xadd(stream, {"user_id": who.id, "message": json.dumps(message)})
@@ -58,7 +67,7 @@ def two_people(data_app: Flask, redis_server_url: str) -> Iterator[tuple[Person,
 
 
 def test_export_holds_everything_of_the_user_and_nothing_else(data_app: Flask, two_people: Any) -> None:
-    alice, bob, mine, theirs, _redis, _stream = two_people
+    alice, bob, mine, _theirs, _redis, _stream = two_people
     response = alice.get("/user/export")
     assert response.status_code == 200
     assert response.mimetype == "application/zip"
@@ -92,6 +101,8 @@ def test_delete_removes_every_row_object_and_notification(data_app: Flask, two_p
         assert session.get(User, alice.id) is None and session.get(TryOn, mine["tryon"]) is None
         assert session.get(Job, mine["job"]) is None
         assert session.query(GarmentAsset).filter_by(user_id=alice.id).count() == 0
+        assert session.query(OutboxMessage).filter_by(user_id=alice.id).count() == 0
+        assert session.query(OutboxMessage).filter_by(user_id=bob.id).count() == 1
         assert session.get(TryOn, theirs["tryon"]) is not None and session.get(Job, theirs["job"]) is not None
     owners = [fields["user_id"] for _id, fields in redis_client.xrange(stream)]
     assert owners == [bob.id]
