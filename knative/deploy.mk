@@ -94,6 +94,7 @@ deploy: _need-registry ## Deploy to the current kubectl context (see knative/REA
 	  echo '$(KUBECTL) -n $(KN_NS) wait --for=condition=complete job/proteus-streams-init job/proteus-migrate --timeout=$(ROLLOUT_TIMEOUT)'; \
 	  echo '$(KNC) render knative/base/retention-cronjob.yaml | $(KUBECTL) apply -f -'; \
 	  echo '$(KUBECTL) apply -f knative/models/pvcs.yaml'; \
+	  echo '$(KNC) render knative/base/reconcile-cronjob.yaml | $(KUBECTL) apply -f -'; \
 	  $(if $(filter keda,$(WEAVE_MODE)),echo '$(KUBECTL) -n $(KN_NS) delete ksvc weave --ignore-not-found';) \
 	  $(KNC) kn $(KN_FILTER) | sed 's|^kn |$(KN) |'; \
 	  echo '$(KUBECTL) apply -f knative/ingress/gateway.yaml'; \

@@ -128,6 +128,12 @@ class Settings:
     runner_claim_idle_ms: int = 60_000
     runner_block_ms: int = 1000
 
+    # Reconciler (shared.reconcile): a job with no progress for this long is sent again
+    # once, then failed; `make run` runs it at start-up and every reconcile_interval_s.
+    job_queued_deadline_s: float = 900.0
+    job_running_deadline_s: float = 900.0
+    reconcile_interval_s: float = 60.0
+
     # Models.
     models_dir: str = "models"
     weave_model: str = "auto"  # auto | real | smoke
@@ -239,6 +245,9 @@ class Settings:
             runner_request_timeout_s=decimal("RUNNER_REQUEST_TIMEOUT_S", "runner_request_timeout_s"),
             runner_claim_idle_ms=integer("RUNNER_CLAIM_IDLE_MS", "runner_claim_idle_ms"),
             runner_block_ms=integer("RUNNER_BLOCK_MS", "runner_block_ms"),
+            job_queued_deadline_s=decimal("JOB_QUEUED_DEADLINE_S", "job_queued_deadline_s"),
+            job_running_deadline_s=decimal("JOB_RUNNING_DEADLINE_S", "job_running_deadline_s"),
+            reconcile_interval_s=decimal("RECONCILE_INTERVAL_S", "reconcile_interval_s"),
             models_dir=text("MODELS_DIR", "models_dir"),
             weave_model=one_of("WEAVE_MODEL", "weave_model", models),
             weave_model_source=one_of("WEAVE_MODEL_SOURCE", "weave_model_source", ("local", "hub")),

@@ -2,7 +2,8 @@
 
 Migrates the database, starts an embedded Redis (unless REDIS_URL is set), writes the
 smoke models when no real weights exist, then starts every function under gunicorn (one
-port each), the stream runner and the gateway, and waits until each answers `/readyz`.
+port each), the stream runner, the reconciler (shared.reconcile) and the gateway, and
+waits until each answers `/readyz`.
 Tests use the same class with their own folder and ports, so what they test is what
 `make run` runs.
 
@@ -145,6 +146,8 @@ class DevStack:
         if self.settings.retention_interval_s > 0:  # the cluster runs it as a CronJob instead
             every = str(self.settings.retention_interval_s)
             self.spawn("retention", ["-m", "shared.lifecycle.sweep", "--every", every], None)
+        # At start-up (a restart after data loss heals) and every RECONCILE_INTERVAL_S.
+        self.spawn("reconciler", ["-m", "shared.reconcile", "--every", f"{self.settings.reconcile_interval_s:g}"])
 
     def stop(self) -> None:
         for proc in self.processes.values():

@@ -385,3 +385,19 @@ def test_gateway_ingress_terminates_tls_for_the_public_url() -> None:
     assert backend["name"] in KSVCS
     public = urlsplit(support.configmap()["PUBLIC_URL"])
     assert (public.scheme, public.hostname) == ("https", rule["host"])
+
+
+def test_the_reconciler_runs_every_minute_one_pass_at_a_time() -> None:
+    """The reconciler CronJob (issue 12): python -m shared.reconcile with the settings, never
+    two passes at once, non-root, on the runner image."""
+    cron = support.one("CronJob", "proteus-reconcile")
+    assert cron["spec"]["schedule"] == "* * * * *" and cron["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["python", "-m", "shared.reconcile"]
+    assert container["image"] == "proteus-runner:dev"
+    assert {ref.get("configMapRef", ref.get("secretRef"))["name"] for ref in container["envFrom"]} == {
+        "proteus-config", "proteus-secrets"}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert float(support.configmap()["RECONCILE_INTERVAL_S"]) == 60
