@@ -21,11 +21,17 @@ One `Hub` per process holds the sockets by user id, and one listener thread subs
 the notification channel and hands each message to the sockets of its user only. Every
 gateway replica subscribes, so any replica reaches the sockets it holds. If the
 subscription breaks, the listener resubscribes and replays from the stream what it missed.
-Each socket's own handler (a greenlet under gunicorn's gevent worker) does the sending, so
-a slow client never holds up the others.
+
+The handshake, authentication and replay run in the `/ws` request; then the socket leaves
+the WSGI server for the process's one `SocketLoop` (gateway/wsloop.py), which sends, pings
+and reads for every socket without a thread or greenlet each. No compression is offered
+(permessage-deflate would keep ~300 KB of zlib state per socket). A slow client never holds
+up the others: its frames wait in its own queue, and past `MAX_OUTBOX` it is closed (1008).
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 import re
@@ -34,22 +40,23 @@ from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, request
-from flask_sock import ConnectionClosed, Sock
+from flask import Blueprint, Response, request
 
 from gateway import auth, resources
+from gateway.wsloop import Connection, SocketLoop, close_frame, detach, frame
 from shared.config import Settings
 from shared.errors import Unauthorized
 from shared.routing import NOTIFICATION_CHANNEL, NOTIFICATION_STREAM, prefixed
 
 log = logging.getLogger("proteus.gateway.ws")
 bp = Blueprint("ws", __name__)
-sock = Sock()
 
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_UNAVAILABLE = 1011
 CLOSE_TOO_SLOW = 1008
+MAX_MESSAGE_SIZE = 4096  # what a client may send in one frame (it is ignored anyway)
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_OUTBOX = 1000  # messages waiting for one slow socket before it is dropped
 _HUB_LOCK = threading.Lock()
 STREAM_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
@@ -62,30 +69,14 @@ def stream_id_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-class Connection:
-    """One socket of one user: messages wait in `outbox` until the socket's handler sends them."""
-
-    __slots__ = ("ws", "user_id", "outbox", "overflowed")
-
-    def __init__(self, ws: Any, user_id: str) -> None:
-        self.ws = ws
-        self.user_id = user_id
-        self.outbox: deque[tuple[str, str | None]] = deque()
-        self.overflowed = False
-
-    def push(self, text: str, event_id: str | None) -> None:
-        if len(self.outbox) >= MAX_OUTBOX:
-            self.overflowed = True
-        else:
-            self.outbox.append((text, event_id))
-        self.ws.event.set()  # wakes the handler (simple-websocket's own event)
-
-
 class Hub:
     """The sockets of this process by user, and the one thread that feeds them from Redis."""
 
-    def __init__(self, redis_client: Any, *, prefix: str = "", replay_limit: int = 100) -> None:
+    def __init__(self, redis_client: Any, *, prefix: str = "", replay_limit: int = 100,
+                 heartbeat_s: float = 25.0) -> None:
         self.redis = redis_client
+        self.loop = SocketLoop(heartbeat_s=heartbeat_s, max_message_size=MAX_MESSAGE_SIZE, max_pending=MAX_OUTBOX,
+                               on_close=self.unregister)
         self.channel = prefixed(NOTIFICATION_CHANNEL, prefix)
         self.stream = prefixed(NOTIFICATION_STREAM, prefix)
         self.replay_limit = replay_limit
@@ -138,7 +129,7 @@ class Hub:
         with self._lock:
             conns = tuple(self._by_user.get(user_id, ()))
         for conn in conns:
-            conn.push(text, event_id)
+            self.loop.push(conn, text, event_id)
         self.delivered += len(conns)
 
     def _note_id(self, event_id: str) -> None:
@@ -197,9 +188,10 @@ class Hub:
     # -- the listener ------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the listener once per process (the first socket does it)."""
+        """Start the socket loop and the listener once per process (the first socket does it)."""
         if self._thread is not None:
             return
+        self.loop.start()
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._listen, name="proteus-ws-listener", daemon=True)
@@ -213,6 +205,7 @@ class Hub:
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout=5)
+        self.loop.stop()
 
     def _listen(self) -> None:
         backoff = 0.2
@@ -269,19 +262,13 @@ def hub_for(settings: Settings) -> Hub:
     if res.hub is None:
         with _HUB_LOCK:
             if res.hub is None:
-                res.hub = Hub(res.redis, prefix=settings.redis_key_prefix, replay_limit=settings.ws_replay_limit)
+                res.hub = Hub(res.redis, prefix=settings.redis_key_prefix, replay_limit=settings.ws_replay_limit,
+                              heartbeat_s=settings.ws_heartbeat_s)
     res.hub.start()
     return res.hub  # type: ignore[no-any-return]
 
 
 # -- the route -----------------------------------------------------------------------------
-
-
-@bp.before_app_request
-def _no_compression() -> None:
-    """Refuse permessage-deflate: it would keep ~300 KB of zlib state per idle socket."""
-    if request.path == "/ws":
-        request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
 
 
 def _authenticate(settings: Settings) -> tuple[str | None, int]:
@@ -307,49 +294,61 @@ def _origin_allowed(settings: Settings) -> bool:
     return urlsplit(origin).netloc == request.host
 
 
-@sock.route("/ws", bp=bp)
-def websocket(ws: Any) -> None:
+class _Handled(Response):
+    """What the view returns once the socket is served elsewhere: no HTTP response is written."""
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if "gunicorn.socket" in environ:
+            raise StopIteration  # gunicorn closes its descriptor; the loop holds a duplicate
+        return super().__call__(environ, start_response)  # werkzeug writes after the close
+
+
+def _accept(raw: Any) -> None:
+    """Answer the handshake (no extensions, no subprotocol)."""
+    key = request.headers.get("Sec-WebSocket-Key", "").strip().encode()
+    accept = base64.b64encode(hashlib.sha1(key + WS_GUID).digest()).decode()  # RFC 6455 says SHA-1
+    raw.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 f"Sec-WebSocket-Accept: {accept}\r\n\r\n").encode())
+
+
+@bp.route("/ws", websocket=True)
+def websocket() -> Response:
+    environ = request.environ
+    raw = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
+    if raw is None or request.headers.get("Sec-WebSocket-Version") != "13" or not request.headers.get("Sec-WebSocket-Key"):
+        from shared.errors import BadRequest
+
+        raise BadRequest("a WebSocket handshake (version 13, with Sec-WebSocket-Key) is expected on /ws")
     settings = resources.settings()
     user_id, code = _authenticate(settings)
+    _accept(raw)
     if user_id is None:
-        ws.close(reason=code, message="Unauthorized" if code == CLOSE_UNAUTHORIZED else "Origin not allowed")
-        return
+        raw.sendall(close_frame(code, "Unauthorized" if code == CLOSE_UNAUTHORIZED else "Origin not allowed"))
+        return _Handled()
     hub = hub_for(settings)
     if not hub.wait_subscribed(timeout=5.0):
-        ws.close(reason=CLOSE_UNAVAILABLE, message="notifications unavailable; try again")
-        return
-    conn = Connection(ws, user_id)
-    hub.register(conn)
+        raw.sendall(close_frame(CLOSE_UNAVAILABLE, "notifications unavailable; try again"))
+        return _Handled()
+    done = None if "gunicorn.socket" in environ else threading.Event()
+    conn = Connection(user_id, done=done)
+    hub.register(conn)  # live messages wait in the loop while the replay is sent
     try:
-        replayed: set[str] = set()
+        replayed: list[str] = []
         truncated = False
         last_event_id = request.args.get("last_event_id", "")
         if STREAM_ID.match(last_event_id):
             entries, truncated = hub.replay(user_id, last_event_id)
             for event_id, text in entries:
-                ws.send(text)
-                replayed.add(event_id)
-        ws.send(json.dumps({"event": "ready", "user_id": user_id, "replayed": len(replayed), "truncated": truncated}))
-        _serve(conn, replayed)
-    except (ConnectionClosed, OSError):
-        pass
-    finally:
+                raw.sendall(frame(0x1, text.encode("utf-8")))
+                replayed.append(event_id)
+        ready = {"event": "ready", "user_id": user_id, "replayed": len(replayed), "truncated": truncated}
+        raw.sendall(frame(0x1, json.dumps(ready).encode("utf-8")))
+        conn.sock = detach(raw)
+    except OSError:
+        conn.state = 2  # the client went away during the replay
         hub.unregister(conn)
-
-
-def _serve(conn: Connection, replayed: set[str]) -> None:
-    """Send what the hub queues for this socket until it closes; drop what the client sends."""
-    ws = conn.ws
-    while ws.connected:
-        ws.event.clear()
-        while ws.receive(timeout=0) is not None:
-            pass
-        while conn.outbox:
-            text, event_id = conn.outbox.popleft()
-            if event_id is not None and event_id in replayed:
-                continue
-            ws.send(text)
-        if conn.overflowed:
-            ws.close(reason=CLOSE_TOO_SLOW, message="too slow: messages were dropped; reconnect with last_event_id")
-            return
-        ws.event.wait()
+        return _Handled()
+    hub.loop.attach(conn, replayed)
+    if done is not None:
+        done.wait()  # a threaded development server: this request holds the connection until it ends
+    return _Handled()

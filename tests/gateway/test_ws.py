@@ -15,10 +15,18 @@ import pytest
 import simple_websocket
 from flask import Flask
 
-from gateway.ws import Connection, Hub, _serve
+from gateway.ws import Hub
+from gateway.wsloop import Connection, SocketLoop, detach
 from shared import jobs
 from shared.routing import NOTIFICATION_CHANNEL, NOTIFICATION_STREAM
-from tests.gateway.helpers import LiveServer, Person, WSClient, redis_of, sessions_of, settings_of
+from tests.gateway.helpers import (
+    LiveServer,
+    Person,
+    WSClient,
+    redis_of,
+    sessions_of,
+    settings_of,
+)
 
 
 def connect(server: LiveServer, token: str | None = None, *, query: str = "", headers: dict[str, str] | None = None,
@@ -201,43 +209,70 @@ def test_a_malformed_last_event_id_replays_nothing(app, live_server, person) -> 
         ws.close()
 
 
-class FakeSocket:
-    """Just enough of simple-websocket's object for the send loop."""
+class LoopPair:
+    """A SocketLoop serving one Connection whose other end (`client`) the test reads."""
 
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.connected = True
-        self.sent: list[str] = []
+    def __init__(self, *, max_pending: int = 1000) -> None:
+        server, self.client = socket.socketpair()
+        self.loop = SocketLoop(heartbeat_s=60, max_pending=max_pending)
+        self.conn = Connection("u1", done=threading.Event())
+        self.conn.sock = detach(server)
+        server.close()
+        self.loop.start()
 
-    def receive(self, timeout: float | None = None) -> None:
-        return None
+    def texts(self, until_close: bool = False, timeout: float = 5) -> list[str]:
+        """Text payloads (and 'close <code>') received until the socket is quiet or closed."""
+        self.client.settimeout(0.5 if not until_close else timeout)
+        data = b""
+        while True:
+            try:
+                chunk = self.client.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        out = []
+        while len(data) >= 2:
+            opcode, size, at = data[0] & 0x0F, data[1] & 0x7F, 2
+            if size == 126:
+                size, at = int.from_bytes(data[2:4], "big"), 4
+            elif size == 127:
+                size, at = int.from_bytes(data[2:10], "big"), 10
+            payload, data = data[at:at + size], data[at + size:]
+            out.append(payload.decode() if opcode == 0x1 else f"close {int.from_bytes(payload[:2], 'big')}")
+        return out
 
-    def send(self, text: str) -> None:
-        self.sent.append(text)
-
-    def close(self, reason: int | None = None, message: str | None = None) -> None:
-        self.connected = False
-        self.sent.append(f"close {reason}")
+    def stop(self) -> None:
+        self.loop.stop()
+        self.client.close()
 
 
 def test_live_messages_that_were_replayed_are_not_sent_twice() -> None:
-    fake = FakeSocket()
-    conn = Connection(fake, "u1")
-    conn.push("replayed", "5-0")
-    conn.push("new", "6-0")
-    conn.push("progress", None)
-    threading.Timer(0.2, lambda: (setattr(fake, "connected", False), fake.event.set())).start()
-    _serve(conn, replayed={"5-0"})
-    assert fake.sent == ["new", "progress"]
+    pair = LoopPair()
+    try:
+        pair.loop.push(pair.conn, "replayed", "5-0")  # arrives during the handshake
+        pair.loop.push(pair.conn, "new", "6-0")
+        pair.loop.attach(pair.conn, replayed=["5-0", "7-0"])
+        pair.loop.push(pair.conn, "progress", None)
+        pair.loop.push(pair.conn, "replayed too", "7-0")  # arrives after the handshake
+        assert pair.texts() == ["new", "progress"]
+    finally:
+        pair.stop()
 
 
 def test_a_socket_too_slow_to_read_is_closed() -> None:
-    fake = FakeSocket()
-    conn = Connection(fake, "u1")
-    for i in range(1001):
-        conn.push(f"m{i}", None)
-    _serve(conn, replayed=set())
-    assert fake.sent[-1] == "close 1008" and not fake.connected
+    pair = LoopPair(max_pending=50)
+    try:
+        pair.loop.attach(pair.conn)
+        big = "x" * 60_000
+        for _ in range(400):  # far more than the socket buffers hold, nobody reading
+            pair.loop.push(pair.conn, big, None)
+        received = pair.texts(until_close=True)  # what was queued, then the close, then the end
+        assert received[-1] == "close 1008" and len(received) < 400
+        assert pair.conn.done is not None and pair.conn.done.wait(5)
+    finally:
+        pair.stop()
 
 
 def test_the_listener_resubscribes_and_catches_up(app) -> None:  # noqa: ANN001
@@ -247,8 +282,9 @@ def test_the_listener_resubscribes_and_catches_up(app) -> None:  # noqa: ANN001
     hub.start()
     try:
         assert hub.wait_subscribed(5)
-        fake = FakeSocket()
-        hub.register(Connection(fake, "u1"))
+        pushed: list[tuple[str, str | None]] = []
+        hub.loop.push = lambda conn, text, event_id: pushed.append((text, event_id))  # type: ignore[method-assign]
+        hub.register(Connection("u1"))
         stream = settings.redis_key_prefix + NOTIFICATION_STREAM
         hub._subscribed.clear()
         hub._pubsub.connection.disconnect()  # the subscription breaks...
@@ -256,11 +292,10 @@ def test_the_listener_resubscribes_and_catches_up(app) -> None:  # noqa: ANN001
                    "result_s3_key": None, "error": None, "finished_at": "2026-01-01T00:00:00Z"}
         entry = redis.xadd(stream, {"user_id": "u1", "message": json.dumps(message)})  # ...and misses a publish
         assert hub.wait_subscribed(10)
-        conn = next(iter(hub._by_user["u1"]))
-        assert [json.loads(text) for text, _ in conn.outbox] == [{**message, "event_id": entry}]
+        assert [json.loads(text) for text, _ in pushed] == [{**message, "event_id": entry}]
         redis.publish(settings.redis_key_prefix + NOTIFICATION_CHANNEL, json.dumps({**message, "event_id": entry}))
         time.sleep(0.3)
-        assert len(conn.outbox) == 1  # the late live copy of a caught-up message is skipped
+        assert len(pushed) == 1  # the late live copy of a caught-up message is skipped
     finally:
         hub.stop()
 
