@@ -31,8 +31,12 @@ from gateway.vton import owned_tryon
 from shared import event_types as t
 from shared import jobs
 from shared.db.models import Job
-from shared.tryon import GUIDANCE_RANGE, MAX_SIDE, PRESETS, SIZE_MULTIPLE, STEPS_RANGE
-from shared.errors import BadRequest, ClientError, Conflict, DependencyUnavailable, NotFound
+from shared.tryon import (
+    GARMENT_PHOTO_TYPES, MAX_SIDE, MODELS, PRESETS, SIZE_MULTIPLE, parser_free, preset_for, resolve_model,
+)
+from shared.errors import (
+    BadRequest, ClientError, Conflict, DependencyUnavailable, LicenceRestricted, ModelNotLoaded, NotFound,
+)
 from shared.events import make_event, source_for
 from shared.streams.publish import publish
 
@@ -72,24 +76,54 @@ def _weave_params(body: dict[str, Any], user_id: str, default_category: str | No
         "garment_key": key_field(body, user_id, "uncleaned_outfit_s3", "uncleaned_outfit"),
         "category": choice(body, "category", CATEGORIES, default=default_category or "auto"),
         "mask_key": key_field(body, user_id, "mask", "mask_key", required=False),
-        **_steps_and_guidance(body),
+        "model": choice(body, "model", tuple(MODELS)),
+        "garment_photo_type": choice(body, "garment_photo_type", GARMENT_PHOTO_TYPES),
+        "segmentation_free": boolean(body, "segmentation_free"),
         "seed": integer(body, "seed", 0, MAX_SEED),
         "variant": choice(body, "variant", ("maskfree", "mask")),
         "height": _dimension(body, "height"),
         "width": _dimension(body, "width"),
         "repaint": boolean(body, "repaint"),
     }
+    model = _check_model(params)
+    params.update(_steps_and_guidance(body, model))
     return {k: v for k, v in params.items() if v is not None}
 
 
-def _steps_and_guidance(body: dict[str, Any]) -> dict[str, Any]:
-    """Steps and guidance as given, else from the named preset (none: enqueue's defaults)."""
-    steps = integer(body, "steps", *STEPS_RANGE)
-    guidance = number(body, "guidance", *GUIDANCE_RANGE)
+def _check_model(params: dict[str, Any]) -> str:
+    """The model the try-on will run; refused here when this deployment does not serve it, or
+    (COMMERCIAL) when the request needs a non-commercial component."""
+    settings = resources.settings()
+    model = resolve_model(params["model"], params["variant"], bool(params["mask_key"]), settings.weave_default_model)
+    if model not in settings.weave_models:
+        raise ModelNotLoaded(f"model {model!r} is not served here (served: {', '.join(settings.weave_models)})",
+                             field="model")
+    if settings.commercial:
+        if not parser_free(model, params["garment_photo_type"], params["segmentation_free"]):
+            field = "segmentation_free" if params["segmentation_free"] is False else "garment_photo_type"
+            raise LicenceRestricted(
+                f"this deployment runs only commercially licensed components; {field} "
+                f"{show(params[field])} needs the FASHN human parser (NVIDIA SegFormer licence, non-commercial). "
+                f"Send a product-shot garment with garment_photo_type 'flat-lay' and segmentation_free true",
+                field=field)
+        if params["category"] == "auto":
+            raise LicenceRestricted(
+                "category 'auto' needs tailor's garment parser (NVIDIA SegFormer licence, non-commercial), which "
+                "this commercial deployment does not run; send category upper, lower or overall", field="category")
+    return model
+
+
+def _steps_and_guidance(body: dict[str, Any], model: str) -> dict[str, Any]:
+    """Steps and guidance as given, else from the named preset for the model (none: enqueue's
+    defaults for the model)."""
+    spec = MODELS[model]
+    steps = integer(body, "steps", *spec.steps_range)
+    guidance = number(body, "guidance", *spec.guidance_range)
     preset = choice(body, "preset", tuple(PRESETS))
     if preset is not None:
-        steps = PRESETS[preset]["steps"] if steps is None else steps
-        guidance = PRESETS[preset]["guidance"] if guidance is None else guidance
+        named = preset_for(model, preset)
+        steps = named["steps"] if steps is None else steps
+        guidance = named["guidance"] if guidance is None else guidance
     return {"steps": steps, "guidance": guidance}
 
 

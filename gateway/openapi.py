@@ -10,7 +10,7 @@ from functools import cache
 from typing import Any
 
 from shared.config import IMAGE_CONTENT_TYPES
-from shared.tryon import PRESETS
+from shared.tryon import GARMENT_PHOTO_TYPES, MODELS, PRESETS
 
 CATEGORY = {"type": "string", "enum": ["auto", "upper", "lower", "overall"]}
 KEY = {"type": "string", "minLength": 1, "maxLength": 1024, "description": "A storage key."}
@@ -186,8 +186,16 @@ SCHEMAS: dict[str, Any] = {
             "user_snap_s3": KEY,
             "uncleaned_outfit_s3": KEY,
             "category": CATEGORY,
+            "model": {"type": "string", "enum": list(MODELS),
+                      "description": "The try-on model (README, Models and licences); absent: WEAVE_DEFAULT_MODEL. "
+                                     "A model this deployment does not serve is a 400 model_not_loaded."},
+            "garment_photo_type": {"type": "string", "enum": list(GARMENT_PHOTO_TYPES),
+                                   "description": "fashn-vton-1.5: model (worn), flat-lay (product shot), auto (tailor)."},
+            "segmentation_free": {"type": "boolean",
+                                  "description": "fashn-vton-1.5: true (default) keeps the person photo unmasked."},
             "preset": {"type": "string", "enum": list(PRESETS),
-                       "description": "default: 50 steps; fast: 20 steps. Explicit steps / guidance win."},
+                       "description": "default: the model's steps (CatVTON 50, FASHN 30); fast: 20 steps. "
+                                      "Explicit steps / guidance win."},
             "steps": {"type": "integer", "minimum": 1, "maximum": 150},
             "guidance": {"type": "number", "minimum": 0, "maximum": 20},
             "seed": {"type": "integer", "minimum": 0, "maximum": 4294967295},
@@ -491,7 +499,10 @@ PATHS: dict[str, Any] = {
     "/jobs/weaver": {
         "post": op(
             "startWeave", "Queue a try-on job (publishes dev.proteus.tryon.requested)",
-            {"202": ok("Queued (or the job of this Idempotency-Key)", ref("JobAccepted")), "400": BAD, "404": NOT_FOUND,
+            {"202": ok("Queued (or the job of this Idempotency-Key)", ref("JobAccepted")), "400": BAD,
+             "403": error("COMMERCIAL deployments: the request needs a non-commercial component (code "
+                          "licence_restricted; the message says which and what to send instead)."),
+             "404": NOT_FOUND,
              "409": error("The Idempotency-Key was used for a different request."), "413": TOO_LARGE, "429": LIMITED},
             tag="jobs", request="WeaveJobRequest", params=[IDEMPOTENCY],
         )

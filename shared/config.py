@@ -74,6 +74,32 @@ def _list(value: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in value.split(",") if item.strip())
 
 
+def _model_choice(env: Mapping[str, str], commercial: bool) -> dict[str, Any]:
+    """WEAVE_MODELS, WEAVE_DEFAULT_MODEL and COMMERCIAL, checked together.
+
+    Under COMMERCIAL the defaults become FASHN VTON alone, and a non-commercial model is refused."""
+    from shared.tryon import FASHN_MODEL, MODELS
+
+    allowed = tuple(name for name, spec in MODELS.items() if spec.commercial or not commercial)
+    raw = env.get("WEAVE_MODELS") or ""
+    models = _list(raw) if raw.strip() else (allowed if commercial else Settings.weave_models)
+    for name in models:
+        if name not in MODELS:
+            raise ConfigError(f"WEAVE_MODELS: unknown model {name!r} (known: {', '.join(MODELS)})", field="WEAVE_MODELS")
+        if name not in allowed:
+            raise ConfigError(f"WEAVE_MODELS: {name!r} is licensed {MODELS[name].licence}, so COMMERCIAL=true cannot "
+                              f"load it (allowed: {', '.join(allowed)})", field="WEAVE_MODELS")
+    if not models:
+        raise ConfigError("WEAVE_MODELS must name at least one model", field="WEAVE_MODELS")
+    default = env.get("WEAVE_DEFAULT_MODEL") or (FASHN_MODEL if commercial else Settings.weave_default_model)
+    if default not in models:
+        if env.get("WEAVE_DEFAULT_MODEL"):
+            raise ConfigError(f"WEAVE_DEFAULT_MODEL {default!r} is not among WEAVE_MODELS ({', '.join(models)})",
+                              field="WEAVE_DEFAULT_MODEL")
+        default = models[0]
+    return {"weave_models": tuple(dict.fromkeys(models)), "weave_default_model": default, "commercial": commercial}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable, with the embedded defaults `make run` uses."""
@@ -139,6 +165,13 @@ class Settings:
     weave_model: str = "auto"  # auto | real | smoke
     weave_model_source: str = "local"  # local | hub
     weave_variant: str = "maskfree"  # default variant: maskfree | mask
+    # The models this weave instance loads (a small GPU loads one) and the one a request gets
+    # when it names none (see shared/tryon.py MODELS).
+    weave_models: tuple[str, ...] = ("catvton-maskfree", "catvton-mask", "fashn-vton-1.5")
+    weave_default_model: str = "catvton-maskfree"
+    # Only components licensed for commercial use run: FASHN VTON without the human parser
+    # (segmentation-free, flat-lay garments), no CatVTON, tailor's parser off.
+    commercial: bool = False
     weave_device: str = "auto"  # auto | cpu | cuda | cuda:N
     weave_dtype: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp16 | fp32
     weave_max_batch: int = 4
@@ -252,6 +285,7 @@ class Settings:
             weave_model=one_of("WEAVE_MODEL", "weave_model", models),
             weave_model_source=one_of("WEAVE_MODEL_SOURCE", "weave_model_source", ("local", "hub")),
             weave_variant=one_of("WEAVE_VARIANT", "weave_variant", ("maskfree", "mask")),
+            **_model_choice(env, flag("COMMERCIAL", "commercial")),
             weave_device=text("WEAVE_DEVICE", "weave_device"),
             weave_dtype=one_of("WEAVE_DTYPE", "weave_dtype", ("auto", "bf16", "fp16", "fp32")),
             weave_max_batch=integer("WEAVE_MAX_BATCH", "weave_max_batch", minimum=1),

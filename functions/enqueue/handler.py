@@ -18,10 +18,13 @@ from shared import event_types as t
 from shared import jobs
 from shared.config import Settings
 from shared.db.session import session_scope
-from shared.errors import BadRequest, ClientError, NotFound, PayloadTooLarge
+from shared.errors import BadRequest, ClientError, LicenceRestricted, NotFound, PayloadTooLarge
 from shared.images import probe_image
 from shared.stage import Dependencies, Stage
-from shared.tryon import DEFAULT_GUIDANCE, DEFAULT_HEIGHT, DEFAULT_STEPS, DEFAULT_WIDTH
+from shared.tryon import (
+    CATVTON_VARIANT_MODELS, DEFAULT_GUIDANCE, DEFAULT_HEIGHT, DEFAULT_STEPS, DEFAULT_WIDTH, FASHN_MODEL,
+    model_defaults, resolve_model,
+)
 from shared.uploads import is_owned_key
 
 log = logging.getLogger(__name__)
@@ -68,11 +71,12 @@ class EnqueueFunction(Stage):
             for field in ("person_key", "garment_key", "mask_key"):
                 if data.get(field):
                     self._check_object(user_id, field, data[field])
+            step = self._next_step(data)
         except ClientError as exc:
             failure = {"job_id": job_id, "user_id": user_id, "vton_id": data["vton_id"], "error": exc.message,
                        "code": exc.code, "retryable": False}
             return self.publish(t.WEAVE_FAILED, failure)
-        return self.publish(*self._next_step(data))
+        return self.publish(*step)
 
     def _check_object(self, user_id: str, field: str, key: str) -> None:
         """The object exists, is the user's, and is an image within the limits (header only)."""
@@ -100,14 +104,28 @@ class EnqueueFunction(Stage):
             "garment_key": data["garment_key"],
             "category": data.get("category") or "upper",
         }
-        for name, default in WEAVE_DEFAULTS.items():
+        model = resolve_model(data.get("model"), data.get("variant"), bool(data.get("mask_key")),
+                              self.settings.weave_default_model)
+        for name, default in {**WEAVE_DEFAULTS, **model_defaults(model)}.items():
             weave_data[name] = data[name] if data.get(name) is not None else default
         weave_data["seed"] = data["seed"] if data.get("seed") is not None else seed_for(data["job_id"])
-        weave_data["variant"] = data.get("variant") or ("mask" if data.get("mask_key") else self.settings.weave_variant)
+        weave_data["model"] = model
+        if model == FASHN_MODEL:
+            weave_data["variant"] = data.get("variant") or self.settings.weave_variant  # unused by FASHN
+            weave_data["garment_photo_type"] = data.get("garment_photo_type") or "auto"
+            weave_data["segmentation_free"] = data.get("segmentation_free", True)
+        else:
+            weave_data["variant"] = next(v for v, n in CATVTON_VARIANT_MODELS.items() if n == model)
         if data.get("mask_key"):
             weave_data["mask_key"] = data["mask_key"]
-        needs_mask = weave_data.get("variant") == "mask" and not data.get("mask_key")
-        if weave_data["category"] == "auto" or needs_mask:
+        needs_mask = weave_data.get("variant") == "mask" and model != FASHN_MODEL and not data.get("mask_key")
+        # tailor decides "auto" categories, and whether a FASHN garment photo is worn or a product shot.
+        needs_photo_type = weave_data.get("garment_photo_type") == "auto" and not self.settings.commercial
+        if self.settings.commercial and weave_data["category"] == "auto":
+            raise LicenceRestricted("category 'auto' needs tailor's garment parser (non-commercial licence), which "
+                                    "this commercial deployment does not run; send upper, lower or overall",
+                                    field="category")
+        if weave_data["category"] == "auto" or needs_mask or needs_photo_type:
             tailor_data = {
                 "job_id": data["job_id"],
                 "user_id": data["user_id"],

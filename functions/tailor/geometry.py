@@ -416,3 +416,14 @@ def garment_cutout(image: Image.Image, labels: np.ndarray, category: str | None 
     offset = ((canvas.width - crop.width) // 2, (canvas.height - crop.height) // 2)
     canvas.paste(crop, offset)
     return Cutout(canvas, category, float(confidence), (left, top, right, bottom), offset)
+
+
+#: A garment photo whose visible body (hair, face, arms, legs) covers at least this share is
+#: a garment worn by someone; less, a product shot (flat-lay, ghost mannequin, hanger).
+WORN_BODY_FRAC = 0.02
+
+
+def garment_photo_type(labels: np.ndarray) -> str:
+    """"model" when someone wears the garment in the photo, else "flat-lay" (FASHN VTON's terms)."""
+    body = float(np.mean(np.isin(_as_labels(labels), BODY)))
+    return "model" if body >= WORN_BODY_FRAC else "flat-lay"

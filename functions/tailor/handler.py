@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from functions.tailor import asset_key, content_hash
-from functions.tailor.geometry import garment_cutout, person_mask
+from functions.tailor.geometry import garment_cutout, garment_photo_type, person_mask
 from functions.tailor.loading import TailorModelConfig, load_parser
 from functions.tailor.parsing import HumanParser
 from shared import event_types as t
@@ -29,9 +29,10 @@ from shared import jobs
 from shared.config import Settings
 from shared.db.models import GarmentAsset, Job
 from shared.db.session import session_scope
-from shared.errors import ClientError
+from shared.errors import ClientError, LicenceRestricted
 from shared.images import load_image
 from shared.stage import Dependencies, Stage
+from shared.tryon import FASHN_MODEL
 
 log = logging.getLogger(__name__)
 MODELS_KEY = "proteus:models"
@@ -56,6 +57,9 @@ class TailorFunction(Stage):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TailorFunction:
+        if settings.commercial:  # the SegFormer parser is licensed for non-commercial use only
+            log.warning("COMMERCIAL=true: tailor's parser is off; tailor requests fail with the reason")
+            return cls(Dependencies.from_settings(settings), ParserOff())  # type: ignore[arg-type]
         return cls(Dependencies.from_settings(settings), load_parser(TailorModelConfig.from_settings(settings)))
 
     def readiness(self) -> dict[str, Any]:
@@ -75,7 +79,7 @@ class TailorFunction(Stage):
                                   "model": self.parser.name}
         try:
             if data.get("garment_key"):
-                cutout_key, category, confidence = self._garment(user_id, data["garment_key"], category)
+                cutout_key, category, confidence, photo_type = self._garment(user_id, data["garment_key"], category)
                 result.update(cutout_key=cutout_key, confidence=confidence)
             if category == "auto":
                 category = "upper"
@@ -91,15 +95,19 @@ class TailorFunction(Stage):
             weave["category"] = category
             if result.get("mask_key"):
                 weave["mask_key"] = result["mask_key"]
-            if result.get("cutout_key"):
+            if weave.get("model") == FASHN_MODEL:
+                # FASHN takes the photo itself (it masks worn garments with its own parser).
+                if weave.get("garment_photo_type", "auto") == "auto" and data.get("garment_key"):
+                    weave["garment_photo_type"] = photo_type
+            elif result.get("cutout_key"):
                 weave["garment_key"] = result["cutout_key"]
             self.publish(t.WEAVE_REQUESTED, weave)
         return completed
 
     # -- the two products, each cached by content hash ----------------------------------
 
-    def _garment(self, user_id: str, key: str, category: str) -> tuple[str, str, float]:
-        """(cut-out key, category, confidence) for the garment photo at `key`.
+    def _garment(self, user_id: str, key: str, category: str) -> tuple[str, str, float, str]:
+        """(cut-out key, category, confidence, photo type) for the garment photo at `key`.
 
         "auto" cuts out the category the photo is classified as; a named category cuts out
         that one's labels, and its confidence is that category's share of the clothing.
@@ -109,15 +117,20 @@ class TailorFunction(Stage):
         digest = content_hash(data)
         cache_category = "" if category == "auto" else category
         cached = self._cached(user_id, digest, "cutout", cache_category)
-        if cached is not None:
-            return cached.key, (cached.meta or {}).get("category") or category, float(cached.confidence or 0.0)
+        if cached is not None and (cached.meta or {}).get("photo_type"):
+            meta = cached.meta or {}
+            return cached.key, meta.get("category") or category, float(cached.confidence or 0.0), meta["photo_type"]
         image = load_image(data, max_pixels=self.settings.max_image_pixels, what="garment photo")
-        cut = garment_cutout(image, self._parse(image), None if category == "auto" else category)
+        labels = self._parse(image)
+        photo_type = garment_photo_type(labels)
+        if cached is not None:  # recorded before photo types were: the cut-out stands
+            return cached.key, (cached.meta or {}).get("category") or category, float(cached.confidence or 0.0), photo_type
+        cut = garment_cutout(image, labels, None if category == "auto" else category)
         out_key = asset_key(user_id, digest, "cutout", cache_category or None)
         self.storage.put(out_key, _png(cut.image), "image/png")
         self._remember(user_id, digest, "cutout", cache_category, out_key, cut.category, cut.confidence,
-                       {"box": list(cut.box)})
-        return out_key, cut.category, cut.confidence
+                       {"box": list(cut.box), "photo_type": photo_type})
+        return out_key, cut.category, cut.confidence, photo_type
 
     def _mask(self, user_id: str, key: str, category: str) -> str:
         """The try-on mask key for the person photo at `key` and `category`."""
@@ -167,6 +180,16 @@ class TailorFunction(Stage):
                 )
         except IntegrityError:
             log.info("asset %s of %s already recorded (a concurrent or repeated request)", kind, digest[:12])
+
+
+class ParserOff:
+    """Stands in for the parser under COMMERCIAL: every use is refused with the reason."""
+
+    name = "off (commercial)"
+
+    def parse(self, image: Image.Image) -> Any:
+        raise LicenceRestricted("tailor's parser (segformer_b2_clothes, NVIDIA SegFormer licence: non-commercial) "
+                                "is off in this commercial deployment; send a category and no auto choices")
 
 
 def _ids(data: dict[str, Any]) -> dict[str, Any]:

@@ -19,20 +19,23 @@ from typing import Any
 
 from cloudevents.core.base import BaseCloudEvent
 
-from functions.weave.loading import WeaveModelConfig, load_pipelines, resolve_model
-from functions.weave.pipeline import CatVTONPipeline, PipelineOptions, TryOnRequest, TryOnResult, run_requests
+from functions.weave.fashn.pipeline import FashnRequest, FashnVTONPipeline
+from functions.weave.loading import WeaveModelConfig, resolve_model
+from functions.weave.models import Pipeline, Request, is_smoke, load_models, run_models
+from functions.weave.pipeline import PipelineOptions, TryOnRequest, TryOnResult
 from shared import event_types as t
 from shared import jobs
 from shared.batching import MicroBatcher
 from shared.config import Settings
 from shared.db.models import Job
 from shared.db.session import session_scope
-from shared.errors import ClientError, DependencyUnavailable
+from shared.errors import BadRequest, ClientError, DependencyUnavailable, ModelNotLoaded
 from shared.stage import Dependencies, Stage
+from shared.tryon import CATVTON_VARIANT_MODELS, FASHN_MODEL, MODELS
 from shared.uploads import result_key
 
 log = logging.getLogger(__name__)
-Todo = tuple[int, dict[str, Any], TryOnRequest]  # (position in the call, event data, checked request)
+Todo = tuple[int, dict[str, Any], Request]  # (position in the call, event data, checked request)
 MODELS_KEY = "proteus:models"
 SMOKE_WARNING = "weave runs the SMOKE model: tiny random weights, results are noise"
 LOAD_WAIT_S = 120.0
@@ -62,14 +65,15 @@ def model_config(settings: Settings) -> WeaveModelConfig:
 
 
 class WeaveFunction(Stage):
-    """Runs CatVTON for one weave request at a time (the pipeline is not thread-safe)."""
+    """Runs the try-on models (by name) for weave requests, one batch at a time (pipelines are
+    not thread-safe)."""
 
     source = "/proteus/functions/weave"
 
-    def __init__(self, deps: Dependencies, load: Callable[[], Mapping[str, CatVTONPipeline]], *,
+    def __init__(self, deps: Dependencies, load: Callable[[], Mapping[str, Pipeline]], *,
                  max_batch: int = 1, batch_wait_s: float = 0.0) -> None:
         super().__init__(deps)
-        self._pipelines: Mapping[str, CatVTONPipeline] | None = None
+        self._pipelines: Mapping[str, Pipeline] | None = None
         self._load_error: BaseException | None = None
         self._loaded = threading.Event()
         self._run_lock = threading.Lock()
@@ -85,7 +89,8 @@ class WeaveFunction(Stage):
         kind = resolve_model(config)
         if kind == "smoke":
             log.warning("%s (WEAVE_MODEL=%s, models in %s)", SMOKE_WARNING, settings.weave_model, settings.models_dir)
-        return cls(Dependencies.from_settings(settings), lambda: load_pipelines(config),
+        return cls(Dependencies.from_settings(settings),
+                   lambda: load_models(config, settings.weave_models, commercial=settings.commercial),
                    max_batch=settings.weave_max_batch, batch_wait_s=settings.weave_batch_wait_ms / 1000)
 
     def close(self) -> None:
@@ -94,7 +99,7 @@ class WeaveFunction(Stage):
 
     # -- model ------------------------------------------------------------------------
 
-    def _load(self, load: Callable[[], Mapping[str, CatVTONPipeline]]) -> None:
+    def _load(self, load: Callable[[], Mapping[str, Pipeline]]) -> None:
         try:
             self._pipelines = load()
             info = self.model_info()
@@ -108,23 +113,38 @@ class WeaveFunction(Stage):
             self._loaded.set()
 
     def model_info(self) -> dict[str, Any]:
-        """What runs: model name, variants, device, dtype, and a warning when it is the smoke model."""
+        """What runs: every loaded model with its licence, the default, device, dtype, and a
+        warning when any of them is a smoke model."""
         if not self._pipelines:
-            return {"model": None, "smoke": None, "loaded": False}
-        pipe = next(iter(self._pipelines.values()))
-        smoke = pipe.model_name == "smoke"
+            return {"model": None, "smoke": None, "loaded": False, "models": []}
+        first = next(iter(self._pipelines.values()))
+        smoke = any(is_smoke(p) for p in self._pipelines.values())
+        catvton = [p for p in self._pipelines.values() if not isinstance(p, FashnVTONPipeline)]
+        models = [{
+            "name": name, "family": MODELS[name].family, "licence": MODELS[name].licence,
+            "commercial": MODELS[name].commercial, "smoke": is_smoke(pipe), "default": name == self._default_model(),
+            **({"human_parser": pipe.human_parser is not None} if isinstance(pipe, FashnVTONPipeline) else {}),
+        } for name, pipe in self._pipelines.items()]
         return {
-            "model": pipe.model_name,
-            "variants": sorted(self._pipelines),
-            "device": str(pipe.device),
-            "dtype": str(pipe.unet.dtype).removeprefix("torch."),
+            "model": "smoke" if smoke else self._default_model(),
+            "default_model": self._default_model(),
+            "models": models,
+            "commercial": self.settings.commercial,
+            "variants": sorted(v for v, n in CATVTON_VARIANT_MODELS.items() if n in self._pipelines),
+            "device": str(first.device),
+            "dtype": str(first.dtype if isinstance(first, FashnVTONPipeline) else first.unet.dtype).removeprefix("torch."),
             "smoke": smoke,
-            "speed": {name: getattr(pipe.options, name) for name in SPEED_SWITCHES},
+            "speed": {name: getattr((catvton[0] if catvton else first).options, name) for name in SPEED_SWITCHES},
             "warning": SMOKE_WARNING if smoke else None,
             "loaded": True,
         }
 
-    def _ready_pipelines(self, timeout: float) -> Mapping[str, CatVTONPipeline]:
+    def _default_model(self) -> str:
+        loaded = self._pipelines or {}
+        default = self.settings.weave_default_model
+        return default if default in loaded or not loaded else next(iter(loaded))
+
+    def _ready_pipelines(self, timeout: float) -> Mapping[str, Pipeline]:
         if not self._loaded.wait(timeout):
             raise DependencyUnavailable("the weave model is still loading; try again shortly")
         if self._pipelines is None:
@@ -181,7 +201,7 @@ class WeaveFunction(Stage):
             outcomes[index] = outcome
         return outcomes
 
-    def _prepare(self, data: dict[str, Any]) -> tuple[BaseCloudEvent | None, TryOnRequest | None]:
+    def _prepare(self, data: dict[str, Any]) -> tuple[BaseCloudEvent | None, Request | None]:
         """(the reply, None) when there is nothing to render, else (None, the checked request)."""
         job_id, user_id = data["job_id"], data["user_id"]
         with session_scope(self.sessions, write=True) as session:
@@ -197,14 +217,17 @@ class WeaveFunction(Stage):
                                  model=self.model_info()["model"], metadata={"recovered": True}), None
         pipelines = self._ready_pipelines(LOAD_WAIT_S)
         try:
+            name = self._model_name(data)
+            if name not in pipelines:
+                raise ModelNotLoaded(f"model {name!r} is not loaded by this weave instance (loaded: "
+                                     f"{', '.join(pipelines)})", field="model")
             request = self._request(data)
-            variant = request.resolved_variant()
-            if variant not in pipelines:
-                run_requests(pipelines, [request])  # refuses it, naming the variants that are loaded
-            checked = pipelines[variant].check_inputs(request)
+            checked = pipelines[name].check_inputs(request)  # type: ignore[arg-type]
         except ClientError as exc:
             return self._publish(t.WEAVE_FAILED, data, error=exc.message, code=exc.code, retryable=False), None
         # Checked here so one bad request never fails a batch; decoded once.
+        if isinstance(request, FashnRequest):
+            return None, replace(request, person=checked.person, garment=checked.garment)
         return None, replace(request, person=checked.person, garment=checked.garment, mask=checked.mask)
 
     def _render_outcomes(self, todo: Sequence[Todo]) -> list[BaseCloudEvent | BaseException]:
@@ -222,7 +245,7 @@ class WeaveFunction(Stage):
         try:
             with self._run_lock:
                 started = time.perf_counter()
-                results = run_requests(
+                results = run_models(
                     self._ready_pipelines(LOAD_WAIT_S), [r for _, _, r in todo],
                     callback=self._progress([d for _, d, _ in todo]),
                 )
@@ -261,22 +284,42 @@ class WeaveFunction(Stage):
             metadata=_json_safe(result.metadata),
         )
 
-    def _request(self, data: dict[str, Any]) -> TryOnRequest:
-        """The pipeline request: images from storage, settings from the event (defaults otherwise)."""
+    def _request(self, data: dict[str, Any]) -> Request:
+        """The pipeline request of the event's model: images from storage, settings from the
+        event (the model's defaults otherwise)."""
+        model = self._model_name(data)
         person = self.storage.get(data["person_key"])
         garment = self.storage.get(data["garment_key"])
-        mask = self.storage.get(data["mask_key"]) if data.get("mask_key") else None
         category = data.get("category") or "upper"
-        options = {k: data[k] for k in ("steps", "guidance", "seed", "height", "width", "repaint") if k in data}
-        return TryOnRequest(
-            person=person,
-            garment=garment,
-            mask=mask,
-            category=category if category != "auto" else "upper",
-            variant=data.get("variant") or ("mask" if mask is not None else self.settings.weave_variant),
-            safety_check=self.settings.weave_safety_check,
-            **options,
-        )
+        category = category if category != "auto" else "upper"
+        options = {k: data[k] for k in ("steps", "guidance", "seed") if k in data}
+        if model == FASHN_MODEL:
+            photo_type = data.get("garment_photo_type") or "auto"
+            if photo_type == "auto":  # tailor did not decide: upstream's default, or the parser-free one
+                photo_type = "flat-lay" if self.settings.commercial else "model"
+            segmentation_free = data.get("segmentation_free", True)
+            return FashnRequest(person=person, garment=garment, category=category, garment_photo_type=photo_type,
+                                segmentation_free=segmentation_free, safety_check=self.settings.weave_safety_check,
+                                **options)
+        if model not in MODELS:
+            raise ModelNotLoaded(f"model must be one of {', '.join(MODELS)}, got {model!r}", field="model")
+        mask = self.storage.get(data["mask_key"]) if data.get("mask_key") else None
+        variant = next(v for v, n in CATVTON_VARIANT_MODELS.items() if n == model)
+        if variant == "mask" and mask is None:
+            raise BadRequest("model 'catvton-mask' needs a person mask (mask_key), got none", field="mask_key")
+        options.update({k: data[k] for k in ("height", "width", "repaint") if k in data})
+        return TryOnRequest(person=person, garment=garment, mask=mask, category=category, variant=variant,
+                            safety_check=self.settings.weave_safety_check, **options)
+
+    def _model_name(self, data: dict[str, Any]) -> str:
+        """The event's model; events without one (older producers) follow variant / mask as before."""
+        if data.get("model"):
+            return str(data["model"])
+        if data.get("variant") in CATVTON_VARIANT_MODELS:
+            return CATVTON_VARIANT_MODELS[data["variant"]]
+        if data.get("mask_key"):
+            return CATVTON_VARIANT_MODELS["mask"]
+        return self.settings.weave_default_model
 
     def _progress(self, batch: list[dict[str, Any]]) -> Callable[[int, int], None]:
         """A callback publishing step k of n for every job of the call, at most once per interval.

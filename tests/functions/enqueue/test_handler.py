@@ -148,6 +148,7 @@ def test_owned_objects_publish_one_weave_request_with_defaults(
         "width": 768,
         "repaint": False,
         "variant": module_settings.weave_variant,
+        "model": module_settings.weave_default_model,
     }
     job = get_row(world.sessions, Job, data["job_id"])
     assert job.status == "queued" and job.user_id == world.user_id and job.vton_id == world.vton_id

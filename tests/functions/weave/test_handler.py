@@ -176,8 +176,9 @@ def test_request_renders_the_result_and_reports_progress_then_completion(
 
     completed = event_data(events[-1])
     assert completed == event_data(reply)
-    assert completed["result_key"] == job.result_key and completed["seed"] == 7 and completed["model"] == "smoke"
-    assert completed["metadata"]["steps"] == STEPS and completed["metadata"]["model"] == "smoke"
+    assert completed["result_key"] == job.result_key and completed["seed"] == 7 and completed["model"] == "catvton-maskfree"
+    assert completed["metadata"]["smoke"] is True
+    assert completed["metadata"]["steps"] == STEPS and completed["metadata"]["model"] == "catvton-maskfree"
     assert completed["vton_id"] == job.vton_id
 
     row = get_row(job.sessions, Job, job.job_id)
@@ -197,7 +198,7 @@ def test_finished_job_is_left_alone(client, job: Job1, redis_client: redis.Redis
             assert jobs.fail_job(session, job.job_id, error="given up")
     before = prefix_entry_count(redis_client, module_prefix)
     calls: list[int] = []
-    monkeypatch.setattr("functions.weave.handler.run_requests", lambda *a, **k: calls.append(1) or [])
+    monkeypatch.setattr("functions.weave.handler.run_models", lambda *a, **k: calls.append(1) or [])
 
     again = send(client, job, "structured")
     assert again.status_code == 202 and again.get_data() == b""
@@ -213,7 +214,7 @@ def test_redelivery_after_the_result_was_written_announces_it_without_rendering(
     assert send(client, job).status_code == 200  # the job stays running until notify sees it
     png = job.storage.get(job.result_key)
     calls: list[int] = []
-    monkeypatch.setattr("functions.weave.handler.run_requests", lambda *a, **k: calls.append(1) or [])
+    monkeypatch.setattr("functions.weave.handler.run_models", lambda *a, **k: calls.append(1) or [])
 
     reply = reply_of(send(client, job))
     assert reply.get_type() == t.WEAVE_COMPLETED and calls == []
@@ -250,7 +251,7 @@ def test_result_flagged_by_the_safety_checker_fails_the_job_and_is_not_stored(
 ) -> None:
     import functions.weave.handler as handler
 
-    real = handler.run_requests
+    real = handler.run_models
 
     def flagging(*args: Any, **kwargs: Any) -> list:
         results = real(*args, **kwargs)
@@ -258,7 +259,7 @@ def test_result_flagged_by_the_safety_checker_fails_the_job_and_is_not_stored(
             result.nsfw = True
         return results
 
-    monkeypatch.setattr(handler, "run_requests", flagging)
+    monkeypatch.setattr(handler, "run_models", flagging)
     reply = reply_of(send(client, job))
     failed = event_data(reply)
     assert reply.get_type() == t.WEAVE_FAILED and failed["code"] == "flagged_by_safety_checker"
@@ -279,13 +280,13 @@ def test_a_batch_renders_in_one_pipeline_call_and_equals_single_runs(
     import functions.weave.handler as handler
 
     calls: list[int] = []
-    real = handler.run_requests
+    real = handler.run_models
 
     def counting(pipelines, requests, callback=None):  # noqa: ANN001, ANN202
         calls.append(len(requests))
         return real(pipelines, requests, callback=callback)
 
-    monkeypatch.setattr(handler, "run_requests", counting)
+    monkeypatch.setattr(handler, "run_models", counting)
     alone, first, second = Job1(sessions, storage), Job1(sessions, storage), Job1(sessions, storage)
     function = function_of(app)
     assert function.handle(weave_event(alone)).get_type() == t.WEAVE_COMPLETED
@@ -313,7 +314,7 @@ def test_http_requests_that_arrive_while_a_batch_runs_are_rendered_together(
 
     calls: list[int] = []
     running, release = threading.Event(), threading.Event()
-    real = handler.run_requests
+    real = handler.run_models
 
     def held(pipelines, requests, callback=None):  # noqa: ANN001, ANN202
         calls.append(len(requests))
@@ -321,7 +322,7 @@ def test_http_requests_that_arrive_while_a_batch_runs_are_rendered_together(
         release.wait(10)
         return real(pipelines, requests, callback=callback)
 
-    monkeypatch.setattr(handler, "run_requests", held)
+    monkeypatch.setattr(handler, "run_models", held)
     first, *queued = [Job1(sessions, storage) for _ in range(4)]
     with ThreadPoolExecutor(4) as pool:
         answers = [pool.submit(send, app.test_client(), first)]
