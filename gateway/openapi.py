@@ -550,7 +550,7 @@ PATHS: dict[str, Any] = {
         "get": op(
             "localGet", "Local storage backend only: the presigned download",
             {"200": {"description": "The object", "content": {"*/*": {"schema": {}}}},
-             "403": error("Bad or expired signature."), "404": NOT_FOUND},
+             "400": BAD, "403": error("Bad or expired signature."), "404": NOT_FOUND},
             tag="files", public=True, params=[path_param("key", "The storage key")],
         ),
     },

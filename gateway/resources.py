@@ -72,7 +72,8 @@ class Resources:
 
             with self._lock:
                 if self._sessions is None:
-                    self._engine = make_engine(self.settings.database_url)
+                    size = self.settings.db_pool_size  # >= requests at once: no waiting behind newer ones
+                    self._engine = make_engine(self.settings.database_url, pool_size=size, max_overflow=size)
                     self._sessions = make_session_factory(self._engine)
 
     @property

@@ -142,6 +142,7 @@ class Settings:
     ws_heartbeat_s: float = 25.0
     ws_replay_limit: int = 100
     bcrypt_rounds: int = 12  # cost of new password hashes; lower-cost ones are upgraded at login
+    db_pool_size: int = 32  # gateway: database connections kept open (as many again may open under bursts)
 
     # Functions, as the runner and the gateway reach them.
     function_urls: Mapping[str, str] = field(default_factory=dict)
@@ -269,6 +270,7 @@ class Settings:
             ws_heartbeat_s=decimal("WS_HEARTBEAT_S", "ws_heartbeat_s"),
             ws_replay_limit=integer("WS_REPLAY_LIMIT", "ws_replay_limit"),
             bcrypt_rounds=_bcrypt_rounds(integer("BCRYPT_ROUNDS", "bcrypt_rounds")),
+            db_pool_size=integer("DB_POOL_SIZE", "db_pool_size", minimum=1),
             function_urls={
                 name: url for name in FUNCTION_PORTS if (url := get(f"{name.upper()}_URL")) is not None
             },

@@ -56,6 +56,8 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
     database = url.database or ""
     in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
     if in_memory:
+        kwargs.pop("pool_size", None)  # one shared connection: no pool to size
+        kwargs.pop("max_overflow", None)
         kwargs.setdefault("poolclass", StaticPool)
         kwargs.setdefault("connect_args", {}).setdefault("check_same_thread", False)
     else:
