@@ -135,6 +135,9 @@ def _dimension(body: dict[str, Any], name: str) -> int | None:
     return value
 
 
+NOT_SENT = "not queued yet: the queue was unavailable when the job was created"
+
+
 def _start(job_type: str, event_type: str, body: dict[str, Any], params: dict[str, Any]) -> tuple[Response, int]:
     """Store the job (or find the one with this Idempotency-Key), publish its event if new."""
     user_id = auth.current_user().id
@@ -159,7 +162,9 @@ def _start(job_type: str, event_type: str, body: dict[str, Any], params: dict[st
         tryon.progress_step = None
         tryon.progress_steps = None
     session.commit()
-    if created:
+    # A retry (same Idempotency-Key) of a request whose event could not be published sends it now.
+    resend = not created and job.status == "queued" and job.error == NOT_SENT
+    if created or resend:
         data = {"job_id": job.id, "user_id": user_id, "vton_id": tryon.id, **params}
         try:
             publish(
@@ -169,11 +174,21 @@ def _start(job_type: str, event_type: str, body: dict[str, Any], params: dict[st
             )
         except Exception as exc:
             log.warning("could not publish %s for job %s: %r", event_type, job.id, exc)
-            jobs.fail_job(session, job.id, error="the job could not be queued; try again")
-            session.commit()
-            if isinstance(exc, (DependencyUnavailable, ClientError)):
+            if isinstance(exc, ClientError):
+                jobs.fail_job(session, job.id, error=f"the job could not be queued: {exc.message}")
+                session.commit()
                 raise
+            # Transient: the job stays queued, marked, for a retry with the same Idempotency-Key
+            # (or the reconciler) to send; it is not failed for an outage.
+            job.error = NOT_SENT
+            session.commit()
+            if isinstance(exc, DependencyUnavailable):
+                raise DependencyUnavailable(f"{exc.message}; the job was not queued yet: try again with the "
+                                            f"same Idempotency-Key") from exc
             raise DependencyUnavailable("the job could not be queued; try again") from exc
+        if resend:
+            job.error = None
+            session.commit()
     return jsonify({"jobId": job.id, "job_id": job.id, "vton_id": tryon.id, "status": job.status}), 202
 
 

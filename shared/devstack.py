@@ -8,7 +8,7 @@ Tests use the same class with their own folder and ports, so what they test is w
 `make run` runs.
 
 `make run` supervises what it started, as Kubernetes would: a process that exits is
-started again after a backoff (1 s doubling to 30 s; reset once it has run for a minute),
+started again after a backoff (1 s doubling to 30 s; reset once it has run for 30 s),
 and said so in the log; one that crashes `max_restarts` times in a row stops the stack
 with a non-zero exit. Every child dies with `make run`, even when it is killed with
 SIGKILL (shared.processes), so the next `make run` finds its ports free.
@@ -71,7 +71,7 @@ class DevStack:
         restart_backoff_s: float = 1.0,
         restart_backoff_max_s: float = 30.0,
         max_restarts: int = 5,
-        stable_after_s: float = 60.0,
+        stable_after_s: float = 30.0,
     ) -> None:
         self.environ = dict(os.environ if environ is None else environ)
         self.gateway_port = gateway_port
