@@ -1,18 +1,22 @@
-"""Gateway WebSocket benchmark: idle sockets per process, memory, and push latency.
+"""Gateway WebSocket benchmark: memory per idle socket, open rate, and push latency beside logins.
 
-    .venv/bin/python bench/gateway_ws.py                       # 10,000 sockets, 500 events/s
-    .venv/bin/python bench/gateway_ws.py --sockets 2000 --rate 200 --seconds 3
-    .venv/bin/python bench/gateway_ws.py --worker-class gthread --threads 2100 --sockets 1000
+    .venv/bin/python bench/gateway_ws.py                                 # 1k/5k/10k sockets, 100/500/2000 pushes/s
+    .venv/bin/python bench/gateway_ws.py --steps 1000 5000 10000 50000   # needs `ulimit -Hn` >= 51000
+    .venv/bin/python bench/gateway_ws.py --steps 2000 --rates 500 --rounds 2 --seconds 3
 
 Starts the gateway under gunicorn (gateway/gunicorn.conf.py, ONE worker process) against a
-real Redis (REDIS_URL, default redis://127.0.0.1:6379/0, under a private key prefix that is
-deleted afterwards) and a throw-away SQLite database holding one user per socket. A client
-process (gevent, a minimal WebSocket client that answers pings) opens N idle sockets on
-127.0.0.1, each with its own user's token, and waits for each socket's `ready` message. The
-worker's RSS is read from /proc. Then completions are published as notify does (XADD to the
-notification stream, PUBLISH on the channel) at a fixed rate, each to one random user and
-carrying the publish time; the client records when each arrives. Output: a readable table,
-and as the last line one JSON object (sockets, rss_mb, push_p50_ms, push_p99_ms, events_per_s...).
+real Redis (REDIS_URL, under a private key prefix deleted afterwards) and a throw-away SQLite
+database with one user per socket (the first with a real cost-12 password, for logins).
+Client processes (gevent, a minimal WebSocket client that answers pings; up to 15,000
+sockets each, spread over 127.0.0.1-4 for client ports) open the sockets in steps, each
+socket with its own user's token, and wait for each `ready`. At every step the worker's RSS
+is read from /proc: memory per socket = (RSS - RSS before any socket) / sockets, and the
+time the step's new sockets took to open. Then, with every socket open, completions are
+published as notify does (XADD + PUBLISH) at each rate, each to one random user, carrying
+the publish time; the clients record when each arrives. Each rate runs alone (the baseline)
+and beside --logins logins per second (POST /user/login, bcrypt cost 12), --rounds times:
+the figures are the median and range of the rounds. Output: a table, and as the last line
+one JSON object.
 """
 from __future__ import annotations
 
@@ -21,17 +25,16 @@ import json
 import os
 import random
 import resource
-import secrets
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+PASSWORD = "bench password 1"  # bench.gateway_common.PASSWORD (the client process does not import it)
 
 
 def raise_fd_limit() -> int:
@@ -69,7 +72,8 @@ def client_main(args: argparse.Namespace) -> int:
 
     def run(token: str) -> None:
         try:
-            sock = socket.create_connection(("127.0.0.1", args.port), timeout=60)
+            host = f"127.0.0.{1 + counters['started'] % 4}"  # 4 addresses: room for 50,000+ client ports
+            sock = socket.create_connection((host, args.port), timeout=60)
             key = base64.b64encode(os.urandom(16)).decode()
             sock.sendall(
                 (f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{args.port}\r\nUpgrade: websocket\r\n"
@@ -124,17 +128,24 @@ def client_main(args: argparse.Namespace) -> int:
             counters["failed"] += 1
             errors[repr(exc)[:80]] = errors.get(repr(exc)[:80], 0) + 1
 
-    started = time.monotonic()
-    for token in tokens:
-        # at most `concurrency` handshakes in flight (open sockets do not count)
-        while counters["started"] - counters["ready"] - counters["failed"] - counters["closed"] >= args.concurrency:
-            gevent.sleep(0.002)
-        counters["started"] += 1
-        gevent.spawn(run, token)
-    deadline = time.monotonic() + 120
-    while counters["ready"] + counters["failed"] + counters["closed"] < len(tokens) and time.monotonic() < deadline:
-        gevent.sleep(0.05)
-    print(json.dumps({"phase": "connected", "seconds": time.monotonic() - started, **counters, "errors": errors}), flush=True)
+    def open_more(count: int) -> None:
+        started = time.monotonic()
+        opened_before = counters["ready"]
+        target = counters["started"] + count
+        done_before = counters["ready"] + counters["failed"] + counters["closed"]
+        while counters["started"] < min(target, len(tokens)):
+            # at most `concurrency` handshakes in flight (open sockets do not count)
+            while counters["started"] - counters["ready"] - counters["failed"] - counters["closed"] >= args.concurrency:
+                gevent.sleep(0.002)
+            token = tokens[counters["started"]]
+            counters["started"] += 1
+            gevent.spawn(run, token)
+        deadline = time.monotonic() + 300
+        while (counters["ready"] + counters["failed"] + counters["closed"] - done_before < count
+               and time.monotonic() < deadline):
+            gevent.sleep(0.05)
+        print(json.dumps({"phase": "connected", "seconds": time.monotonic() - started,
+                          "opened": counters["ready"] - opened_before, **counters, "errors": errors}), flush=True)
 
     gevent.os.make_nonblocking(0)
     pending = b""
@@ -146,8 +157,11 @@ def client_main(args: argparse.Namespace) -> int:
         while b"\n" in pending:
             line, pending = pending.split(b"\n", 1)
             command = line.decode().strip()
-            if command == "report":
+            if command.startswith("open "):
+                open_more(int(command.split()[1]))
+            elif command == "report":
                 print(json.dumps({"phase": "report", **counters, "latencies": latencies, "errors": errors}), flush=True)
+                latencies.clear()
             elif command == "quit":
                 return 0
     return 0
@@ -156,79 +170,168 @@ def client_main(args: argparse.Namespace) -> int:
 # =============================================================================== the parent
 
 
-def worker_pid(master: int) -> int | None:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                status = (entry / "status").read_text()
-            except OSError:
-                continue
-            if f"\nPPid:\t{master}\n" in status:
-                return int(entry.name)
-    return None
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        raise WorkerLost(f"the gunicorn worker {pid} is gone") from None
-    for line in text.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-class WorkerLost(RuntimeError):
-    """The measured worker process died (killed by gunicorn's timeout, or out of resources)."""
-
-
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+class Clients:
+    """Client processes, each holding up to PER_CLIENT sockets (one descriptor each)."""
+
+    PER_CLIENT = 15_000
+
+    def __init__(self, tokens: list[str], port: int, concurrency: int, work: Path) -> None:
+        self.procs: list[subprocess.Popen[str]] = []
+        self.open_counts: list[int] = []
+        for index, start in enumerate(range(0, len(tokens), self.PER_CLIENT)):
+            path = work / f"tokens-{index}.txt"
+            path.write_text("\n".join(tokens[start:start + self.PER_CLIENT]))
+            self.procs.append(subprocess.Popen(
+                [sys.executable, __file__, "--client", "--tokens", str(path), "--port", str(port),
+                 "--concurrency", str(max(1, concurrency // 2))],
+                cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+            self.open_counts.append(0)
+
+    def _ask(self, proc: subprocess.Popen[str], command: str) -> None:
+        assert proc.stdin is not None
+        proc.stdin.write(command + "\n")
+        proc.stdin.flush()
+
+    def _answer(self, proc: subprocess.Popen[str]) -> dict[str, Any]:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError("a bench client exited")
+        return dict(json.loads(line))
+
+    def open_more(self, count: int) -> dict[str, Any]:
+        """Open `count` more sockets, spread over the clients with room; all at once."""
+        asked = []
+        for index, proc in enumerate(self.procs):
+            room = self.PER_CLIENT - self.open_counts[index]
+            take = min(room, count)
+            if take > 0:
+                self._ask(proc, f"open {take}")
+                asked.append((index, proc, take))
+                count -= take
+        total = {"opened": 0, "failed": 0, "seconds": 0.0, "errors": {}}
+        for index, proc, take in asked:
+            answer = self._answer(proc)
+            self.open_counts[index] += take
+            total["opened"] += answer["opened"]
+            total["failed"] = total["failed"] + answer["failed"]
+            total["seconds"] = max(total["seconds"], answer["seconds"])
+            total["errors"].update(answer["errors"])
+        return total
+
+    def report(self) -> dict[str, Any]:
+        merged: dict[str, Any] = {"latencies": [], "messages": 0, "closed": 0, "pings": 0}
+        for proc in self.procs:
+            self._ask(proc, "report")
+        for proc in self.procs:
+            answer = self._answer(proc)
+            merged["latencies"] += answer["latencies"]
+            for key in ("messages", "closed", "pings"):
+                merged[key] += answer[key]
+        return merged
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                try:
+                    self._ask(proc, "quit")
+                    proc.wait(timeout=30)
+                except Exception:  # noqa: BLE001
+                    proc.kill()
 
 
-def make_users(database_url: str, count: int, secret: str) -> list[tuple[str, str]]:
-    """`count` users straight into the database; (user id, login token) each."""
-    import jwt
-    from sqlalchemy import insert
+class Logins:
+    """POST /user/login at a fixed rate from a thread, recording each answer's latency."""
 
-    from shared.db.migrate import upgrade
-    from shared.db.models import User, utcnow
-    from shared.db.session import make_engine
+    def __init__(self, base: str, email: str, rate: float) -> None:
+        import threading
 
-    upgrade(database_url)
-    now = utcnow()
-    rows = [{"id": str(uuid.uuid4()), "user_name": f"bench{i}", "email": f"bench{i}@example.com",
-             "password_hash": "$2b$04$" + "x" * 53, "token_version": 0, "created_at": now, "updated_at": now}
-            for i in range(count)]
-    engine = make_engine(database_url)
-    with engine.begin() as connection:
-        connection.execute(insert(User), rows)
-    engine.dispose()
-    issued = int(time.time())
-    return [(row["id"], jwt.encode({"sub": row["id"], "userId": row["id"], "ver": 0, "iat": issued,
-                                    "exp": issued + 3600, "purpose": "ws"}, secret, algorithm="HS256"))
-            for row in rows]
+        self.base, self.email, self.rate = base, email, rate
+        self.latencies: list[float] = []
+        self.failures = 0
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        import threading
+
+        def one() -> None:
+            import requests
+
+            started = time.perf_counter()
+            try:
+                response = requests.post(f"{self.base}/user/login",
+                                         json={"email": self.email, "password": PASSWORD}, timeout=60)
+                ok = response.status_code == 200
+            except Exception:  # noqa: BLE001 - counted
+                ok = False
+            if ok:
+                self.latencies.append(time.perf_counter() - started)
+            else:
+                self.failures += 1
+
+        def pace() -> None:
+            began = time.perf_counter()
+            i = 0
+            while not self._stop.is_set():
+                delay = began + i / self.rate - time.perf_counter()
+                if delay > 0 and self._stop.wait(delay):
+                    break
+                thread = threading.Thread(target=one, daemon=True)  # a slow answer never delays the next
+                thread.start()
+                self._threads.append(thread)
+                i += 1
+
+        self._pacer = threading.Thread(target=pace, daemon=True)
+        self._pacer.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._pacer.join()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+
+def publish_for(redis_client: Any, prefix: str, users: list[tuple[str, str, str]], rate: float,
+                seconds: float) -> tuple[int, float]:
+    """Completions as notify publishes them (XADD + PUBLISH, one round trip), each to a random user."""
+    stream, channel = f"{prefix}proteus:notifications", f"{prefix}events:job_done"
+    total = int(rate * seconds)
+    interval = 1.0 / rate
+    started = time.perf_counter()
+    for i in range(total):
+        delay = started + i * interval - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        user_id = random.choice(users)[0]
+        message = {"job_id": str(uuid.uuid4()), "job_type": "try_on", "status": "done", "user_id": user_id,
+                   "vton_id": None, "result_s3_key": None, "error": None,
+                   "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "bench_sent_at": time.time()}
+        text = json.dumps(message)
+        pipe = redis_client.pipeline(transaction=False)
+        pipe.xadd(stream, {"user_id": user_id, "message": text}, maxlen=10_000, approximate=True)
+        pipe.publish(channel, text)
+        pipe.execute()
+    return total, time.perf_counter() - started
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sockets", type=int, default=10_000)
-    parser.add_argument("--rate", type=float, default=500.0, help="completions published per second")
-    parser.add_argument("--seconds", type=float, default=5.0, help="how long to publish")
+    parser.add_argument("--steps", type=int, nargs="+", default=[1_000, 5_000, 10_000],
+                        help="socket counts at which memory is measured (e.g. 1000 5000 10000 50000)")
+    parser.add_argument("--rates", type=float, nargs="+", default=[100.0, 500.0, 2000.0], help="completions/s")
+    parser.add_argument("--logins", type=float, default=5.0, help="logins/s in the runs beside pushes (0: none)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="how long each push run publishes")
+    parser.add_argument("--rounds", type=int, default=3, help="push runs per figure (median and range)")
     parser.add_argument("--concurrency", type=int, default=200, help="handshakes in flight")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
-    parser.add_argument("--worker-class", default=None, help="override gateway/gunicorn.conf.py (e.g. gthread)")
-    parser.add_argument("--threads", type=int, default=None, help="with --worker-class gthread")
     parser.add_argument("--heartbeat", type=float, default=25.0, help="WS_HEARTBEAT_S")
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tokens", help=argparse.SUPPRESS)
@@ -240,161 +343,99 @@ def main() -> int:
     sys.path.insert(0, str(REPO))
     import redis
 
+    from bench.gateway_common import Gateway, make_users, show, spread
+
     fd_limit = raise_fd_limit()
-    if fd_limit < args.sockets + 200:
-        print(f"warning: the fd limit is {fd_limit}; {args.sockets} sockets may not fit", file=sys.stderr)
-    work = Path(tempfile.mkdtemp(prefix="proteus-bench-ws-"))
-    prefix = f"bench-{uuid.uuid4().hex[:8]}:"
-    secret = secrets.token_urlsafe(32)
-    database_url = f"sqlite:///{work / 'bench.db'}"
-    port = free_port()
+    steps = sorted(set(args.steps))
+    # The gateway holds one descriptor per socket and cannot raise its hard limit itself.
+    possible = [n for n in steps if n + 500 <= fd_limit]
+    skipped = [n for n in steps if n not in possible]
     rows: list[tuple[str, object]] = []
-    server = client = None
+    result: dict[str, Any] = {"cpus": os.cpu_count(), "fd_limit": fd_limit, "rounds": args.rounds}
+    gateway = Gateway(redis_url=args.redis_url, extra_env={"WS_HEARTBEAT_S": str(args.heartbeat),
+                                                            "GUNICORN_WORKER_CONNECTIONS": "1000"})
     redis_client = redis.Redis.from_url(args.redis_url, decode_responses=True)
+    clients = None
     try:
         t0 = time.monotonic()
-        users = make_users(database_url, args.sockets, secret)
-        (work / "tokens.txt").write_text("\n".join(token for _, token in users))
-        env = dict(os.environ)
-        env.update(
-            PROTEUS_ENV="development", PROTEUS_DATA_DIR=str(work), DATABASE_URL=database_url,
-            REDIS_URL=args.redis_url, REDIS_KEY_PREFIX=prefix, JWT_SECRET=secret, PORT=str(port),
-            WEB_CONCURRENCY="1", GUNICORN_WORKER_CONNECTIONS=str(args.sockets + 1000),
-            WS_HEARTBEAT_S=str(args.heartbeat), LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1",
-        )
-        command = [sys.executable, "-m", "gunicorn", "-c", "gateway/gunicorn.conf.py"]
-        if args.worker_class:
-            command += ["-k", args.worker_class]
-        if args.threads:
-            command += ["--threads", str(args.threads)]
-        server = subprocess.Popen(command, cwd=REPO, env=env, stdout=open(work / "gunicorn.log", "wb"),  # noqa: SIM115
-                                  stderr=subprocess.STDOUT)
-        import requests
+        users = make_users(gateway.database_url, max(possible or [1]), gateway.secret)
+        gateway.start()
+        rss_before = gateway.rss_mb()
+        rows += [("setup (users, migrate, start)", f"{time.monotonic() - t0:.1f} s"),
+                 ("worker RSS before sockets", f"{rss_before:.1f} MB")]
+        result["rss_mb_before_sockets"] = round(rss_before, 1)
+        clients = Clients([token for _, _, token in users], gateway.port, args.concurrency, gateway.work)
+        open_now = 0
+        for step in possible:
+            opened = clients.open_more(step - open_now)
+            time.sleep(1.0)  # let the worker settle
+            open_now += opened["opened"]
+            rss = gateway.rss_mb()
+            per_socket_kb = (rss - rss_before) * 1024 / max(open_now, 1)
+            rate = opened["opened"] / max(opened["seconds"], 1e-9)
+            result[f"sockets_{step}"] = {"open": open_now, "rss_mb": round(rss, 1), "kb_per_socket": round(per_socket_kb, 2),
+                                         "opened_per_s": round(rate, 1), "open_seconds": round(opened["seconds"], 2),
+                                         "failed": opened["failed"]}
+            rows.append((f"{step:,} sockets: RSS / per socket",
+                         f"{rss:.1f} MB / {per_socket_kb:.2f} KB ({open_now} open, {opened['failed']} failed)"))
+            rows.append((f"  opening the last {opened['opened']:,}", f"{opened['seconds']:.1f} s ({rate:.0f}/s)"))
+            if opened["errors"]:
+                rows.append(("  errors", json.dumps(opened["errors"])[:200]))
+        for step in skipped:
+            rows.append((f"{step:,} sockets", (f"not run: this machine's descriptor limit is {fd_limit} per process "
+                                              f"(raise the hard limit, `ulimit -Hn`, to run it)")))
+            result[f"sockets_{step}"] = {"skipped": f"fd limit {fd_limit}"}
+        health = requests_get_json(f"{gateway.base}/health")
+        rows.append(("gateway /health websockets", health.get("websockets")))
 
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("gunicorn did not start:\n" + (work / "gunicorn.log").read_text()[-3000:])
-            time.sleep(0.2)
-        worker = worker_pid(server.pid)
-        assert worker is not None, "no gunicorn worker process found"
-        rss_idle_app = rss_mb(worker)
-        rows.append(("setup (users, migrate, start)", f"{time.monotonic() - t0:.1f} s"))
-        rows.append(("worker class", args.worker_class or "gevent (gateway/gunicorn.conf.py)"))
-        rows.append(("worker RSS before sockets", f"{rss_idle_app:.1f} MB"))
+        email = users[0][1]
+        received_so_far = 0
+        for rate in args.rates:
+            for logins in sorted({0.0, args.logins}):
+                p50s, p99s, rates, login_p50s, lost = [], [], [], [], 0
+                for _ in range(args.rounds):
+                    pacer = Logins(gateway.base, email, logins) if logins else None
+                    if pacer:
+                        pacer.start()
+                    sent, elapsed = publish_for(redis_client, gateway.prefix, users, rate, args.seconds)
+                    time.sleep(1.0)  # the last ones in flight
+                    if pacer:
+                        pacer.stop()
+                        login_p50s.append(percentile([x * 1000 for x in pacer.latencies], 50))
+                    report = clients.report()
+                    latencies_ms = [x * 1000 for x in report["latencies"]]
+                    lost += sent - (report["messages"] - received_so_far)
+                    received_so_far = report["messages"]
+                    p50s.append(percentile(latencies_ms, 50))
+                    p99s.append(percentile(latencies_ms, 99))
+                    rates.append(sent / elapsed)
+                key = f"push_{int(rate)}_per_s" + (f"_with_{logins:g}_logins_per_s" if logins else "")
+                result[key] = {"p50_ms": spread(p50s), "p99_ms": spread(p99s), "sent_per_s": spread(rates, 1),
+                               "lost": lost, "sockets": open_now}
+                label = f"push at {rate:g}/s" + (f" + {logins:g} logins/s" if logins else " (baseline)")
+                extra = f", login p50 {show(spread(login_p50s), ' ms')}" if logins else ""
+                rows.append((label, (f"p50 {show(spread(p50s), ' ms')}, p99 {show(spread(p99s), ' ms')}, "
+                                    f"sent {show(spread(rates, 1), '/s')}, lost {lost}{extra}")))
+                if logins:
+                    result[key]["login_p50_ms"] = spread(login_p50s)
+        result["rss_mb_after_push"] = round(gateway.rss_mb(), 1)
+        rows.append(("worker RSS after the push runs", f"{result['rss_mb_after_push']} MB"))
+        from bench.gateway_common import print_table
 
-        client = subprocess.Popen(
-            [sys.executable, __file__, "--client", "--tokens", str(work / "tokens.txt"), "--port", str(port),
-             "--concurrency", str(args.concurrency)],
-            cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
-        assert client.stdout is not None and client.stdin is not None
-        connected = json.loads(client.stdout.readline())
-        time.sleep(1.0)  # let the worker settle
-        open_sockets = connected["ready"]
-        rss_sockets = rss_mb(worker)
-        master_rss = rss_mb(server.pid)
-        health = requests.get(f"http://127.0.0.1:{port}/health", timeout=30).json()
-        rows += [
-            ("sockets requested", args.sockets),
-            ("sockets open (ready received)", open_sockets),
-            ("sockets failed", connected["failed"]),
-            ("connect time", f"{connected['seconds']:.1f} s ({open_sockets / max(connected['seconds'], 1e-9):.0f}/s)"),
-            ("gateway /health websockets", health.get("websockets")),
-            ("worker RSS with sockets", f"{rss_sockets:.1f} MB"),
-            ("per socket", f"{(rss_sockets - rss_idle_app) * 1024 / max(open_sockets, 1):.1f} KB"),
-            ("master RSS", f"{master_rss:.1f} MB"),
-        ]
-        if connected["errors"]:
-            rows.append(("connect errors", json.dumps(connected["errors"])[:200]))
-
-        # Publish completions as notify does, at a fixed rate, each to one random user.
-        stream, channel = f"{prefix}proteus:notifications", f"{prefix}events:job_done"
-        total = int(args.rate * args.seconds)
-        interval = 1.0 / args.rate
-        started = time.perf_counter()
-        for i in range(total):
-            target = started + i * interval
-            delay = target - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            user_id = random.choice(users)[0]
-            message = {"job_id": str(uuid.uuid4()), "job_type": "try_on", "status": "done", "user_id": user_id,
-                       "vton_id": None, "result_s3_key": None, "error": None,
-                       "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-            message["bench_sent_at"] = time.time()
-            entry = redis_client.xadd(stream, {"user_id": user_id, "message": json.dumps(message)},
-                                      maxlen=10_000, approximate=True)
-            redis_client.publish(channel, json.dumps({**message, "event_id": entry}))
-        elapsed = time.perf_counter() - started
-        time.sleep(1.0)  # the last ones in flight
-        client.stdin.write("report\n")
-        client.stdin.flush()
-        report = json.loads(client.stdout.readline())
-        latencies_ms = [x * 1000 for x in report["latencies"]]
-        rss_after = rss_mb(worker)
-        result = {
-            "sockets": open_sockets,
-            "rss_mb": round(rss_sockets, 1),
-            "rss_mb_after_push": round(rss_after, 1),
-            "rss_mb_before_sockets": round(rss_idle_app, 1),
-            "push_p50_ms": round(percentile(latencies_ms, 50), 2),
-            "push_p99_ms": round(percentile(latencies_ms, 99), 2),
-            "push_max_ms": round(max(latencies_ms), 2) if latencies_ms else None,
-            "events_per_s": round(total / elapsed, 1),
-            "events_sent": total,
-            "events_received": report["messages"],
-            "sockets_closed_during_run": report["closed"],
-            "worker_class": args.worker_class or "gevent",
-            "cpus": os.cpu_count(),
-        }
-        rows += [
-            ("events published", f"{total} in {elapsed:.2f} s ({result['events_per_s']}/s)"),
-            ("events received", report["messages"]),
-            ("push latency p50", f"{result['push_p50_ms']} ms"),
-            ("push latency p99", f"{result['push_p99_ms']} ms"),
-            ("push latency max", f"{result['push_max_ms']} ms"),
-            ("worker RSS after pushes", f"{rss_after:.1f} MB"),
-            ("sockets closed during the run", report["closed"]),
-            ("pings answered by clients", report["pings"]),
-        ]
-        width = max(len(str(k)) for k, _ in rows)
-        print(f"\nProteus gateway WebSocket bench ({os.cpu_count()} CPUs, one gunicorn worker, Redis {args.redis_url})")
-        print("-" * (width + 30))
-        for key, value in rows:
-            print(f"{key:<{width}}  {value}")
-        print("-" * (width + 30))
-        print(json.dumps(result))
+        print_table(f"Proteus gateway WebSocket bench ({os.cpu_count()} CPUs, one gunicorn worker, Redis "
+                    f"{args.redis_url}; median (min-max) of {args.rounds} runs)", rows, result)
         return 0
-    except WorkerLost as exc:
-        log_tail = (work / "gunicorn.log").read_text(errors="replace")[-2000:]
-        print(f"\n{exc}; gunicorn log:\n{log_tail}")
-        print(json.dumps({"sockets": 0, "rss_mb": None, "push_p50_ms": None, "push_p99_ms": None,
-                          "events_per_s": None, "error": str(exc), "worker_class": args.worker_class or "gevent"}))
-        return 1
     finally:
-        if client is not None and client.poll() is None:
-            try:
-                client.stdin.write("quit\n")  # type: ignore[union-attr]
-                client.stdin.flush()  # type: ignore[union-attr]
-                client.wait(timeout=20)
-            except Exception:  # noqa: BLE001
-                client.kill()
-        if server is not None and server.poll() is None:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-        for key in redis_client.scan_iter(match=f"{prefix}*", count=1000):
-            redis_client.delete(key)
+        if clients is not None:
+            clients.stop()
+        gateway.stop()
         redis_client.close()
-        shutil.rmtree(work, ignore_errors=True)
+
+
+def requests_get_json(url: str) -> dict[str, Any]:
+    import requests
+
+    return dict(requests.get(url, timeout=60).json())
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ core from one gateway process. Under gunicorn's gevent worker the pool is gevent
 `ThreadPool` (the calling greenlet waits, every other greenlet and socket keeps running);
 elsewhere (the threaded development server, tests) a `ThreadPoolExecutor`.
 
+The pool's threads run at a lower CPU priority (nice +10) than the event loop, so when logins
+arrive faster than the cores can hash them they queue among themselves while requests and
+WebSocket pushes keep their latency.
+
 New hashes use `Settings.bcrypt_rounds` (BCRYPT_ROUNDS, default 12). Hashes of a lower cost,
 such as the original system's cost-10 `$2a$` hashes, keep verifying; `needs_upgrade` tells
 the login to re-hash them at the current cost. An unknown e-mail is checked against a dummy
@@ -21,6 +25,7 @@ from typing import Any, TypeVar
 import bcrypt
 
 T = TypeVar("T")
+HASH_NICENESS = 10  # the hashing threads yield the CPU to the event loop
 _COST = re.compile(r"^\$2[abxy]\$(\d\d)\$")
 
 
@@ -49,6 +54,17 @@ def check_now(password: str, password_hash: str) -> bool:
         return bcrypt.checkpw(password.encode("utf-8"), password_hash.encode("ascii"))
     except (ValueError, UnicodeEncodeError):
         return False
+
+
+def _at_low_priority(fn: Callable[..., T], *args: Any) -> T:
+    """Run `fn` in a pool thread after lowering that thread's CPU priority (Linux: per thread)."""
+    try:
+        tid = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, tid) < HASH_NICENESS:
+            os.setpriority(os.PRIO_PROCESS, tid, HASH_NICENESS)
+    except (AttributeError, OSError):
+        pass  # not Linux, or not allowed: hash at normal priority
+    return fn(*args)
 
 
 def _gevent_patched() -> bool:
@@ -83,8 +99,8 @@ class PasswordHasher:
                         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="proteus-bcrypt")
         pool = self._pool
         if hasattr(pool, "apply"):  # gevent: waits cooperatively
-            return pool.apply(fn, args)  # type: ignore[no-any-return]
-        return pool.submit(fn, *args).result()  # type: ignore[no-any-return]
+            return pool.apply(_at_low_priority, (fn, *args))  # type: ignore[no-any-return]
+        return pool.submit(_at_low_priority, fn, *args).result()  # type: ignore[no-any-return]
 
     def hash(self, password: str) -> str:
         return self._run(hash_now, password, self.rounds)

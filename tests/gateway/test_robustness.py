@@ -212,3 +212,15 @@ def test_replay_with_history_intact_is_not_truncated(app: Flask, live_server: Li
     ready = receive_json(again)
     assert ready["event"] == "ready" and ready["replayed"] == 1 and ready["truncated"] is False
     again.close()
+
+
+def test_hashing_threads_run_below_the_event_loops_priority() -> None:
+    """When logins outnumber the cores, they wait among themselves, not in front of pushes."""
+    import os
+
+    hasher = passwords.PasswordHasher(4, threads=1)
+    try:
+        seen = hasher._run(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        assert seen >= passwords.HASH_NICENESS
+    finally:
+        hasher.close()
