@@ -8,7 +8,7 @@ MODELS_DIR ?= models
 # Everything the tests need: PostgreSQL and Redis tests read DATABASE_URL / REDIS_URL.
 PYTEST_ARGS ?=
 
-.PHONY: help install run test models smoke-models migrate bench clean
+.PHONY: help install run test models smoke-models migrate schemas bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -31,6 +31,10 @@ models: install ## Download the real CatVTON and SegFormer weights into $(MODELS
 
 migrate: install ## Apply the database migrations to DATABASE_URL (default: the SQLite file)
 	$(PY) -m shared.db.migrate
+
+schemas: install ## Regenerate cloudevents-schemas/*.json and docs/openapi.json from shared/contracts/
+	$(PY) -m shared.contracts.generate
+	$(PY) -m gateway.openapi
 
 run: install ## Start everything on embedded defaults and serve the web page
 	$(PY) -m shared.devstack

@@ -41,7 +41,7 @@ from functions.weave.preprocess import (  # noqa: E402
     center_crop_resize, image_to_tensor, letterbox, tensor_to_image,
 )
 from shared.config import SDPA_BACKENDS  # noqa: E402
-from shared.tryon import PRESETS  # noqa: E402
+from shared.contracts.tryon import PRESETS  # noqa: E402
 
 # stable-diffusion-inpainting / instruct-pix2pix `unet/config.json` (SD-1.5 layout).
 SD15_UNET = dict(

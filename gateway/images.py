@@ -8,12 +8,16 @@ key answers 404, as if it did not exist.
 """
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Response, jsonify
 
 from gateway import auth, resources
 from gateway.limits import rate_limited
-from gateway.validation import KEY_PATTERN, json_body, show
-from shared.errors import BadRequest, NotFound
+from gateway.validation import parse_body, show
+from shared.contracts.fields import KEY_PATTERN, MAX_KEY_LENGTH
+from shared.contracts.rest import PresignDownloadRequest, PresignUploadRequest
+from shared.errors import NotFound
 from shared.storage.base import expiry_time
 from shared.uploads import is_owned_key, sign_upload
 
@@ -24,21 +28,16 @@ bp = Blueprint("images", __name__, url_prefix="/images")
 @rate_limited
 @auth.login_required
 def presigned_upload_url() -> Response:
-    body = json_body()
-    method = body.get("method")
-    if method is not None:
-        if not isinstance(method, str) or method.upper() not in ("PUT", "POST"):
-            raise BadRequest(f"method must be PUT or POST, got {show(method)}", field="method")
-        method = method.upper()
+    body = parse_body(PresignUploadRequest)
     settings = resources.settings()
     signed = sign_upload(
         resources.storage(),
         settings,
         user_id=auth.current_user().id,
-        file_name=body.get("fileName"),
-        content_type=body.get("fileType"),
-        size=body.get("fileSize"),
-        method=method,
+        file_name=body.fileName,
+        content_type=body.fileType,
+        size=body.fileSize,
+        method=body.method,
     )
     data = signed.to_dict()
     return jsonify(
@@ -58,13 +57,8 @@ def presigned_upload_url() -> Response:
 @bp.post("/presignedDownloadUrl")
 @auth.login_required
 def presigned_download_url() -> Response:
-    body = json_body()
-    key = body.get("key")
-    if key is None:
-        raise BadRequest("key is required", field="key")
-    if not isinstance(key, str) or not key:
-        raise BadRequest(f"key must be a storage key string, got {show(key)}", field="key")
-    if len(key) > 1024 or not KEY_PATTERN.match(key) or not is_owned_key(auth.current_user().id, key):
+    key = parse_body(PresignDownloadRequest).key
+    if len(key) > MAX_KEY_LENGTH or not re.match(KEY_PATTERN, key) or not is_owned_key(auth.current_user().id, key):
         raise NotFound(f"no object with key {show(key)}", field="key")
     settings = resources.settings()
     url = resources.storage().presign_download(key, expires_s=settings.download_url_ttl_s)

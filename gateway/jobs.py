@@ -15,25 +15,15 @@ from flask import Blueprint, Response, jsonify, request
 
 from gateway import auth, resources
 from gateway.limits import rate_limited
-from gateway.validation import (
-    CATEGORIES,
-    boolean,
-    check_id,
-    choice,
-    integer,
-    json_body,
-    key_field,
-    number,
-    show,
-)
 from gateway.serializers import job_to_dict
+from gateway.validation import check_id, parse_body, show
 from gateway.vton import owned_tryon
 from shared import event_types as t
 from shared import jobs
-from shared.db.models import Job
-from shared.tryon import (
-    GARMENT_PHOTO_TYPES, MAX_SIDE, MODELS, PRESETS, SIZE_MULTIPLE, parser_free, preset_for, resolve_model,
-)
+from shared.contracts.fields import IDEMPOTENCY_KEY_PATTERN
+from shared.contracts.rest import TailorJobRequest, WeaveJobRequest
+from shared.db.models import Job, TryOn
+from shared.contracts.tryon import MODELS, parser_free, preset_for, resolve_model
 from shared.errors import (
     BadRequest, ClientError, Conflict, DependencyUnavailable, LicenceRestricted, ModelNotLoaded, NotFound,
 )
@@ -44,9 +34,7 @@ log = logging.getLogger("proteus.gateway")
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 
 SOURCE = source_for("gateway")
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
-# Limits of the weave request (cloudevents-schemas/dev.proteus.tryon.requested.json).
-MAX_SEED = 2**32 - 1
+IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 def _idempotency_key() -> str | None:
@@ -61,49 +49,37 @@ def _idempotency_key() -> str | None:
     return value
 
 
-def _vton_id(body: dict[str, Any]) -> str:
-    value = body.get("vton_id")
-    if value is None:
-        raise BadRequest("vton_id is required", field="vton_id")
-    if not isinstance(value, str):
-        raise BadRequest(f"vton_id must be a string, got {show(value)}", field="vton_id")
-    return value
-
-
-def _weave_params(body: dict[str, Any], user_id: str, default_category: str | None) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "person_key": key_field(body, user_id, "user_snap_s3", "user_snap"),
-        "garment_key": key_field(body, user_id, "uncleaned_outfit_s3", "uncleaned_outfit"),
-        "category": choice(body, "category", CATEGORIES, default=default_category or "auto"),
-        "mask_key": key_field(body, user_id, "mask", "mask_key", required=False),
-        "model": choice(body, "model", tuple(MODELS)),
-        "garment_photo_type": choice(body, "garment_photo_type", GARMENT_PHOTO_TYPES),
-        "segmentation_free": boolean(body, "segmentation_free"),
-        "seed": integer(body, "seed", 0, MAX_SEED),
-        "variant": choice(body, "variant", ("maskfree", "mask")),
-        "height": _dimension(body, "height"),
-        "width": _dimension(body, "width"),
-        "repaint": boolean(body, "repaint"),
-    }
+def _weave_params(body: WeaveJobRequest, default_category: str | None) -> dict[str, Any]:
+    """tryon.requested's settings: the body's, checked against the model they name, with its preset."""
+    params = body.params(default_category)
     model = _check_model(params)
-    params.update(_steps_and_guidance(body, model))
-    return {k: v for k, v in params.items() if v is not None}
+    spec = MODELS[model]
+    if body.preset is not None:
+        for name, value in preset_for(model, body.preset).items():
+            params.setdefault(name, value)
+    for name, (low, high) in (("steps", spec.steps_range), ("guidance", spec.guidance_range)):
+        value = params.get(name)
+        if value is not None and not low <= value <= high:
+            raise BadRequest(f"{name} must be from {low:g} to {high:g} for model {model!r}, got {show(value)}",
+                             field=name)
+    return params
 
 
 def _check_model(params: dict[str, Any]) -> str:
     """The model the try-on will run; refused here when this deployment does not serve it, or
     (COMMERCIAL) when the request needs a non-commercial component."""
     settings = resources.settings()
-    model = resolve_model(params["model"], params["variant"], bool(params["mask_key"]), settings.weave_default_model)
+    model = resolve_model(params.get("model"), params.get("variant"), bool(params.get("mask_key")),
+                          settings.weave_default_model)
     if model not in settings.weave_models:
         raise ModelNotLoaded(f"model {model!r} is not served here (served: {', '.join(settings.weave_models)})",
                              field="model")
     if settings.commercial:
-        if not parser_free(model, params["garment_photo_type"], params["segmentation_free"]):
-            field = "segmentation_free" if params["segmentation_free"] is False else "garment_photo_type"
+        if not parser_free(model, params.get("garment_photo_type"), params.get("segmentation_free")):
+            field = "segmentation_free" if params.get("segmentation_free") is False else "garment_photo_type"
             raise LicenceRestricted(
                 f"this deployment runs only commercially licensed components; {field} "
-                f"{show(params[field])} needs the FASHN human parser (NVIDIA SegFormer licence, non-commercial). "
+                f"{show(params.get(field))} needs the FASHN human parser (NVIDIA SegFormer licence, non-commercial). "
                 f"Send a product-shot garment with garment_photo_type 'flat-lay' and segmentation_free true",
                 field=field)
         if params["category"] == "auto":
@@ -113,35 +89,12 @@ def _check_model(params: dict[str, Any]) -> str:
     return model
 
 
-def _steps_and_guidance(body: dict[str, Any], model: str) -> dict[str, Any]:
-    """Steps and guidance as given, else from the named preset for the model (none: enqueue's
-    defaults for the model)."""
-    spec = MODELS[model]
-    steps = integer(body, "steps", *spec.steps_range)
-    guidance = number(body, "guidance", *spec.guidance_range)
-    preset = choice(body, "preset", tuple(PRESETS))
-    if preset is not None:
-        named = preset_for(model, preset)
-        steps = named["steps"] if steps is None else steps
-        guidance = named["guidance"] if guidance is None else guidance
-    return {"steps": steps, "guidance": guidance}
-
-
-def _dimension(body: dict[str, Any], name: str) -> int | None:
-    """An output height or width: a multiple of 64 from 64 to 2048 (what the model takes)."""
-    value = integer(body, name, SIZE_MULTIPLE, MAX_SIDE)
-    if value is not None and value % SIZE_MULTIPLE:
-        raise BadRequest(f"{name} must be a multiple of {SIZE_MULTIPLE}, got {value}", field=name)
-    return value
-
-
 NOT_SENT = "not queued yet: the queue was unavailable when the job was created"
 
 
-def _start(job_type: str, event_type: str, body: dict[str, Any], params: dict[str, Any]) -> tuple[Response, int]:
+def _start(job_type: str, event_type: str, tryon: TryOn, params: dict[str, Any]) -> tuple[Response, int]:
     """Store the job (or find the one with this Idempotency-Key), publish its event if new."""
     user_id = auth.current_user().id
-    tryon = owned_tryon(body["vton_id"])
     key = _idempotency_key()
     if key is not None and event_type == t.TRYON_REQUESTED:  # tailor.requested has no such field
         params = {**params, "idempotency_key": key}
@@ -196,25 +149,18 @@ def _start(job_type: str, event_type: str, body: dict[str, Any], params: dict[st
 @rate_limited
 @auth.login_required
 def start_weave() -> tuple[Response, int]:
-    body = json_body()
-    vton_id = _vton_id(body)
-    tryon = owned_tryon(vton_id)
-    params = _weave_params(body, auth.current_user().id, tryon.category_requested or tryon.category)
-    return _start("try_on", t.TRYON_REQUESTED, body, params)
+    body = parse_body(WeaveJobRequest, user_id=auth.current_user().id)
+    tryon = owned_tryon(body.vton_id)
+    return _start("try_on", t.TRYON_REQUESTED, tryon, _weave_params(body, tryon.category_requested or tryon.category))
 
 
 @bp.post("/tailor")
 @rate_limited
 @auth.login_required
 def start_tailor() -> tuple[Response, int]:
-    body = json_body()
-    vton_id = _vton_id(body)
-    owned_tryon(vton_id)
-    params = {
-        "garment_key": key_field(body, auth.current_user().id, "uncleaned_outfit_s3", "uncleaned_outfit"),
-        "category": choice(body, "category", CATEGORIES, default="auto"),
-    }
-    return _start("tailor", t.TAILOR_REQUESTED, body, params)
+    body = parse_body(TailorJobRequest, user_id=auth.current_user().id)
+    tryon = owned_tryon(body.vton_id)
+    return _start("tailor", t.TAILOR_REQUESTED, tryon, body.model_dump(mode="json", exclude={"vton_id"}))
 
 
 @bp.get("/<job_id>")

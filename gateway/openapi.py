@@ -1,18 +1,23 @@
-"""The gateway's OpenAPI 3.1 document, as data (served at /openapi.json).
+"""The gateway's OpenAPI 3.1 document (served at /openapi.json, written to docs/openapi.json).
 
-Tests validate the document with openapi-spec-validator, check that every Flask route is
+    python -m gateway.openapi [--check]   # write docs/openapi.json (`make schemas`)
+
+The request bodies' schemas are generated from shared/contracts/rest.py; the paths and the
+response shapes are written here. Tests validate the document with openapi-spec-validator, check that every Flask route is
 described here, and validate real response bodies against the operation's schema.
 """
 from __future__ import annotations
 
 import copy
+import sys
 from functools import cache
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
-from shared.config import IMAGE_CONTENT_TYPES
-from shared.tryon import GARMENT_PHOTO_TYPES, MODELS, PRESETS
+from shared.contracts.fields import IDEMPOTENCY_KEY_PATTERN
+from shared.contracts.generate import ROOT, dump, main, openapi_components
+from shared.contracts.rest import REQUEST_MODELS
 
-CATEGORY = {"type": "string", "enum": ["auto", "upper", "lower", "overall"]}
 KEY = {"type": "string", "minLength": 1, "maxLength": 1024, "description": "A storage key."}
 NULLABLE_KEY = {"type": ["string", "null"], "maxLength": 1024}
 TIME = {"type": "string", "format": "date-time"}
@@ -65,43 +70,13 @@ SCHEMAS: dict[str, Any] = {
         },
         ("id", "user_name", "email", "createdAt", "updatedAt"),
     ),
-    "SignupRequest": obj(
-        {
-            "user_name": {"type": "string", "minLength": 1, "maxLength": 100},
-            "name": {"type": "string", "description": "Accepted for user_name."},
-            "email": {"type": "string", "maxLength": 254, "description": "Compared case-insensitively."},
-            "password": {"type": "string", "minLength": 8, "description": "8 characters to 72 bytes."},
-        },
-        ("email", "password"),
-        closed=False,
-        anyOf=[{"required": ["user_name"]}, {"required": ["name"]}],
-    ),
-    "LoginRequest": obj({"email": {"type": "string"}, "password": {"type": "string"}}, ("email", "password"), closed=False),
     "LoginResponse": obj(
         {"message": {"type": "string"}, "token": {"type": "string", "description": "JWT (HS256)."}, "user": ref("User")},
         ("message", "token", "user"),
     ),
-    "UserUpdate": obj(
-        {
-            "user_name": {"type": "string", "minLength": 1, "maxLength": 100},
-            "email": {"type": "string"},
-            "password": {"type": "string", "minLength": 8},
-        },
-        minProperties=1,
-    ),
     "WsToken": obj(
         {"token": {"type": "string", "description": "JWT with purpose 'ws'."}, "expiresIn": {"type": "integer"}},
         ("token",),
-    ),
-    "PresignUploadRequest": obj(
-        {
-            "fileName": {"type": "string", "minLength": 1, "maxLength": 255},
-            "fileType": {"type": "string", "enum": list(IMAGE_CONTENT_TYPES)},
-            "fileSize": {"type": "integer", "minimum": 1, "description": "Declared size: gives a presigned POST."},
-            "method": {"type": "string", "enum": ["PUT", "POST"]},
-        },
-        ("fileName", "fileType"),
-        closed=False,
     ),
     "PresignedUpload": obj(
         {
@@ -116,7 +91,6 @@ SCHEMAS: dict[str, Any] = {
         },
         ("key", "url", "method", "headers", "fields"),
     ),
-    "PresignDownloadRequest": obj({"key": KEY}, ("key",), closed=False),
     "PresignedDownload": obj({"key": KEY, "url": {"type": "string"}, "expiresAt": TIME}, ("url",)),
     "TryOn": obj(
         {
@@ -153,66 +127,6 @@ SCHEMAS: dict[str, Any] = {
         ),
     ),
     "TryOnList": {"type": "array", "items": ref("TryOn")},
-    "TryOnCreate": obj(
-        {
-            "user_snap": KEY,
-            "user_snap_s3": KEY,
-            "uncleaned_outfit": KEY,
-            "uncleaned_outfit_s3": KEY,
-            "category": CATEGORY,
-        },
-        closed=False,
-        description="Keys under the caller's own prefixes; either spelling of each.",
-        allOf=[
-            {"anyOf": [{"required": ["user_snap"]}, {"required": ["user_snap_s3"]}]},
-            {"anyOf": [{"required": ["uncleaned_outfit"]}, {"required": ["uncleaned_outfit_s3"]}]},
-        ],
-    ),
-    "TryOnUpdate": obj(
-        {
-            "user_snap": KEY,
-            "user_snap_s3": KEY,
-            "uncleaned_outfit": KEY,
-            "uncleaned_outfit_s3": KEY,
-            "cleaned_outfit": NULLABLE_KEY,
-            "cleaned_outfit_s3": NULLABLE_KEY,
-            "category": CATEGORY,
-        },
-        minProperties=1,
-    ),
-    "WeaveJobRequest": obj(
-        {
-            "vton_id": ID,
-            "user_snap_s3": KEY,
-            "uncleaned_outfit_s3": KEY,
-            "category": CATEGORY,
-            "model": {"type": "string", "enum": list(MODELS),
-                      "description": "The try-on model (README, Models and licences); absent: WEAVE_DEFAULT_MODEL. "
-                                     "A model this deployment does not serve is a 400 model_not_loaded."},
-            "garment_photo_type": {"type": "string", "enum": list(GARMENT_PHOTO_TYPES),
-                                   "description": "fashn-vton-1.5: model (worn), flat-lay (product shot), auto (tailor)."},
-            "segmentation_free": {"type": "boolean",
-                                  "description": "fashn-vton-1.5: true (default) keeps the person photo unmasked."},
-            "preset": {"type": "string", "enum": list(PRESETS),
-                       "description": "default: the model's steps (CatVTON 50, FASHN 30); fast: 20 steps. "
-                                      "Explicit steps / guidance win."},
-            "steps": {"type": "integer", "minimum": 1, "maximum": 150},
-            "guidance": {"type": "number", "minimum": 0, "maximum": 20},
-            "seed": {"type": "integer", "minimum": 0, "maximum": 4294967295},
-            "variant": {"type": "string", "enum": ["maskfree", "mask"]},
-            "mask": KEY,
-            "height": {"type": "integer", "minimum": 64, "maximum": 2048, "multipleOf": 64},
-            "width": {"type": "integer", "minimum": 64, "maximum": 2048, "multipleOf": 64},
-            "repaint": {"type": "boolean"},
-        },
-        ("vton_id", "user_snap_s3", "uncleaned_outfit_s3"),
-        closed=False,
-    ),
-    "TailorJobRequest": obj(
-        {"vton_id": ID, "uncleaned_outfit_s3": KEY, "category": CATEGORY},
-        ("vton_id", "uncleaned_outfit_s3"),
-        closed=False,
-    ),
     "JobAccepted": obj(
         {
             "jobId": ID,
@@ -363,7 +277,7 @@ IDEMPOTENCY = {
     "in": "header",
     "required": False,
     "description": "The same key gives the same job and publishes nothing new (1-200 printable ASCII).",
-    "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
+    "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
 }
 
 PATHS: dict[str, Any] = {
@@ -576,8 +490,8 @@ WEBSOCKET = {
 }
 
 
-@cache
-def _document() -> dict[str, Any]:
+def build_document() -> dict[str, Any]:
+    """The whole document, built from the paths here and the contract models."""
     return {
         "openapi": "3.1.0",
         "info": {
@@ -593,7 +507,7 @@ def _document() -> dict[str, Any]:
         "tags": [{"name": n} for n in ("site", "user", "images", "vton", "jobs", "ws", "files")],
         "paths": PATHS,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **openapi_components(REQUEST_MODELS)},
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "token"},
@@ -606,3 +520,20 @@ def _document() -> dict[str, Any]:
 def document() -> dict[str, Any]:
     """The OpenAPI document (a fresh copy: callers may change it)."""
     return copy.deepcopy(_document())
+
+
+@cache
+def _document() -> dict[str, Any]:
+    return build_document()
+
+
+OPENAPI_FILE: Final = ROOT / "docs" / "openapi.json"
+
+
+def expected_files() -> dict[Path, str]:
+    """docs/openapi.json and the text it must have."""
+    return {OPENAPI_FILE: dump(build_document())}
+
+
+if __name__ == "__main__":
+    sys.exit(main(files=expected_files))

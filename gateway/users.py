@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from typing import Any
 
@@ -15,7 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from gateway import auth, resources
 from gateway.limits import rate_limited
 from gateway.serializers import iso
-from gateway.validation import json_body, only_fields, string
+from gateway.validation import parse_body
+from shared.contracts.rest import LoginRequest, SignupRequest, UserUpdate
 from shared.db.models import User
 from shared.errors import BadRequest, Unauthorized
 from gateway.account_data import delete_account, export_account
@@ -24,9 +24,6 @@ from shared.routing import NOTIFICATION_STREAM, prefixed
 log = logging.getLogger("proteus.gateway")
 bp = Blueprint("user", __name__, url_prefix="/user")
 
-EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}$")
-MIN_PASSWORD = 8
-MAX_PASSWORD_BYTES = 72  # bcrypt's limit
 LOGIN_FAILED = "Invalid email or password"
 
 
@@ -39,32 +36,6 @@ def user_to_dict(user: User) -> dict[str, Any]:
         "createdAt": iso(user.created_at),
         "updatedAt": iso(user.updated_at),
     }
-
-
-def _user_name(body: dict[str, Any], *, required: bool) -> str | None:
-    value = string(body, "user_name", "name", required=required, max_len=100)
-    return value.strip() if value is not None else None
-
-
-def _email(body: dict[str, Any], *, required: bool) -> str | None:
-    value = string(body, "email", required=required, max_len=254)
-    if value is None:
-        return None
-    value = value.strip().lower()
-    if not EMAIL_PATTERN.match(value):
-        raise BadRequest(f"email {value!r} is not a valid email address", field="email")
-    return value
-
-
-def _new_password(body: dict[str, Any], *, required: bool) -> str | None:
-    value = string(body, "password", required=required, max_len=1000, secret=True)
-    if value is None:
-        return None
-    if len(value) < MIN_PASSWORD:
-        raise BadRequest(f"password must be at least {MIN_PASSWORD} characters long", field="password")
-    if len(value.encode("utf-8")) > MAX_PASSWORD_BYTES:
-        raise BadRequest(f"password must be at most {MAX_PASSWORD_BYTES} bytes long", field="password")
-    return value
 
 
 def _find_by_email(email: str, *, excluding: str | None = None) -> User | None:
@@ -81,11 +52,8 @@ def _email_taken(email: str) -> BadRequest:
 @bp.post("/signup")
 @rate_limited
 def signup() -> tuple[Response, int]:
-    body = json_body()
-    user_name = _user_name(body, required=True)
-    email = _email(body, required=True)
-    password = _new_password(body, required=True)
-    assert user_name is not None and email is not None and password is not None
+    body = parse_body(SignupRequest)
+    user_name, email, password = body.user_name, body.email, body.password
     password_hash = auth.hash_password(password)  # before the write lock is taken
     session = resources.db()
     if _find_by_email(email) is not None:
@@ -104,10 +72,8 @@ def signup() -> tuple[Response, int]:
 @rate_limited
 @resources.write_lock_later
 def login() -> Response:
-    body = json_body()
-    email = string(body, "email", max_len=254)
-    password = string(body, "password", max_len=1000, secret=True)
-    assert email is not None and password is not None
+    body = parse_body(LoginRequest)
+    email, password = body.email, body.password
     session = resources.db()
     user = _find_by_email(email.strip())
     session.commit()  # no read transaction stays open while the password is checked
@@ -168,13 +134,8 @@ def get_user() -> Response:
 @resources.write_lock_later
 def update_user() -> Response:
     """Change user_name, email and/or password; a new password revokes earlier tokens."""
-    body = json_body()
-    only_fields(body, ("user_name", "email", "password"))
-    if not body:
-        raise BadRequest("nothing to change: send user_name, email and/or password")
-    user_name = _user_name(body, required=False)
-    email = _email(body, required=False)
-    password = _new_password(body, required=False)
+    body = parse_body(UserUpdate)
+    user_name, email, password = body.user_name, body.email, body.password
     password_hash = auth.hash_password(password) if password is not None else None
     session = resources.db()
     resources.begin_write(session)  # after the slow hash: the lock is held only for the update

@@ -17,7 +17,8 @@ from sqlalchemy import and_, delete, or_, select
 
 from gateway import auth, resources
 from gateway.serializers import tryon_to_dict
-from gateway.validation import CATEGORIES, check_id, choice, json_body, key_field, only_fields, show
+from gateway.validation import check_id, parse_body, show
+from shared.contracts.rest import TryOnCreate, TryOnUpdate
 from shared.db.models import Job, TryOn
 from shared.errors import BadRequest, NotFound
 from shared.timestamps import parse_timestamp
@@ -28,17 +29,6 @@ bp = Blueprint("vton", __name__, url_prefix="/vton")
 DEFAULT_LIMIT = 50  # a page's size when `before` is given without `limit`
 MAX_LIMIT = 100
 KEY_COLUMNS = ("user_snap", "uncleaned_outfit", "cleaned_outfit", "outfit_try_on", "person_mask")
-# field name in a body -> column (the original's `_s3` spellings too)
-UPDATABLE = {
-    "user_snap": "user_snap",
-    "user_snap_s3": "user_snap",
-    "uncleaned_outfit": "uncleaned_outfit",
-    "uncleaned_outfit_s3": "uncleaned_outfit",
-    "cleaned_outfit": "cleaned_outfit",
-    "cleaned_outfit_s3": "cleaned_outfit",
-    "category": "category",
-}
-
 
 LIST_COLUMNS = tuple(getattr(TryOn, attr.key) for attr in TryOn.__mapper__.column_attrs)
 
@@ -109,13 +99,11 @@ def list_tryons() -> Response:
 @bp.post("")
 @auth.login_required
 def create_tryon() -> tuple[Response, int]:
-    body = json_body()
     user_id = auth.current_user().id
-    user_snap = key_field(body, user_id, "user_snap", "user_snap_s3")
-    uncleaned = key_field(body, user_id, "uncleaned_outfit", "uncleaned_outfit_s3")
-    category = choice(body, "category", CATEGORIES, default="auto")
+    body = parse_body(TryOnCreate, user_id=user_id)
     tryon = TryOn(
-        user_id=user_id, user_snap=user_snap, uncleaned_outfit=uncleaned, category=category, category_requested=category
+        user_id=user_id, user_snap=body.user_snap, uncleaned_outfit=body.uncleaned_outfit, category=body.category,
+        category_requested=body.category,
     )
     session = resources.db()
     session.add(tryon)
@@ -127,19 +115,11 @@ def create_tryon() -> tuple[Response, int]:
 @auth.login_required
 def update_tryon(vton_id: str) -> Response:
     tryon = owned_tryon(vton_id)
-    body = json_body()
-    only_fields(body, UPDATABLE)
-    if not body:
-        raise BadRequest(f"nothing to change: send one of {', '.join(UPDATABLE)}")
-    user_id = auth.current_user().id
-    for name in body:
-        column = UPDATABLE[name]
+    body = parse_body(TryOnUpdate, user_id=auth.current_user().id)
+    for column in body.model_fields_set:
+        setattr(tryon, column, getattr(body, column))
         if column == "category":
-            value = choice(body, "category", CATEGORIES)
-            tryon.category_requested = value
-        else:
-            value = key_field(body, user_id, name, required=column != "cleaned_outfit")
-        setattr(tryon, column, value)
+            tryon.category_requested = body.category
     resources.db().commit()
     return jsonify(tryon_to_dict(tryon))
 

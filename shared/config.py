@@ -78,7 +78,7 @@ def _model_choice(env: Mapping[str, str], commercial: bool) -> dict[str, Any]:
     """WEAVE_MODELS, WEAVE_DEFAULT_MODEL and COMMERCIAL, checked together.
 
     Under COMMERCIAL the defaults become FASHN VTON alone, and a non-commercial model is refused."""
-    from shared.tryon import FASHN_MODEL, MODELS
+    from shared.contracts.tryon import FASHN_MODEL, MODELS
 
     allowed = tuple(name for name, spec in MODELS.items() if spec.commercial or not commercial)
     raw = env.get("WEAVE_MODELS") or ""
@@ -167,7 +167,7 @@ class Settings:
     weave_model_source: str = "local"  # local | hub
     weave_variant: str = "maskfree"  # default variant: maskfree | mask
     # The models this weave instance loads (a small GPU loads one) and the one a request gets
-    # when it names none (see shared/tryon.py MODELS).
+    # when it names none (see shared/contracts/tryon.py MODELS).
     weave_models: tuple[str, ...] = ("catvton-maskfree", "catvton-mask", "fashn-vton-1.5")
     weave_default_model: str = "catvton-maskfree"
     # Only components licensed for commercial use run: FASHN VTON without the human parser

@@ -32,7 +32,8 @@ from shared.db.session import session_scope
 from shared.errors import ClientError, LicenceRestricted
 from shared.images import load_image
 from shared.stage import Dependencies, Stage
-from shared.tryon import FASHN_MODEL
+from shared.contracts.events import TailorRequested, WeaveRequested
+from shared.contracts.tryon import CATEGORY_FOR_AUTO, DEFAULT_REQUEST_CATEGORY, FASHN_MODEL
 
 log = logging.getLogger(__name__)
 MODELS_KEY = "proteus:models"
@@ -67,14 +68,15 @@ class TailorFunction(Stage):
         return {"ready": True, **self.info}
 
     def handle(self, event: BaseCloudEvent) -> BaseCloudEvent | None:
-        data: dict[str, Any] = dict(event.get_data() or {})
-        job_id, user_id = data["job_id"], data["user_id"]
+        request = TailorRequested.parse(event.get_data())
+        data = request.to_data()
+        job_id, user_id = request.job_id, request.user_id
         with session_scope(self.sessions, write=True) as session:
             job = session.get(Job, job_id)
             if job is not None and job.status in ("succeeded", "failed"):
                 return None
             jobs.mark_running(session, job_id)
-        category = data.get("category") or "auto"
+        category: str = request.category or DEFAULT_REQUEST_CATEGORY
         result: dict[str, Any] = {"job_id": job_id, "user_id": user_id, "vton_id": data.get("vton_id"),
                                   "model": self.parser.name}
         try:
@@ -82,7 +84,7 @@ class TailorFunction(Stage):
                 cutout_key, category, confidence, photo_type = self._garment(user_id, data["garment_key"], category)
                 result.update(cutout_key=cutout_key, confidence=confidence)
             if category == "auto":
-                category = "upper"
+                category = CATEGORY_FOR_AUTO
             result["category"] = category
             if data.get("person_key"):
                 result["mask_key"] = self._mask(user_id, data["person_key"], category)
@@ -90,8 +92,8 @@ class TailorFunction(Stage):
             reason = getattr(exc, "reason", None) or exc.code
             return self.publish(t.TAILOR_FAILED, {**_ids(data), "error": exc.message, "reason": reason})
         completed = self.publish(t.TAILOR_COMPLETED, result)
-        if data.get("then_weave"):
-            weave = dict(data["then_weave"])
+        if request.then_weave is not None:
+            weave = request.then_weave.to_data()
             weave["category"] = category
             if result.get("mask_key"):
                 weave["mask_key"] = result["mask_key"]
@@ -101,7 +103,7 @@ class TailorFunction(Stage):
                     weave["garment_photo_type"] = photo_type
             elif result.get("cutout_key"):
                 weave["garment_key"] = result["cutout_key"]
-            self.publish(t.WEAVE_REQUESTED, weave)
+            self.publish(t.WEAVE_REQUESTED, WeaveRequested.parse(weave).to_data())
         return completed
 
     # -- the two products, each cached by content hash ----------------------------------

@@ -31,7 +31,9 @@ from shared.db.models import Job
 from shared.db.session import session_scope
 from shared.errors import BadRequest, ClientError, DependencyUnavailable, ModelNotLoaded
 from shared.stage import Dependencies, Stage
-from shared.tryon import CATVTON_VARIANT_MODELS, FASHN_MODEL, MODELS
+from shared.contracts.events import WeaveRequested
+from shared.contracts.tryon import CATEGORY_FOR_AUTO, CATVTON_VARIANT_MODELS, FASHN_MODEL, MODELS
+from shared.contracts.tryon import resolve_model as model_for_request
 from shared.uploads import result_key
 
 log = logging.getLogger(__name__)
@@ -285,41 +287,34 @@ class WeaveFunction(Stage):
         )
 
     def _request(self, data: dict[str, Any]) -> Request:
-        """The pipeline request of the event's model: images from storage, settings from the
-        event (the model's defaults otherwise)."""
+        """The pipeline request of the event's model: images from storage, every setting from the
+        event (enqueue resolved them; the event was validated on receipt)."""
+        asked = WeaveRequested.parse(data)
         model = self._model_name(data)
-        person = self.storage.get(data["person_key"])
-        garment = self.storage.get(data["garment_key"])
-        category = data.get("category") or "upper"
-        category = category if category != "auto" else "upper"
-        options = {k: data[k] for k in ("steps", "guidance", "seed") if k in data}
+        person = self.storage.get(asked.person_key)
+        garment = self.storage.get(asked.garment_key)
+        category = CATEGORY_FOR_AUTO if asked.category == "auto" else asked.category
+        options = {"steps": asked.steps, "guidance": asked.guidance, "seed": asked.seed}
         if model == FASHN_MODEL:
-            photo_type = data.get("garment_photo_type") or "auto"
+            photo_type = asked.garment_photo_type or "auto"
             if photo_type == "auto":  # tailor did not decide: upstream's default, or the parser-free one
                 photo_type = "flat-lay" if self.settings.commercial else "model"
-            segmentation_free = data.get("segmentation_free", True)
+            segmentation_free = True if asked.segmentation_free is None else asked.segmentation_free
             return FashnRequest(person=person, garment=garment, category=category, garment_photo_type=photo_type,
                                 segmentation_free=segmentation_free, safety_check=self.settings.weave_safety_check,
                                 **options)
-        if model not in MODELS:
-            raise ModelNotLoaded(f"model must be one of {', '.join(MODELS)}, got {model!r}", field="model")
-        mask = self.storage.get(data["mask_key"]) if data.get("mask_key") else None
+        mask = self.storage.get(asked.mask_key) if asked.mask_key else None
         variant = next(v for v, n in CATVTON_VARIANT_MODELS.items() if n == model)
         if variant == "mask" and mask is None:
             raise BadRequest("model 'catvton-mask' needs a person mask (mask_key), got none", field="mask_key")
-        options.update({k: data[k] for k in ("height", "width", "repaint") if k in data})
         return TryOnRequest(person=person, garment=garment, mask=mask, category=category, variant=variant,
+                            height=asked.height, width=asked.width, repaint=asked.repaint,
                             safety_check=self.settings.weave_safety_check, **options)
 
     def _model_name(self, data: dict[str, Any]) -> str:
         """The event's model; events without one (older producers) follow variant / mask as before."""
-        if data.get("model"):
-            return str(data["model"])
-        if data.get("variant") in CATVTON_VARIANT_MODELS:
-            return CATVTON_VARIANT_MODELS[data["variant"]]
-        if data.get("mask_key"):
-            return CATVTON_VARIANT_MODELS["mask"]
-        return self.settings.weave_default_model
+        return str(data.get("model") or model_for_request(None, data.get("variant"), bool(data.get("mask_key")),
+                                                      self.settings.weave_default_model))
 
     def _progress(self, batch: list[dict[str, Any]]) -> Callable[[int, int], None]:
         """A callback publishing step k of n for every job of the call, at most once per interval.

@@ -1,6 +1,6 @@
 """Weave's models by name: each family loaded by its own loader, requests routed by model.
 
-- `ModelSet(models, commercial)`: which models an instance loads (`shared.tryon.MODELS`).
+- `ModelSet(models, commercial)`: which models an instance loads (`shared.contracts.tryon.MODELS`).
 - `load_models(config, models, commercial=False) -> {name: pipeline}`: CatVTON variants share
   one VAE and the safety checker; FASHN VTON gets the same checker. Under `commercial` the
   FASHN human parser is not loaded and CatVTON is refused.
@@ -22,7 +22,7 @@ from functions.weave.loading import (
 )
 from functions.weave.pipeline import CatVTONPipeline, TryOnRequest, TryOnResult, _Progress, sum_steps
 from shared.errors import ModelNotLoaded
-from shared.tryon import CATVTON_VARIANT_MODELS, FASHN_MODEL, MODELS
+from shared.contracts.tryon import CATVTON_VARIANT_MODELS, FASHN_MODEL, MODELS
 
 logger = logging.getLogger(__name__)
 

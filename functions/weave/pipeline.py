@@ -1,6 +1,6 @@
 """CatVTON virtual try-on as a diffusers-style pipeline.
 
-Public API (see docs/architecture.md and /work/shared/specs/catvton.md):
+Public API (the method is described in docs/architecture.md, "The weave pipeline"):
 
 - `TryOnRequest(person, garment, mask=None, category="upper", steps=50, guidance=2.5,
   seed=None, height=1024, width=768, repaint=False, safety_check=True, variant="auto")`
@@ -54,17 +54,16 @@ from functions.weave.safety import safety_verdicts
 from shared.config import SDPA_BACKENDS
 from shared.errors import BadRequest, ImageTooLarge, InvalidImage
 from shared.images import MAX_PIXELS, MIN_SIDE, flatten_to_rgb, load_image, load_mask, to_mask
-from shared.tryon import (
-    CATEGORIES, DEFAULT_GUIDANCE, DEFAULT_HEIGHT, DEFAULT_STEPS, DEFAULT_WIDTH, GUIDANCE_RANGE,
-    MAX_SIDE, SIZE_MULTIPLE, STEPS_RANGE,
+from shared.contracts.fields import CATEGORIES
+from shared.contracts.tryon import (
+    DEFAULT_GUIDANCE, DEFAULT_HEIGHT, DEFAULT_STEPS, DEFAULT_WIDTH, GUIDANCE_RANGE, MAX_SEED,
+    MAX_SIDE, SIZE_MULTIPLE, STEPS_RANGE, VARIANTS,
 )
 
 logger = logging.getLogger(__name__)
 
-VARIANTS = ("maskfree", "mask")
 LATENT_SCALE = 0.18215
 ETA = 1.0
-MAX_SEED = 2**63 - 1
 
 ImageInput = bytes | bytearray | Image.Image
 
