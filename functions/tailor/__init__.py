@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import re
 
-CATEGORIES: tuple[str, ...] = ("upper", "lower", "overall")
+from shared.contracts.fields import CATEGORIES
+
+__all__ = ["ASSET_KINDS", "CATEGORIES", "asset_key", "content_hash"]
 ASSET_KINDS: tuple[str, ...] = ("cutout", "mask")
 _USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _HASH = re.compile(r"^[0-9a-f]{64}$")
