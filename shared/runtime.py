@@ -8,7 +8,8 @@ Routes:
     POST /      a binary- or structured-mode event. 200 + the reply event in binary mode,
                 or 202 with no body when handle() returns None. Errors are JSON bodies
                 `{"error", "message", "code", "field"}`: 400 invalid event, 415 wrong
-                Content-Type, a ProteusError's own status, 503 a dependency down, 500 a bug.
+                Content-Type, a ProteusError's own status, 503 a dependency down, 500 a bug
+                (shared/http_errors.py: the same mapping as the gateway's).
     GET /healthz  200 while the process is alive, with the readiness details.
     GET /readyz   200 when readiness()["ready"], else 503.
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import threading
 import time
 from typing import Any, Final, Protocol
@@ -25,7 +25,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from shared.config import Settings
-from shared.errors import DependencyUnavailable, ProteusError
+from shared.http_errors import as_proteus_error, error_body, from_http_exception, internal_error
 from shared.events import CloudEvent, InvalidEvent, from_http, load_schemas, to_http_binary, validate_event
 
 log = logging.getLogger("proteus.runtime")
@@ -108,34 +108,6 @@ def function_readiness(function: Any) -> dict[str, Any]:
     return {"ready": True}
 
 
-def as_proteus_error(exc: BaseException) -> ProteusError | None:
-    """The ProteusError an exception stands for: itself, DependencyUnavailable for a
-    Redis/SQLAlchemy/botocore connection failure, or None (an unexpected bug)."""
-    if isinstance(exc, ProteusError):
-        return exc
-    dependency = _dependency_name(exc)
-    if dependency:
-        return DependencyUnavailable(f"{dependency} is unavailable: {exc.__class__.__name__}")
-    return None
-
-
-def _dependency_name(exc: BaseException) -> str | None:
-    """Which dependency failed to answer, checking only libraries already imported."""
-    checks = (
-        ("redis.exceptions", ("ConnectionError", "TimeoutError"), "Redis"),
-        ("sqlalchemy.exc", ("OperationalError", "DisconnectionError", "TimeoutError"), "the database"),
-        ("botocore.exceptions", ("ConnectionError", "HTTPClientError"), "object storage"),
-    )
-    for module_name, class_names, label in checks:
-        module = sys.modules.get(module_name)
-        if module is None:
-            continue
-        classes = tuple(getattr(module, n) for n in class_names if hasattr(module, n))
-        if classes and isinstance(exc, classes):
-            return label
-    return None
-
-
 def _check_reply(reply: CloudEvent, name: str) -> None:
     """An invalid reply is the function's bug (500), not the caller's (400)."""
     try:
@@ -150,30 +122,20 @@ def _error_response(exc: Exception, name: str) -> Response:
     error = as_proteus_error(exc)
     if error is None:
         log.exception("%s failed with an unexpected error", name)
-        body = {
-            "error": "internal error",
-            "message": "internal error; see the function's log",
-            "code": "internal_error",
-            "field": None,
-        }
-        return _json(body, 500)
+        return _json(error_body(internal_error("internal error; see the function's log")), 500)
     if error.status >= 500:
         log.warning("%s: %s (%s)", name, error.message, exc.__class__.__name__)
-    return _json(error.to_dict(), error.status)
+    return _json(error_body(error), error.status)
 
 
 def _http_error_body(exc: HTTPException) -> Response:
-    """404, 405, 413... as the same JSON error body."""
-    body = {"error": exc.description, "message": exc.description, "code": _snake(exc.name), "field": None}
-    return _json(body, exc.code or 500)
+    """404, 405, 413... as the same JSON error body (the gateway's mapping)."""
+    error = from_http_exception(exc, request.method, request.path)
+    return _json(error_body(error), error.status)
 
 
 def _json(body: dict[str, Any], status: int) -> Response:
     return Response(json.dumps(body, default=str), status=status, mimetype="application/json")
-
-
-def _snake(text: str) -> str:
-    return "_".join(text.lower().split())
 
 
 def _log_request(event: CloudEvent | None, status: int, started: float) -> None:

@@ -15,7 +15,8 @@ import urllib3
 
 from shared.errors import ProteusError
 from shared.events import CloudEvent, to_http_binary, validate_event
-from shared.runtime import as_proteus_error, function_readiness
+from shared.http_errors import as_proteus_error
+from shared.runtime import function_readiness
 
 log = logging.getLogger("proteus.runner")
 
