@@ -31,7 +31,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "bench password 1"  # bench.gateway_common.PASSWORD (the client process does not import it)
@@ -292,11 +292,13 @@ class Logins:
         self._pacer = threading.Thread(target=pace, daemon=True)
         self._pacer.start()
 
-    def stop(self) -> None:
+    def stop(self, wait_s: float = 30.0) -> None:
+        """Stop pacing; wait up to `wait_s` in all for the logins in flight (late ones are not counted)."""
         self._stop.set()
         self._pacer.join()
+        deadline = time.monotonic() + wait_s
         for thread in self._threads:
-            thread.join(timeout=60)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def publish_for(redis_client: Any, prefix: str, users: list[tuple[str, str, str]], rate: float,
@@ -350,7 +352,7 @@ def main() -> int:
     # The gateway holds one descriptor per socket and cannot raise its hard limit itself.
     possible = [n for n in steps if n + 500 <= fd_limit]
     skipped = [n for n in steps if n not in possible]
-    rows: list[tuple[str, object]] = []
+    rows: list[tuple[str, object]] = ProgressRows()
     result: dict[str, Any] = {"cpus": os.cpu_count(), "fd_limit": fd_limit, "rounds": args.rounds}
     gateway = Gateway(redis_url=args.redis_url, extra_env={"WS_HEARTBEAT_S": str(args.heartbeat),
                                                             "GUNICORN_WORKER_CONNECTIONS": "1000"})
@@ -430,6 +432,19 @@ def main() -> int:
             clients.stop()
         gateway.stop()
         redis_client.close()
+
+
+class ProgressRows(list):  # type: ignore[type-arg]
+    """The table's rows, each also written to stderr as it is measured (a long run shows progress)."""
+
+    def append(self, row: Any) -> None:
+        print(f"  {row[0]}: {row[1]}", file=sys.stderr, flush=True)
+        super().append(row)
+
+    def __iadd__(self, rows: Any) -> Self:
+        for row in rows:
+            self.append(row)
+        return self
 
 
 def requests_get_json(url: str) -> dict[str, Any]:

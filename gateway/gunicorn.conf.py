@@ -1,18 +1,17 @@
 """gunicorn settings for the gateway: `gunicorn -c gateway/gunicorn.conf.py 'gateway.app:create_app()'`.
 
-Worker class: gevent. Every WebSocket is a long-lived request; under gevent it costs two
-greenlets (its handler and simple-websocket's reader) instead of two OS threads, so one
-process holds thousands of idle sockets (bench/gateway_ws.py: 10,000 sockets in one worker;
-see its output for the memory and push latency measured). gthread would need one thread
-per socket (threads=N fixed up front, ~8 MB of stack reserved each, GIL contention on
-every push) and was not chosen. gunicorn's gevent worker monkey-patches the standard library
-in the worker before the app is imported, so redis-py's sockets and SQLAlchemy's pool
-cooperate, and psycopg 3 detects the patched `select` and uses a cooperative wait. The
-app opens its connections lazily, after the fork. Nothing here imports the app.
+Worker class: gevent. REST requests are greenlets; gunicorn's gevent worker monkey-patches
+the standard library in the worker before the app is imported, so redis-py's sockets and
+SQLAlchemy's pool cooperate, and psycopg 3 detects the patched `select` and uses a
+cooperative wait. A WebSocket is a request only until its handshake, auth and replay are
+done; then gateway/wsloop.py serves it (one selector loop for all sockets, ~1.3 KB per idle
+socket), so open sockets do not count against worker_connections. bcrypt runs on native
+threads (gateway/passwords.py). The app opens its connections lazily, after the fork.
+Nothing here imports the app.
 
 Deployment variables, read here as gunicorn reads its own config (not via Settings):
 PORT (8000), WEB_CONCURRENCY (worker processes, 1; each holds its own sockets and its own
-Redis subscription), GUNICORN_WORKER_CONNECTIONS (sockets + requests per worker, 20000),
+Redis subscription), GUNICORN_WORKER_CONNECTIONS (requests and WebSocket handshakes in flight per worker, 20000),
 GUNICORN_TIMEOUT (30).
 """
 from __future__ import annotations
