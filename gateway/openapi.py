@@ -108,6 +108,9 @@ SCHEMAS: dict[str, Any] = {
             "progress": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
             "progress_step": {"type": ["integer", "null"]},
             "progress_steps": {"type": ["integer", "null"]},
+            "model": {"type": ["string", "null"],
+                      "description": "The model of its newest try-on job (e.g. fashn-vton-1.5); null before any."},
+            "seed": {"type": ["integer", "null"], "description": "The seed of its newest try-on job."},
             "result_expired_at": {
                 "type": ["string", "null"], "format": "date-time",
                 "description": "When the retention sweep deleted the result (RETENTION_RESULTS_DAYS); "

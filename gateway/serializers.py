@@ -4,6 +4,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from shared.db.models import Job, TryOn
 
 
@@ -44,9 +47,21 @@ def tryon_progress(tryon: TryOn) -> float | None:
     return 1.0 if tryon.status == "done" else None
 
 
-def tryon_to_dict(tryon: TryOn) -> dict[str, Any]:
-    """A try-on as the API shows it (keys the original frontend reads)."""
+def last_runs(session: Session, vton_ids: list[str]) -> dict[str, Job]:
+    """The newest try-on job of each of these try-ons (what made the result the history shows)."""
+    if not vton_ids:
+        return {}
+    jobs = session.scalars(select(Job).where(Job.vton_id.in_(vton_ids), Job.job_type == "try_on")
+                           .order_by(Job.created_at.asc(), Job.id.asc()))
+    return {job.vton_id: job for job in jobs}
+
+
+def tryon_to_dict(tryon: TryOn, run: Job | None = None) -> dict[str, Any]:
+    """A try-on as the API shows it (keys the original frontend reads); with its newest job,
+    the model and seed that made it."""
     return {
+        "model": (run.model or (run.params or {}).get("model")) if run is not None else None,
+        "seed": run.seed if run is not None and run.seed is not None else (run.params or {}).get("seed") if run else None,
         "id": tryon.id,
         "user_id": tryon.user_id,
         "user_snap": tryon.user_snap,

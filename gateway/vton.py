@@ -16,7 +16,7 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import and_, delete, or_, select
 
 from gateway import auth, resources
-from gateway.serializers import tryon_to_dict
+from gateway.serializers import last_runs, tryon_to_dict
 from gateway.validation import check_id, parse_body, show
 from shared.contracts.rest import TryOnCreate, TryOnUpdate
 from shared.db.models import Job, TryOn
@@ -92,8 +92,9 @@ def list_tryons() -> Response:
     query = query.order_by(TryOn.created_at.desc(), TryOn.id.desc())
     if limit is not None:
         query = query.limit(limit)
-    rows = resources.db().execute(query)
-    return jsonify([tryon_to_dict(row) for row in rows])
+    rows = list(resources.db().execute(query))
+    runs = last_runs(resources.db(), [row.id for row in rows])
+    return jsonify([tryon_to_dict(row, runs.get(row.id)) for row in rows])
 
 
 @bp.post("")
@@ -121,7 +122,7 @@ def update_tryon(vton_id: str) -> Response:
         if column == "category":
             tryon.category_requested = body.category
     resources.db().commit()
-    return jsonify(tryon_to_dict(tryon))
+    return jsonify(tryon_to_dict(tryon, last_runs(resources.db(), [tryon.id]).get(tryon.id)))
 
 
 @bp.delete("/<vton_id>")

@@ -225,3 +225,46 @@ def test_try_ons_requested_together_are_rendered_in_batches(stack) -> None:  # n
             batch_sizes[event.get_data()["job_id"]] = event.get_data()["metadata"]["batch_size"]
     assert set(batch_sizes) == set(jobs)
     assert max(batch_sizes.values()) >= 2, batch_sizes  # at least two shared a UNet call
+
+
+def test_fashn_tryon_through_the_original_api_shows_model_and_seed_in_the_history(stack) -> None:  # noqa: ANN001
+    """A person signs up, uploads two photos, asks for fashn-vton-1.5 through POST /jobs/weaver
+    (garment type auto: tailor decides it), and the history lists the result with its model and seed."""
+    import requests
+
+    base = stack.gateway_url
+    http = requests.Session()
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    assert http.post(f"{base}/user/signup", json={"user_name": "Ada", "email": email, "password": "correct horse"},
+                     timeout=10).status_code == 201
+    token = http.post(f"{base}/user/login", json={"email": email, "password": "correct horse"}, timeout=10).json()["token"]
+    http.headers["Authorization"] = f"Bearer {token}"
+
+    def upload(name: str, data: bytes) -> str:
+        signed = http.post(f"{base}/images/presignedUploadUrl", json={"fileName": name, "fileType": "image/jpeg"},
+                           timeout=10).json()
+        assert requests.put(signed["url"], data=data, headers=signed["headers"], timeout=10).status_code == 200
+        return str(signed["key"])
+
+    person, garment = upload("me.jpg", jpeg((200, 150, 120))), upload("shirt.jpg", jpeg((20, 40, 200)))
+    tryon = http.post(f"{base}/vton", json={"user_snap": person, "uncleaned_outfit": garment}, timeout=10).json()
+    started = http.post(f"{base}/jobs/weaver", json={
+        "vton_id": tryon["id"], "user_snap_s3": person, "uncleaned_outfit_s3": garment, "category": "upper",
+        "model": "fashn-vton-1.5", "garment_photo_type": "auto", "steps": 3, "seed": 42}, timeout=10)
+    assert started.status_code == 202, started.text
+
+    def finished() -> dict | None:
+        rows = http.get(f"{base}/vton", timeout=10).json()
+        row = next(r for r in rows if r["id"] == tryon["id"])
+        return row if row["status"] in ("done", "failed") else None
+
+    row = wait_for(finished, timeout=120)
+    assert row["status"] == "done", (row, stack.log_tail("weave"))
+    assert row["model"] == "fashn-vton-1.5" and row["seed"] == 42
+    job = http.get(f"{base}/jobs/{started.json()['job_id']}", timeout=10).json()
+    assert job["model"] == "fashn-vton-1.5" and job["seed"] == 42 and job["result_key"] == row["outfit_try_on"]
+    result = Image.open(io.BytesIO(storage_from_settings(stack.settings).get(row["outfit_try_on"])))
+    assert result.mode == "RGB" and result.width <= 32
+    health = requests.get(f"{base}/health", timeout=10).json()
+    names = [m["name"] for m in health["models"]["weave"]["models"]]
+    assert "fashn-vton-1.5" in names and "catvton-maskfree" in names

@@ -79,8 +79,13 @@ class TailorFunction(Stage):
         category: str = request.category or DEFAULT_REQUEST_CATEGORY
         result: dict[str, Any] = {"job_id": job_id, "user_id": user_id, "vton_id": data.get("vton_id"),
                                   "model": self.parser.name}
+        photo_type = None
+        fashn = (data.get("then_weave") or {}).get("model") == FASHN_MODEL
         try:
-            if data.get("garment_key"):
+            if data.get("garment_key") and fashn and category != "auto":
+                # FASHN takes the photo itself: only whether someone wears the garment is needed.
+                photo_type = self._photo_type(data["garment_key"])
+            elif data.get("garment_key"):
                 cutout_key, category, confidence, photo_type = self._garment(user_id, data["garment_key"], category)
                 result.update(cutout_key=cutout_key, confidence=confidence)
             if category == "auto":
@@ -99,7 +104,7 @@ class TailorFunction(Stage):
                 weave["mask_key"] = result["mask_key"]
             if weave.get("model") == FASHN_MODEL:
                 # FASHN takes the photo itself (it masks worn garments with its own parser).
-                if weave.get("garment_photo_type", "auto") == "auto" and data.get("garment_key"):
+                if weave.get("garment_photo_type", "auto") == "auto" and photo_type is not None:
                     weave["garment_photo_type"] = photo_type
             elif result.get("cutout_key"):
                 weave["garment_key"] = result["cutout_key"]
@@ -133,6 +138,11 @@ class TailorFunction(Stage):
         self._remember(user_id, digest, "cutout", cache_category, out_key, cut.category, cut.confidence,
                        {"box": list(cut.box), "photo_type": photo_type})
         return out_key, cut.category, cut.confidence, photo_type
+
+    def _photo_type(self, key: str) -> str:
+        """"model" (worn) or "flat-lay" (product shot) for the garment photo at `key`."""
+        image = load_image(self.storage.get(key), max_pixels=self.settings.max_image_pixels, what="garment photo")
+        return garment_photo_type(self._parse(image))
 
     def _mask(self, user_id: str, key: str, category: str) -> str:
         """The try-on mask key for the person photo at `key` and `category`."""

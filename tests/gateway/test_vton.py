@@ -15,6 +15,8 @@ TRYON_KEYS = {
     "updatedAt",
     "result_expired_at",
     "inputs_expired_at",
+    "model",
+    "seed",
 }
 
 

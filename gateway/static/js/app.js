@@ -550,10 +550,29 @@ function preset() {
   return p && p.value === "fast" ? "fast" : "default";
 }
 
-/** "mask" or "maskfree" (the default) from the Advanced choice. */
+/** "mask" or "maskfree" (the default) from the Advanced choice ("maskfree" when FASHN is chosen). */
 function variant() {
   const v = document.querySelector('input[name="variant"]:checked');
   return v && v.value === "mask" ? "mask" : "maskfree";
+}
+
+/** The FASHN VTON request fields when that model is chosen in Advanced, else {}. */
+function fashnParams() {
+  const v = document.querySelector('input[name="variant"]:checked');
+  if (!v || v.value !== "fashn-vton-1.5") return {};
+  return {
+    model: "fashn-vton-1.5",
+    garment_photo_type: $("#opt-photo-type").value,
+    segmentation_free: $("#opt-segmentation-free").checked,
+  };
+}
+
+function wireModelChoice() {
+  const options = $("#fashn-options");
+  if (!options) return;
+  for (const input of document.querySelectorAll('input[name="variant"]')) {
+    input.addEventListener("change", () => { options.hidden = !fashnParams().model; });
+  }
 }
 
 function wireCreate() {
@@ -614,6 +633,7 @@ function wireCreate() {
       const params = { ...advanced };
       if (params.seed === undefined) params.seed = randomSeed();
       if (variant() === "mask") params.variant = "mask";
+      Object.assign(params, fashnParams());
       if (preset() === "fast") params.preset = "fast";
       const started = await startJob(row, cat, params);
       status.textContent = started ? "Started. Watch it in your try-ons below." : "";
@@ -634,7 +654,9 @@ async function startJob(row, cat, params = {}) {
   if (cat) body.category = cat;
   Object.assign(body, params);
   const kept = { category: cat || "auto", variant: params.variant === "mask" ? "mask" : "maskfree" };
-  for (const k of ["steps", "guidance", "preset"]) if (params[k] !== undefined) kept[k] = params[k];
+  for (const k of ["steps", "guidance", "preset", "model", "garment_photo_type", "segmentation_free"]) {
+    if (params[k] !== undefined) kept[k] = params[k];
+  }
   rememberRun(row.id, kept);
   state.notes.delete(row.id);
   try {
@@ -880,6 +902,7 @@ function renderCard(row) {
         el("p", { class: "tryon-meta" },
           el("span", { class: "badge" }),
           el("time", { class: "tryon-time" }),
+          el("span", { class: "tryon-run muted" }),
         ),
         el("div", { class: "tryon-progress", hidden: true }),
         el("p", { class: "tryon-error", hidden: true }),
@@ -902,6 +925,9 @@ function renderCard(row) {
   const time = $(".tryon-time", li);
   time.dateTime = createdAt(row);
   time.textContent = formatDate(createdAt(row));
+  // which model and seed made it (the newest job of the try-on)
+  const ran = [row.model, row.seed !== null && row.seed !== undefined ? `seed ${row.seed}` : null].filter(Boolean);
+  $(".tryon-run", li).textContent = ran.length ? ` · ${ran.join(" · ")}` : "";
 
   // progress: updated in place so focus and screen readers are not disturbed
   const prog = $(".tryon-progress", li);
@@ -1211,11 +1237,13 @@ async function retry(id, button) {
     for (const k of ["steps", "guidance"]) if (run[k] !== undefined) settings[k] = run[k];
     if (run.preset === "fast") settings.preset = "fast";
     if (run.variant === "mask") settings.variant = "mask";
+    for (const k of ["model", "garment_photo_type", "segmentation_free"]) if (run[k] !== undefined) settings[k] = run[k];
     if (run.category) cat = run.category;
   } else {
     const advanced = readAdvanced() || {};
     for (const k of ["steps", "guidance"]) if (advanced[k] !== undefined) settings[k] = advanced[k];
     if (row.person_mask || variant() === "mask") settings.variant = "mask";
+    Object.assign(settings, fashnParams());
     if (preset() === "fast") settings.preset = "fast";
   }
   const ok = await startJob(row, cat, { ...settings, seed: randomSeed() });
@@ -1332,6 +1360,7 @@ function main() {
   wireAuth();
   wirePickers();
   wireCreate();
+  wireModelChoice();
   wireDialogs();
   $("#load-more").addEventListener("click", loadOlder);
   window.addEventListener("hashchange", () => route());
