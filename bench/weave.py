@@ -4,6 +4,7 @@
         [--compile] [--cuda-graphs] [--channels-last] [--sdpa flash] [--no-vae-slicing]
         [--no-baseline]
     .venv/bin/python bench/weave.py --grid grid.png [--models-dir models]
+    .venv/bin/python bench/weave.py --model fashn-vton-1.5 [...]   (FASHN VTON: bench/weave_fashn.py)
 
 Builds the SD-1.5 UNet (in_channels 8 mask-free / 9 mask-based) and the sd-vae-ft-mse VAE
 from the configs below with random weights, wraps them in CatVTONPipeline and times whole
@@ -192,6 +193,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--height", type=int)
     parser.add_argument("--width", type=int)
     parser.add_argument("--variant", choices=["maskfree", "mask"], default="maskfree")
+    parser.add_argument("--model", choices=["catvton", "fashn-vton-1.5"], default="catvton",
+                        help="fashn-vton-1.5: FASHN VTON v1.5 (bench/weave_fashn.py; prints FLOPs per image)")
+    parser.add_argument("--tiny", action="store_true", help="FASHN: the tiny test architecture")
     parser.add_argument("--warmup", type=int, default=1,
                         help="untimed one-step runs per batch size first (default 1)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the UNet")
@@ -211,6 +215,11 @@ def main(argv: list[str] | None = None) -> None:
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
+    if args.model == "fashn-vton-1.5":
+        from bench.weave_fashn import run as run_fashn
+
+        run_fashn(args, device)
+        return
     gpu = device.type == "cuda"
     reduced = not gpu and args.height is None and args.steps is None
     args.height = args.height or (1024 if gpu else 256)

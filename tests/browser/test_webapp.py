@@ -557,3 +557,34 @@ def test_tailor_cut_out_detected_category_area_to_repaint_and_mask_variant(new_s
     dialog.get_by_role("button", name="Close").first.click()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     s.screenshot("webapp-tailor-phone.png")
+
+
+def test_advanced_offers_fashn_and_the_card_names_model_and_seed(new_session, tmp_path: Path) -> None:
+    """Choosing FASHN VTON in Advanced sends its model and options; the finished card shows the
+    model and the seed."""
+    photos = {
+        "person": make_jpeg(tmp_path / "person.jpg", "person"),
+        "garment": solid_jpeg(tmp_path / "blue-garment.jpg", (20, 40, 200)),
+    }
+    s = new_session()
+    page = s.page
+    s.open("/")
+    s.signup("Fay")
+    page.get_by_label("Upper body").check()
+    pick_photos(page, photos, steps=None)
+    if not page.locator("#opt-seed").is_visible():
+        page.locator("summary", has_text="Advanced").click()
+    expect(page.locator("#fashn-options")).to_be_hidden()
+    page.get_by_label("FASHN VTON 1.5 (Apache-2.0, 30 steps)").check()
+    expect(page.locator("#fashn-options")).to_be_visible()
+    page.locator("#opt-photo-type").select_option("flat-lay")
+    page.locator("#opt-seed").fill("42")
+    page.locator("#opt-steps").fill("2")
+    with page.expect_request("**/jobs/weaver") as job:
+        page.get_by_role("button", name="Start try-on").click()
+    body = job.value.post_data_json
+    assert body["model"] == "fashn-vton-1.5" and body["garment_photo_type"] == "flat-lay", body
+    assert body["segmentation_free"] is True and body["seed"] == 42
+    card = page.locator("#history-list > li").first
+    expect(card).to_have_attribute("data-status", "done", timeout=JOB_TIMEOUT_MS)
+    expect(card.locator(".tryon-run")).to_contain_text("fashn-vton-1.5 · seed 42", timeout=10_000)
