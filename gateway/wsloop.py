@@ -172,12 +172,14 @@ class SocketLoop:
             self._selector.close()
 
     def _drain_wake(self) -> None:
-        self._woken = False
+        # Drain first, then clear the flag: a command queued after the clear sends a new byte,
+        # one queued before it is run by the `_run_commands` that follows.
         try:
             while self._wake_r.recv(4096):
                 pass
         except (BlockingIOError, OSError):
             pass
+        self._woken = False
 
     def _run_commands(self) -> None:
         commands = self._commands
