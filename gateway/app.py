@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from gateway import errors, images, jobs, limits, resources, security, site, users, vton, ws
+from gateway import errors, images, jobs, limits, observability, resources, security, site, users, vton, ws
 from shared.config import Settings
 
 
@@ -21,6 +21,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # Behind a reverse proxy: trust one hop's X-Forwarded-For/-Proto/-Host (Secure cookies).
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
 
+    observability.init_app(app, settings)  # first: its after_request sees every answer
     resources.init_app(app, settings)
     errors.init_app(app)
     security.init_app(app, settings)

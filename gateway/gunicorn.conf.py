@@ -21,6 +21,8 @@ import resource
 import signal
 from typing import Any
 
+from shared.observability import multiproc
+
 
 def _int(name: str, default: int) -> int:
     value = os.environ.get(name) or str(default)
@@ -62,6 +64,7 @@ def _raise_fd_limit() -> None:
 
 
 def on_starting(server: Any) -> None:
+    multiproc.on_starting(server)  # Prometheus multiprocess mode, before the workers fork
     _raise_fd_limit()
 
 
@@ -79,3 +82,7 @@ def worker_exit(server: Any, worker: Any) -> None:
     extensions = getattr(app, "extensions", None)
     if extensions and "proteus" in extensions:
         extensions["proteus"].close()
+
+
+child_exit = multiproc.child_exit
+on_exit = multiproc.on_exit

@@ -309,6 +309,14 @@ PATHS: dict[str, Any] = {
             {"200": ok("Ready", ref("Ready")), "503": ok("Not ready", ref("Ready"))}, tag="site", public=True,
         )
     },
+    "/metrics": {
+        "get": op(
+            "metrics", "Prometheus metrics of this gateway (every worker): requests, sockets, push latency",
+            {"200": {"description": "Prometheus text format",
+                     "content": {"text/plain": {"schema": {"type": "string"}}}}},
+            tag="site", public=True,
+        )
+    },
     "/openapi.json": {
         "get": op("openapi", "This document", {"200": ok("OpenAPI 3.1", {"type": "object"})}, tag="site", public=True)
     },

@@ -46,6 +46,7 @@ from gateway import auth, resources
 from gateway.wsloop import Connection, SocketLoop, close_frame, detach, frame
 from shared.config import Settings
 from shared.errors import Unauthorized
+from shared.observability.metrics import WEBSOCKETS_OPEN
 from shared.routing import NOTIFICATION_CHANNEL, NOTIFICATION_STREAM, prefixed
 
 log = logging.getLogger("proteus.gateway.ws")
@@ -95,12 +96,14 @@ class Hub:
     def register(self, conn: Connection) -> None:
         with self._lock:
             self._by_user.setdefault(conn.user_id, set()).add(conn)
+        WEBSOCKETS_OPEN.inc()
 
     def unregister(self, conn: Connection) -> None:
         with self._lock:
             conns = self._by_user.get(conn.user_id)
-            if conns is not None:
+            if conns is not None and conn in conns:
                 conns.discard(conn)
+                WEBSOCKETS_OPEN.dec()
                 if not conns:
                     del self._by_user[conn.user_id]
 

@@ -35,6 +35,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from shared.observability.metrics import PUSH_LATENCY
+
 log = logging.getLogger("proteus.gateway.ws")
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -119,7 +121,7 @@ class SocketLoop:
         self._command(0, conn, frozenset(replayed) or None)
 
     def push(self, conn: Connection, text: str, event_id: str | None) -> None:
-        self._command(1, conn, (text, event_id))
+        self._command(1, conn, (text, event_id, time.perf_counter()))
 
     def close(self, conn: Connection, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         self._command(2, conn, (code, reason))
@@ -188,10 +190,11 @@ class SocketLoop:
             if conn.state >= 2:
                 continue
             if op == 1:
-                text, event_id = arg
+                text, event_id, queued = arg
                 if conn.state == 1 and event_id is not None and conn.replayed and event_id in conn.replayed:
                     continue
                 self._send(conn, frame(OP_TEXT, text.encode("utf-8")), event_id)
+                PUSH_LATENCY.observe(time.perf_counter() - queued)  # notification in hand to frame on its socket
             elif op == 0:
                 self._attach(conn, arg)
             else:

@@ -98,6 +98,7 @@ deploy: _need-registry ## Deploy to the current kubectl context (see knative/REA
 	  $(if $(filter keda,$(WEAVE_MODE)),echo '$(KUBECTL) -n $(KN_NS) delete ksvc weave --ignore-not-found';) \
 	  $(KNC) kn $(KN_FILTER) | sed 's|^kn |$(KN) |'; \
 	  echo '$(KUBECTL) apply -f knative/ingress/gateway.yaml'; \
+	  echo '$(KUBECTL) apply -f knative/monitoring/podmonitors.yaml -f knative/monitoring/runner-podmonitor.yaml -f knative/monitoring/alerts.yaml $(CRD_MAY_BE_MISSING)'; \
 	  echo '$(KUBECTL) delete --ignore-not-found $(foreach f,$(OTHER_SOURCE_FILES),-f $(f)) $(CRD_MAY_BE_MISSING)'; \
 	  $(if $(filter knative,$(WEAVE_MODE)),echo '$(KUBECTL) delete --ignore-not-found -f knative/keda/weave-scaledobject.yaml -f knative/keda/weave-worker.yaml $(CRD_MAY_BE_MISSING)';) \
 	  $(if $(filter keda,$(WEAVE_MODE)),echo '$(KUBECTL) delete --ignore-not-found -f knative/sources/$(EVENT_SOURCE)/weave.yaml $(CRD_MAY_BE_MISSING)';) \

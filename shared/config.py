@@ -194,6 +194,11 @@ class Settings:
     retention_batch_size: int = 500  # rows (or objects) the sweep handles per transaction
     retention_interval_s: int = 3600  # how often `make run` sweeps (on a cluster: the CronJob's schedule)
 
+    # Observability.
+    metrics_port: int = 8106  # the stream runner's /metrics (the HTTP services serve /metrics themselves)
+    otel_exporter_otlp_endpoint: str | None = None  # OTLP/HTTP collector; unset: tracing off and free
+    otel_service_namespace: str = "proteus"
+
     @property
     def production(self) -> bool:
         return self.environment == "production"
@@ -305,6 +310,9 @@ class Settings:
             retention_orphans_hours=integer("RETENTION_ORPHANS_HOURS", "retention_orphans_hours", minimum=0),
             retention_batch_size=integer("RETENTION_BATCH_SIZE", "retention_batch_size", minimum=1),
             retention_interval_s=integer("RETENTION_INTERVAL_S", "retention_interval_s", minimum=0),
+            metrics_port=integer("METRICS_PORT", "metrics_port", minimum=1),
+            otel_exporter_otlp_endpoint=get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            otel_service_namespace=text("OTEL_SERVICE_NAMESPACE", "otel_service_namespace"),
         )
         return settings.with_secret()
 

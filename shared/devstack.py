@@ -72,9 +72,12 @@ class DevStack:
         restart_backoff_max_s: float = 30.0,
         max_restarts: int = 5,
         stable_after_s: float = 30.0,
+        metrics_port: int | None = None,
     ) -> None:
         self.environ = dict(os.environ if environ is None else environ)
         self.gateway_port = gateway_port
+        # The runner's /metrics: METRICS_PORT (8106) beside the default ports, else a free one.
+        self.metrics_port = metrics_port or (free_port() if function_ports is not None else None)
         self.function_ports = dict(function_ports or FUNCTION_PORTS)
         self.log_dir = log_dir
         self.ready_timeout_s = ready_timeout_s
@@ -90,6 +93,11 @@ class DevStack:
         self._started_at: dict[str, float] = {}
         self._crashes: dict[str, int] = {}
         self._restart_at: dict[str, float] = {}
+
+    @property
+    def runner_metrics_url(self) -> str:
+        """The stream runner's Prometheus page."""
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     @property
     def gateway_url(self) -> str:
@@ -130,7 +138,10 @@ class DevStack:
         for name, port in self.function_ports.items():
             env[f"{name.upper()}_URL"] = self.function_url(name)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        if self.metrics_port is not None:
+            env["METRICS_PORT"] = str(self.metrics_port)
         self.settings = Settings.from_env(env)
+        self.metrics_port = self.settings.metrics_port
 
         for name, port in self.function_ports.items():
             self.spawn(

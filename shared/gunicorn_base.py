@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.config import ConfigError
+from shared.observability import multiproc
 from shared.processes import die_with_parent
 from shared.routing import FUNCTION_PORTS
 
@@ -55,6 +56,10 @@ def gunicorn_config(name: str, environ: Mapping[str, str] | None = None) -> dict
         "control_socket_disable": True,
         "post_fork": post_fork,
         "worker_exit": worker_exit,
+        # Prometheus multiprocess mode: one metrics folder per server, shared by its workers.
+        "on_starting": multiproc.on_starting,
+        "child_exit": multiproc.child_exit,
+        "on_exit": multiproc.on_exit,
     }
 
 

@@ -25,8 +25,30 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from shared.config import Settings
-from shared.http_errors import as_proteus_error, error_body, from_http_exception, internal_error
-from shared.events import CloudEvent, InvalidEvent, from_http, load_schemas, to_http_binary, validate_event
+from shared.event_types import ALL_TYPES
+from shared.events import (
+    CloudEvent,
+    InvalidEvent,
+    from_http,
+    load_schemas,
+    to_http_binary,
+    validate_event,
+)
+from shared.http_errors import (
+    as_proteus_error,
+    error_body,
+    from_http_exception,
+    internal_error,
+)
+from shared.observability import tracing
+from shared.observability.metrics import (
+    EVENT_DURATION,
+    EVENTS_HANDLED,
+    FUNCTION_READY,
+    bounded,
+    exposition,
+    outcome_of,
+)
 
 log = logging.getLogger("proteus.runtime")
 
@@ -46,11 +68,13 @@ def create_function_app(function: Function, settings: Settings) -> Flask:
         raise TypeError(f"{type(function).__name__} has no handle(event) method")
     configure_logging(settings.log_level)
     load_schemas()
+    tracing.configure_tracing(settings, function_label(function))
     app = Flask(type(function).__module__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_EVENT_BYTES
     app.config["PROTEUS_SETTINGS"] = settings
     app.extensions[FUNCTION_EXTENSION] = function
     name = type(function).__name__
+    label = function_label(function)
 
     @app.post("/")
     def receive() -> Response:
@@ -59,17 +83,31 @@ def create_function_app(function: Function, settings: Settings) -> Flask:
         try:
             event = from_http(request.headers, request.get_data(cache=False))
             validate_event(event)
-            reply = function.handle(event)
-            if reply is None:
-                response = Response(status=202)
-            else:
-                _check_reply(reply, name)
-                headers, body = to_http_binary(reply)
-                response = Response(body, status=200, headers=headers)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON answer
+            with tracing.span(f"{label} {event.get_type()}", parent=tracing.event_carrier(event), kind="consumer",
+                              attributes=_span_attributes(event)) as current:
+                try:
+                    reply = function.handle(event)
+                    if reply is None:
+                        response = Response(status=202)
+                    else:
+                        _check_reply(reply, name)
+                        headers, body = to_http_binary(reply)
+                        response = Response(body, status=200, headers=headers)
+                except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON answer
+                    response = _error_response(exc, name)
+                tracing.set_status(current, response.status_code)
+                _log_request(event, response.status_code, started, label)
+                return response
+        except Exception as exc:  # noqa: BLE001 - an undecodable or invalid event
             response = _error_response(exc, name)
-        _log_request(event, response.status_code, started)
+        _log_request(event, response.status_code, started, label)
         return response
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        FUNCTION_READY.labels(label).set(1 if function_readiness(function)["ready"] else 0)
+        body, content_type = exposition()
+        return Response(body, status=200, content_type=content_type)
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -138,16 +176,41 @@ def _json(body: dict[str, Any], status: int) -> Response:
     return Response(json.dumps(body, default=str), status=status, mimetype="application/json")
 
 
-def _log_request(event: CloudEvent | None, status: int, started: float) -> None:
+def _span_attributes(event: CloudEvent) -> dict[str, str]:
+    attributes = {"cloudevents.event_id": event.get_id(), "cloudevents.event_type": event.get_type(),
+                  "cloudevents.event_source": event.get_source()}
+    if event.get_subject():
+        attributes["proteus.job_id"] = str(event.get_subject())
+    return attributes
+
+
+def function_label(function: Any) -> str:
+    """`weave` for functions.weave.handler.WeaveFunction: the metrics' `function` label."""
+    parts = type(function).__module__.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "functions" else type(function).__name__
+
+
+def _log_request(event: CloudEvent | None, status: int, started: float, function: str) -> None:
+    """One JSON line per event handled (ids and outcome, never the data) and its metrics."""
+    seconds = time.perf_counter() - started
+    event_type = event.get_type() if event else request.headers.get("ce-type")
+    outcome = outcome_of(status)
+    known_type = bounded(event_type, ALL_TYPES, other="invalid")
+    EVENTS_HANDLED.labels(function, known_type, outcome).inc()
+    EVENT_DURATION.labels(function, known_type).observe(seconds)
     log.info(
         "event handled",
         extra={
             "fields": {
-                "type": event.get_type() if event else request.headers.get("ce-type"),
-                "id": event.get_id() if event else request.headers.get("ce-id"),
-                "subject": event.get_subject() if event else None,
+                "function": function,
+                "type": event_type,
+                "event_id": event.get_id() if event else request.headers.get("ce-id"),
+                "job_id": event.get_subject() if event else request.headers.get("ce-subject"),
+                "trace_id": tracing.current_trace_id() or (tracing.trace_id_of(tracing.event_carrier(event))
+                                                           if event else None),
                 "status": status,
-                "ms": round((time.perf_counter() - started) * 1000, 1),
+                "outcome": outcome,
+                "ms": round(seconds * 1000, 1),
             }
         },
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from cloudevents.core.base import BaseCloudEvent
@@ -23,6 +24,7 @@ from shared.config import Settings
 from shared.db.models import Job
 from shared.db.session import session_scope
 from shared.notifications import Notifier, add_to_outbox, completion_message, flush
+from shared.observability.metrics import JOB_DURATION, JOBS_FAILED, reason_label
 from shared.stage import Dependencies, Stage
 
 log = logging.getLogger(__name__)
@@ -127,6 +129,11 @@ class NotifyFunction(Stage):
     ) -> None:
         """Add the job's completion to the outbox, in the transaction that changed its state."""
         job = session.get(Job, data["job_id"])
+        if job is not None and job.created_at is not None:  # the whole job, request to completion
+            seconds = (datetime.now(UTC) - job.created_at).total_seconds()
+            JOB_DURATION.labels(job.job_type, "ok" if status == "done" else "failed").observe(max(0.0, seconds))
+            if status != "done":
+                JOBS_FAILED.labels(job.job_type, reason_label(data.get("code"))).inc()
         add_to_outbox(session, completion_message(
             job_id=data["job_id"], job_type=job.job_type if job is not None else "try_on", status=status,
             user_id=data["user_id"], vton_id=data.get("vton_id"), result_key=result_key, error=error,

@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import threading
+import time
 from typing import Any
 
 from cloudevents.core.base import BaseCloudEvent
@@ -31,6 +32,8 @@ from shared.db.models import GarmentAsset, Job
 from shared.db.session import session_scope
 from shared.errors import ClientError, LicenceRestricted
 from shared.images import load_image
+from shared.observability import tracing
+from shared.observability.metrics import MODEL_LOAD_SECONDS, TAILOR_CACHE
 from shared.stage import Dependencies, Stage
 from shared.contracts.events import TailorRequested, WeaveRequested
 from shared.contracts.tryon import CATEGORY_FOR_AUTO, DEFAULT_REQUEST_CATEGORY, FASHN_MODEL
@@ -61,7 +64,10 @@ class TailorFunction(Stage):
         if settings.commercial:  # the SegFormer parser is licensed for non-commercial use only
             log.warning("COMMERCIAL=true: tailor's parser is off; tailor requests fail with the reason")
             return cls(Dependencies.from_settings(settings), ParserOff())  # type: ignore[arg-type]
-        return cls(Dependencies.from_settings(settings), load_parser(TailorModelConfig.from_settings(settings)))
+        started = time.perf_counter()
+        parser = load_parser(TailorModelConfig.from_settings(settings))
+        MODEL_LOAD_SECONDS.labels("tailor").set(time.perf_counter() - started)
+        return cls(Dependencies.from_settings(settings), parser)
 
     def readiness(self) -> dict[str, Any]:
         self.check_dependencies()
@@ -159,8 +165,8 @@ class TailorFunction(Stage):
         return out_key
 
     def _parse(self, image: Image.Image) -> Any:
-        with self._lock:  # one inference at a time per process
-            return self.parser.parse(image)
+        with self._lock, tracing.span("tailor parse", attributes={"proteus.pixels": image.width * image.height}):
+            return self.parser.parse(image)  # one inference at a time per process
 
     def _cached(self, user_id: str, digest: str, kind: str, category: str) -> GarmentAsset | None:
         with self.sessions() as session:
@@ -174,7 +180,9 @@ class TailorFunction(Stage):
             ).first()
             if asset is not None and self.storage.exists(asset.key):
                 session.expunge(asset)
+                TAILOR_CACHE.labels("hit").inc()
                 return asset
+        TAILOR_CACHE.labels("miss").inc()
         return None
 
     def _remember(

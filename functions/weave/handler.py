@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -30,6 +31,16 @@ from shared.config import Settings
 from shared.db.models import Job
 from shared.db.session import session_scope
 from shared.errors import BadRequest, ClientError, DependencyUnavailable, ModelNotLoaded
+from shared.observability import tracing
+from shared.observability.metrics import (
+    GPU_MEMORY_BYTES,
+    GPU_MEMORY_PEAK_BYTES,
+    MODEL_LOAD_SECONDS,
+    WEAVE_BATCH_SIZE,
+    WEAVE_PIPELINE_SECONDS,
+    WEAVE_STEPS,
+    WEAVE_STEPS_PER_SECOND,
+)
 from shared.stage import Dependencies, Stage
 from shared.contracts.events import WeaveRequested
 from shared.contracts.tryon import CATEGORY_FOR_AUTO, CATVTON_VARIANT_MODELS, FASHN_MODEL, MODELS
@@ -79,6 +90,7 @@ class WeaveFunction(Stage):
         self._load_error: BaseException | None = None
         self._loaded = threading.Event()
         self._run_lock = threading.Lock()
+        self._traces: dict[str, dict[str, str]] = {}  # job id -> trace context (the batch runs elsewhere)
         # Requests that arrive together (the runner keeps up to WEAVE_MAX_BATCH in flight)
         # are rendered as one batch; one that is still being checked is waited for.
         self._batcher: MicroBatcher[Todo, BaseCloudEvent | BaseException] = MicroBatcher(
@@ -103,7 +115,9 @@ class WeaveFunction(Stage):
 
     def _load(self, load: Callable[[], Mapping[str, Pipeline]]) -> None:
         try:
+            started = time.perf_counter()
             self._pipelines = load()
+            MODEL_LOAD_SECONDS.labels("weave").set(time.perf_counter() - started)
             info = self.model_info()
             self.redis.hset(self.settings.redis_key_prefix + MODELS_KEY, "weave", json.dumps(info))
             if info["smoke"]:
@@ -168,11 +182,15 @@ class WeaveFunction(Stage):
         """One request (HTTP): checked in this thread, rendered in a batch with the requests
         that arrive with it."""
         data: dict[str, Any] = dict(event.get_data() or {})
-        with self._batcher.reserve() as slot:  # a batch being gathered waits for this one
-            done, request = self._prepare(data)
-            if request is None:
-                return done
-            outcome = slot.submit((0, data, request))
+        self._remember_trace(data, tracing.current_carrier())
+        try:
+            with self._batcher.reserve() as slot:  # a batch being gathered waits for this one
+                done, request = self._prepare(data)
+                if request is None:
+                    return done
+                outcome = slot.submit((0, data, request))
+        finally:
+            self._traces.pop(data.get("job_id"), None)
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
@@ -190,8 +208,10 @@ class WeaveFunction(Stage):
         todo: list[Todo] = []
         for index, event in enumerate(events):
             data: dict[str, Any] = dict(event.get_data() or {})
+            self._remember_trace(data, tracing.event_carrier(event))
             try:
-                done, request = self._prepare(data)
+                with tracing.attached(self._traces.get(data.get("job_id", ""))):
+                    done, request = self._prepare(data)
             except Exception as exc:  # noqa: BLE001 - this entry's delivery fails (and is retried)
                 outcomes[index] = exc
                 continue
@@ -199,9 +219,18 @@ class WeaveFunction(Stage):
                 outcomes[index] = done
             else:
                 todo.append((index, data, request))
-        for index, outcome in self._render(todo):
-            outcomes[index] = outcome
+        try:
+            for index, outcome in self._render(todo):
+                outcomes[index] = outcome
+        finally:
+            for event in events:
+                self._traces.pop((event.get_data() or {}).get("job_id"), None)
         return outcomes
+
+    def _remember_trace(self, data: dict[str, Any], carrier: dict[str, str]) -> None:
+        """Where a job's events continue its trace (the batch runs on another thread)."""
+        if carrier and data.get("job_id"):
+            self._traces[data["job_id"]] = carrier
 
     def _prepare(self, data: dict[str, Any]) -> tuple[BaseCloudEvent | None, Request | None]:
         """(the reply, None) when there is nothing to render, else (None, the checked request)."""
@@ -224,7 +253,8 @@ class WeaveFunction(Stage):
                 raise ModelNotLoaded(f"model {name!r} is not loaded by this weave instance (loaded: "
                                      f"{', '.join(pipelines)})", field="model")
             request = self._request(data)
-            checked = pipelines[name].check_inputs(request)  # type: ignore[arg-type]
+            with tracing.span("weave decode images", attributes={"proteus.job_id": job_id}):
+                checked = pipelines[name].check_inputs(request)  # type: ignore[arg-type]
         except ClientError as exc:
             return self._publish(t.WEAVE_FAILED, data, error=exc.message, code=exc.code, retryable=False), None
         # Checked here so one bad request never fails a batch; decoded once.
@@ -244,14 +274,18 @@ class WeaveFunction(Stage):
         """
         if not todo:
             return []
+        parents = [self._traces.get(d["job_id"], {}) for _, d, _ in todo]
+        steps = [0]
         try:
-            with self._run_lock:
+            with self._run_lock, tracing.span("weave render batch", parent=parents[0] or None, links=parents[1:],
+                                              attributes={"proteus.batch_size": len(todo)}):
                 started = time.perf_counter()
                 results = run_models(
                     self._ready_pipelines(LOAD_WAIT_S), [r for _, _, r in todo],
-                    callback=self._progress([d for _, d, _ in todo]),
+                    callback=self._progress([d for _, d, _ in todo], steps),
                 )
                 elapsed = round(time.perf_counter() - started, 4)
+            record_batch(len(todo), steps[0], elapsed)
         except ClientError as exc:
             if len(todo) > 1:
                 return [out for item in todo for out in self._render([item])]
@@ -267,7 +301,8 @@ class WeaveFunction(Stage):
             # The whole model call: checks, image decoding, denoising, VAE (`seconds` is the batch alone).
             result.metadata["pipeline_seconds"] = elapsed
             try:
-                finished.append((index, self._finish(data, result)))
+                with tracing.attached(self._traces.get(data["job_id"])):
+                    finished.append((index, self._finish(data, result)))
             except Exception as exc:  # noqa: BLE001 - storage or Redis trouble: this delivery retries
                 finished.append((index, exc))
         return finished
@@ -316,7 +351,7 @@ class WeaveFunction(Stage):
         return str(data.get("model") or model_for_request(None, data.get("variant"), bool(data.get("mask_key")),
                                                       self.settings.weave_default_model))
 
-    def _progress(self, batch: list[dict[str, Any]]) -> Callable[[int, int], None]:
+    def _progress(self, batch: list[dict[str, Any]], counted: list[int]) -> Callable[[int, int], None]:
         """A callback publishing step k of n for every job of the call, at most once per interval.
 
         The last step is not reported: the completion follows at once, and a progress event
@@ -326,12 +361,14 @@ class WeaveFunction(Stage):
 
         def report(step: int, steps: int) -> None:
             nonlocal last
+            counted[0] = step
             now = time.monotonic()
             if step >= steps or now - last < self.settings.progress_interval_s:
                 return
             last = now
             for data in batch:
-                self._publish(t.WEAVE_PROGRESS, data, step=step, steps=steps)
+                with tracing.attached(self._traces.get(data["job_id"])):
+                    self._publish(t.WEAVE_PROGRESS, data, step=step, steps=steps)
 
         return report
 
@@ -340,6 +377,20 @@ class WeaveFunction(Stage):
         return self.publish(
             event_type, {"job_id": data["job_id"], "user_id": data["user_id"], "vton_id": data.get("vton_id"), **fields}
         )
+
+
+def record_batch(size: int, steps: int, seconds: float) -> None:
+    """Batch size, denoising steps and (on CUDA) GPU memory after one pipeline call."""
+    WEAVE_BATCH_SIZE.observe(size)
+    if steps:
+        WEAVE_STEPS.inc(steps)
+        WEAVE_PIPELINE_SECONDS.inc(seconds)
+        if seconds > 0:
+            WEAVE_STEPS_PER_SECOND.set(steps / seconds)
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        GPU_MEMORY_BYTES.labels("weave").set(torch.cuda.memory_allocated())
+        GPU_MEMORY_PEAK_BYTES.labels("weave").set(torch.cuda.max_memory_allocated())
 
 
 def _json_safe(metadata: Mapping[str, Any]) -> dict[str, Any]:

@@ -54,6 +54,7 @@ from functions.weave.safety import safety_verdicts
 from shared.config import SDPA_BACKENDS
 from shared.errors import BadRequest, ImageTooLarge, InvalidImage
 from shared.images import MAX_PIXELS, MIN_SIDE, flatten_to_rgb, load_image, load_mask, to_mask
+from shared.observability import tracing
 from shared.contracts.fields import CATEGORIES
 from shared.contracts.tryon import (
     DEFAULT_GUIDANCE, DEFAULT_HEIGHT, DEFAULT_STEPS, DEFAULT_WIDTH, GUIDANCE_RANGE, MAX_SEED,
@@ -384,14 +385,17 @@ class CatVTONPipeline(DiffusionPipeline):
         gen_device = device if device.type == "cuda" else torch.device("cpu")
         gens = [torch.Generator(device=gen_device).manual_seed(it.seed) for it in items]
         # 4.-5. Pre-process and VAE-encode (seeded samples).
-        person_lat, garment_lat, mask = self._encode(items, gens, rh, rw, device, dtype)
+        with tracing.span("weave vae encode", attributes={"proteus.batch_size": len(items)}):
+            person_lat, garment_lat, mask = self._encode(items, gens, rh, rw, device, dtype)
         # 6.-8. Conditioning, initial noise, guided stochastic DDIM.
-        latents = self._denoise(items, gens, person_lat, garment_lat, mask, step_done)
+        with tracing.span("weave denoise", attributes={"proteus.steps": first.steps, "proteus.batch_size": len(items)}):
+            latents = self._denoise(items, gens, person_lat, garment_lat, mask, step_done)
         # 9. Keep the person half and decode.
         join = -2 if self.catvton_variant == "mask" else -1
         person_part = latents.split(latents.shape[join] // 2, dim=join)[0]
-        decoded = self.vae.decode((person_part / LATENT_SCALE).to(dtype)).sample
-        decoded = (decoded.float() / 2 + 0.5).clamp(0, 1).cpu()
+        with tracing.span("weave vae decode", attributes={"proteus.batch_size": len(items)}):
+            decoded = self.vae.decode((person_part / LATENT_SCALE).to(dtype)).sample
+            decoded = (decoded.float() / 2 + 0.5).clamp(0, 1).cpu()
         # 10. Post-process: upscale to the requested size, repaint, safety check.
         images = []
         for it, tensor in zip(items, decoded):

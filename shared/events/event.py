@@ -17,6 +17,7 @@ from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
 from shared.events.errors import InvalidEvent, problem, type_name
+from shared.observability import tracing
 from shared.timestamps import parse_timestamp
 
 JSON_MEDIA_TYPE: Final = "application/json"
@@ -67,6 +68,7 @@ def make_event(
         attributes["subject"] = subject
     if user_id is not None:
         attributes[USER_ID_EXTENSION] = user_id
+    tracing.inject_current(attributes)  # distributed-tracing extension; nothing when tracing is off
     return guard(lambda: CloudEvent(attributes, body))
 
 

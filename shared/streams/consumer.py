@@ -28,6 +28,8 @@ import redis
 from shared.config import Settings
 from shared.errors import ProteusError
 from shared.events import CloudEvent, from_stream_fields
+from shared.observability import tracing
+from shared.observability.metrics import DELIVERIES, DELIVERY_DURATION
 from shared.routing import FAILURE_EVENT_FOR, Route, prefixed
 from shared.streams.delivery import Delivery, DeliveryFailed, PullDelivery
 from shared.streams.failures import MAX_ERROR_CHARS, announce_failure, write_dead_letter
@@ -225,7 +227,10 @@ class RouteWorker:
         event, attempts = attempt
         started = time.perf_counter()
         try:
-            with _Heartbeat(self, entry_id):
+            with _Heartbeat(self, entry_id), tracing.span(
+                f"runner deliver {self.route.consumer}", parent=tracing.event_carrier(event), kind="producer",
+                attributes={"cloudevents.event_id": event.get_id(), "messaging.destination.name": self.route.stream},
+            ):
                 self.delivery.deliver(event)
         except DeliveryFailed as failure:
             self._failed(entry_id, fields, event, failure, attempts)
@@ -287,6 +292,8 @@ class RouteWorker:
             self.attempts_key, entry_id, f"{entry_id}#error"
         ).execute()
         self._retry_at.pop(entry_id, None)
+        DELIVERIES.labels(self.route.consumer, "ok").inc()
+        DELIVERY_DURATION.labels(self.route.consumer).observe(time.perf_counter() - started)
         log.info(
             "delivered",
             extra={"fields": {"stream": self.stream, "entry": entry_id, "type": event.get_type(),
@@ -298,6 +305,7 @@ class RouteWorker:
         self, entry_id: str, fields: Mapping[str, str], event: CloudEvent, failure: DeliveryFailed, attempts: int
     ) -> None:
         if failure.unreachable:
+            DELIVERIES.labels(self.route.consumer, "unreachable").inc()
             # The function never answered: not an attempt. Wait for its readiness, then retry.
             self._needs_probe = True
             self.redis.hincrby(self.attempts_key, entry_id, -1)
@@ -310,12 +318,14 @@ class RouteWorker:
             self.redis.pipeline(transaction=True).hset(self.attempts_key, entry_id, 0).hset(
                 self.attempts_key, f"{entry_id}#error", failure.message[:MAX_ERROR_CHARS]).execute()
             self._retry_at[entry_id] = time.monotonic() + self.config.backoff_max_s
+            DELIVERIES.labels(self.route.consumer, "retry").inc()
             log.error("%s (%s) failed %d time(s), keeping it and trying again in %.0fs: %s",
                       entry_id, event.get_type(), attempts, self.config.backoff_max_s, failure.message)
             return
         if not failure.retryable or attempts >= self.config.max_attempts:
             self.dead_letter(entry_id, fields, failure.message, failure.status, attempts)
             return
+        DELIVERIES.labels(self.route.consumer, "retry").inc()
         delay = self.config.backoff(attempts)
         self._retry_at[entry_id] = time.monotonic() + delay
         self.redis.hset(self.attempts_key, f"{entry_id}#error", failure.message[:MAX_ERROR_CHARS])
@@ -334,6 +344,7 @@ class RouteWorker:
             attempts_key=self.attempts_key,
         )
         self._retry_at.pop(entry_id, None)
+        DELIVERIES.labels(self.route.consumer, "dead_letter").inc()
         log.error(
             "dead-lettered %s (%s) after %d attempt(s) to %s: %s",
             entry_id, letter["type"] or "?", attempts, self.dead_stream, error,

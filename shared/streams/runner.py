@@ -47,6 +47,7 @@ from typing import Any
 import redis
 
 from shared.config import Settings
+from shared.observability import tracing
 from shared.routing import ROUTES, Route
 from shared.runtime import FUNCTION_EXTENSION, configure_logging
 from shared.streams.consumer import RouteWorker, RunnerConfig
@@ -138,6 +139,18 @@ def load_function(name: str, settings: Settings) -> Any:
     return app.extensions[FUNCTION_EXTENSION]
 
 
+def serve_metrics(client: redis.Redis, settings: Settings, routes: Sequence[Route]) -> None:
+    """Prometheus /metrics on METRICS_PORT: deliveries, and each stream's length, lag, pending
+    entries and dead letters read from Redis at scrape time."""
+    from prometheus_client import REGISTRY, start_http_server
+
+    from shared.observability.streams import StreamCollector
+
+    REGISTRY.register(StreamCollector(client, settings.redis_key_prefix, routes))
+    start_http_server(settings.metrics_port)
+    log.info("metrics on :%d/metrics", settings.metrics_port)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.streams.runner", description=__doc__.split("\n")[0])
     parser.add_argument("--only", help="comma-separated functions to feed (default: every streamed one)")
@@ -150,9 +163,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from shared.redis_client import redis_from_settings
 
     routes = select_routes(args.only)
+    client = redis_from_settings(settings)
+    serve_metrics(client, settings, routes)
+    tracing.configure_tracing(settings, "runner")
     pull_names = [n.strip() for n in args.pull.split(",") if n.strip()]
     pulled = {name: load_function(name, settings) for name in pull_names}
-    runner = StreamRunner(redis_from_settings(settings), settings, routes=routes, pull=pulled, consumer=args.consumer)
+    runner = StreamRunner(client, settings, routes=routes, pull=pulled, consumer=args.consumer)
 
     def on_signal(signum: int, _frame: Any) -> None:
         log.info("%s: stopping after the current deliveries (again to force)", signal.Signals(signum).name)

@@ -32,6 +32,8 @@ CRD_SCHEMAS: dict[tuple[str, str], str] = {
     ("sources.knative.dev/v1alpha1", "RedisStreamSource"): "knative-redis-redisstreamsource_v1alpha1.strict.json",
     ("keda.sh/v1alpha1", "ScaledObject"): "keda-scaledobject_v1alpha1.strict.json",
     ("keda.sh/v1alpha1", "TriggerAuthentication"): "keda-triggerauthentication_v1alpha1.strict.json",
+    ("monitoring.coreos.com/v1", "PodMonitor"): "prometheus-operator-podmonitor_v1.strict.json",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheus-operator-prometheusrule_v1.strict.json",
 }
 CLUSTER_SCOPED = {"Namespace"}
 

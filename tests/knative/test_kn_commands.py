@@ -223,6 +223,9 @@ def test_make_deploy_dry_run_prints_the_generated_kn_commands() -> None:
         "job/proteus-streams-init job/proteus-migrate",
         "kubectl apply -f knative/ingress/gateway.yaml",
         "render knative/sources/runner/enqueue.yaml knative/sources/runner/weave.yaml",
+        "render knative/base/retention-cronjob.yaml | kubectl apply -f -",
+        "-f knative/monitoring/podmonitors.yaml -f knative/monitoring/runner-podmonitor.yaml "
+        "-f knative/monitoring/alerts.yaml || true",  # a cluster without the Prometheus Operator still deploys
     ):
         assert step in text
     # Order: data stores and Jobs before the Services, the Services before their sources.

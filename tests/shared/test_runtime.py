@@ -216,8 +216,27 @@ def test_one_json_log_line_per_request(client, caplog) -> None:
         client.post("/", headers=curl_headers(), data=BODY)
         client.post("/", headers=curl_headers(**{"ce-type": "dev.nope"}), data=BODY)
     lines = [r.fields for r in caplog.records if hasattr(r, "fields")]
-    assert [(x["type"], x["id"], x["status"]) for x in lines] == [(t.WEAVE_PROGRESS, "a1b2c3", 202), ("dev.nope", "a1b2c3", 400)]
-    assert all(isinstance(x["ms"], float) for x in lines)
+    assert [(x["type"], x["event_id"], x["status"], x["outcome"]) for x in lines] == [
+        (t.WEAVE_PROGRESS, "a1b2c3", 202, "ok"), ("dev.nope", "a1b2c3", 400, "rejected")]
+    assert all(isinstance(x["ms"], float) and "job_id" in x and "trace_id" in x for x in lines)
+    assert not any("data" in x for x in lines)  # ids and outcome only, never the event's data
+
+
+def test_metrics_count_events_by_type_and_outcome(client) -> None:
+    from prometheus_client import REGISTRY
+
+    def handled(event_type: str, outcome: str) -> float:
+        labels = {"function": "Toy", "type": event_type, "outcome": outcome}
+        return REGISTRY.get_sample_value("proteus_events_handled_total", labels) or 0.0
+
+    before = (handled(t.WEAVE_PROGRESS, "ok"), handled("invalid", "rejected"))
+    client.post("/", headers=curl_headers(), data=BODY)
+    client.post("/", headers=curl_headers(**{"ce-type": "dev.nope-unbounded-value"}), data=BODY)
+    assert (handled(t.WEAVE_PROGRESS, "ok"), handled("invalid", "rejected")) == (before[0] + 1, before[1] + 1)
+    page = client.get("/metrics")
+    assert page.status_code == 200 and page.mimetype == "text/plain"
+    text = page.get_data(as_text=True)
+    assert "proteus_event_handle_duration_seconds_bucket" in text and "dev.nope-unbounded-value" not in text
 
 
 def test_json_formatter_writes_one_object_per_line() -> None:
