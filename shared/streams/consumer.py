@@ -297,7 +297,8 @@ class RouteWorker:
         log.info(
             "delivered",
             extra={"fields": {"stream": self.stream, "entry": entry_id, "type": event.get_type(),
-                              "id": event.get_id(), "attempt": attempts,
+                              "id": event.get_id(), "job_id": event.get_subject(),
+                              "trace_id": tracing.trace_id_of(tracing.event_carrier(event)), "attempt": attempts,
                               "ms": round((time.perf_counter() - started) * 1000, 1)}},
         )
 
