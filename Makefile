@@ -23,10 +23,12 @@ install: $(VENV)/.installed ## Create the virtualenv and install every requireme
 
 smoke-models: install ## Write the tiny random "smoke" models into $(MODELS_DIR)/smoke
 	$(PY) -m functions.weave.smoke --out $(MODELS_DIR)/smoke
+	$(PY) -m functions.weave.fashn.smoke --out $(MODELS_DIR)/smoke
 	$(PY) -m functions.tailor.smoke --out $(MODELS_DIR)/smoke
 
-models: install ## Download the real CatVTON and SegFormer weights into $(MODELS_DIR) (honours HF_TOKEN)
+models: install ## Download the real CatVTON, FASHN VTON and SegFormer weights into $(MODELS_DIR) (honours HF_TOKEN)
 	$(PY) -m functions.weave.download --models-dir $(MODELS_DIR)
+	$(PY) -m functions.weave.fashn.download --models-dir $(MODELS_DIR)
 	$(PY) -m functions.tailor.download --models-dir $(MODELS_DIR)
 
 migrate: install ## Apply the database migrations to DATABASE_URL (default: the SQLite file)
