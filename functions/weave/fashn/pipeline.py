@@ -38,6 +38,7 @@ from functions.weave.fashn.sampling import euler_sample
 from functions.weave.pipeline import MAX_SEED, PipelineOptions, TryOnResult, _as_image, _is_int, _prefix, _Progress
 from functions.weave.safety import safety_verdicts
 from shared.errors import BadRequest, LicenceRestricted
+from shared.observability import tracing
 
 MODEL_NAME = "fashn-vton-1.5"
 FASHN_CATEGORIES = {"upper": "tops", "lower": "bottoms", "overall": "one-pieces",
@@ -220,7 +221,8 @@ class FashnVTONPipeline:
         start = time.perf_counter()
         device, dtype = self.device, self.dtype
         # 3. Pre-process: pose, parsing, clothing-agnostic and garment images, fit and pad.
-        conds = [self.prepare(item) for item in items]
+        with tracing.span("weave preprocess", attributes={"proteus.batch_size": len(items)}):
+            conds = [self.prepare(item) for item in items]
         batch = {name: torch.stack([getattr(c, name) for c in conds]).to(device=device, dtype=dtype)
                  for name in ("ca", "person_pose", "garment", "garment_pose")}
         category = torch.tensor([CLASS_IDS[it.category] for it in items], dtype=torch.int64, device=device)
@@ -241,8 +243,9 @@ class FashnVTONPipeline:
                                  doubled["garment_pose"], torch.cat([category, category]), keep)
 
         first = items[0].request
-        x = euler_sample(velocity, noise, first.steps, guidance, skip_cfg_last_n=first.skip_cfg_last_n,
-                         step_done=lambda _k, _n: step_done())
+        with tracing.span("weave denoise", attributes={"proteus.steps": first.steps, "proteus.batch_size": len(items)}):
+            x = euler_sample(velocity, noise, first.steps, guidance, skip_cfg_last_n=first.skip_cfg_last_n,
+                             step_done=lambda _k, _n: step_done())
         # 6. Output: float32, clamp, truncate to 8 bits, crop the person's padding.
         images = [to_image(x[i], c.padding) for i, c in enumerate(conds)]
         # 7. Safety check.
