@@ -175,8 +175,7 @@ class Settings:
     commercial: bool = False
     weave_device: str = "auto"  # auto | cpu | cuda | cuda:N
     weave_dtype: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp16 | fp32
-    weave_max_batch: int = 4
-    weave_batch_wait_ms: int = 0  # how long a batch waits for requests arriving with its first
+    weave_max_batch: int = 8  # the largest batch weave's warm-up measures (it keeps what pays)
     weave_safety_check: bool = True
     # Speed switches (off until bench/weave.py shows they help on the GPU in use).
     weave_compile: bool = False  # torch.compile the UNet (compiled at start, before ready)
@@ -296,7 +295,6 @@ class Settings:
             weave_device=text("WEAVE_DEVICE", "weave_device"),
             weave_dtype=one_of("WEAVE_DTYPE", "weave_dtype", ("auto", "bf16", "fp16", "fp32")),
             weave_max_batch=integer("WEAVE_MAX_BATCH", "weave_max_batch", minimum=1),
-            weave_batch_wait_ms=integer("WEAVE_BATCH_WAIT_MS", "weave_batch_wait_ms", minimum=0),
             weave_safety_check=flag("WEAVE_SAFETY_CHECK", "weave_safety_check"),
             weave_compile=flag("WEAVE_COMPILE", "weave_compile"),
             weave_cuda_graphs=flag("WEAVE_CUDA_GRAPHS", "weave_cuda_graphs"),

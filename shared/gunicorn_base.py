@@ -21,11 +21,11 @@ from shared.observability import multiproc
 from shared.processes import die_with_parent
 from shared.routing import FUNCTION_PORTS
 
-# weave holds one model per process on one GPU: one worker whose threads take up to
-# WEAVE_MAX_BATCH (4) requests at once, which it renders as one batch, plus one thread for
-# the probes while a batch runs; a timeout long enough for a full-resolution batch.
+# weave holds one model per process on one GPU: one worker that takes one request at a
+# time (a batch of jobs, the CloudEvents batched mode), plus one thread for the probes
+# while a batch runs; a timeout long enough for a full-resolution batch.
 _DEFAULTS: dict[str, dict[str, int]] = {
-    "weave": {"workers": 1, "threads": 5, "timeout": 600},
+    "weave": {"workers": 1, "threads": 2, "timeout": 600},
     "tailor": {"workers": 1, "threads": 2, "timeout": 300},
 }
 _GENERIC = {"workers": 2, "threads": 4, "timeout": 60}

@@ -18,9 +18,6 @@ class Route:
     stream: str
     consumer: str
     event_types: tuple[str, ...]
-    # The Settings field bounding how many entries are delivered at once (None: one at a
-    # time). weave renders the requests that arrive together as one batch.
-    in_flight_setting: str | None = None
 
     @property
     def group(self) -> str:
@@ -35,7 +32,7 @@ class Route:
 
 ROUTES: Final[tuple[Route, ...]] = (
     Route("proteus:tryon", "enqueue", (t.TRYON_REQUESTED,)),
-    Route("proteus:weave", "weave", (t.WEAVE_REQUESTED,), in_flight_setting="weave_max_batch"),
+    Route("proteus:weave", "weave", (t.WEAVE_REQUESTED,)),
     Route("proteus:tailor", "tailor", (t.TAILOR_REQUESTED,)),
     Route(
         "proteus:results",

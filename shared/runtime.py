@@ -1,15 +1,19 @@
 """The CloudEvents runtime: turn a function object into a Flask app.
 
 A function has `handle(event) -> CloudEvent | None` and optionally `readiness() -> dict`
-(with a `"ready"` bool; other keys are shown by /healthz), `ready() -> bool` (the short form)
-and `close()`. It never sees HTTP; this module decodes, validates, maps errors and logs.
+(with a `"ready"` bool; other keys are shown by /healthz), `ready() -> bool` (the short form),
+`close()`, and `handle_batch(events) -> [exception or None]` for a function that renders
+several events in one call (its readiness then reports `max_batch`, the most it takes at
+once). It never sees HTTP; this module decodes, validates, maps errors and logs.
 
 Routes:
     POST /      a binary- or structured-mode event. 200 + the reply event in binary mode,
                 or 202 with no body when handle() returns None. Errors are JSON bodies
                 `{"error", "message", "code", "field"}`: 400 invalid event, 415 wrong
                 Content-Type, a ProteusError's own status, 503 a dependency down, 500 a bug
-                (shared/http_errors.py: the same mapping as the gateway's).
+                (shared/http_errors.py: the same mapping as the gateway's). With handle_batch,
+                also a batch (`application/cloudevents-batch+json`): 200 + per event its
+                status (shared.events.batch).
     GET /healthz  200 while the process is alive, with the readiness details.
     GET /readyz   200 when readiness()["ready"], else 503.
 """
@@ -19,17 +23,23 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any, Final, Protocol
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from shared.config import Settings
+from shared.errors import ProteusError
 from shared.event_types import ALL_TYPES
 from shared.events import (
+    BatchOutcome,
     CloudEvent,
     InvalidEvent,
+    batch_reply,
     from_http,
+    from_http_batch,
+    is_batch,
     load_schemas,
     to_http_binary,
     validate_event,
@@ -75,11 +85,14 @@ def create_function_app(function: Function, settings: Settings) -> Flask:
     app.extensions[FUNCTION_EXTENSION] = function
     name = type(function).__name__
     label = function_label(function)
+    batches = callable(getattr(function, "handle_batch", None))
 
     @app.post("/")
     def receive() -> Response:
         started = time.perf_counter()
         event: CloudEvent | None = None
+        if batches and is_batch(request.headers):
+            return _receive_batch(function, name, started, label)
         try:
             event = from_http(request.headers, request.get_data(cache=False))
             validate_event(event)
@@ -121,6 +134,68 @@ def create_function_app(function: Function, settings: Settings) -> Flask:
     app.register_error_handler(HTTPException, _http_error_body)
 
     return app
+
+
+def _receive_batch(function: Any, name: str, started: float, label: str) -> Response:
+    """A batched request: one handle_batch call, and per event what happened (each logged
+    and counted as if it had come alone)."""
+    try:
+        entries = from_http_batch(request.headers, request.get_data(cache=False))
+    except Exception as exc:  # noqa: BLE001 - the batch as a whole is unreadable
+        return _error_response(exc, name)
+    errors = run_batch(function, entries)
+    outcomes = [
+        BatchOutcome.handled(_id(entry)) if error is None else BatchOutcome.failed(_id(entry), error)
+        for entry, error in zip(entries, errors, strict=True)
+    ]
+    for entry, outcome in zip(entries, outcomes, strict=True):
+        _log_request(None if isinstance(entry, BaseException) else entry, outcome.status, started, label)
+    headers, body = batch_reply(outcomes)
+    return Response(body, status=200, headers=headers)
+
+
+def run_batch(function: Any, entries: Sequence[CloudEvent | BaseException]) -> list[ProteusError | None]:
+    """Validate each entry and hand the valid ones to one `function.handle_batch` call.
+
+    Returns per entry None (handled) or the ProteusError that says its status and whether a
+    retry can help; an entry that is already an exception (unparseable) keeps it. The HTTP
+    batch route and the stream runner's pull mode both use this.
+    """
+    errors: list[ProteusError | None] = [None] * len(entries)
+    valid: list[int] = []
+    for index, entry in enumerate(entries):
+        try:
+            if isinstance(entry, BaseException):
+                raise entry
+            validate_event(entry)
+            valid.append(index)
+        except Exception as exc:  # noqa: BLE001 - classified below
+            errors[index] = classify_error(exc, function)
+    if not valid:
+        return errors
+    try:
+        results = list(function.handle_batch([entries[i] for i in valid]))
+        if len(results) != len(valid):
+            raise RuntimeError(f"handle_batch returned {len(results)} outcomes for {len(valid)} events")
+    except Exception as exc:  # noqa: BLE001 - the whole call failed: each of its events did
+        error = classify_error(exc, function)
+        results = [error] * len(valid)
+    for index, result in zip(valid, results):
+        errors[index] = None if result is None else classify_error(result, function)
+    return errors
+
+
+def classify_error(exc: BaseException, function: Any) -> ProteusError:
+    """The ProteusError for a failure of `function`; an unexpected one is logged and is a 500."""
+    error = as_proteus_error(exc)
+    if error is None:
+        log.error("%s failed with an unexpected error", type(function).__name__, exc_info=exc)
+        error = ProteusError(f"{exc.__class__.__name__}: {exc}")
+    return error
+
+
+def _id(entry: CloudEvent | BaseException) -> str | None:
+    return None if isinstance(entry, BaseException) else entry.get_id()
 
 
 def close_function_app(app: Flask) -> None:

@@ -200,9 +200,59 @@ def test_auto_category_goes_through_tailor_then_weave(stack) -> None:  # noqa: A
     assert storage.exists(tryon.cleaned_outfit) and storage.exists(job.result_key)
 
 
+def completed_metadata(settings: Settings, jobs: list[str]) -> dict[str, dict[str, object]]:
+    """The weave.completed metadata of each job, from the results stream."""
+    client = redis.Redis.from_url(settings.redis_url or "", decode_responses=True)
+    found = {}
+    for _, fields in client.xrange(prefixed("proteus:results", settings.redis_key_prefix)):
+        event = from_stream_fields(fields)
+        if event.get_type() == t.WEAVE_COMPLETED and event.get_data()["job_id"] in jobs:
+            found[event.get_data()["job_id"]] = event.get_data()["metadata"]
+    return found
+
+
+def finish_all(stack, jobs: list[str]) -> list[dict[str, object]]:  # noqa: ANN001
+    settings = stack.settings
+
+    def finished() -> list[dict[str, object]] | None:
+        rows = [job_row(settings, job) for job in jobs]
+        return rows if all(r and r["status"] in ("succeeded", "failed") for r in rows) else None
+
+    try:
+        return wait_for(finished, timeout=120)
+    except AssertionError:
+        raise AssertionError(f"{[job_row(settings, j) for j in jobs]}\n{stack.log_tail('weave')}\n"
+                             f"{stack.log_tail('runner')}") from None
+
+
+def test_a_burst_of_eight_is_rendered_in_at_most_two_unet_batches(stack) -> None:  # noqa: ANN001
+    """Eight try-ons sent together: the first goes alone at once (nothing else is waiting
+    yet), and the runner sends the ones that queued meanwhile as ONE batch request."""
+    settings = stack.settings
+    seeded = [seed_tryon(settings) for _ in range(8)]
+    jobs = [request_tryon(settings, user, vton, keys, seed=n) for n, (user, vton, keys) in enumerate(seeded)]
+    rows = finish_all(stack, jobs)
+    assert [r["status"] for r in rows] == ["succeeded"] * 8, (rows, stack.log_tail("weave"))
+    sizes = {job: meta["batch_size"] for job, meta in completed_metadata(settings, jobs).items()}
+    assert set(sizes) == set(jobs)
+    batches = sum(1 / size for size in sizes.values())  # each batch of n contributes n x 1/n
+    assert round(batches, 6) <= 2, sizes
+
+
+def test_a_lone_try_on_is_rendered_alone(stack) -> None:  # noqa: ANN001
+    """Nothing else waiting: the runner sends it at once, as a batch of one (no gathering wait)."""
+    settings = stack.settings
+    user, vton, keys = seed_tryon(settings)
+    (job,) = jobs = [request_tryon(settings, user, vton, keys, steps=2, seed=3)]
+    (row,) = finish_all(stack, jobs)
+    assert row["status"] == "succeeded", (row, stack.log_tail("weave"))
+    assert completed_metadata(settings, jobs)[job]["batch_size"] == 1
+
+
 def test_try_ons_requested_together_are_rendered_in_batches(stack) -> None:  # noqa: ANN001
-    """The runner keeps WEAVE_MAX_BATCH weave jobs in flight over HTTP and weave renders
-    those that arrive together as one batched call; every job still ends on its own."""
+    """The runner sends the weave jobs waiting in the stream, up to weave's max_batch, as one
+    batched request, and weave renders them as one batched call; every job still ends on
+    its own."""
     settings = stack.settings
     seeded = [seed_tryon(settings) for _ in range(4)]
     jobs = [request_tryon(settings, user, vton, keys, seed=n) for n, (user, vton, keys) in enumerate(seeded)]

@@ -20,13 +20,13 @@ from typing import Any
 
 from cloudevents.core.base import BaseCloudEvent
 
+from functions.weave.batch_size import choose_batch_limit, measure_throughput
 from functions.weave.fashn.pipeline import FashnRequest, FashnVTONPipeline
 from functions.weave.loading import WeaveModelConfig, resolve_model
 from functions.weave.models import Pipeline, Request, is_smoke, load_models, run_models
 from functions.weave.pipeline import PipelineOptions, TryOnRequest, TryOnResult
 from shared import event_types as t
 from shared import jobs
-from shared.batching import MicroBatcher
 from shared.config import Settings
 from shared.db.models import Job
 from shared.db.session import session_scope
@@ -84,17 +84,16 @@ class WeaveFunction(Stage):
     source = "/proteus/functions/weave"
 
     def __init__(self, deps: Dependencies, load: Callable[[], Mapping[str, Pipeline]], *,
-                 max_batch: int = 1, batch_wait_s: float = 0.0) -> None:
+                 max_batch: int = 1) -> None:
         super().__init__(deps)
         self._pipelines: Mapping[str, Pipeline] | None = None
         self._load_error: BaseException | None = None
         self._loaded = threading.Event()
         self._run_lock = threading.Lock()
         self._traces: dict[str, dict[str, str]] = {}  # job id -> trace context (the batch runs elsewhere)
-        # Requests that arrive together (the runner keeps up to WEAVE_MAX_BATCH in flight)
-        # are rendered as one batch; one that is still being checked is waited for.
-        self._batcher: MicroBatcher[Todo, BaseCloudEvent | BaseException] = MicroBatcher(
-            self._render_outcomes, max_size=max(1, max_batch), wait_s=batch_wait_s, name="weave-batcher")
+        self._max_batch = max(1, max_batch)  # WEAVE_MAX_BATCH: the most a warm-up measures
+        self.batch_limit = 1  # what warm-up found worth batching (readiness: max_batch)
+        self.batch_throughput: dict[int, float] | None = None
         threading.Thread(target=self._load, args=(load,), name="weave-model-load", daemon=True).start()
 
     @classmethod
@@ -105,19 +104,17 @@ class WeaveFunction(Stage):
             log.warning("%s (WEAVE_MODEL=%s, models in %s)", SMOKE_WARNING, settings.weave_model, settings.models_dir)
         return cls(Dependencies.from_settings(settings),
                    lambda: load_models(config, settings.weave_models, commercial=settings.commercial),
-                   max_batch=settings.weave_max_batch, batch_wait_s=settings.weave_batch_wait_ms / 1000)
-
-    def close(self) -> None:
-        """Finish the requests already submitted, then stop the batcher."""
-        self._batcher.close(timeout=LOAD_WAIT_S)
+                   max_batch=settings.weave_max_batch)
 
     # -- model ------------------------------------------------------------------------
 
     def _load(self, load: Callable[[], Mapping[str, Pipeline]]) -> None:
         try:
             started = time.perf_counter()
-            self._pipelines = load()
+            pipelines = load()
             MODEL_LOAD_SECONDS.labels("weave").set(time.perf_counter() - started)
+            self._size_batches(pipelines)
+            self._pipelines = pipelines
             info = self.model_info()
             self.redis.hset(self.settings.redis_key_prefix + MODELS_KEY, "weave", json.dumps(info))
             if info["smoke"]:
@@ -127,6 +124,24 @@ class WeaveFunction(Stage):
             self._load_error = exc
         finally:
             self._loaded.set()
+
+    def _size_batches(self, pipelines: Mapping[str, Pipeline]) -> None:
+        """Measure images/s per batch size on this device (the default model) and keep the
+        largest size that still raises it (functions/weave/batch_size.py). A smoke model is
+        not measured (tiny random weights: its speed says nothing about a real model's); it
+        takes WEAVE_MAX_BATCH."""
+        default = self.settings.weave_default_model
+        pipe = pipelines[default] if default in pipelines else next(iter(pipelines.values()))
+        if self._max_batch == 1 or is_smoke(pipe):
+            self.batch_limit = self._max_batch
+        else:
+            self.batch_throughput = measure_throughput(pipe, self._max_batch)
+            self.batch_limit = choose_batch_limit(self.batch_throughput)
+        for each in pipelines.values():
+            each.options.max_batch_size = self.batch_limit
+        log.info("weave batches up to %d (WEAVE_MAX_BATCH=%d; images/s by batch size: %s)",
+                 self.batch_limit, self._max_batch,
+                 self.batch_throughput or "not measured for a smoke model")
 
     def model_info(self) -> dict[str, Any]:
         """What runs: every loaded model with its licence, the default, device, dtype, and a
@@ -151,6 +166,8 @@ class WeaveFunction(Stage):
             "dtype": str(first.dtype if isinstance(first, FashnVTONPipeline) else first.unet.dtype).removeprefix("torch."),
             "smoke": smoke,
             "speed": {name: getattr((catvton[0] if catvton else first).options, name) for name in SPEED_SWITCHES},
+            "max_batch": self.batch_limit,
+            "batch_images_per_s": self.batch_throughput,
             "warning": SMOKE_WARNING if smoke else None,
             "loaded": True,
         }
@@ -179,18 +196,9 @@ class WeaveFunction(Stage):
     # -- events -----------------------------------------------------------------------
 
     def handle(self, event: BaseCloudEvent) -> BaseCloudEvent | None:
-        """One request (HTTP): checked in this thread, rendered in a batch with the requests
-        that arrive with it."""
-        data: dict[str, Any] = dict(event.get_data() or {})
-        self._remember_trace(data, tracing.current_carrier())
-        try:
-            with self._batcher.reserve() as slot:  # a batch being gathered waits for this one
-                done, request = self._prepare(data)
-                if request is None:
-                    return done
-                outcome = slot.submit((0, data, request))
-        finally:
-            self._traces.pop(data.get("job_id"), None)
+        """One request (a single HTTP event, e.g. from Knative's RedisStreamSource): a batch
+        of one. Returns the completed or failed event; raises what makes the delivery retry."""
+        (outcome,) = self._handle_all([event])
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
@@ -198,8 +206,9 @@ class WeaveFunction(Stage):
     def handle_batch(self, events: Sequence[BaseCloudEvent]) -> list[BaseException | None]:
         """Several weave requests, rendered in as few batched pipeline calls as they allow.
 
-        The stream runner calls this in pull mode; each outcome is None (handled: completed
-        or failed with a reason) or the exception that makes that entry's delivery retry.
+        The stream runner delivers them together (HTTP batched mode, or pull mode); each
+        outcome is None (handled: completed or failed with a reason) or the exception that
+        makes that entry's delivery retry.
         """
         return [o if isinstance(o, BaseException) else None for o in self._handle_all(events)]
 
@@ -261,10 +270,6 @@ class WeaveFunction(Stage):
         if isinstance(request, FashnRequest):
             return None, replace(request, person=checked.person, garment=checked.garment)
         return None, replace(request, person=checked.person, garment=checked.garment, mask=checked.mask)
-
-    def _render_outcomes(self, todo: Sequence[Todo]) -> list[BaseCloudEvent | BaseException]:
-        """The batcher's call: `_render`'s outcomes, in the order of `todo`."""
-        return [outcome for _, outcome in self._render(list(todo))]
 
     def _render(self, todo: list[Todo]) -> list[tuple[int, BaseCloudEvent | BaseException]]:
         """Run the checked requests as one pipeline call (batched where compatible).

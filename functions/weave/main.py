@@ -8,6 +8,12 @@ from shared.config import Settings
 from shared.runtime import create_function_app
 
 
+def create_function(settings: Settings | None = None) -> WeaveFunction:
+    """The function object alone, from settings (the stream runner's pull mode calls this)."""
+    return WeaveFunction.from_settings(settings or Settings.from_env())
+
+
 def create_app(settings: Settings | None = None) -> Flask:
+    """The function behind the CloudEvents HTTP runtime (gunicorn calls this)."""
     settings = settings or Settings.from_env()
-    return create_function_app(WeaveFunction.from_settings(settings), settings)
+    return create_function_app(create_function(settings), settings)

@@ -7,7 +7,8 @@ CloudEvents SDK:
 - `event`: `make_event`, `event_data`, `source_for`, parsing one structured-mode event;
 - `validation`: `validate_event` against the schemas (`formats`: their format checks);
 - `errors`: `InvalidEvent` and its kinds;
-- bindings: `http` (binary and structured mode), `redis_stream` (a stream entry: the field
+- bindings: `http` (binary and structured mode), `batch` (HTTP batched mode and its
+  per-event reply), `redis_stream` (a stream entry: the field
   `event` holds the structured-mode JSON, `type` repeats the type for people) and `knative`
   (RedisStreamSource's wrapper, which `from_http` undoes so a function works the same
   behind the local runner or behind Knative).
@@ -19,6 +20,7 @@ Example:
 """
 from cloudevents.core.v1.event import CloudEvent
 
+from shared.events.batch import BatchOutcome, batch_reply, from_http_batch, is_batch, read_batch_reply, to_http_batch
 from shared.events.errors import (
     InvalidEvent,
     InvalidEventData,
@@ -55,17 +57,23 @@ __all__ = [
     "SCHEMA_DIR",
     "STRUCTURED_MEDIA_TYPE",
     "USER_ID_EXTENSION",
+    "BatchOutcome",
     "CloudEvent",
     "InvalidEvent",
     "InvalidEventData",
     "UnknownEventType",
+    "batch_reply",
     "event_data",
     "from_http",
+    "from_http_batch",
+    "is_batch",
     "from_stream_fields",
     "load_schemas",
+    "read_batch_reply",
     "make_event",
     "schema_for",
     "source_for",
+    "to_http_batch",
     "to_http_binary",
     "to_http_structured",
     "to_stream_fields",

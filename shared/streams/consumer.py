@@ -14,12 +14,10 @@ dropped, since its job would otherwise stay running forever.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Final
 
@@ -31,7 +29,7 @@ from shared.events import CloudEvent, from_stream_fields
 from shared.observability import tracing
 from shared.observability.metrics import DELIVERIES, DELIVERY_DURATION
 from shared.routing import FAILURE_EVENT_FOR, Route, prefixed
-from shared.streams.delivery import Delivery, DeliveryFailed, PullDelivery
+from shared.streams.delivery import Delivery, DeliveryFailed
 from shared.streams.failures import MAX_ERROR_CHARS, announce_failure, write_dead_letter
 
 log = logging.getLogger("proteus.runner")
@@ -83,11 +81,8 @@ class RouteWorker:
         prefix: str,
         consumer: str,
         stop: threading.Event,
-        in_flight: int = 1,
     ) -> None:
         self.redis = client
-        self.in_flight = max(1, in_flight)
-        self._pool: ThreadPoolExecutor | None = None
         self.route = route
         self.delivery = delivery
         self.config = config
@@ -128,11 +123,14 @@ class RouteWorker:
             except Exception:  # noqa: BLE001 - keep the route alive
                 log.exception("%s: unexpected error in the runner loop", self.stream)
                 self.stop.wait(self.config.backoff_max_s)
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
 
     def step(self) -> None:
-        """One pass: due retries, reclaim from dead consumers, then read new entries."""
+        """One pass: due retries, reclaim from dead consumers, then read new entries.
+
+        A function that batches (delivery.max_batch > 1) gets what is waiting in the stream
+        right now, up to its limit, as one batch; a lone entry goes at once, alone. Others
+        get the entries one at a time, in order.
+        """
         if self._needs_probe and not self._wait_until_ready():
             return
         self.process_due_retries()
@@ -140,17 +138,14 @@ class RouteWorker:
             self.reclaim()
             self._next_claim = time.monotonic() + max(self.config.claim_idle_ms / 2000, 0.05)
         block = self._block_ms()
-        together = self.in_flight > 1 and not isinstance(self.delivery, PullDelivery)
+        batch = self.delivery.max_batch
         reply = self.redis.xreadgroup(
-            self.group, self.consumer, {self.stream: ">"}, count=self.in_flight if together else READ_COUNT,
+            self.group, self.consumer, {self.stream: ">"}, count=batch if batch > 1 else READ_COUNT,
             block=block if block > 0 else None,
         )
         for _stream, entries in reply or []:
-            if len(entries) > 1 and isinstance(self.delivery, PullDelivery) and self.delivery.batches:
+            if len(entries) > 1 and batch > 1:
                 self.process_batch(entries)
-                continue
-            if len(entries) > 1 and together:
-                self.process_together(entries)
                 continue
             for entry_id, fields in entries:
                 if self.stop.is_set():
@@ -237,19 +232,9 @@ class RouteWorker:
             return
         self._acknowledge(entry_id, event, attempts, started)
 
-    def process_together(self, entries: Sequence[tuple[str, Mapping[str, str]]]) -> None:
-        """Deliver up to `in_flight` entries at the same time, each on its own (HTTP: the
-        function may batch what arrives together); returns when all are done."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.in_flight, thread_name_prefix=f"deliver-{self.route.consumer}")
-        futures = [self._pool.submit(self.process, entry_id, fields) for entry_id, fields in entries]
-        wait(futures)
-        for future in futures:
-            future.result()  # an unexpected error (Redis down) goes to the loop, as for one entry
-
     def process_batch(self, entries: Sequence[tuple[str, Mapping[str, str]]]) -> None:
-        """Deliver several entries in one call (pull mode, a function with handle_batch);
-        each is then acknowledged, retried or dead-lettered on its own."""
+        """Deliver several entries in one call (HTTP: one batched request; pull: one
+        handle_batch); each is then acknowledged, retried or dead-lettered on its own."""
         begun: list[tuple[str, Mapping[str, str], CloudEvent, int]] = []
         for entry_id, fields in entries:
             attempt = self._begin(entry_id, fields)
@@ -258,10 +243,8 @@ class RouteWorker:
         if not begun:
             return
         started = time.perf_counter()
-        with contextlib.ExitStack() as beats:
-            for entry_id, *_ in begun:
-                beats.enter_context(_Heartbeat(self, entry_id))
-            outcomes = self.delivery.deliver_batch([event for _, _, event, _ in begun])  # type: ignore[attr-defined]
+        with _Heartbeat(self, *(entry_id for entry_id, *_ in begun)):
+            outcomes = self.delivery.deliver_batch([event for _, _, event, _ in begun])
         for (entry_id, fields, event, attempts), failure in zip(begun, outcomes):
             if failure is None:
                 self._acknowledge(entry_id, event, attempts, started)
@@ -383,14 +366,14 @@ class RouteWorker:
 
 
 class _Heartbeat:
-    """Keeps an entry's idle time low while it is delivered, so nobody reclaims it."""
+    """Keeps the idle time of the entries being delivered low, so nobody reclaims them."""
 
-    def __init__(self, worker: RouteWorker, entry_id: str) -> None:
+    def __init__(self, worker: RouteWorker, *entry_ids: str) -> None:
         self.worker = worker
-        self.entry_id = entry_id
+        self.entry_ids = list(entry_ids)
         self.interval = max(worker.config.claim_idle_ms / 3000, 0.01)
         self.done = threading.Event()
-        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{entry_id}", daemon=True)
+        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{entry_ids[0]}", daemon=True)
 
     def __enter__(self) -> _Heartbeat:
         self.thread.start()
@@ -404,6 +387,6 @@ class _Heartbeat:
         w = self.worker
         while not self.done.wait(self.interval):
             try:
-                w.redis.xclaim(w.stream, w.group, w.consumer, 0, [self.entry_id], justid=True)
+                w.redis.xclaim(w.stream, w.group, w.consumer, 0, self.entry_ids, justid=True)
             except redis.RedisError as exc:
-                log.warning("%s: heartbeat for %s failed: %r", w.stream, self.entry_id, exc)
+                log.warning("%s: heartbeat for %s failed: %r", w.stream, ", ".join(self.entry_ids), exc)

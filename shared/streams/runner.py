@@ -29,9 +29,11 @@ their follow-up events themselves with shared.streams.publish().
 `--pull NAME` calls the function's handle() in this process instead of POSTing to it (how
 weave runs under KEDA), with the same ack/retry/dead-letter rules.
 
-A route with `in_flight_setting` (weave: WEAVE_MAX_BATCH) has up to that many entries
-delivered at once, each acknowledged on its own; weave renders what arrives together as
-one batch. Every other route is delivered one entry at a time, in order.
+A function that renders batches (weave) reports `max_batch` at readiness; the runner then
+delivers what is waiting in the stream at that moment, up to that many entries, in one
+request (the CloudEvents batched content mode; pull mode: one handle_batch call), and the
+reply says per entry whether it is acknowledged, retried or dead-lettered. Every other
+route is delivered one entry at a time, in order.
 """
 from __future__ import annotations
 
@@ -49,7 +51,8 @@ import redis
 from shared.config import Settings
 from shared.observability import tracing
 from shared.routing import ROUTES, Route
-from shared.runtime import FUNCTION_EXTENSION, configure_logging
+from shared.events import load_schemas
+from shared.runtime import configure_logging
 from shared.streams.consumer import RouteWorker, RunnerConfig
 from shared.streams.delivery import HttpDelivery, PullDelivery
 
@@ -83,13 +86,11 @@ class StreamRunner:
                 route,
                 PullDelivery(pull[route.consumer])
                 if route.consumer in pull
-                else HttpDelivery(settings.function_url(route.consumer), settings.runner_request_timeout_s,
-                                  connections=in_flight(route, settings) + 1),
+                else HttpDelivery(settings.function_url(route.consumer), settings.runner_request_timeout_s),
                 config,
                 prefix=settings.redis_key_prefix,
                 consumer=consumer,
                 stop=self.stop_event,
-                in_flight=in_flight(route, settings),
             )
             for route in routes
         ]
@@ -116,11 +117,6 @@ class StreamRunner:
                 thread.join(0.5)
 
 
-def in_flight(route: Route, settings: Settings) -> int:
-    """How many of the route's entries may be delivered at once."""
-    return max(1, int(getattr(settings, route.in_flight_setting))) if route.in_flight_setting else 1
-
-
 def select_routes(only: str | None) -> list[Route]:
     """The routes whose consumer is in the comma-separated `only` list (all when None)."""
     if not only:
@@ -134,9 +130,9 @@ def select_routes(only: str | None) -> list[Route]:
 
 
 def load_function(name: str, settings: Settings) -> Any:
-    """The function object behind `functions.<name>.main:create_app(settings)`."""
-    app = importlib.import_module(f"functions.{name}.main").create_app(settings)
-    return app.extensions[FUNCTION_EXTENSION]
+    """The function object from `functions.<name>.main:create_function(settings)` (no web app)."""
+    load_schemas()
+    return importlib.import_module(f"functions.{name}.main").create_function(settings)
 
 
 def serve_metrics(client: redis.Redis, settings: Settings, routes: Sequence[Route]) -> None:

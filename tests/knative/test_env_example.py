@@ -49,6 +49,6 @@ def test_production_examples_are_given() -> None:
 
 
 def test_a_wrong_default_would_be_noticed() -> None:
-    pairs = dict(PAIRS) | {"WEAVE_MAX_BATCH": "8"}
+    pairs = dict(PAIRS) | {"WEAVE_MAX_BATCH": "16"}
     fixed = {"PROTEUS_ENV": "test", "JWT_SECRET": "x" * 48}
     assert Settings.from_env({**pairs, **fixed}) != Settings.from_env(fixed)

@@ -133,7 +133,7 @@ def test_kn_command_matches_its_manifest(name: str) -> None:
 def test_weave_command_asks_for_a_gpu_and_long_requests() -> None:
     flags = parse_kn(next(a for a in _commands() if a[3] == "weave"))["flags"]
     assert "nvidia.com/gpu=1" in flags["--limit"][0].split(",")
-    assert flags["--concurrency-limit"] == ["4"] and flags["--timeout"] == ["600"]  # = WEAVE_MAX_BATCH
+    assert flags["--concurrency-limit"] == ["1"] and flags["--timeout"] == ["600"]  # one batch at a time
     assert "autoscaling.knative.dev/min-scale=0" in flags["--annotation-revision"]
 
 

@@ -222,12 +222,12 @@ def test_container_concurrency_fits_the_functions_gunicorn(function: str) -> Non
     assert KSVCS[support.ksvc_name(function)][1]["spec"]["template"]["spec"]["timeoutSeconds"] <= config["timeout"]
 
 
-def test_weave_takes_as_many_requests_at_once_as_it_batches() -> None:
-    """runner-weave keeps WEAVE_MAX_BATCH deliveries in flight; the Service must let them all
-    in at once, or the batch would be split."""
+def test_weave_takes_one_batch_request_at_a_time() -> None:
+    """runner-weave sends up to max_batch jobs as ONE batched request; weave renders one batch
+    at a time, so the Service takes one request at a time and batching is configured."""
     batch = support.settings_from({**support.configmap(), **support.secret_template()}).weave_max_batch
     spec = KSVCS[support.ksvc_name("weave")][1]["spec"]["template"]["spec"]
-    assert spec["containerConcurrency"] == batch > 1
+    assert spec["containerConcurrency"] == 1 and batch > 1
 
 
 def _startup_budget_s(probe: dict[str, Any]) -> int:

@@ -7,10 +7,8 @@ without rendering; an unreadable input becomes weave.failed with a readable reas
 from __future__ import annotations
 
 import io
-import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +114,7 @@ def results_for(redis_client: redis.Redis, prefix: str, job_id: str) -> list:
 # --------------------------------------------------------------------------- readiness and the contract
 
 
-def test_readyz_names_the_smoke_model_and_warns(client, redis_client: redis.Redis, module_prefix: str) -> None:
+def test_readyz_names_the_smoke_model_and_warns(app: Flask, client, redis_client: redis.Redis, module_prefix: str) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
     state = response.get_json()
@@ -125,6 +123,10 @@ def test_readyz_names_the_smoke_model_and_warns(client, redis_client: redis.Redi
     assert state["variants"] == ["mask", "maskfree"] and state["device"] == "cpu"
     assert state["speed"] == {"compile": False, "cuda_graphs": False, "channels_last": False,
                               "sdpa_backend": "auto", "vae_slicing": True}
+    # The smoke model's speed says nothing about a real model's: it is not measured and
+    # batches up to WEAVE_MAX_BATCH.
+    assert state["max_batch"] == app.config["PROTEUS_SETTINGS"].weave_max_batch
+    assert state["batch_images_per_s"] is None
     assert client.get("/healthz").get_json()["warning"] == SMOKE_WARNING
     published = redis_client.hget(module_prefix + MODELS_KEY, "weave")
     assert published is not None and '"model": "smoke"' in published
@@ -304,44 +306,42 @@ def test_a_batch_renders_in_one_pipeline_call_and_equals_single_runs(
         assert [e.get_type() for e in events].count(t.WEAVE_COMPLETED) == 1
 
 
-def test_http_requests_that_arrive_while_a_batch_runs_are_rendered_together(
+def test_a_batch_request_renders_in_one_call_and_answers_per_event(
     app: Flask, sessions: sessionmaker[Session], storage: Any, redis_client: redis.Redis, module_prefix: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The runner keeps WEAVE_MAX_BATCH requests in flight: those queued behind a running
-    render form the next batch, and each request still gets its own answer."""
+    """The runner sends what is waiting as ONE application/cloudevents-batch+json request:
+    the good requests share one pipeline call, and the reply says per event what happened."""
     import functions.weave.handler as handler
+    from shared.events import make_event, read_batch_reply, to_http_batch
 
     calls: list[int] = []
-    running, release = threading.Event(), threading.Event()
     real = handler.run_models
 
-    def held(pipelines, requests, callback=None):  # noqa: ANN001, ANN202
+    def counting(pipelines, requests, callback=None):  # noqa: ANN001, ANN202
         calls.append(len(requests))
-        running.set()
-        release.wait(10)
         return real(pipelines, requests, callback=callback)
 
-    monkeypatch.setattr(handler, "run_models", held)
-    first, *queued = [Job1(sessions, storage) for _ in range(4)]
-    with ThreadPoolExecutor(4) as pool:
-        answers = [pool.submit(send, app.test_client(), first)]
-        assert running.wait(10)
-        answers += [pool.submit(send, app.test_client(), job) for job in queued]
-        deadline = time.monotonic() + 10
-        while sum(get_row(sessions, Job, job.job_id).status == "running" for job in queued) < 3:
-            assert time.monotonic() < deadline, "the queued requests never started"
-            time.sleep(0.02)
-        time.sleep(0.1)
-        release.set()
-        replies = [reply_of(answer.result(30)) for answer in answers]
-    assert calls == [1, 3]
-    assert [r.get_type() for r in replies] == [t.WEAVE_COMPLETED] * 4
-    assert [r.get_data()["job_id"] for r in replies] == [job.job_id for job in (first, *queued)]
-    for job in (first, *queued):
+    monkeypatch.setattr(handler, "run_models", counting)
+    good = [Job1(sessions, storage) for _ in range(3)]
+    unreadable = Job1(sessions, storage, person=b"not an image")
+    invalid = Job1(sessions, storage)
+    events = [weave_event(job) for job in (*good, unreadable)]
+    events.append(make_event(t.WEAVE_REQUESTED, {**invalid.data, "steps": 0}, source="/tests"))
+    headers, body = to_http_batch(events)
+    response = app.test_client().post("/", headers=headers, data=body)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    outcomes = read_batch_reply(response.get_data(), len(events))
+    assert [o.id for o in outcomes] == [e.get_id() for e in events]
+    assert [o.status for o in outcomes] == [200, 200, 200, 200, 400]  # the unreadable photo fails its job
+    assert outcomes[-1].code == "invalid_event_data" and "steps" in (outcomes[-1].message or "")
+    assert calls == [3]  # one pipeline call for the three good ones
+    for job in good:
         assert storage.exists(job.result_key)
-        events = results_for(redis_client, module_prefix, job.job_id)
-        assert [e.get_type() for e in events].count(t.WEAVE_COMPLETED) == 1
+        events_of_job = results_for(redis_client, module_prefix, job.job_id)
+        assert [e.get_type() for e in events_of_job].count(t.WEAVE_COMPLETED) == 1
+    assert [e.get_type() for e in results_for(redis_client, module_prefix, unreadable.job_id)] == [t.WEAVE_FAILED]
+    assert results_for(redis_client, module_prefix, invalid.job_id) == []
 
 
 def test_a_bad_request_in_a_batch_fails_alone(

@@ -96,6 +96,31 @@ class ToyFunction:
             return self.calls.count(job)
 
 
+class BatchingToy(ToyFunction):
+    """A ToyFunction that also takes batches (as weave does): readiness reports `max_batch`,
+    and each handle_batch call is recorded in `batches` (job ids) before its events run."""
+
+    def __init__(self, max_batch: int = 3) -> None:
+        super().__init__()
+        self.max_batch = max_batch
+        self.batches: list[list[str]] = []
+
+    def handle_batch(self, events: list[CloudEvent]) -> list[BaseException | None]:
+        with self.lock:
+            self.batches.append([event_data(e)["job_id"] for e in events])
+        outcomes: list[BaseException | None] = []
+        for event in events:
+            try:
+                self.handle(event)
+                outcomes.append(None)
+            except Exception as exc:  # noqa: BLE001 - reported per event
+                outcomes.append(exc)
+        return outcomes
+
+    def readiness(self) -> dict[str, Any]:
+        return {**self.state, "max_batch": self.max_batch}
+
+
 @pytest.fixture
 def rds(redis_server_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_server_url, decode_responses=True)
@@ -126,6 +151,22 @@ def toy() -> ToyFunction:
 def function_url(toy: ToyFunction, runner_settings: Settings) -> Iterator[str]:
     """The toy behind the real runtime, on a real HTTP port."""
     server = make_server("127.0.0.1", 0, create_function_app(toy, runner_settings), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/"
+    server.shutdown()
+    thread.join(5)
+
+
+@pytest.fixture
+def batching_toy() -> BatchingToy:
+    return BatchingToy()
+
+
+@pytest.fixture
+def batch_function_url(batching_toy: BatchingToy, runner_settings: Settings) -> Iterator[str]:
+    """The batching toy behind the real runtime, on a real HTTP port."""
+    server = make_server("127.0.0.1", 0, create_function_app(batching_toy, runner_settings), threaded=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/"

@@ -371,7 +371,8 @@ def test_dead_lettered_progress_announces_nothing(rds, runner_settings, toy, sta
 
 
 class TestPullBatches:
-    """A pulled function with handle_batch gets one read's entries together (how weave batches)."""
+    """A pulled function with handle_batch (and max_batch in its readiness) gets one read's
+    entries together (how weave batches under KEDA)."""
 
     def test_one_call_for_the_entries_of_a_read_each_settled_on_its_own(
         self, rds, runner_settings, toy, start_runner, redis_prefix
@@ -401,7 +402,7 @@ class TestPullBatches:
                 return outcomes
 
             def readiness(self):
-                return {"ready": True}
+                return {"ready": True, "max_batch": 8}
 
         function = Batching()
         stream, dead, _ = streams(redis_prefix)
@@ -427,7 +428,7 @@ class TestPullBatches:
                 raise RuntimeError("the GPU fell over")
 
             def readiness(self):
-                return {"ready": True}
+                return {"ready": True, "max_batch": 8}
 
         stream, dead, _ = streams(redis_prefix)
         for job in ("a", "b"):
@@ -437,43 +438,55 @@ class TestPullBatches:
         assert Broken.calls == 1 and dead_letters(rds, dead) == []
 
 
-class TestInFlight:
-    """A route with in_flight_setting (weave: WEAVE_MAX_BATCH) has that many deliveries at once."""
+class TestHttpBatches:
+    """A function that reports max_batch (weave) gets what is waiting, up to that many, in one
+    batched request; each entry is still acknowledged, retried or dead-lettered on its own."""
 
-    def test_up_to_the_bound_are_delivered_at_once_and_no_more_are_claimed(
-            self, rds, runner_settings, function_url, toy, start_runner, redis_prefix):
+    def test_up_to_the_bound_go_in_one_request_and_no_more_are_claimed(
+            self, rds, runner_settings, batch_function_url, batching_toy, start_runner, redis_prefix):
         stream, dead, _ = streams(redis_prefix)
-        route = dataclasses.replace(NOTIFY, in_flight_setting="weave_max_batch")
+        toy = batching_toy
         events = [progress() for _ in range(5)]
         for event in events:
             toy.always[event.get_data()["job_id"]] = "block"
             publish(rds, event, prefix=redis_prefix)
-        start_runner(push(runner_settings, function_url).with_overrides(weave_max_batch=3), routes=[route])
-        wait_for(lambda: len(toy.calls) == 3, message="three deliveries at once")
+        start_runner(push(runner_settings, batch_function_url))
+        wait_for(lambda: len(toy.calls) == 1, message="the first batch")
         time.sleep(0.2)
-        assert len(toy.calls) == 3 and pending(rds, stream) == 3  # the other two are not read yet
+        assert [len(b) for b in toy.batches] == [3] and pending(rds, stream) == 3  # the other two wait
         toy.release.set()
         wait_for(lambda: len(toy.calls) == 5 and pending(rds, stream) == 0, message="all acknowledged")
+        assert [len(b) for b in toy.batches] == [3, 2]
         assert sorted(toy.calls) == sorted(e.get_data()["job_id"] for e in events)
         assert rds.exists(dead) == 0
 
-    def test_each_entry_of_a_group_is_retried_on_its_own(
-            self, rds, runner_settings, function_url, toy, start_runner, redis_prefix):
+    def test_each_entry_of_a_batch_is_retried_on_its_own(
+            self, rds, runner_settings, batch_function_url, batching_toy, start_runner, redis_prefix):
         stream, dead, _ = streams(redis_prefix)
-        route = dataclasses.replace(NOTIFY, in_flight_setting="weave_max_batch")
+        toy = batching_toy
         good, flaky, bad = progress(), progress(), progress()
         toy.plan[flaky.get_data()["job_id"]] = ["fail"]
         toy.always[bad.get_data()["job_id"]] = "bad"
         for event in (good, flaky, bad):
             publish(rds, event, prefix=redis_prefix)
-        start_runner(push(runner_settings, function_url).with_overrides(weave_max_batch=3), routes=[route])
+        start_runner(push(runner_settings, batch_function_url))
         wait_for(lambda: pending(rds, stream) == 0 and toy.count(flaky.get_data()["job_id"]) == 2,
                  message="retry and dead letter")
+        assert toy.batches[0] == [e.get_data()["job_id"] for e in (good, flaky, bad)]
         assert toy.count(good.get_data()["job_id"]) == 1
-        letters = dead_letters(rds, dead)
-        assert len(letters) == 1 and bad.get_data()["job_id"] in letters[0]["fields"]
+        (letter,) = dead_letters(rds, dead)
+        assert bad.get_data()["job_id"] in letter["fields"] and letter["status"] == "400"
 
-    def test_a_route_without_a_bound_delivers_one_at_a_time(
+    def test_a_lone_entry_goes_at_once_alone(
+            self, rds, runner_settings, batch_function_url, batching_toy, start_runner, redis_prefix):
+        stream, _, _ = streams(redis_prefix)
+        start_runner(push(runner_settings, batch_function_url))
+        event = progress()
+        publish(rds, event, prefix=redis_prefix)
+        wait_for(lambda: pending(rds, stream) == 0 and batching_toy.calls, message="delivery")
+        assert batching_toy.calls == [event.get_data()["job_id"]] and batching_toy.batches == []
+
+    def test_a_function_that_does_not_batch_gets_one_entry_at_a_time(
             self, rds, runner_settings, function_url, toy, start_runner, redis_prefix):
         events = [progress() for _ in range(3)]
         for event in events:
