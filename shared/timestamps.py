@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["parse_timestamp", "parse_rfc3339"]
+__all__ = ["parse_rfc3339", "parse_timestamp"]
 
 
 def parse_timestamp(text: str, *, default_tz: bool = False) -> datetime:

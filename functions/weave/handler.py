@@ -14,8 +14,8 @@ import logging
 import sys
 import threading
 import time
-from dataclasses import replace
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from cloudevents.core.base import BaseCloudEvent
@@ -28,6 +28,14 @@ from functions.weave.pipeline import PipelineOptions, TryOnRequest, TryOnResult
 from shared import event_types as t
 from shared import jobs
 from shared.config import Settings
+from shared.contracts.events import WeaveRequested
+from shared.contracts.tryon import (
+    CATEGORY_FOR_AUTO,
+    CATVTON_VARIANT_MODELS,
+    FASHN_MODEL,
+    MODELS,
+)
+from shared.contracts.tryon import resolve_model as model_for_request
 from shared.db.models import Job
 from shared.db.session import session_scope
 from shared.errors import BadRequest, ClientError, DependencyUnavailable, ModelNotLoaded
@@ -42,9 +50,6 @@ from shared.observability.metrics import (
     WEAVE_STEPS_PER_SECOND,
 )
 from shared.stage import Dependencies, Stage
-from shared.contracts.events import WeaveRequested
-from shared.contracts.tryon import CATEGORY_FOR_AUTO, CATVTON_VARIANT_MODELS, FASHN_MODEL, MODELS
-from shared.contracts.tryon import resolve_model as model_for_request
 from shared.uploads import result_key
 
 log = logging.getLogger(__name__)

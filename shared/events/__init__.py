@@ -20,7 +20,14 @@ Example:
 """
 from cloudevents.core.v1.event import CloudEvent
 
-from shared.events.batch import BatchOutcome, batch_reply, from_http_batch, is_batch, read_batch_reply, to_http_batch
+from shared.events.batch import (
+    BatchOutcome,
+    batch_reply,
+    from_http_batch,
+    is_batch,
+    read_batch_reply,
+    to_http_batch,
+)
 from shared.events.errors import (
     InvalidEvent,
     InvalidEventData,
@@ -66,11 +73,11 @@ __all__ = [
     "event_data",
     "from_http",
     "from_http_batch",
-    "is_batch",
     "from_stream_fields",
+    "is_batch",
     "load_schemas",
-    "read_batch_reply",
     "make_event",
+    "read_batch_reply",
     "schema_for",
     "source_for",
     "to_http_batch",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from cloudevents.core.exceptions import CloudEventValidationError
@@ -32,13 +32,13 @@ def source_for(component: str) -> str:
 
 
 def make_event(
-    type: str,  # noqa: A002 - the CloudEvents attribute name
+    type: str,
     data: Mapping[str, Any],
     *,
     source: str,
     subject: str | None = None,
     user_id: str | None = None,
-    id: str | None = None,  # noqa: A002
+    id: str | None = None,
 ) -> CloudEvent:
     """A new event with JSON data, `time` now, a uuid4 `id` unless given.
 
@@ -59,7 +59,7 @@ def make_event(
         "id": id or str(uuid.uuid4()),
         "source": source,
         "type": type,
-        "time": datetime.now(timezone.utc),
+        "time": datetime.now(UTC),
         "datacontenttype": JSON_MEDIA_TYPE,
     }
     subject = subject if subject is not None else _str_or_none(body.get("job_id"))

@@ -120,7 +120,7 @@ class RouteWorker:
                     continue
                 log.exception("%s: unexpected Redis error", self.stream)
                 self.stop.wait(self.config.backoff_max_s)
-            except Exception:  # noqa: BLE001 - keep the route alive
+            except Exception:
                 log.exception("%s: unexpected error in the runner loop", self.stream)
                 self.stop.wait(self.config.backoff_max_s)
 

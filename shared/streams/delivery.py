@@ -18,7 +18,13 @@ from urllib.parse import urljoin
 
 import urllib3
 
-from shared.events import CloudEvent, read_batch_reply, to_http_batch, to_http_binary, validate_event
+from shared.events import (
+    CloudEvent,
+    read_batch_reply,
+    to_http_batch,
+    to_http_binary,
+    validate_event,
+)
 from shared.runtime import classify_error, function_readiness, run_batch
 
 log = logging.getLogger("proteus.runner")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import redis
@@ -49,7 +49,7 @@ def write_dead_letter(
         "stream": stream,
         "group": group,
         "consumer": consumer,
-        "failed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "failed_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "fields": json.dumps(dict(fields)),
     }
     pipe = client.pipeline(transaction=True)
@@ -81,5 +81,5 @@ def announce_failure(
         else:
             body.update(code="dead_lettered", retryable=False)
         publish(client, make_event(failure_type, body, source="/proteus/runner"), prefix=prefix)
-    except Exception:  # noqa: BLE001 - the dead letter is stored; telling the user is best effort
+    except Exception:
         log.exception("could not announce the failure of a dead-lettered entry")

@@ -9,8 +9,8 @@ import pytest
 from functions.weave.batch_size import choose_batch_limit, measure_throughput
 from functions.weave.handler import WeaveFunction
 from functions.weave.pipeline import CatVTONPipeline
+from shared.contracts.tryon import CATVTON_VARIANT_MODELS
 from shared.stage import Dependencies
-from shared.tryon import CATVTON_VARIANT_MODELS
 
 
 @pytest.mark.parametrize(("throughput", "limit"), [
@@ -37,7 +37,7 @@ class _NoRedis:
 def test_a_real_model_reports_the_measured_limit(
         pipelines: Mapping[str, CatVTONPipeline], settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Not the smoke model: weave measures at warm-up, keeps what pays, and says so."""
-    import functions.weave.handler as handler
+    from functions.weave import handler
 
     measured: list[int] = []
 

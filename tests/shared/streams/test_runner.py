@@ -1,7 +1,6 @@
 """The stream runner against real Redis and a real HTTP function (or in-process, pull mode)."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import subprocess
