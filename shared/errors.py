@@ -14,6 +14,7 @@ class ProteusError(Exception):
     status: int = 500
     retryable: bool = True
     code: str = "internal_error"
+    reason: str | None = None  # a stage's own finer reason, where it has one (tailor: no_garment...)
 
     def __init__(self, message: str, *, field: str | None = None, **details: Any) -> None:
         super().__init__(message)

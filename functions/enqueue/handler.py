@@ -16,12 +16,25 @@ from cloudevents.core.base import BaseCloudEvent
 from shared import event_types as t
 from shared import jobs
 from shared.config import Settings
+from shared.contracts.events import (
+    StageFailed,
+    TailorRequested,
+    ThenWeave,
+    TryonRequested,
+    WeaveFailed,
+    WeaveRequested,
+)
+from shared.contracts.tryon import FASHN_MODEL
 from shared.db.session import session_scope
-from shared.errors import BadRequest, ClientError, LicenceRestricted, NotFound, PayloadTooLarge
+from shared.errors import (
+    BadRequest,
+    ClientError,
+    LicenceRestricted,
+    NotFound,
+    PayloadTooLarge,
+)
 from shared.images import probe_image
 from shared.stage import Dependencies, Stage
-from shared.contracts.events import TailorRequested, ThenWeave, TryonRequested, WeaveFailed, WeaveRequested
-from shared.contracts.tryon import FASHN_MODEL
 from shared.uploads import is_owned_key
 
 log = logging.getLogger(__name__)
@@ -58,8 +71,8 @@ class EnqueueFunction(Stage):
                     self._check_object(request.user_id, field, getattr(request, field))
             step = self._next_step(request)
         except ClientError as exc:
-            failure = WeaveFailed(job_id=job_id, user_id=request.user_id, vton_id=request.vton_id, error=exc.message,
-                                  code=exc.code, retryable=False)
+            failure = WeaveFailed(job_id=job_id, user_id=request.user_id, vton_id=request.vton_id,
+                                  **StageFailed.fields_of(exc))
             return self.publish(t.WEAVE_FAILED, failure.to_data())
         return self.publish(*step)
 

@@ -28,6 +28,17 @@ from functions.tailor.parsing import HumanParser
 from shared import event_types as t
 from shared import jobs
 from shared.config import Settings
+from shared.contracts.events import (
+    StageFailed,
+    TailorFailed,
+    TailorRequested,
+    WeaveRequested,
+)
+from shared.contracts.tryon import (
+    CATEGORY_FOR_AUTO,
+    DEFAULT_REQUEST_CATEGORY,
+    FASHN_MODEL,
+)
 from shared.db.models import GarmentAsset, Job
 from shared.db.session import session_scope
 from shared.errors import ClientError, LicenceRestricted
@@ -35,8 +46,6 @@ from shared.images import load_image
 from shared.observability import tracing
 from shared.observability.metrics import MODEL_LOAD_SECONDS, TAILOR_CACHE
 from shared.stage import Dependencies, Stage
-from shared.contracts.events import TailorRequested, WeaveRequested
-from shared.contracts.tryon import CATEGORY_FOR_AUTO, DEFAULT_REQUEST_CATEGORY, FASHN_MODEL
 
 log = logging.getLogger(__name__)
 MODELS_KEY = "proteus:models"
@@ -100,8 +109,8 @@ class TailorFunction(Stage):
             if data.get("person_key"):
                 result["mask_key"] = self._mask(user_id, data["person_key"], category)
         except ClientError as exc:
-            reason = getattr(exc, "reason", None) or exc.code
-            return self.publish(t.TAILOR_FAILED, {**_ids(data), "error": exc.message, "reason": reason})
+            failure = TailorFailed(**_ids(data), **StageFailed.fields_of(exc))
+            return self.publish(t.TAILOR_FAILED, failure.to_data())
         completed = self.publish(t.TAILOR_COMPLETED, result)
         if request.then_weave is not None:
             weave = request.then_weave.to_data()

@@ -28,7 +28,7 @@ from functions.weave.pipeline import PipelineOptions, TryOnRequest, TryOnResult
 from shared import event_types as t
 from shared import jobs
 from shared.config import Settings
-from shared.contracts.events import WeaveRequested
+from shared.contracts.events import StageFailed, WeaveRequested
 from shared.contracts.tryon import (
     CATEGORY_FOR_AUTO,
     CATVTON_VARIANT_MODELS,
@@ -270,7 +270,7 @@ class WeaveFunction(Stage):
             with tracing.span("weave decode images", attributes={"proteus.job_id": job_id}):
                 checked = pipelines[name].check_inputs(request)  # type: ignore[arg-type]
         except ClientError as exc:
-            return self._publish(t.WEAVE_FAILED, data, error=exc.message, code=exc.code, retryable=False), None
+            return self._publish(t.WEAVE_FAILED, data, **StageFailed.fields_of(exc)), None
         # Checked here so one bad request never fails a batch; decoded once.
         if isinstance(request, FashnRequest):
             return None, replace(request, person=checked.person, garment=checked.garment)
@@ -300,7 +300,7 @@ class WeaveFunction(Stage):
             if len(todo) > 1:
                 return [out for item in todo for out in self._render([item])]
             index, data, _ = todo[0]
-            return [(index, self._publish(t.WEAVE_FAILED, data, error=exc.message, code=exc.code, retryable=False))]
+            return [(index, self._publish(t.WEAVE_FAILED, data, **StageFailed.fields_of(exc)))]
         except Exception as exc:  # noqa: BLE001 - retried one by one, or this delivery fails
             if len(todo) > 1:
                 log.warning("a batch of %d failed (%r); running them one at a time", len(todo), exc)

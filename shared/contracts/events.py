@@ -14,27 +14,36 @@ from pydantic.json_schema import SkipJsonSchema
 from shared import event_types as t
 from shared.contracts.base import Contract
 from shared.contracts.examples import EXAMPLES
-from shared.contracts.fields import Category, CategoryOrAuto, Code, Id, IdempotencyKey, Key, Message
+from shared.contracts.fields import (
+    Category,
+    CategoryOrAuto,
+    Code,
+    Id,
+    IdempotencyKey,
+    Key,
+    Message,
+)
 from shared.contracts.tryon import (
+    CATVTON_VARIANT_MODELS,
     DEFAULT_HEIGHT,
     DEFAULT_REPAINT,
     DEFAULT_WIDTH,
+    FASHN_MODEL,
+    GarmentPhotoType,
     Guidance,
     Height,
     Repaint,
     Seed,
-    Steps,
-    Variant,
-    CATVTON_VARIANT_MODELS,
-    FASHN_MODEL,
-    GarmentPhotoType,
     SegmentationFree,
+    Steps,
     TryOnModel,
+    Variant,
     Width,
     default_seed,
     model_defaults,
     resolve_model,
 )
+from shared.errors import ProteusError
 
 JOB_ID: Final = "The job (table jobs) this event belongs to; also the event's subject."
 USER_ID: Final = "The owner; equals the event's userid extension."
@@ -200,15 +209,33 @@ class WeaveCompleted(JobEvent):
         "JSON values only, no image bytes."))
 
 
-class WeaveFailed(JobEvent):
+class StageFailed(JobEvent):
+    """The one failure shape of every stage: what went wrong for a person, the error's code,
+    whether sending the same request again may work, and the stage's own finer reason where
+    it has one. Nothing reading a failure needs to know which stage sent it."""
+
+    error: Message = Field(description="What went wrong, for the user.")
+    code: Code = Field(description=(
+        "The ProteusError code (e.g. invalid_image, unusable_photo, dependency_unavailable, dead_lettered)."))
+    retryable: bool = Field(default=False, description="Whether sending the same request again may work.")
+    reason: Code | SkipJsonSchema[None] = Field(default=None, description=(
+        "The stage's own finer reason, where it has one (tailor: no_person, several_people, no_garment, "
+        "unknown_category, no_region)."))
+
+    @staticmethod
+    def fields_of(error: ProteusError) -> dict[str, Any]:
+        """error, code, retryable and (where the error has one) reason, from a ProteusError."""
+        fields: dict[str, Any] = {"error": error.message, "code": error.code, "retryable": error.retryable}
+        if error.reason:
+            fields["reason"] = error.reason
+        return fields
+
+
+class WeaveFailed(StageFailed):
     event_type = t.WEAVE_FAILED
     description = "A try-on job failed for good (weave gave up, or enqueue refused the request)."
 
     vton_id: Id = Field(description=VTON_ID)
-    error: Message = Field(description="What went wrong, for the user.")
-    code: Code = Field(description="The ProteusError code (e.g. invalid_image, dependency_unavailable).")
-    retryable: bool | SkipJsonSchema[None] = Field(default=None,
-                                                    description="Whether sending the same request again may work.")
 
 
 class ThenWeave(TryOnOptions, JobEvent):
@@ -265,14 +292,11 @@ class TailorCompleted(JobEvent):
     model: Model = Field(description="Which model did the work (e.g. 'smoke').")
 
 
-class TailorFailed(JobEvent):
+class TailorFailed(StageFailed):
     event_type = t.TAILOR_FAILED
     description = "A tailor job failed for good."
 
     vton_id: Id | SkipJsonSchema[None] = Field(default=None, description=VTON_ID)
-    error: Message = Field(description="What went wrong, for the user.")
-    reason: Code = Field(description=(
-        "Why, as a code (e.g. invalid_image, no_garment_found, dependency_unavailable)."))
 
 
 _COMPLETION_OR_PROGRESS: Final = {

@@ -15,7 +15,6 @@ from typing import Any, Final
 
 import redis
 
-from shared import event_types as t
 from shared.events import from_stream_fields, make_event
 from shared.routing import FAILURE_EVENT_FOR
 from shared.streams.publish import STREAM_MAXLEN, publish
@@ -75,11 +74,8 @@ def announce_failure(
         else:
             error = f"Processing failed {attempts} time(s) in a row; please try again later."
         body: dict[str, Any] = {"job_id": data["job_id"], "user_id": data["user_id"],
-                                "vton_id": data.get("vton_id"), "error": error}
-        if failure_type == t.TAILOR_FAILED:
-            body["reason"] = "dead_lettered"
-        else:
-            body.update(code="dead_lettered", retryable=False)
+                                "vton_id": data.get("vton_id"), "error": error, "code": "dead_lettered",
+                                "retryable": False}
         publish(client, make_event(failure_type, body, source="/proteus/runner"), prefix=prefix)
     except Exception:
         log.exception("could not announce the failure of a dead-lettered entry")

@@ -316,7 +316,7 @@ def test_tailor_completed_on_the_way_to_a_try_on_only_records_the_assets(notify:
 def test_tailor_failed_fails_the_job(notify: Notify, channel: Channel) -> None:
     user_id, vton_id, job_id = notify.job(job_type="tailor")
     data = {"job_id": job_id, "user_id": user_id, "vton_id": vton_id, "error": "No garment found",
-            "reason": "no_garment"}
+            "code": "unusable_photo", "retryable": False, "reason": "no_garment"}
     assert reply_of(notify.send(t.TAILOR_FAILED, data)).get_type() == t.USER_NOTIFICATION
     assert get_row(notify.sessions, Job, job_id).status == "failed"
     (message,) = channel.messages()

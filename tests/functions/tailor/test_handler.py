@@ -249,7 +249,9 @@ def test_garment_request_gives_the_outcome_the_label_map_decides(
     if want.outcome == "failed":
         assert reply.get_type() == t.TAILOR_FAILED
         assert data["reason"] == want.reason and data["error"]
-        assert set(data) == {"job_id", "user_id", "vton_id", "error", "reason"}
+        # the one failure shape of every stage, with tailor's own reason
+        assert set(data) == {"job_id", "user_id", "vton_id", "error", "code", "retryable", "reason"}
+        assert data["code"] == "unusable_photo" and data["retryable"] is False
         assert not storage.exists(request.cutout_key)
         assert assets_of(sessions, request.user_id) == []
         return
