@@ -51,6 +51,7 @@ bench: install ## Run the benchmarks (CPU-sized here; see README for GPU numbers
 	$(PY) bench/weave_vae.py
 	$(PY) bench/tailor.py
 	$(PY) bench/gateway_ws.py
+	$(PY) bench/gateway_rest.py
 
 clean: ## Remove the virtualenv and local data
 	rm -rf $(VENV) var test-artifacts
