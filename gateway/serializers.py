@@ -47,21 +47,24 @@ def tryon_progress(tryon: TryOn) -> float | None:
     return 1.0 if tryon.status == "done" else None
 
 
-def last_runs(session: Session, vton_ids: list[str]) -> dict[str, Job]:
-    """The newest try-on job of each of these try-ons (what made the result the history shows)."""
+def last_runs(session: Session, vton_ids: list[str]) -> dict[str, Any]:
+    """The newest try-on job of each of these try-ons (what made the result the history shows):
+    plain rows of (vton_id, model, seed, params), one query for the whole page."""
     if not vton_ids:
         return {}
-    jobs = session.scalars(select(Job).where(Job.vton_id.in_(vton_ids), Job.job_type == "try_on")
+    rows = session.execute(select(Job.vton_id, Job.model, Job.seed, Job.params)
+                           .where(Job.vton_id.in_(vton_ids), Job.job_type == "try_on")
                            .order_by(Job.created_at.asc(), Job.id.asc()))
-    return {job.vton_id: job for job in jobs}
+    return {row.vton_id: row for row in rows}
 
 
-def tryon_to_dict(tryon: TryOn, run: Job | None = None) -> dict[str, Any]:
+def tryon_to_dict(tryon: TryOn, run: Any = None) -> dict[str, Any]:
     """A try-on as the API shows it (keys the original frontend reads); with its newest job,
     the model and seed that made it."""
+    asked = (run.params or {}) if run is not None else {}
     return {
-        "model": (run.model or (run.params or {}).get("model")) if run is not None else None,
-        "seed": run.seed if run is not None and run.seed is not None else (run.params or {}).get("seed") if run else None,
+        "model": run.model if run is not None and run.model else asked.get("model"),
+        "seed": run.seed if run is not None and run.seed is not None else asked.get("seed"),
         "id": tryon.id,
         "user_id": tryon.user_id,
         "user_snap": tryon.user_snap,

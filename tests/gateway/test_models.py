@@ -62,3 +62,16 @@ def test_commercial_serves_only_parser_free_fashn(make_app) -> None:  # noqa: AN
         assert response.status_code == 403, response.get_json()
         error = response.get_json()
         assert error["code"] == "licence_restricted" and error["field"] == field and "non-commercial" in error["error"]
+
+
+def test_history_names_the_model_and_seed_of_the_newest_job(person) -> None:  # noqa: ANN001
+    tryon = person.create_tryon(category="upper")
+    assert [r["model"] for r in person.get("/vton").get_json()] == [None]
+    person.start_weave(tryon, model="fashn-vton-1.5", seed=42, garment_photo_type="flat-lay")
+    person.start_weave(tryon, seed=43)  # a new run: the default model
+    (row,) = person.get("/vton").get_json()
+    assert (row["model"], row["seed"]) == (None, 43)  # queued: the default model is named once it ran
+    other = person.create_tryon(category="upper")
+    person.start_weave(other, model="fashn-vton-1.5", seed=42)
+    row = next(r for r in person.get("/vton").get_json() if r["id"] == other["id"])
+    assert (row["model"], row["seed"]) == ("fashn-vton-1.5", 42)
