@@ -8,7 +8,7 @@ MODELS_DIR ?= models
 # Everything the tests need: PostgreSQL and Redis tests read DATABASE_URL / REDIS_URL.
 PYTEST_ARGS ?=
 
-.PHONY: help install run test models smoke-models migrate schemas bench clean
+.PHONY: help install run test lint models smoke-models migrate schemas bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -43,7 +43,12 @@ run: install ## Start everything on embedded defaults and serve the web page
 
 test: install ## Install what the tests need and run the whole suite
 	bash tests/browser/install-chromium.sh
+	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install ## ruff (lint) over the tree and mypy over shared/ and gateway/ (configured in pyproject.toml)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 bench: install ## Run the benchmarks (CPU-sized here; see README for GPU numbers)
 	$(PY) bench/pipeline.py

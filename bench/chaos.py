@@ -206,7 +206,7 @@ class Socket:
             query = f"?token={self.user.token}" + (f"&last_event_id={self.last_event_id}" if self.last_event_id else "")
             try:
                 ws = WSClient.connect(self.user.base.replace("http", "ws", 1) + "/ws" + query)
-            except Exception:  # noqa: BLE001 - the gateway is down: try again
+            except Exception:  # the gateway is down: try again
                 self.stop.wait(0.5)
                 continue
             self.reconnects += 1
@@ -219,7 +219,7 @@ class Socket:
                     if "job_type" in message and "status" in message:
                         self.completions.append({**message, "at": time.monotonic()})
                         self.last_event_id = message.get("event_id") or self.last_event_id
-            except Exception:  # noqa: BLE001, S110 - closed under us: reconnect and replay
+            except Exception:  # closed under us: reconnect and replay
                 pass
             finally:
                 with contextlib.suppress(Exception):
@@ -242,7 +242,7 @@ class Chaos:
     def run(self) -> None:
         try:
             self._run()
-        except BaseException as exc:  # noqa: BLE001 - reported by main
+        except BaseException as exc:  # reported by main
             self.error = exc
         finally:
             self.done.set()

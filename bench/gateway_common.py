@@ -135,7 +135,7 @@ class Gateway:
             WEB_CONCURRENCY="1", LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1", RATE_LIMIT="1000000 per minute",
         )
         env.update(self.extra_env)
-        log = open(self.work / "gunicorn.log", "wb")  # noqa: SIM115 - closed with the process
+        log = open(self.work / "gunicorn.log", "wb")  # closed with the process
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gateway/gunicorn.conf.py", *self.gunicorn_args],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -76,7 +76,7 @@ def load_main(args: argparse.Namespace) -> int:
                     errors[str(response.status)] = errors.get(str(response.status), 0) + 1
                     continue
                 latencies.append(time.perf_counter() - started)
-            except Exception as exc:  # noqa: BLE001 - counted and reported
+            except Exception as exc:  # counted and reported
                 errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
                 connection.close()
                 connection = http.client.HTTPConnection("127.0.0.1", spec["port"], timeout=60)

@@ -33,14 +33,14 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared import event_types as t  # noqa: E402
-from shared.db.models import TryOn, User  # noqa: E402
-from shared.db.session import make_engine, make_session_factory, session_scope  # noqa: E402
-from shared.devstack import FUNCTIONS, DevStack, free_port  # noqa: E402
-from shared.events import from_stream_fields, make_event  # noqa: E402
-from shared.routing import NOTIFICATION_CHANNEL, prefixed, route_for  # noqa: E402
-from shared.storage import storage_from_settings  # noqa: E402
-from shared.streams.publish import publish  # noqa: E402
+from shared import event_types as t
+from shared.db.models import TryOn, User
+from shared.db.session import make_engine, make_session_factory, session_scope
+from shared.devstack import FUNCTIONS, DevStack, free_port
+from shared.events import from_stream_fields, make_event
+from shared.routing import NOTIFICATION_CHANNEL, prefixed, route_for
+from shared.storage import storage_from_settings
+from shared.streams.publish import publish
 
 
 def percentile(values: list[float], q: float) -> float:

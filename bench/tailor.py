@@ -23,11 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+import torch
+from PIL import Image
 
-from functions.tailor.parsing import HumanParser  # noqa: E402
+from functions.tailor.parsing import HumanParser
 
 VARIANTS = (  # (name, fold_decoder, channels_last, dtype, threads); the first is the service default
     ("folded+channels_last", True, True, torch.float32, None),

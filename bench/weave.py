@@ -30,19 +30,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
 
-from functions.weave.loading import DDIM_SETTINGS, WeaveModelConfig, load_pipeline  # noqa: E402
-from functions.weave.pipeline import (  # noqa: E402
+from functions.weave.loading import DDIM_SETTINGS, WeaveModelConfig, load_pipeline
+from functions.weave.pipeline import (
     ETA, LATENT_SCALE, CatVTONPipeline, PipelineOptions, TryOnRequest, set_catvton_attention,
 )
-from functions.weave.preprocess import (  # noqa: E402
+from functions.weave.preprocess import (
     center_crop_resize, image_to_tensor, letterbox, tensor_to_image,
 )
-from shared.config import SDPA_BACKENDS  # noqa: E402
-from shared.contracts.tryon import PRESETS  # noqa: E402
+from shared.config import SDPA_BACKENDS
+from shared.contracts.tryon import PRESETS
 
 # stable-diffusion-inpainting / instruct-pix2pix `unet/config.json` (SD-1.5 layout).
 SD15_UNET = dict(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -42,7 +42,7 @@ def one_run(slicing: bool, batch: int, height: int, width: int, dtype: str, devi
     start = time.perf_counter()
     with torch.inference_mode():
         latents = vae.encode(images).latent_dist.mean
-        vae.decode(latents[:batch]).sample
+        _ = vae.decode(latents[:batch]).sample
     sync(dev)
     return {"slicing": slicing, "seconds": round(time.perf_counter() - start, 3),
             "peak_gb": round(peak_gb(dev) - base, 3)}

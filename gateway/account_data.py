@@ -159,7 +159,7 @@ def export_account(
         "garment_assets.json": [_asset_dict(a) for a in assets],
         "notifications.json": notifications,
     }
-    archive: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - returned open
+    archive: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # returned open
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("README.txt", README.format(when=when))
         for name, document in documents.items():

@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.storage_backend == "local":
         from shared.storage.local_http import local_files_blueprint
 
-        app.register_blueprint(local_files_blueprint(resources.storage_of(app)))
+        app.register_blueprint(local_files_blueprint(resources.storage_of(app)))  # type: ignore[arg-type]
     limits.init_app(app, settings)
     if settings.frontend_origins:
         from flask_cors import CORS

@@ -58,9 +58,9 @@ def _weave_params(body: WeaveJobRequest, default_category: str | None) -> dict[s
         for name, value in preset_for(model, body.preset).items():
             params.setdefault(name, value)
     for name, (low, high) in (("steps", spec.steps_range), ("guidance", spec.guidance_range)):
-        value = params.get(name)
-        if value is not None and not low <= value <= high:
-            raise BadRequest(f"{name} must be from {low:g} to {high:g} for model {model!r}, got {show(value)}",
+        given = params.get(name)
+        if given is not None and not low <= given <= high:
+            raise BadRequest(f"{name} must be from {low:g} to {high:g} for model {model!r}, got {show(given)}",
                              field=name)
     return params
 

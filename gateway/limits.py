@@ -36,7 +36,7 @@ def _caller() -> str:
     if token:
         try:
             return "user:" + auth.token_user_id(auth.decode_token(resources.settings(), token))
-        except Exception:  # noqa: BLE001 - a bad token is limited by address
+        except Exception:  # a bad token is limited by address
             pass
     return "ip:" + (get_remote_address() or "unknown")
 
@@ -82,5 +82,6 @@ def init_app(app: Flask, settings: Settings) -> Limiter:
     )
     for endpoint, view in list(app.view_functions.items()):
         if getattr(view, MARK, False):
-            app.view_functions[endpoint] = limiter.limit(lambda: settings.rate_limit, deduct_when=counts)(view)
+            app.view_functions[endpoint] = limiter.limit(  # type: ignore[assignment]
+                lambda: settings.rate_limit, deduct_when=counts)(view)
     return limiter

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from shared.db.models import Job, TryOn
@@ -40,7 +40,7 @@ def job_to_dict(job: Job) -> dict[str, Any]:
     }
 
 
-def tryon_progress(tryon: TryOn) -> float | None:
+def tryon_progress(tryon: TryOn | Row[Any]) -> float | None:
     """0..1, or None before any progress is known."""
     if tryon.progress_steps:
         return max(0.0, min(1.0, (tryon.progress_step or 0) / tryon.progress_steps))
@@ -58,7 +58,7 @@ def last_runs(session: Session, vton_ids: list[str]) -> dict[str, Any]:
     return {row.vton_id: row for row in rows}
 
 
-def tryon_to_dict(tryon: TryOn, run: Any = None) -> dict[str, Any]:
+def tryon_to_dict(tryon: TryOn | Row[Any], run: Any = None) -> dict[str, Any]:
     """A try-on as the API shows it (keys the original frontend reads); with its newest job,
     the model and seed that made it."""
     asked = (run.params or {}) if run is not None else {}

@@ -150,6 +150,6 @@ def delete_tryon(vton_id: str) -> Response:
     for key in to_delete:
         try:
             storage.delete(key)
-        except Exception:  # noqa: BLE001 - the row is gone; a leftover object is only logged
+        except Exception:  # the row is gone; a leftover object is only logged
             log.warning("could not delete object %s of deleted vton %s", key, vton_id, exc_info=True)
     return Response(status=204)

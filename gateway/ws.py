@@ -233,7 +233,7 @@ class Hub:
                     if message and message.get("type") == "message":
                         data = message["data"]
                         self.dispatch(data.decode("utf-8") if isinstance(data, bytes) else data)
-            except Exception as exc:  # noqa: BLE001 - Redis went away: resubscribe
+            except Exception as exc:  # Redis went away: resubscribe
                 self._subscribed.clear()
                 if self._stopping.is_set():
                     break
@@ -244,7 +244,7 @@ class Hub:
                 if pubsub is not None:
                     try:
                         pubsub.close()
-                    except Exception:  # noqa: BLE001
+                    except Exception:
                         pass
         self._subscribed.clear()
 

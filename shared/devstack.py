@@ -135,7 +135,7 @@ class DevStack:
         if not settings.redis_url:
             self._redis_server, env["REDIS_URL"] = start_embedded_redis(settings.data_dir, die_with_parent=True)
             self._started_at[REDIS] = time.monotonic()
-        for name, port in self.function_ports.items():
+        for name in self.function_ports:
             env[f"{name.upper()}_URL"] = self.function_url(name)
         env.setdefault("PYTHONUNBUFFERED", "1")
         if self.metrics_port is not None:
@@ -215,7 +215,7 @@ class DevStack:
         stdout: IO[bytes] | None = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            stdout = self._logs[name] = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115
+            stdout = self._logs[name] = open(self.log_dir / f"{name}.log", "wb")
         self.processes[name] = subprocess.Popen(
             [sys.executable, *args],
             cwd=REPO_ROOT,
@@ -223,7 +223,7 @@ class DevStack:
             stdout=stdout,
             stderr=subprocess.STDOUT if stdout is not None else None,
             start_new_session=True,  # its own process group: kill() reaches gunicorn's workers too
-            preexec_fn=preexec_die_with_parent(),  # noqa: PLW1509 - gone with us, even on SIGKILL
+            preexec_fn=preexec_die_with_parent(),  # gone with us, even on SIGKILL
         )
 
     def kill(self, name: str) -> None:

@@ -39,7 +39,7 @@ def register_openers() -> None:
         try:
             import pillow_heif
         except ImportError:  # pragma: no cover - pillow_heif is a base requirement
-            pillow_heif = None
+            pillow_heif = None  # type: ignore[assignment]
         if pillow_heif is not None:
             pillow_heif.register_heif_opener()
             register_avif = getattr(pillow_heif, "register_avif_opener", None)
@@ -86,7 +86,7 @@ def _oriented_size(image: Image.Image) -> tuple[int, int]:
     width, height = image.size
     try:
         orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
-    except Exception:  # noqa: BLE001 - broken EXIF is treated as "no rotation"
+    except Exception:  # broken EXIF is treated as "no rotation"
         orientation = 1
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
@@ -129,7 +129,8 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     if image.mode not in ("I", "F") and not image.mode.startswith("I;16"):
         return image
     wide = image if image.mode == "F" else image.convert("I")
-    if (wide.getextrema()[1] or 0) > 255:
+    high = wide.getextrema()[1]
+    if isinstance(high, (int, float)) and high > 255:
         wide = wide.point(lambda v: v * (1 / 256))
     return wide.convert("L")
 

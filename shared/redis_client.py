@@ -150,7 +150,7 @@ def start_embedded_redis(
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        preexec_fn=preexec_die_with_parent() if die_with_parent else None,  # noqa: PLW1509
+        preexec_fn=preexec_die_with_parent() if die_with_parent else None,
     )
     handle = EmbeddedRedis(process=process, socket_path=socket_path)
     deadline = time.monotonic() + timeout_s

@@ -91,10 +91,10 @@ def create_function_app(function: Function, settings: Settings) -> Flask:
     def receive() -> Response:
         started = time.perf_counter()
         event: CloudEvent | None = None
-        if batches and is_batch(request.headers):
+        if batches and is_batch(dict(request.headers)):
             return _receive_batch(function, name, started, label)
         try:
-            event = from_http(request.headers, request.get_data(cache=False))
+            event = from_http(dict(request.headers), request.get_data(cache=False))
             validate_event(event)
             with tracing.span(f"{label} {event.get_type()}", parent=tracing.event_carrier(event), kind="consumer",
                               attributes=_span_attributes(event)) as current:
@@ -140,7 +140,7 @@ def _receive_batch(function: Any, name: str, started: float, label: str) -> Resp
     """A batched request: one handle_batch call, and per event what happened (each logged
     and counted as if it had come alone)."""
     try:
-        entries = from_http_batch(request.headers, request.get_data(cache=False))
+        entries = from_http_batch(dict(request.headers), request.get_data(cache=False))
     except Exception as exc:  # noqa: BLE001 - the batch as a whole is unreadable
         return _error_response(exc, name)
     errors = run_batch(function, entries)

@@ -8,7 +8,7 @@ on the stream the routing table names.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import redis
 from cloudevents.core.base import BaseCloudEvent
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.config import Settings
 from shared.db.session import make_engine, make_session_factory, ping
-from shared.events import make_event
+from shared.events import CloudEvent, make_event
 from shared.redis_client import redis_from_settings
 from shared.storage import storage_from_settings
 from shared.storage.base import Storage
@@ -58,7 +58,7 @@ class Stage:
     def check_dependencies(self) -> None:
         """Ping the database, Redis and (where used) storage; DependencyUnavailable if one is down."""
         with self.sessions() as session:
-            ping(session.get_bind())
+            ping(session.get_bind())  # type: ignore[arg-type]
         self.redis.ping()
         if self.uses_storage:
             self.storage.ping()
@@ -74,5 +74,5 @@ class Stage:
     def publish(self, event_type: str, body: dict[str, Any]) -> BaseCloudEvent:
         """Build the event and add it to the stream its type is routed to; returns it."""
         event = self.event(event_type, body)
-        publish(self.redis, event, prefix=self.settings.redis_key_prefix)
+        publish(self.redis, cast(CloudEvent, event), prefix=self.settings.redis_key_prefix)
         return event

@@ -62,7 +62,7 @@ class NotifyFunction(Stage):
         message = handler(event.get_data() or {})
         try:
             flush(self.sessions, self.notifier, older_than_s=STALE_OUTBOX_S)  # what a crash left behind
-        except Exception:  # noqa: BLE001 - this event's own work is done; the next call retries
+        except Exception:  # this event's own work is done; the next call retries
             log.warning("could not publish pending notifications", exc_info=True)
         if message is None:
             return None

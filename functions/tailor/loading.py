@@ -74,7 +74,7 @@ def _fetch_from_hub(config: TailorModelConfig) -> Path:
 
     try:
         return Path(snapshot_download(config.hub_id, allow_patterns=list(REQUIRED_FILES)))
-    except Exception as exc:  # noqa: BLE001 - offline, gated, unknown repo: all mean "unavailable"
+    except Exception as exc:  # offline, gated, unknown repo: all mean "unavailable"
         raise DependencyUnavailable(
             f"cannot fetch the parsing model {config.hub_id!r} from the Hugging Face hub "
             f"({exc.__class__.__name__}: {exc}); run `python -m functions.tailor.download "

@@ -28,7 +28,7 @@ def download(models_dir: Path, variants: tuple[str, ...] = VARIANTS,
         print(f"==> {item.repo_id} -> {local_dir}", flush=True)
         try:
             fetch(item, local_dir=local_dir, token=token)
-        except Exception as exc:  # noqa: BLE001 - say which repo failed and why
+        except Exception as exc:  # say which repo failed and why
             gated = (" (gated: accept its terms and set HF_TOKEN)"
                      if "MaskFree" in item.repo_id else "")
             raise SystemExit(f"download of {item.repo_id} failed{gated}: {exc}") from exc

@@ -209,7 +209,7 @@ def hub_paths(variant: str, *, safety_checker: bool = True) -> ModelPaths:
     try:
         folders = {f.folder: fetch(f, token=token)
                    for f in hub_fetches((variant,), safety_checker)}
-    except Exception as exc:  # noqa: BLE001 - network, auth (gated repo), missing files
+    except Exception as exc:  # network, auth (gated repo), missing files
         raise DependencyUnavailable(f"could not fetch the {variant} weights from Hugging Face "
                                     f"(HF_TOKEN {'set' if token else 'not set'}): {exc}") from exc
     base = folders[BASE_DIRS[variant]]

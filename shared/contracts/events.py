@@ -153,7 +153,7 @@ class TryonRequested(TryOnOptions, JobEvent):
         return fields
 
 
-_NEEDS_MASK_KEY: Final = {"allOf": [{
+_NEEDS_MASK_KEY: Final[dict[str, Any]] = {"allOf": [{
     "if": {"properties": {"variant": {"const": "mask"}}, "required": ["variant"]},
     "then": {"required": ["mask_key"]},
 }]}
@@ -299,7 +299,7 @@ class TailorFailed(StageFailed):
     vton_id: Id | SkipJsonSchema[None] = Field(default=None, description=VTON_ID)
 
 
-_COMPLETION_OR_PROGRESS: Final = {
+_COMPLETION_OR_PROGRESS: Final[dict[str, Any]] = {
     "if": {"required": ["event"]},
     "then": {"required": ["event", "step", "steps"],
              "not": {"anyOf": [{"required": ["job_type"]}, {"required": ["status"]}]}},

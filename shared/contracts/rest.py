@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AliasChoices, BeforeValidator, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import AliasChoices, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.functional_validators import AfterValidator
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
@@ -60,6 +60,13 @@ def _new_password(value: str) -> str:
     return value
 
 
+def _not_null(value: Any) -> Any:
+    """A field that may be left out but not sent as null."""
+    if value is None:
+        raise PydanticCustomError("proteus", "must not be null (leave the field out instead)")
+    return value
+
+
 def _upper(value: Any) -> Any:
     return value.upper() if isinstance(value, str) else value
 
@@ -98,9 +105,11 @@ class LoginRequest(Contract):
 class UserUpdate(Contract):
     """Change user_name, email and/or password (at least one)."""
 
-    user_name: UserName = Field(default=None)
-    email: Email = Field(default=None)
-    password: NewPassword = Field(default=None)
+    user_name: UserName | SkipJsonSchema[None] = None
+    email: Email | SkipJsonSchema[None] = None
+    password: NewPassword | SkipJsonSchema[None] = None
+
+    _not_null = field_validator("user_name", "email", "password", mode="before")(lambda v: _not_null(v))
 
     @model_validator(mode="after")
     def _something(self) -> UserUpdate:
@@ -112,9 +121,9 @@ class UserUpdate(Contract):
 class PresignUploadRequest(Contract):
     model_config = Open
 
-    fileName: str = Field(min_length=1, max_length=MAX_FILE_NAME)  # noqa: N815 - the original API's name
-    fileType: str = Field(min_length=1, max_length=255, description="An image type the server accepts.")  # noqa: N815
-    fileSize: Annotated[int, Field(ge=1)] | SkipJsonSchema[None] = Field(default=None,  # noqa: N815
+    fileName: str = Field(min_length=1, max_length=MAX_FILE_NAME)  # the original API's name
+    fileType: str = Field(min_length=1, max_length=255, description="An image type the server accepts.")
+    fileSize: Annotated[int, Field(ge=1)] | SkipJsonSchema[None] = Field(default=None,
                                                  description="Declared size: gives a presigned POST.")
     method: Annotated[Literal["PUT", "POST"], BeforeValidator(_upper)] | SkipJsonSchema[None] = None
 
@@ -140,10 +149,13 @@ class TryOnUpdate(Contract):
 
     nullable_fields = frozenset({"cleaned_outfit"})
 
-    user_snap: OwnedKey = Field(default=None, validation_alias=aliases("user_snap", "user_snap_s3"))
-    uncleaned_outfit: OwnedKey = Field(default=None, validation_alias=aliases("uncleaned_outfit", "uncleaned_outfit_s3"))
+    user_snap: OwnedKey | SkipJsonSchema[None] = Field(default=None, validation_alias=aliases("user_snap", "user_snap_s3"))
+    uncleaned_outfit: OwnedKey | SkipJsonSchema[None] = Field(
+        default=None, validation_alias=aliases("uncleaned_outfit", "uncleaned_outfit_s3"))
     cleaned_outfit: OwnedKey | None = Field(default=None, validation_alias=aliases("cleaned_outfit", "cleaned_outfit_s3"))
-    category: CategoryOrAuto = Field(default=None)
+    category: CategoryOrAuto | SkipJsonSchema[None] = None
+
+    _not_null = field_validator("user_snap", "uncleaned_outfit", "category", mode="before")(lambda v: _not_null(v))
 
     @model_validator(mode="after")
     def _something(self) -> TryOnUpdate:

@@ -98,7 +98,7 @@ def begin_write(session: Session) -> None:
     if session.get_bind().dialect.name != "sqlite":
         return
     transaction = session.get_transaction()
-    if transaction is not None and transaction._connections:  # noqa: SLF001 - already begun
+    if transaction is not None and transaction._connections:  # already begun
         return
     session.connection(execution_options={_SQLITE_BEGIN: "IMMEDIATE"})
 

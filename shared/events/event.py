@@ -10,10 +10,11 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from cloudevents.core.exceptions import CloudEventValidationError
 from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.v1.event import CloudEvent
 
 from shared.events.errors import InvalidEvent, problem, type_name
@@ -114,10 +115,10 @@ def check_time(value: Any) -> None:
         raise InvalidEvent(f"time must carry a timezone (e.g. 'Z'), got {value!r}", field="time")
 
 
-def guard(build: Callable[[], CloudEvent]) -> CloudEvent:
+def guard(build: Callable[[], BaseCloudEvent]) -> CloudEvent:
     """Run an SDK constructor, turning its errors into InvalidEvent naming the attribute."""
     try:
-        return build()
+        return cast(CloudEvent, build())
     except CloudEventValidationError as exc:
         problems = [problem(name, str(err), None) for name, errors in exc.errors.items() for err in errors[:1]]
         summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)

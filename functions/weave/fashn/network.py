@@ -388,8 +388,10 @@ def flops_per_row(config: TryOnConfig) -> float:
     def attn(tokens: int) -> float:
         return 2.0 * 2 * tokens * tokens * h  # q k^T and attention x v
 
+    def single(tokens: int) -> float:
+        return linear(tokens, h, 3 * h + m) + linear(tokens, h + m, h) + attn(tokens)
+
     embed = linear(n, (2 * c.channels_in + 1) * c.patch_size ** 2, h) + linear(n, (c.channels_in + 1) * c.patch_size ** 2, h)
-    single = lambda tokens: linear(tokens, h, 3 * h + m) + linear(tokens, h + m, h) + attn(tokens)  # noqa: E731
     double = 2 * (linear(n, h, 3 * h) + linear(n, h, h) + linear(n, h, m) + linear(n, m, h)) + attn(2 * n)
     final = linear(n, h, c.patch_dim)
     return (embed + c.patch_mixer_depth * single(n) + c.double_blocks_depth * double

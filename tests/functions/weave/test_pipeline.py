@@ -428,10 +428,6 @@ def bf16_pipelines(smoke_config: WeaveModelConfig) -> dict[str, CatVTONPipeline]
     return load_pipelines(dataclasses.replace(smoke_config, dtype="bf16"))
 
 
-def pixels(image: Image.Image) -> np.ndarray:
-    return np.asarray(image, np.int16)
-
-
 @pytest.mark.parametrize("variant", ["maskfree", "mask"])
 def test_bf16_runs_both_variants_close_to_fp32(pipelines, bf16_pipelines, variant) -> None:
     mask = MASK if variant == "mask" else None
