@@ -1,6 +1,7 @@
 """Presigned storage URLs: /images/presignedUploadUrl and /images/presignedDownloadUrl.
 
-Upload: `{"fileName", "fileType", "fileSize"?, "method"?}` -> a fresh key under
+Upload: `{"fileName", "fileType", "fileSize"?, "method"?}` -> (asked of the upload-signing
+stage over HTTP, gateway/upload_signing.py) a fresh key under
 `uploads/<userId>/` and how to send the bytes (PUT with headers, or a presigned POST form
 carrying size and type conditions when the client asks for POST or declares fileSize).
 Download: `{"key"}` -> a GET URL, only for keys under the caller's own prefixes; any other
@@ -14,12 +15,14 @@ from flask import Blueprint, Response, jsonify
 
 from gateway import auth, resources
 from gateway.limits import rate_limited
+from gateway.upload_signing import sign_upload
 from gateway.validation import parse_body, show
 from shared.contracts.fields import KEY_PATTERN, MAX_KEY_LENGTH
+from shared.contracts.events import UploadRequested
 from shared.contracts.rest import PresignDownloadRequest, PresignUploadRequest
 from shared.errors import NotFound
 from shared.storage.base import expiry_time
-from shared.uploads import is_owned_key, sign_upload
+from shared.uploads import check_upload, is_owned_key, safe_file_name
 
 bp = Blueprint("images", __name__, url_prefix="/images")
 
@@ -30,25 +33,22 @@ bp = Blueprint("images", __name__, url_prefix="/images")
 def presigned_upload_url() -> Response:
     body = parse_body(PresignUploadRequest)
     settings = resources.settings()
-    signed = sign_upload(
-        resources.storage(),
-        settings,
-        user_id=auth.current_user().id,
-        file_name=body.fileName,
-        content_type=body.fileType,
-        size=body.fileSize,
-        method=body.method,
-    )
-    data = signed.to_dict()
+    # Refused here with the API's field names (415 fileType, 413 fileSize); the stage checks again.
+    _, content_type, size = check_upload(settings, file_name=body.fileName, content_type=body.fileType,
+                                         size=body.fileSize)
+    signed = sign_upload(settings, UploadRequested(
+        user_id=auth.current_user().id, file_name=safe_file_name(body.fileName), content_type=content_type,
+        size=size, method=body.method,
+    ))
     return jsonify(
         {
             "key": signed.key,
             "url": signed.url,
             "uploadUrl": signed.url,
             "method": signed.method,
-            "headers": data["headers"],
-            "fields": data["fields"],
-            "expiresAt": data["expires_at"],
+            "headers": signed.headers,
+            "fields": signed.fields,
+            "expiresAt": signed.expires_at,
             "maxBytes": settings.max_upload_bytes,
         }
     )

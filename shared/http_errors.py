@@ -85,3 +85,22 @@ def internal_error(message: str = "internal error") -> e.ProteusError:
 def error_body(error: e.ProteusError) -> dict[str, Any]:
     """`{"error", "message", "code", "field"}` (and `details` where there are some)."""
     return error.to_dict()
+
+
+def from_error_body(status: int, body: Any, *, what: str) -> e.ProteusError:
+    """The ProteusError another service answered with (`{"error"|"message", "code", "field"}`).
+
+    A 4xx keeps its status, code, field and message (the caller's request was wrong); a 5xx
+    or an unreadable answer becomes DependencyUnavailable naming `what` did not work.
+    """
+    if not isinstance(body, dict) or not 400 <= status < 500:
+        detail = body.get("message") if isinstance(body, dict) else None
+        return e.DependencyUnavailable(f"{what} failed (HTTP {status}{': ' + str(detail) if detail else ''}); "
+                                       "try again in a moment")
+    message = str(body.get("message") or body.get("error") or f"{what} refused the request (HTTP {status})")
+    field = body.get("field") if isinstance(body.get("field"), str) else None
+    error = _BY_STATUS.get(status, e.ClientError)(message, field=field)
+    error.status = status
+    if isinstance(body.get("code"), str):
+        error.code = body["code"]
+    return error

@@ -7,6 +7,7 @@ from cloudevents.core.base import BaseCloudEvent
 
 from shared import event_types as t
 from shared.config import Settings
+from shared.contracts.events import UploadRequested, UploadSigned
 from shared.events import make_event
 from shared.storage import storage_from_settings
 from shared.storage.base import Storage
@@ -31,27 +32,22 @@ class UploadSigningFunction:
         return {"ready": True}
 
     def handle(self, event: BaseCloudEvent) -> BaseCloudEvent:
-        data = event.get_data() or {}
+        request = UploadRequested.parse(event.get_data())
         signed = sign_upload(
             self.storage,
             self.settings,
-            user_id=data["user_id"],
-            file_name=data.get("file_name"),
-            content_type=data.get("content_type"),
-            size=data.get("size"),
-            method=data.get("method"),
+            user_id=request.user_id,
+            file_name=request.file_name,
+            content_type=request.content_type,
+            size=request.size,
+            method=request.method,
         )
-        return make_event(
-            t.UPLOAD_SIGNED,
-            {
-                "key": signed.key,
-                "url": signed.url,
-                "method": signed.method,
-                "headers": dict(signed.headers),
-                "fields": dict(signed.fields),
-                "expires_at": signed.expires_at.isoformat().replace("+00:00", "Z"),
-            },
-            source=SOURCE,
-            subject=signed.key,
-            user_id=data["user_id"],
+        reply = UploadSigned(
+            key=signed.key,
+            url=signed.url,
+            method=signed.method,
+            headers=dict(signed.headers),
+            fields=dict(signed.fields),
+            expires_at=signed.expires_at.isoformat().replace("+00:00", "Z"),
         )
+        return make_event(t.UPLOAD_SIGNED, reply.to_data(), source=SOURCE, subject=signed.key, user_id=request.user_id)

@@ -132,17 +132,45 @@ def migrate(database_url: str) -> None:
 
 
 def build_app(settings: Settings) -> Flask:
+    """The gateway app, with its own upload-signing stage answering over HTTP on a free port
+    (the gateway calls it for every presigned upload, as under `make run`)."""
     from gateway.app import create_app
 
     migrate(settings.database_url)
+    signer = UploadSigningServer(settings)
+    settings = settings.with_overrides(function_urls={**settings.function_urls, "upload_signing": signer.url})
     app = create_app(settings)
     app.config["TESTING"] = True
     app.test_client_class = CheckedClient
+    app.extensions["test-upload-signing"] = signer
     return app
 
 
 def close_app(app: Flask) -> None:
     app.extensions["proteus"].close()
+    signer = app.extensions.pop("test-upload-signing", None)
+    if signer is not None:
+        signer.stop()
+
+
+class UploadSigningServer:
+    """functions/upload_signing's app on 127.0.0.1:<free port>, in a thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        from werkzeug.serving import make_server
+
+        from functions.upload_signing.main import create_app as create_signing_app
+
+        self.server = make_server("127.0.0.1", 0, create_signing_app(settings), threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="upload-signing", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.server.shutdown()
+            self.server.server_close()
+            self.thread.join(timeout=5)
 
 
 def storage_of(app: Flask) -> Any:

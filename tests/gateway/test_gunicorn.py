@@ -17,7 +17,8 @@ import requests
 from shared.db.migrate import upgrade
 from shared.devstack import free_port
 from shared.routing import NOTIFICATION_CHANNEL, NOTIFICATION_STREAM
-from tests.gateway.helpers import PNG, WSClient
+from shared.config import Settings
+from tests.gateway.helpers import PNG, UploadSigningServer, WSClient
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,6 +33,8 @@ def gunicorn_gateway(tmp_path: Path, postgres_url: str, redis_server_url: str, r
         REDIS_KEY_PREFIX=redis_prefix, JWT_SECRET="gunicorn-test-" + "z" * 40, PORT=str(port),
         PUBLIC_URL=f"http://127.0.0.1:{port}", RATE_LIMIT="1000 per minute", LOG_LEVEL="WARNING",
     )
+    signer = UploadSigningServer(Settings.from_env(env))  # the stage the gateway calls for uploads
+    env["UPLOAD_SIGNING_URL"] = signer.url
     log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gateway/gunicorn.conf.py"], cwd=REPO, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
@@ -51,6 +54,7 @@ def gunicorn_gateway(tmp_path: Path, postgres_url: str, redis_server_url: str, r
         proc.terminate()
         proc.wait(timeout=15)
         log.close()
+        signer.stop()
 
 
 def test_gevent_worker_on_postgres(gunicorn_gateway: str, redis_server_url: str, redis_prefix: str) -> None:

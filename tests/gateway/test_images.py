@@ -137,3 +137,33 @@ def test_presign_is_rate_limited_per_user(make_app) -> None:  # noqa: ANN001
     assert limited.get_json()["code"] == "rate_limited" and int(limited.headers["Retry-After"]) > 0
     # Downloads are not limited (the history view presigns one per image).
     assert someone.post("/images/presignedDownloadUrl", json={"key": f"uploads/{someone.id}/a.png"}).status_code == 200
+
+
+def test_uploads_are_signed_by_the_upload_signing_stage_over_http(app, person) -> None:  # noqa: ANN001
+    """The gateway asks the stage (a binary-mode upload.requested) and answers with its reply."""
+    signer = app.extensions["test-upload-signing"]
+    seen: list[dict[str, str]] = []
+    wsgi = signer.server.app
+
+    def spy(environ, start_response):  # noqa: ANN001, ANN202
+        seen.append({k: v for k, v in environ.items() if k.startswith("HTTP_CE_") or k == "CONTENT_TYPE"})
+        return wsgi(environ, start_response)
+
+    signer.server.app = spy
+    answer = person.post("/images/presignedUploadUrl", json={"fileName": "a b.png", "fileType": "image/png"})
+    assert answer.status_code == 200 and answer.get_json()["key"].startswith(f"uploads/{person.id}/")
+    assert len(seen) == 1 and seen[0]["HTTP_CE_TYPE"] == "dev.proteus.upload.requested"
+    assert seen[0]["HTTP_CE_USERID"] == person.id and seen[0]["CONTENT_TYPE"].startswith("application/json")
+
+
+def test_upload_signing_down_is_a_readable_503(make_app) -> None:  # noqa: ANN001
+    from tests.gateway.helpers import Person
+
+    app = make_app()
+    signer = app.extensions["test-upload-signing"]
+    signer.stop()  # nothing answers at its URL any more
+    someone = Person(app)
+    answer = someone.post("/images/presignedUploadUrl", json={"fileName": "a.png", "fileType": "image/png"})
+    assert answer.status_code == 503
+    body = answer.get_json()
+    assert body["code"] == "dependency_unavailable" and "upload signing is not answering" in body["message"]

@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 
 from shared.gunicorn_base import gunicorn_config
-from shared.routing import FUNCTION_PORTS
+from shared.routing import FUNCTION_PORTS, SYNCHRONOUS_FUNCTIONS
 from tests.knative import support
 
 DOCS = support.all_documents()
@@ -196,6 +196,8 @@ def test_knative_service_scaling_and_limits(name: str) -> None:
 
 def test_functions_scale_to_zero_and_the_gateway_does_not() -> None:
     for function in FUNCTION_PORTS:
+        if function in SYNCHRONOUS_FUNCTIONS:  # upload-signing: a browser waits on it (min-scale 1, issue 11)
+            continue
         assert _annotations(KSVCS[support.ksvc_name(function)][1])["autoscaling.knative.dev/min-scale"] == "0"
     gateway = KSVCS["gateway"][1]
     assert int(_annotations(gateway)["autoscaling.knative.dev/min-scale"]) >= 1
@@ -401,3 +403,11 @@ def test_the_reconciler_runs_every_minute_one_pass_at_a_time() -> None:
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert float(support.configmap()["RECONCILE_INTERVAL_S"]) == 60
+
+
+def test_only_the_services_a_person_waits_on_stay_warm() -> None:
+    """upload-signing answers the browser through the gateway (min-scale 1, like the gateway);
+    the stream-fed functions scale to zero."""
+    warm = {name for name, (_, doc) in KSVCS.items()
+            if int(_annotations(doc)["autoscaling.knative.dev/min-scale"]) >= 1}
+    assert warm == {"gateway", "upload-signing"}
