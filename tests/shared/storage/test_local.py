@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from shared.config import ConfigError, Settings
-from shared.errors import BadRequest, DependencyUnavailable, NotFound, PayloadTooLarge
+from shared.errors import BadRequest, DependencyUnavailable, PayloadTooLarge
 from shared.storage import storage_from_settings
 from shared.storage.local import LocalStorage
 from shared.storage.local_http import CHUNK, local_files_blueprint
@@ -75,37 +75,7 @@ def no_leftovers(storage: LocalStorage) -> bool:
 # -- the disk backend ------------------------------------------------------------------
 
 
-def test_put_get_head_list_delete(storage: LocalStorage) -> None:
-    storage.put(KEY, PNG, "image/png")
-    storage.put("uploads/u1/b.jpg", b"jpeg", "image/jpeg")
-    storage.put("uploads/u10/c.jpg", b"other user", "image/jpeg")
-
-    assert storage.get(KEY) == PNG
-    info = storage.head(KEY)
-    assert info is not None and (info.size, info.content_type) == (len(PNG), "image/png")
-    assert storage.exists(KEY) and not storage.exists("uploads/u1/nope.png")
-    assert storage.list("uploads/u1/") == ["uploads/u1/abc-photo.png", "uploads/u1/b.jpg"]
-    assert storage.list("uploads/u1") == ["uploads/u1/abc-photo.png", "uploads/u1/b.jpg", "uploads/u10/c.jpg"]
-    assert storage.list("nothing/") == []
-
-    storage.put(KEY, b"new", "image/webp")  # overwrite replaces bytes and type
-    assert storage.get(KEY) == b"new" and storage.head(KEY).content_type == "image/webp"  # type: ignore[union-attr]
-
-    storage.delete(KEY)
-    storage.delete(KEY)  # deleting what is gone is fine
-    assert storage.head(KEY) is None
-    with pytest.raises(NotFound, match="abc-photo"):
-        storage.get(KEY)
-    assert storage.delete_prefix("uploads/u1/") == 1
-    assert storage.list("") == ["uploads/u10/c.jpg"]
-    assert not (storage.root / "objects" / "uploads" / "u1").exists()  # empty folders pruned
-
-
-def test_head_of_a_prefix_is_not_an_object(storage: LocalStorage) -> None:
-    storage.put("outputs/weaver/u1/j1.png", PNG, "image/png")
-    assert storage.head("outputs/weaver/u1") is None
-    with pytest.raises(NotFound):
-        storage.get("outputs/weaver")
+# put/get/head/list/delete and prefixes: test_contract.py, on both backends.
 
 
 @pytest.mark.parametrize(

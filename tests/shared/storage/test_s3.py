@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from shared.config import Settings
-from shared.errors import BadRequest, DependencyUnavailable, NotFound
+from shared.errors import BadRequest, DependencyUnavailable
 from shared.storage import s3 as s3_module
 from shared.storage import storage_from_settings
 from shared.storage.s3 import S3Storage
@@ -42,25 +42,7 @@ def storage(s3_endpoint: str) -> S3Storage:
     return made
 
 
-def test_put_get_head_list_delete(storage: S3Storage) -> None:
-    storage.put(KEY, PNG, "image/png")
-    storage.put("uploads/u1/b.jpg", b"jpeg", "image/jpeg")
-    storage.put("uploads/u10/c.jpg", b"other", "image/jpeg")
-
-    assert storage.get(KEY) == PNG
-    info = storage.head(KEY)
-    assert info is not None and (info.size, info.content_type) == (len(PNG), "image/png")
-    assert storage.exists(KEY) and not storage.exists("uploads/u1/missing.png")
-    assert storage.head("uploads/u1/missing.png") is None
-    assert storage.list("uploads/u1/") == [KEY, "uploads/u1/b.jpg"]
-    assert storage.list("uploads/u1") == [KEY, "uploads/u1/b.jpg", "uploads/u10/c.jpg"]
-
-    storage.delete(KEY)
-    storage.delete(KEY)
-    with pytest.raises(NotFound, match="abc-photo"):
-        storage.get(KEY)
-    with pytest.raises(BadRequest):
-        storage.put("../escape", b"x", "image/png")
+# put/get/head/list/delete: test_contract.py, on both backends.
 
 
 def test_delete_prefix_in_batches(storage: S3Storage, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,72 @@
+"""The storage contract, once, run against both backends (the local disk and S3 on moto's server).
+
+What differs between them (presigned URL mechanics, the local blueprint, S3 batches and
+endpoints) stays in test_local.py and test_s3.py.
+"""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from shared.config import Settings
+from shared.errors import BadRequest, NotFound
+from shared.storage import storage_from_settings
+from shared.storage.base import Storage
+from shared.storage.local import LocalStorage
+from shared.storage.s3 import S3Storage
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"p" * 200
+KEY = "uploads/u1/abc-photo.png"
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage(request: pytest.FixtureRequest, settings: Settings) -> Storage:
+    if request.param == "local":
+        made = storage_from_settings(settings)
+        assert isinstance(made, LocalStorage)
+        return made
+    endpoint = request.getfixturevalue("s3_server")
+    s3 = S3Storage(f"proteus-{uuid.uuid4().hex[:12]}", endpoint_url=endpoint, access_key_id="testing",
+                   secret_access_key="testing")
+    assert s3.ensure_bucket() is True
+    assert s3.ensure_bucket() is False  # idempotent
+    return s3
+
+
+def test_put_get_head_list_delete(storage: Storage) -> None:
+    storage.put(KEY, PNG, "image/png")
+    storage.put("uploads/u1/b.jpg", b"jpeg", "image/jpeg")
+    storage.put("uploads/u10/c.jpg", b"other user", "image/jpeg")
+
+    assert storage.get(KEY) == PNG
+    info = storage.head(KEY)
+    assert info is not None and (info.size, info.content_type) == (len(PNG), "image/png")
+    assert storage.exists(KEY) and not storage.exists("uploads/u1/nope.png")
+    assert storage.head("uploads/u1/nope.png") is None
+    assert storage.list("uploads/u1/") == ["uploads/u1/abc-photo.png", "uploads/u1/b.jpg"]
+    assert storage.list("uploads/u1") == ["uploads/u1/abc-photo.png", "uploads/u1/b.jpg", "uploads/u10/c.jpg"]
+    assert storage.list("nothing/") == []
+
+    storage.put(KEY, b"new", "image/webp")  # overwrite replaces bytes and type
+    info = storage.head(KEY)
+    assert storage.get(KEY) == b"new" and info is not None and info.content_type == "image/webp"
+
+    storage.delete(KEY)
+    storage.delete(KEY)  # deleting what is gone is fine
+    assert storage.head(KEY) is None
+    with pytest.raises(NotFound, match="abc-photo"):
+        storage.get(KEY)
+    with pytest.raises(BadRequest):
+        storage.put("../escape", b"x", "image/png")
+    assert storage.delete_prefix("uploads/u1/") == 1
+    assert storage.list("") == ["uploads/u10/c.jpg"]
+    if isinstance(storage, LocalStorage):
+        assert not (storage.root / "objects" / "uploads" / "u1").exists()  # empty folders pruned
+
+
+def test_head_of_a_prefix_is_not_an_object(storage: Storage) -> None:
+    storage.put("outputs/weaver/u1/j1.png", PNG, "image/png")
+    assert storage.head("outputs/weaver/u1") is None
+    with pytest.raises(NotFound):
+        storage.get("outputs/weaver")
