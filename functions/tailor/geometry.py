@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image
 
 from functions.tailor import CATEGORIES
+from shared.contracts.fields import CategoryName
 from shared.errors import BadRequest
 
 LABELS: tuple[str, ...] = (
@@ -46,7 +47,7 @@ LABELS: tuple[str, ...] = (
 (BACKGROUND, HAT, HAIR, SUNGLASSES, UPPER_CLOTHES, SKIRT, PANTS, DRESS, BELT, LEFT_SHOE,
  RIGHT_SHOE, FACE, LEFT_LEG, RIGHT_LEG, LEFT_ARM, RIGHT_ARM, BAG, SCARF) = range(18)
 
-Category = Literal["upper", "lower", "overall"]
+Category = CategoryName
 
 ARMS = (LEFT_ARM, RIGHT_ARM)
 LEGS = (LEFT_LEG, RIGHT_LEG)

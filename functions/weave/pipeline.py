@@ -342,7 +342,7 @@ class CatVTONPipeline(DiffusionPipeline):
         # 2. Draw the missing seeds (reported with the result).
         for item in checked:
             if item.request.seed is None:
-                item.seed = secrets.randbelow(2**32)
+                item.seed = secrets.randbelow(MAX_SEED + 1)
         # 3. Group compatible requests (size, steps, guidance on/off) into batches.
         results: dict[int, TryOnResult] = {}
         with self._threads():

@@ -203,7 +203,7 @@ class FashnVTONPipeline:
         # 2. Draw the missing seeds (reported with the result).
         for item in checked:
             if item.request.seed is None:
-                item.seed = secrets.randbelow(2**32)
+                item.seed = secrets.randbelow(MAX_SEED + 1)
         results: dict[int, TryOnResult] = {}
         previous = torch.get_num_threads()
         if self.options.num_threads:
