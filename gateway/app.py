@@ -4,7 +4,9 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from gateway import errors, images, jobs, limits, observability, resources, security, site, users, vton, ws
+from gateway import apikeys, errors, images, jobs, limits, observability, resources, security, site, users, vton, ws
+from gateway.v1 import ratelimit as key_ratelimit
+from gateway.v1 import routes as v1
 from shared.config import Settings
 
 
@@ -25,7 +27,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     resources.init_app(app, settings)
     errors.init_app(app)
     security.init_app(app, settings)
-    for module in (site, users, images, vton, jobs, ws):
+    key_ratelimit.init_app(app, settings)
+    for module in (site, users, images, vton, jobs, ws, apikeys, v1):
         app.register_blueprint(module.bp)
     if settings.storage_backend == "local":
         from shared.storage.local_http import local_files_blueprint

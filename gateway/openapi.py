@@ -146,11 +146,12 @@ SCHEMAS: dict[str, Any] = {
             "job_id": ID,
             "vton_id": ID,
             "job_type": {"type": "string", "enum": ["try_on", "tailor"]},
-            "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed"]},
+            "status": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "canceled"]},
             "step": {"type": "integer", "minimum": 0},
             "steps": {"type": ["integer", "null"]},
             "error": {"type": ["string", "null"]},
             "result_key": NULLABLE_KEY,
+            "result_keys": {"type": "array", "items": KEY, "description": "Every sample's result (result_key first)."},
             "seed": {"type": ["integer", "null"]},
             "model": {"type": ["string", "null"]},
             "createdAt": TIME,
@@ -195,6 +196,7 @@ SCHEMAS: dict[str, Any] = {
             "user_id": ID,
             "vton_id": {"type": ["string", "null"]},
             "result_s3_key": NULLABLE_KEY,
+            "result_keys": {"type": "array", "items": KEY, "description": "Every sample (result_s3_key is the first)."},
             "error": {"type": ["string", "null"]},
             "finished_at": TIME,
             "event_id": {"type": "string", "description": "The notification stream id; pass as last_event_id."},
@@ -502,8 +504,11 @@ WEBSOCKET = {
 
 
 def build_document() -> dict[str, Any]:
-    """The whole document, built from the paths here and the contract models."""
-    return {
+    """The whole document, built from the paths here and the contract models (the public API's
+    /v1 part from gateway/openapi_v1.py)."""
+    from gateway.openapi_v1 import add_public_api
+
+    return add_public_api({
         "openapi": "3.1.0",
         "info": {
             "title": "Proteus gateway",
@@ -525,7 +530,7 @@ def build_document() -> dict[str, Any]:
             },
         },
         "x-websocket": WEBSOCKET,
-    }
+    })
 
 
 def document() -> dict[str, Any]:

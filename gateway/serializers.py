@@ -1,22 +1,15 @@
 """How the API shows rows: jobs, try-ons and timestamps as the original frontend reads them."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from shared.db.models import Job, TryOn
+from shared.timestamps import iso
 
-
-def iso(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a Z and milliseconds, as JavaScript writes it."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+__all__ = ["iso", "job_to_dict", "tryon_progress", "tryon_to_dict"]
 
 
 def job_to_dict(job: Job) -> dict[str, Any]:
@@ -32,6 +25,7 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "steps": job.steps,
         "error": job.error,
         "result_key": job.result_key,
+        "result_keys": job.result_keys or ([job.result_key] if job.result_key else []),
         "seed": job.seed,
         "model": job.model,
         "createdAt": iso(job.created_at),

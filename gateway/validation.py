@@ -20,10 +20,10 @@ _ID = re.compile(ID_PATTERN)
 M = TypeVar("M", bound=Contract)
 
 
-def json_body() -> dict[str, Any]:
+def json_body(max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
     """The request's JSON object; 400 for anything else (wrong type, bad JSON, not an object)."""
-    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
-        raise PayloadTooLarge(f"the JSON body is {request.content_length} bytes; at most {MAX_JSON_BYTES} are allowed")
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise PayloadTooLarge(f"the JSON body is {request.content_length} bytes; at most {max_bytes} are allowed")
     if not request.is_json:
         raise BadRequest(
             f"the body must be a JSON object sent with Content-Type: application/json, "

@@ -49,9 +49,9 @@ BEGIN = set -eo pipefail; cmds="$$( set -e;
 END = )"; printf '%s\n' "$$cmds" | $(EXEC)
 
 # What goes where, by option.
-ROUTE_CONSUMERS := enqueue weave tailor notify
+ROUTE_CONSUMERS := enqueue weave tailor notify webhooks
 ifeq ($(WEAVE_MODE),keda)
-SOURCE_CONSUMERS := enqueue tailor notify
+SOURCE_CONSUMERS := enqueue tailor notify webhooks
 KN_FILTER := --exclude weave
 else ifeq ($(WEAVE_MODE),knative)
 SOURCE_CONSUMERS := $(ROUTE_CONSUMERS)

@@ -70,6 +70,17 @@ def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
 SDPA_BACKENDS: tuple[str, ...] = ("auto", "flash", "efficient", "cudnn", "math")
 
 
+def _rate_limit(name: str, value: str) -> str:
+    """A limit in Flask-Limiter's notation ("60 per minute", "5/second")."""
+    from limits import parse
+
+    try:
+        parse(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a rate limit like '60 per minute', got {value!r}", field=name) from None
+    return value
+
+
 def _list(value: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in value.split(",") if item.strip())
 
@@ -143,6 +154,14 @@ class Settings:
     ws_replay_limit: int = 100
     bcrypt_rounds: int = 12  # cost of new password hashes; lower-cost ones are upgraded at login
     db_pool_size: int = 32  # gateway: database connections kept open (as many again may open under bursts)
+
+    # The public API (/v1): each key's rate limit, and how images given as https URLs and
+    # webhooks are fetched / posted (private, loopback and metadata addresses are refused
+    # except for the hosts listed in API_FETCH_ALLOWED_HOSTS, meant for tests and make run).
+    api_key_rate_limit: str = "60 per minute"
+    api_fetch_timeout_s: float = 10.0
+    api_fetch_allowed_hosts: tuple[str, ...] = ()
+    webhook_timeout_s: float = 10.0
 
     # Functions, as the runner and the gateway reach them.
     function_urls: Mapping[str, str] = field(default_factory=dict)
@@ -275,6 +294,10 @@ class Settings:
             ws_replay_limit=integer("WS_REPLAY_LIMIT", "ws_replay_limit"),
             bcrypt_rounds=_bcrypt_rounds(integer("BCRYPT_ROUNDS", "bcrypt_rounds")),
             db_pool_size=integer("DB_POOL_SIZE", "db_pool_size", minimum=1),
+            api_key_rate_limit=_rate_limit("API_KEY_RATE_LIMIT", text("API_KEY_RATE_LIMIT", "api_key_rate_limit")),
+            api_fetch_timeout_s=decimal("API_FETCH_TIMEOUT_S", "api_fetch_timeout_s"),
+            api_fetch_allowed_hosts=_list(get("API_FETCH_ALLOWED_HOSTS", "") or ""),
+            webhook_timeout_s=decimal("WEBHOOK_TIMEOUT_S", "webhook_timeout_s"),
             function_urls={
                 name: url for name in FUNCTION_PORTS if (url := get(f"{name.upper()}_URL")) is not None
             },

@@ -17,6 +17,8 @@ TAILOR_REQUESTED: Final = "dev.proteus.tailor.requested"
 TAILOR_COMPLETED: Final = "dev.proteus.tailor.completed"
 TAILOR_FAILED: Final = "dev.proteus.tailor.failed"
 USER_NOTIFICATION: Final = "dev.proteus.user.notification"
+JOB_CANCELED: Final = "dev.proteus.job.canceled"
+WEBHOOK_REQUESTED: Final = "dev.proteus.webhook.requested"
 
 ALL_TYPES: Final[tuple[str, ...]] = (
     UPLOAD_REQUESTED,
@@ -30,4 +32,6 @@ ALL_TYPES: Final[tuple[str, ...]] = (
     TAILOR_COMPLETED,
     TAILOR_FAILED,
     USER_NOTIFICATION,
+    JOB_CANCELED,
+    WEBHOOK_REQUESTED,
 )

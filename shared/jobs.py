@@ -6,7 +6,7 @@ changes the row, and a finished job (succeeded or failed) never changes again. F
 work inside the caller's transaction (`session_scope`) and do not commit; called first in
 it, they begin it as a writer (`begin_write`), which SQLite needs under concurrency.
 
-Job:    queued -> running -> succeeded | failed
+Job:    queued -> running -> succeeded | failed; queued | running -> canceled (its owner, /v1/cancel)
 TryOn:  queued -> processing -> done | failed
 """
 from __future__ import annotations
@@ -124,7 +124,8 @@ def record_progress(session: Session, job_id: str, step: int, steps: int) -> boo
 
 
 def complete_job(
-    session: Session, job_id: str, *, result_key: str, seed: int | None = None, model: str | None = None
+    session: Session, job_id: str, *, result_key: str, seed: int | None = None, model: str | None = None,
+    result_keys: list[str] | None = None,
 ) -> bool:
     """Mark the job succeeded and its try-on done; True only for the call that did it.
 
@@ -137,6 +138,7 @@ def complete_job(
         job_id,
         status="succeeded",
         result_key=result_key,
+        result_keys=result_keys if result_keys and len(result_keys) > 1 else None,
         seed=seed,
         model=model,
         error=None,
@@ -161,16 +163,32 @@ def complete_job(
     return True
 
 
-def fail_job(session: Session, job_id: str, *, error: str) -> bool:
-    """Mark the job failed with `error`; True only for the call that did it.
+def fail_job(session: Session, job_id: str, *, error: str, code: str | None = None) -> bool:
+    """Mark the job failed with `error` (and its error `code`); True only for the call that did it.
 
     Its try-on becomes failed too, unless another job of it already made it done.
     """
     message = (str(error) or "failed")[:MAX_ERROR_CHARS]
-    changed = _guarded_update(session, job_id, status="failed", error=message, finished_at=utcnow())
+    changed = _guarded_update(session, job_id, status="failed", error=message, error_code=code, finished_at=utcnow())
     if changed is None:
         return False
     _update_tryon(session, changed, TryOn.status != "done", status="failed", error=message)
+    return True
+
+
+CANCELED_MESSAGE = "canceled by its owner"
+# A Redis flag per canceled job (+ job id), set by POST /v1/cancel: weave stops rendering the
+# job at its next denoising step and stores nothing.
+CANCEL_FLAG = "proteus:canceled:"
+
+
+def cancel_job(session: Session, job_id: str) -> bool:
+    """Mark a queued or running job canceled (its try-on failed: canceled); True if this call did it."""
+    changed = _guarded_update(session, job_id, status="canceled", error=CANCELED_MESSAGE, error_code="canceled",
+                              finished_at=utcnow())
+    if changed is None:
+        return False
+    _update_tryon(session, changed, TryOn.status != "done", status="failed", error=CANCELED_MESSAGE)
     return True
 
 

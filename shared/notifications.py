@@ -79,10 +79,10 @@ class Notifier:
 
 def completion_message(
     *, job_id: str, job_type: str, status: str, user_id: str, vton_id: str | None,
-    result_key: str | None, error: str | None,
+    result_key: str | None, error: str | None, result_keys: list[str] | None = None,
 ) -> dict[str, Any]:
     """A completion in the original frontend's shape (the replay stream's entry id is added as
-    `event_id` when it is published)."""
+    `event_id` when it is published), plus `result_keys`: every sample (result_s3_key is the first)."""
     return {
         "job_id": job_id,
         "job_type": job_type,
@@ -90,6 +90,7 @@ def completion_message(
         "user_id": user_id,
         "vton_id": vton_id,
         "result_s3_key": result_key,
+        "result_keys": result_keys or ([result_key] if result_key else []),
         "error": error,
         "finished_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
     }

@@ -37,8 +37,10 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route(
         "proteus:results",
         "notify",
-        (t.WEAVE_PROGRESS, t.WEAVE_COMPLETED, t.WEAVE_FAILED, t.TAILOR_COMPLETED, t.TAILOR_FAILED),
+        (t.WEAVE_PROGRESS, t.WEAVE_COMPLETED, t.WEAVE_FAILED, t.TAILOR_COMPLETED, t.TAILOR_FAILED, t.JOB_CANCELED),
     ),
+    # The public API's webhooks: one entry per finished job that has a webhook URL.
+    Route("proteus:webhooks", "webhooks", (t.WEBHOOK_REQUESTED,)),
 )
 
 # The user notification is not a route: notify PUBLISHes it on this pub/sub channel (the
@@ -66,6 +68,7 @@ FUNCTION_PORTS: Final[dict[str, int]] = {
     "weave": 8103,
     "tailor": 8104,
     "notify": 8105,
+    "webhooks": 8106,
 }
 
 _BY_TYPE: Final[dict[str, Route]] = {et: r for r in ROUTES for et in r.event_types}

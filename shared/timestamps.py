@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["parse_rfc3339", "parse_timestamp"]
+__all__ = ["iso", "parse_rfc3339", "parse_timestamp"]
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z and milliseconds, as JavaScript writes it (what the APIs show)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_timestamp(text: str, *, default_tz: bool = False) -> datetime:

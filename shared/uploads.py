@@ -31,9 +31,11 @@ def is_owned_key(user_id: str, key: str) -> bool:
     return any(key.startswith(prefix) and len(key) > len(prefix) for prefix in user_prefixes(user_id))
 
 
-def result_key(user_id: str, job_id: str) -> str:
-    """Where weave writes the result of job `job_id`: one object per job, whatever the retries."""
-    return f"outputs/weaver/{user_id}/{job_id}.png"
+def result_key(user_id: str, job_id: str, index: int = 0, image_format: str = "png") -> str:
+    """Where weave writes sample `index` of job `job_id` (one object each, whatever the retries):
+    `<job>.png` for the first sample as PNG, `<job>-<index>.<ext>` for the others."""
+    extension = {"jpeg": "jpg"}.get(image_format, image_format)
+    return f"outputs/weaver/{user_id}/{job_id}{f'-{index}' if index else ''}.{extension}"
 
 
 def safe_file_name(file_name: str) -> str:

@@ -166,6 +166,8 @@ def stack_environ(data_dir: Path, models_dir: Path, **overrides: str) -> dict[st
         RUNNER_BLOCK_MS="200",
         RATE_LIMIT="1000 per minute",
         LOG_LEVEL="WARNING",
+        # Image URLs and webhooks may reach the tests' local servers.
+        API_FETCH_ALLOWED_HOSTS="127.0.0.1,localhost",
     )
     env.update(overrides)
     return env

@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session
 from shared import event_types as t
 from shared import jobs
 from shared.config import Settings
-from shared.db.models import Job
+from shared.db.models import Job, User
 from shared.db.session import session_scope
 from shared.notifications import Notifier, add_to_outbox, completion_message, flush
 from shared.observability.metrics import JOB_DURATION, JOBS_FAILED, reason_label
+from shared.predictions import api_params, is_prediction
 from shared.stage import Dependencies, Stage
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class NotifyFunction(Stage):
             t.WEAVE_FAILED: self._failed,
             t.TAILOR_COMPLETED: self._tailor_completed,
             t.TAILOR_FAILED: self._failed,
+            t.JOB_CANCELED: self._canceled,
         }
 
     @classmethod
@@ -88,10 +90,15 @@ class NotifyFunction(Stage):
     def _weave_completed(self, data: dict[str, Any]) -> dict[str, Any] | None:
         with session_scope(self.sessions, write=True) as session:
             changed = jobs.complete_job(
-                session, data["job_id"], result_key=data["result_key"], seed=data.get("seed"), model=data.get("model")
+                session, data["job_id"], result_key=data["result_key"], seed=data.get("seed"), model=data.get("model"),
+                result_keys=data.get("result_keys"),
             )
             if changed:
-                self._record(session, data, "done", result_key=data["result_key"], error=None)
+                self._record(session, data, "done", result_key=data["result_key"], error=None,
+                             result_keys=data.get("result_keys"))
+            webhook = self._webhook_for(session, data["job_id"])
+        if webhook:
+            self._request_webhook(data, webhook)
         return self._publish_pending(data["job_id"])
 
     def _tailor_completed(self, data: dict[str, Any]) -> dict[str, Any] | None:
@@ -117,15 +124,28 @@ class NotifyFunction(Stage):
 
     def _failed(self, data: dict[str, Any]) -> dict[str, Any] | None:
         with session_scope(self.sessions, write=True) as session:
-            if jobs.fail_job(session, data["job_id"], error=data["error"]):
+            if jobs.fail_job(session, data["job_id"], error=data["error"], code=data.get("code")):
                 self._record(session, data, "failed", result_key=None, error=data["error"])
+            webhook = self._webhook_for(session, data["job_id"])
+        if webhook:
+            self._request_webhook(data, webhook)
+        return self._publish_pending(data["job_id"])
+
+    def _canceled(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        """The owner canceled the job: the gateway changed it and recorded its completion in one
+        transaction; publish that completion and request the webhook."""
+        with session_scope(self.sessions) as session:
+            webhook = self._webhook_for(session, data["job_id"])
+        if webhook:
+            self._request_webhook(data, webhook)
         return self._publish_pending(data["job_id"])
 
     # -- helpers ----------------------------------------------------------------------
 
     @staticmethod
     def _record(
-        session: Session, data: dict[str, Any], status: str, *, result_key: str | None, error: str | None
+        session: Session, data: dict[str, Any], status: str, *, result_key: str | None, error: str | None,
+        result_keys: list[str] | None = None,
     ) -> None:
         """Add the job's completion to the outbox, in the transaction that changed its state."""
         job = session.get(Job, data["job_id"])
@@ -137,6 +157,7 @@ class NotifyFunction(Stage):
         add_to_outbox(session, completion_message(
             job_id=data["job_id"], job_type=job.job_type if job is not None else "try_on", status=status,
             user_id=data["user_id"], vton_id=data.get("vton_id"), result_key=result_key, error=error,
+            result_keys=result_keys,
         ))
 
     def _publish_pending(self, job_id: str) -> dict[str, Any] | None:
@@ -144,3 +165,20 @@ class NotifyFunction(Stage):
         message published now, or None when there was none (already published)."""
         published = flush(self.sessions, self.notifier, job_id=job_id)
         return published[0] if published else None
+
+    @staticmethod
+    def _webhook_for(session: Session, job_id: str) -> str | None:
+        """The webhook URL of a finished public-API job: its own, else its owner's default."""
+        job = session.get(Job, job_id)
+        if job is None or job.status not in ("succeeded", "failed", "canceled") or not is_prediction(job):
+            return None
+        url = api_params(job).get("webhook_url")
+        if not url:
+            user = session.get(User, job.user_id)
+            url = user.webhook_url if user is not None else None
+        return url or None
+
+    def _request_webhook(self, data: dict[str, Any], url: str) -> None:
+        """Queue the job's webhook (every time its end is seen: the webhooks function sends each job's once)."""
+        self.publish(t.WEBHOOK_REQUESTED, {"job_id": data["job_id"], "user_id": data["user_id"], "url": url})
+

@@ -8,7 +8,6 @@ rather than rendered twice (the seed, fixed by enqueue, makes a re-render identi
 """
 from __future__ import annotations
 
-import io
 import json
 import logging
 import sys
@@ -50,6 +49,7 @@ from shared.observability.metrics import (
     WEAVE_STEPS_PER_SECOND,
 )
 from shared.stage import Dependencies, Stage
+from shared.provenance import MEDIA_TYPES, encode_result
 from shared.uploads import result_key
 
 log = logging.getLogger(__name__)
@@ -251,14 +251,14 @@ class WeaveFunction(Stage):
         job_id, user_id = data["job_id"], data["user_id"]
         with session_scope(self.sessions, write=True) as session:
             job = session.get(Job, job_id)
-            if job is not None and job.status in ("succeeded", "failed"):
+            if job is not None and job.status in ("succeeded", "failed", "canceled"):
                 log.info("job %s is already %s; nothing to do", job_id, job.status)
                 return None, None
             jobs.mark_running(session, job_id)
-        key = result_key(user_id, job_id)
-        if self.storage.exists(key):
-            # A previous delivery rendered it and died before announcing it.
-            return self._publish(t.WEAVE_COMPLETED, data, result_key=key, seed=data.get("seed"),
+        keys = sample_keys(data)
+        if self.storage.exists(keys[-1]):
+            # A previous delivery rendered it (the last sample is written last) and died before announcing it.
+            return self._publish(t.WEAVE_COMPLETED, data, **_result_fields(keys), seed=data.get("seed"),
                                  model=self.model_info()["model"], metadata={"recovered": True}), None
         pipelines = self._ready_pipelines(LOAD_WAIT_S)
         try:
@@ -286,16 +286,21 @@ class WeaveFunction(Stage):
             return []
         parents = [self._traces.get(d["job_id"], {}) for _, d, _ in todo]
         steps = [0]
+        # num_samples N: N requests with seeds seed, seed+1, ... in the same batched call.
+        expanded = [(position, replace(request, seed=(request.seed or 0) + i))
+                    for position, (_, data, request) in enumerate(todo) for i in range(_samples(data))]
         try:
             with self._run_lock, tracing.span("weave render batch", parent=parents[0] or None, links=parents[1:],
                                               attributes={"proteus.batch_size": len(todo)}):
                 started = time.perf_counter()
-                results = run_models(
-                    self._ready_pipelines(LOAD_WAIT_S), [r for _, _, r in todo],
+                flat = run_models(
+                    self._ready_pipelines(LOAD_WAIT_S), [r for _, r in expanded],
                     callback=self._progress([d for _, d, _ in todo], steps),
                 )
                 elapsed = round(time.perf_counter() - started, 4)
-            record_batch(len(todo), steps[0], elapsed)
+            record_batch(len(expanded), steps[0], elapsed)
+        except JobCanceled:
+            return [(index, self._canceled(data)) for index, data, _ in todo]
         except ClientError as exc:
             if len(todo) > 1:
                 return [out for item in todo for out in self._render([item])]
@@ -306,30 +311,47 @@ class WeaveFunction(Stage):
                 log.warning("a batch of %d failed (%r); running them one at a time", len(todo), exc)
                 return [out for item in todo for out in self._render([item])]
             return [(todo[0][0], exc)]
+        results: list[list[TryOnResult]] = [[] for _ in todo]
+        for (position, _), result in zip(expanded, flat):
+            results[position].append(result)
         finished: list[tuple[int, BaseCloudEvent | BaseException]] = []
-        for (index, data, _), result in zip(todo, results):
-            # The whole model call: checks, image decoding, denoising, VAE (`seconds` is the batch alone).
-            result.metadata["pipeline_seconds"] = elapsed
+        for (index, data, _), samples in zip(todo, results):
+            for result in samples:
+                # The whole model call: checks, image decoding, denoising, VAE (`seconds` is the batch alone).
+                result.metadata["pipeline_seconds"] = elapsed
             try:
                 with tracing.attached(self._traces.get(data["job_id"])):
-                    finished.append((index, self._finish(data, result)))
+                    finished.append((index, self._finish(data, samples)))
             except Exception as exc:  # noqa: BLE001 - storage or Redis trouble: this delivery retries
                 finished.append((index, exc))
         return finished
 
-    def _finish(self, data: dict[str, Any], result: TryOnResult) -> BaseCloudEvent:
-        """Store the result and announce it (or fail the job when the safety checker flagged it)."""
-        if result.nsfw:
+    def _finish(self, data: dict[str, Any], samples: list[TryOnResult]) -> BaseCloudEvent:
+        """Store every sample and announce them (or fail the job when the safety checker flagged one)."""
+        if any(result.nsfw for result in samples):
             return self._publish(t.WEAVE_FAILED, data, error=FLAGGED_MESSAGE, code="flagged_by_safety_checker",
                                  retryable=False)
-        key = result_key(data["user_id"], data["job_id"])
-        buffer = io.BytesIO()
-        result.image.save(buffer, "PNG")
-        self.storage.put(key, buffer.getvalue(), "image/png")
+        if self._is_canceled([data["job_id"]]):
+            return self._canceled(data)
+        image_format = data.get("output_format") or "png"
+        keys = sample_keys(data)
+        for key, result in zip(keys, samples):  # in order: the last one written says all are there
+            self.storage.put(key, encode_result(result.image, image_format, model=str(result.metadata.get("model"))),
+                             MEDIA_TYPES[image_format])
+        first = samples[0]
         return self._publish(
-            t.WEAVE_COMPLETED, data, result_key=key, seed=result.seed, model=result.metadata.get("model"),
-            metadata=_json_safe(result.metadata),
+            t.WEAVE_COMPLETED, data, **_result_fields(keys), seed=first.seed, model=first.metadata.get("model"),
+            metadata=_json_safe(first.metadata),
         )
+
+    def _canceled(self, data: dict[str, Any]) -> BaseCloudEvent:
+        """The job's owner canceled it: nothing is stored (the gateway marked the job already)."""
+        return self._publish(t.WEAVE_FAILED, data, error=jobs.CANCELED_MESSAGE, code="canceled", retryable=False)
+
+    def _is_canceled(self, job_ids: Sequence[str]) -> int:
+        """How many of these jobs their owners canceled (POST /v1/cancel sets a key per job)."""
+        prefix = self.settings.redis_key_prefix + jobs.CANCEL_FLAG
+        return int(self.redis.exists(*(prefix + job_id for job_id in job_ids)))
 
     def _request(self, data: dict[str, Any]) -> Request:
         """The pipeline request of the event's model: images from storage, every setting from the
@@ -368,10 +390,15 @@ class WeaveFunction(Stage):
         ahead of it on the results stream would only delay it.
         """
         last = 0.0
+        job_ids = [data["job_id"] for data in batch]
 
         def report(step: int, steps: int) -> None:
             nonlocal last
             counted[0] = step
+            # Cancellation takes effect between denoising steps; a batch stops when all its jobs are canceled
+            # (one canceled among others is dropped when the batch ends).
+            if self._is_canceled(job_ids) == len(job_ids):
+                raise JobCanceled(f"jobs {', '.join(job_ids)} were canceled by their owners")
             now = time.monotonic()
             if step >= steps or now - last < self.settings.progress_interval_s:
                 return
@@ -401,6 +428,26 @@ def record_batch(size: int, steps: int, seconds: float) -> None:
     if torch is not None and torch.cuda.is_available():
         GPU_MEMORY_BYTES.labels("weave").set(torch.cuda.memory_allocated())
         GPU_MEMORY_PEAK_BYTES.labels("weave").set(torch.cuda.max_memory_allocated())
+
+
+class JobCanceled(ClientError):
+    """Every job of a running batch was canceled: the render stops at this step."""
+
+    code = "canceled"
+
+
+def _samples(data: Mapping[str, Any]) -> int:
+    return int(data.get("num_samples") or 1)
+
+
+def sample_keys(data: Mapping[str, Any]) -> list[str]:
+    """Where each sample of the job goes (the first is the job's one result key)."""
+    image_format = data.get("output_format") or "png"
+    return [result_key(data["user_id"], data["job_id"], i, image_format) for i in range(_samples(data))]
+
+
+def _result_fields(keys: list[str]) -> dict[str, Any]:
+    return {"result_key": keys[0], "result_keys": keys} if len(keys) > 1 else {"result_key": keys[0]}
 
 
 def _json_safe(metadata: Mapping[str, Any]) -> dict[str, Any]:

@@ -39,6 +39,8 @@ from shared.contracts.tryon import (
     TryOnModel,
     Variant,
     Width,
+    NumSamples,
+    OutputFormat,
     default_seed,
     model_defaults,
     resolve_model,
@@ -111,6 +113,8 @@ class TryOnOptions(Contract):
     model: TryOnModel | SkipJsonSchema[None] = None
     garment_photo_type: GarmentPhotoType | SkipJsonSchema[None] = None
     segmentation_free: SegmentationFree | SkipJsonSchema[None] = None
+    num_samples: NumSamples | SkipJsonSchema[None] = None
+    output_format: OutputFormat | SkipJsonSchema[None] = None
 
 
 class TryonRequested(TryOnOptions, JobEvent):
@@ -201,8 +205,11 @@ class WeaveCompleted(JobEvent):
     description = "Weave stored the result image under result_key."
 
     vton_id: Id = Field(description=VTON_ID)
-    result_key: Key = Field(description="Storage key of the result PNG (outputs/weaver/<userId>/<jobId>.png).")
-    seed: Seed = Field(description="The seed actually used.")
+    result_key: Key = Field(description="Storage key of the result (outputs/weaver/<userId>/<jobId>.png; the "
+                                        "first sample when there are several).")
+    result_keys: Annotated[list[Key], Field(min_length=1, max_length=4)] | SkipJsonSchema[None] = Field(
+        default=None, description="Every sample's result key, in seed order (result_key is the first).")
+    seed: Seed = Field(description="The seed actually used (of the first sample; sample i has seed + i).")
     model: Model = Field(description="Which model made the image (e.g. 'catvton-maskfree', 'smoke').")
     metadata: dict[str, Any] = Field(description=(
         "Free-form facts about the run (steps, guidance, width, height, variant, duration_ms, device...). "
@@ -326,6 +333,8 @@ class UserNotification(EventData):
     vton_id: Id | None = Field(description="The try-on record, if any.")
     result_s3_key: Key | None = Field(default=None, description=(
         "Completions only: storage key of the result (try_on) or cut-out (tailor); null when failed."))
+    result_keys: Annotated[list[Key], Field(max_length=4)] | SkipJsonSchema[None] = Field(default=None, description=(
+        "Completions only: every sample's result key (result_s3_key is the first); empty when failed."))
     error: Message | None = Field(default=None, description=(
         "Completions only: why the job failed, in words a person can act on; null when done."))
     finished_at: str | SkipJsonSchema[None] = Field(default=None, json_schema_extra={"format": "date-time"},
@@ -340,10 +349,27 @@ class UserNotification(EventData):
     steps: StepCount | SkipJsonSchema[None] = Field(default=None, description="Progress only: the number of steps.")
 
 
+class JobCanceled(JobEvent):
+    event_type = t.JOB_CANCELED
+    description = ("The owner canceled a job (POST /v1/cancel/{id}); the gateway already marked it canceled and put "
+                   "its completion in the outbox, which notify publishes.")
+
+    vton_id: Id = Field(description=VTON_ID)
+
+
+class WebhookRequested(JobEvent):
+    event_type = t.WEBHOOK_REQUESTED
+    description = ("A finished public-API job whose status must be POSTed to a webhook URL (one message per job: "
+                   "its webhook-id is msg_<job_id>).")
+
+    url: str = Field(min_length=8, max_length=2048, pattern="^https?://", description="Where to POST the status.")
+
+
 EVENT_MODELS: Final[dict[str, type[EventData]]] = {
     model.event_type: model
     for model in (UploadRequested, UploadSigned, TryonRequested, WeaveRequested, WeaveProgress, WeaveCompleted,
-                  WeaveFailed, TailorRequested, TailorCompleted, TailorFailed, UserNotification)
+                  WeaveFailed, TailorRequested, TailorCompleted, TailorFailed, UserNotification, JobCanceled,
+                  WebhookRequested)
 }
 assert set(EVENT_MODELS) == set(t.ALL_TYPES), "every event type needs its model"
 assert set(EXAMPLES) == set(t.ALL_TYPES), "every event type needs its examples"

@@ -141,4 +141,10 @@ EXAMPLES: dict[str, list[dict[str, Any]]] = {
       "user_id": "5d2f7c1a-8e3b-4c4d-9f6a-1b2c3d4e5f60",
       "step": 10,
       "steps": 50}],
+    "dev.proteus.job.canceled": [{"job_id": "0b5c7a7e-3f7e-4a52-9a8e-2f1d6c9b4e01",
+      "user_id": "5d2f7c1a-8e3b-4c4d-9f6a-1b2c3d4e5f60",
+      "vton_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"}],
+    "dev.proteus.webhook.requested": [{"job_id": "0b5c7a7e-3f7e-4a52-9a8e-2f1d6c9b4e01",
+      "user_id": "5d2f7c1a-8e3b-4c4d-9f6a-1b2c3d4e5f60",
+      "url": "https://shop.example.com/hooks/proteus"}],
 }

@@ -189,3 +189,19 @@ GarmentPhotoType = Annotated[GarmentPhotoTypeName, Field(description=(
 SegmentationFree = Annotated[bool, Field(description=(
     "fashn-vton-1.5: true (default) keeps the person photo as it is; false masks the clothing first (needs the "
     "non-commercial human parser)."))]
+
+# The public API (/v1): how many images one run may render, and the formats a result may be stored in.
+MAX_SAMPLES: Final = 4
+OUTPUT_FORMATS: Final[tuple[str, ...]] = ("png", "jpeg", "webp")
+NumSamples = Annotated[int, Field(ge=1, le=MAX_SAMPLES, description=(
+    "How many images to render (seeds seed, seed+1, ...) in one batched model call; default 1."))]
+OutputFormat = Annotated[Literal["png", "jpeg", "webp"], Field(description=(
+    "The stored result's image format; default png."))]
+
+
+def api_mode(model: str, mode: str) -> dict[str, int | float]:
+    """The public API's `mode` (FASHN's names) for `model`: performance is its fast preset,
+    quality its published setting, balanced half-way between them."""
+    spec = MODELS[model]
+    steps = {"performance": spec.fast_steps, "quality": spec.steps}.get(mode, (spec.fast_steps + spec.steps) // 2)
+    return {"steps": steps, "guidance": spec.guidance}

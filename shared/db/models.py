@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 TRYON_STATUSES = ("queued", "processing", "done", "failed")
-JOB_STATUSES = ("queued", "running", "succeeded", "failed")
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
 JOB_TYPES = ("try_on", "tailor")
 ASSET_KINDS = ("cutout", "mask")
 KEY = String(1024)  # storage keys
@@ -105,6 +105,10 @@ class User(Timestamps, Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     token_version: Mapped[int] = mapped_column(Integer, default=0)
+    # The public API's webhooks: the signing secret ("whsec_..."), made on first use and
+    # rotatable, and the URL runs without their own webhook_url report to.
+    webhook_secret: Mapped[str | None] = mapped_column(String(100))
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
 
 
 class TryOn(Timestamps, Base):
@@ -168,6 +172,10 @@ class Job(Timestamps, Base):
     # When the reconciler sent the request again after no progress (once per job).
     reemitted_at: Mapped[datetime | None] = mapped_column()
 
+    # Every sample's result key (num_samples > 1); result_key is the first.
+    result_keys: Mapped[list[str] | None] = mapped_column(JSON)
+    error_code: Mapped[str | None] = mapped_column(String(64))  # the ProteusError code of a failure
+
 
 class OutboxMessage(Base):
     """A completion notification, written in the transaction that finished the job and
@@ -183,6 +191,42 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column()
     stream_id: Mapped[str | None] = mapped_column(String(64))  # its entry in the replay stream
+
+
+class ApiKey(Base):
+    """A key for the server-to-server API (/v1): only its SHA-256 is stored, listed by prefix."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (Index(None, "user_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100), default="")
+    prefix: Mapped[str] = mapped_column(String(32))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    rate_limit: Mapped[str | None] = mapped_column(String(64))  # None: API_KEY_RATE_LIMIT
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class WebhookDelivery(Base):
+    """One webhook message (one per finished job: its id is the `webhook-id`) and its attempts."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index(None, "user_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # "msg_<job id>"
+    user_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"))
+    job_id: Mapped[str] = mapped_column(String(36))
+    url: Mapped[str] = mapped_column(String(2048))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column()
 
 
 class GarmentAsset(Base):

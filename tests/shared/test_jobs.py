@@ -184,7 +184,7 @@ def test_serialisers(sessions: sessionmaker[Session], tryon: TryOn) -> None:
     job, view = state(sessions, job_id)
     assert list(job) == [
         "id", "jobId", "job_id", "vton_id", "job_type", "status", "step", "steps", "error",
-        "result_key", "seed", "model", "createdAt", "updatedAt", "finished_at",
+        "result_key", "result_keys", "seed", "model", "createdAt", "updatedAt", "finished_at",
     ]
     assert job["id"] == job["jobId"] == job["job_id"] == job_id and job["finished_at"] is None
     assert list(view) == [

@@ -81,6 +81,11 @@ export const api = {
   logout: () => request("POST", "/user/logout", { auth: false }),
   me: () => request("GET", "/user", { auth: false }),
   deleteAccount: () => request("DELETE", "/user"),
+  listApiKeys: async () => (await request("GET", "/api-keys")).keys,
+  createApiKey: (name) => request("POST", "/api-keys", { json: name ? { name } : {} }),
+  revokeApiKey: (id) => request("DELETE", `/api-keys/${encodeURIComponent(id)}`),
+  webhookSettings: () => request("GET", "/webhook-settings"),
+  rotateWebhookSecret: () => request("POST", "/webhook-settings/rotate-secret"),
   wsToken: async () => (await request("GET", "/user/ws-token")).token,
 
   presignUpload: (fileName, fileType, fileSize) =>

@@ -3,6 +3,7 @@
 import { api, ApiError, onUnauthorized, plainMessage, randomSeed } from "./api.js";
 import { checkFile, DEFAULT_MAX_BYTES, fileType, sendToStorage } from "./upload.js";
 import { LiveConnection } from "./live.js";
+import { loadApiKeys, wireApiKeys } from "./keys.js";
 
 const PAGE_SIZE = 24;
 const URL_CACHE_MS = 10 * 60 * 1000;
@@ -360,6 +361,8 @@ function fillAccount() {
   $("#account-name").textContent = u.user_name || "";
   $("#account-email").textContent = u.email || "";
   $("#account-created").textContent = formatDate(u.createdAt || u.created_at);
+  $("#api-key-new").hidden = true;
+  loadApiKeys();
 }
 
 function confirmDialog(title, text, okLabel) {
@@ -1358,6 +1361,7 @@ function wireDialogs() {
 
 function main() {
   wireAuth();
+  wireApiKeys();
   wirePickers();
   wireCreate();
   wireModelChoice();

@@ -45,8 +45,9 @@ from tests.functions.conftest import (
 
 pytestmark = pytest.mark.redis
 
-COMPLETION_KEYS = {"job_id", "job_type", "status", "user_id", "vton_id", "result_s3_key", "error", "finished_at",
-                   "event_id"}
+# The original shape, plus result_keys: every sample (result_s3_key stays the first).
+COMPLETION_KEYS = {"job_id", "job_type", "status", "user_id", "vton_id", "result_s3_key", "result_keys", "error",
+                   "finished_at", "event_id"}
 
 
 class Notify:
@@ -145,6 +146,7 @@ def check_completion(message: dict[str, Any], *, job_id: str, user_id: str, vton
     assert message["job_id"] == job_id and message["user_id"] == user_id and message["vton_id"] == vton_id
     assert message["job_type"] == job_type and message["status"] == status
     assert message["result_s3_key"] == result_key and message["error"] == error
+    assert message["result_keys"] == ([result_key] if result_key else [])
     assert message["event_id"] == event_id
     finished = datetime.fromisoformat(message["finished_at"].replace("Z", "+00:00"))
     assert message["finished_at"].endswith("Z")

@@ -13,7 +13,7 @@ from shared.db import migrate
 from shared.db.models import Base
 from shared.db.session import make_engine
 
-TABLES = {"users", "vtons", "jobs", "garment_assets", "notification_outbox"}
+TABLES = {"users", "vtons", "jobs", "garment_assets", "notification_outbox", "api_keys", "webhook_deliveries"}
 
 
 def schema_diffs(url: str, metadata: sa.MetaData = Base.metadata) -> list[object]:
@@ -46,7 +46,7 @@ def test_revisions_form_one_line() -> None:
     pairs = [(r.revision, r.down_revision) for r in revisions]  # newest first
     assert pairs[-1] == ("0001", None)
     assert all(down == older for (_, down), (older, _) in zip(pairs, pairs[1:], strict=False)), pairs
-    assert len(script.get_heads()) == 1 and ("0004", "0003") in pairs
+    assert len(script.get_heads()) == 1 and ("0005", "0004") in pairs
 
 
 def test_upgrade_matches_the_models_and_round_trips(database_url: str) -> None:

@@ -1,0 +1,1 @@
+"""The webhooks function: a finished public-API job's status POSTed to its webhook URL, signed."""

@@ -1,0 +1,325 @@
+"""The public API through the gateway: API keys, /v1/run, status, cancel, bad input, rate limits.
+
+The whole path to a finished prediction (real processes, the fashn SDK, webhooks) is in
+tests/test_public_api.py; here the gateway's own answers, against real Redis and the
+database (SQLite, and PostgreSQL for the main flow)."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from flask import Flask
+from PIL import Image
+
+from shared.db.models import ApiKey, Job
+from tests.gateway.helpers import (
+    Person,
+    close_app,
+    sessions_of,
+    settings_of,
+    storage_of,
+    stream_entries,
+)
+
+
+def png(size: tuple[int, int] = (96, 128), color: tuple[int, int, int] = (200, 150, 120)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def data_url(data: bytes, media_type: str = "image/png") -> str:
+    return f"data:{media_type};base64,{base64.b64encode(data).decode()}"
+
+
+class Integrator:
+    """A person with an API key, calling /v1 as a server would."""
+
+    def __init__(self, person: Person, **key_options: Any) -> None:
+        self.person = person
+        response = person.post("/api-keys", json={"name": "shop", **key_options})
+        assert response.status_code == 201, response.get_json()
+        self.created = response.get_json()
+        self.key: str = self.created["key"]
+        self.client = person.app.test_client()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def run(self, inputs: dict[str, Any] | None = None, **body: Any) -> Any:
+        payload = {"model_name": "tryon-v1.6", "inputs": {**self.images(), **(inputs or {})}, **body}
+        return self.client.post("/v1/run", json=payload, headers=self.headers)
+
+    def images(self) -> dict[str, str]:
+        return {"model_image": data_url(png()), "garment_image": data_url(png(color=(20, 40, 200)))}
+
+    def status(self, prediction_id: str) -> Any:
+        return self.client.get(f"/v1/status/{prediction_id}", headers=self.headers)
+
+    def cancel(self, prediction_id: str) -> Any:
+        return self.client.post(f"/v1/cancel/{prediction_id}", headers=self.headers)
+
+
+@pytest.fixture
+def shop(person: Person) -> Integrator:
+    return Integrator(person)
+
+
+# -- keys ---------------------------------------------------------------------------------
+
+
+def test_a_key_is_shown_once_stored_hashed_and_listed_by_prefix(app: Flask, person: Person, shop: Integrator) -> None:
+    assert shop.key.startswith("pt_") and len(shop.key) > 40
+    assert shop.created["prefix"] == shop.key[:12] and shop.created["rate_limit"] == "60 per minute"
+    with sessions_of(app)() as session:
+        row = session.get(ApiKey, shop.created["id"])
+        assert row.key_hash == hashlib.sha256(shop.key.encode()).hexdigest()
+        assert shop.key not in {row.name, row.prefix, row.key_hash}
+    listed = person.get("/api-keys").get_json()["keys"]
+    assert [k["prefix"] for k in listed] == [shop.created["prefix"]]
+    assert "key" not in listed[0] and listed[0]["last_used_at"] is None
+    assert shop.status("0b5c7a7e-3f7e-4a52-9a8e-2f1d6c9b4e01").status_code == 404
+    assert person.get("/api-keys").get_json()["keys"][0]["last_used_at"] is not None
+
+
+def test_a_key_opens_v1_only_and_a_session_does_not_open_v1(person: Person, shop: Integrator) -> None:
+    for path in ("/user", "/api-keys", "/webhook-settings"):
+        response = shop.client.get(path, headers=shop.headers)
+        assert response.status_code == 401, path
+    response = person.post("/v1/run", json={"model_name": "tryon-v1.6", "inputs": shop.images()})
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "UnauthorizedAccess"
+    missing = shop.client.get("/v1/webhooks/deliveries")
+    assert missing.status_code == 401 and missing.get_json()["field"] == "Authorization"
+
+
+def test_revoking_holds_at_once_on_every_replica(app: Flask, person: Person, shop: Integrator) -> None:
+    from gateway.app import create_app
+
+    replica_app = create_app(settings_of(app))  # a second gateway process on the same database
+    replica = replica_app.test_client()
+    assert replica.get("/v1/webhooks/deliveries", headers=shop.headers).status_code == 200
+    assert person.delete(f"/api-keys/{shop.created['id']}").status_code == 204
+    for client in (shop.client, replica):
+        response = client.get("/v1/webhooks/deliveries", headers=shop.headers)
+        assert response.status_code == 401
+        assert shop.key[:12] in response.get_json()["message"] and "revoked" in response.get_json()["message"]
+    assert person.get("/api-keys").get_json()["keys"][0]["revoked_at"] is not None
+    close_app(replica_app)
+
+
+def test_nobody_else_revokes_or_sees_my_keys(person: Person, other: Person, shop: Integrator) -> None:
+    assert other.delete(f"/api-keys/{shop.created['id']}").status_code == 404
+    assert other.get("/api-keys").get_json()["keys"] == []
+
+
+def test_each_key_has_its_rate_limit_with_standard_headers(person: Person) -> None:
+    slow = Integrator(person, rate_limit="2 per minute")
+    answers = [slow.client.get("/v1/webhooks/deliveries", headers=slow.headers) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[0].headers["RateLimit-Policy"] == '"key";q=2;w=60'
+    assert answers[0].headers["RateLimit"].startswith('"key";r=1;t=')
+    limited = answers[2]
+    assert limited.get_json()["error"] == "RateLimitExceeded" and "2 per minute" in limited.get_json()["message"]
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    fresh = Integrator(person)  # another key: its own counter
+    assert fresh.client.get("/v1/webhooks/deliveries", headers=fresh.headers).status_code == 200
+    bad = person.post("/api-keys", json={"rate_limit": "lots"})
+    assert bad.status_code == 400 and bad.get_json()["field"] == "rate_limit"
+
+
+# -- run, status, cancel --------------------------------------------------------------------
+
+
+def test_run_queues_a_try_on_and_status_follows_it(db_app: Flask) -> None:
+    shop = Integrator(Person(db_app))
+    response = shop.client.post(  # webhook_url in the query, as FASHN's SDK sends it
+        "/v1/run?webhook_url=https://shop.example.com/hook", headers=shop.headers,
+        json={"model_name": "tryon-v1.6", "inputs": {**shop.images(), "category": "tops", "mode": "performance",
+                                                      "num_samples": 3, "seed": 7, "output_format": "webp"}})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["error"] is None
+    (_, event), = stream_entries(db_app, "proteus:tryon")
+    data = event["data"]
+    assert data["job_id"] == body["id"] and data["category"] == "upper" and data["steps"] == 20
+    assert data["num_samples"] == 3 and data["seed"] == 7 and data["output_format"] == "webp"
+    assert data["variant"] == "maskfree" and data["model"] == "catvton-maskfree"  # the default model
+    for field in ("person_key", "garment_key"):  # the data: URLs were stored as the caller's uploads
+        assert data[field].startswith(f"uploads/{shop.person.id}/")
+        assert storage_of(db_app).get(data[field])[:8] == b"\x89PNG\r\n\x1a\n"
+    with sessions_of(db_app)() as session:
+        assert session.get(Job, body["id"]).params["api"]["webhook_url"] == "https://shop.example.com/hook"
+    status = shop.status(body["id"]).get_json()
+    assert status == {"id": body["id"], "status": "in_queue", "output": None, "error": None,
+                      "model_name": "tryon-v1.6", "created_at": status["created_at"], "seeds": None}
+
+
+def test_a_completed_run_lists_every_sample(app: Flask, shop: Integrator) -> None:
+    prediction = shop.run({"num_samples": 2, "return_base64": True}).get_json()["id"]
+    storage = storage_of(app)
+    keys = [f"outputs/weaver/{shop.person.id}/{prediction}.png", f"outputs/weaver/{shop.person.id}/{prediction}-1.png"]
+    for key in keys:
+        storage.put(key, png(), "image/png")
+    from shared import jobs
+
+    with sessions_of(app)() as session:
+        assert jobs.complete_job(session, prediction, result_key=keys[0], result_keys=keys, seed=11)
+        session.commit()
+    status = shop.status(prediction).get_json()
+    assert status["status"] == "completed" and status["seeds"] == [11, 12]
+    assert [base64.b64decode(o.split(",", 1)[1]) for o in status["output"]] == [png(), png()]
+    assert all(o.startswith("data:image/png;base64,") for o in status["output"])
+
+
+def test_cancel_stops_a_queued_run_at_once(app: Flask, shop: Integrator, other: Person) -> None:
+    prediction = shop.run().get_json()["id"]
+    intruder = Integrator(other)
+    assert intruder.cancel(prediction).status_code == 404
+    assert intruder.status(prediction).status_code == 404
+    response = shop.cancel(prediction)
+    assert response.status_code == 200 and response.get_json() == {"id": prediction, "status": "canceled"}
+    assert shop.status(prediction).get_json()["status"] == "canceled"
+    assert [e["type"] for _, e in stream_entries(app, "proteus:results")] == ["dev.proteus.job.canceled"]
+    prefix = settings_of(app).redis_key_prefix
+    from tests.gateway.helpers import redis_of
+
+    assert redis_of(app).exists(f"{prefix}proteus:canceled:{prediction}")
+    again = shop.cancel(prediction)
+    assert again.status_code == 409 and "already canceled" in again.get_json()["message"]
+
+
+def test_an_idempotency_key_answers_the_same_prediction(app: Flask, shop: Integrator) -> None:
+    first = shop.client.post("/v1/run", json={"model_name": "catvton-mask", "inputs": shop.images()},
+                             headers={**shop.headers, "Idempotency-Key": "order-1"})
+    second = shop.client.post("/v1/run", json={"model_name": "catvton-mask", "inputs": shop.images()},
+                              headers={**shop.headers, "Idempotency-Key": "order-1"})
+    assert first.get_json()["id"] == second.get_json()["id"]
+    assert len(stream_entries(app, "proteus:tryon")) == 1
+    with sessions_of(app)() as session:
+        assert session.get(Job, first.get_json()["id"]).params["variant"] == "mask"
+
+
+def test_model_names_fashn_aliases_and_proteus_names(app: Flask, shop: Integrator) -> None:
+    shop.run({"segmentation_free": False})  # a FASHN name: the default CatVTON, masked variant
+    shop.client.post("/v1/run", headers=shop.headers, json={
+        "model_name": "fashn-vton-1.5", "inputs": {**shop.images(), "garment_photo_type": "flat-lay",
+                                                   "mode": "quality"}})
+    (_, masked), (_, fashn) = stream_entries(app, "proteus:tryon")
+    assert masked["data"]["model"] == "catvton-mask" and masked["data"]["variant"] == "mask"
+    assert fashn["data"]["model"] == "fashn-vton-1.5" and fashn["data"]["garment_photo_type"] == "flat-lay"
+    assert fashn["data"]["segmentation_free"] is True and fashn["data"]["steps"] == 30
+
+
+# -- bad input ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"model_name": "tryon-v9"}, "model_name", "'tryon-v9'"),
+        ({"inputs": {"category": "shirts"}}, "inputs.category", "'shirts'"),
+        ({"inputs": {"mode": "turbo"}}, "inputs.mode", "'turbo'"),
+        ({"inputs": {"num_samples": 0}}, "inputs.num_samples", "0"),
+        ({"inputs": {"num_samples": 5}}, "inputs.num_samples", "5"),
+        ({"inputs": {"num_samples": "2"}}, "inputs.num_samples", "'2'"),
+        ({"inputs": {"output_format": "gif"}}, "inputs.output_format", "'gif'"),
+        ({"inputs": {"seed": -1}}, "inputs.seed", "-1"),
+        ({"inputs": {"colour": "red"}}, "inputs.colour", "'red'"),
+        ({"inputs": {"model_image": "data:image/png;base64,@@@@"}}, "inputs.model_image", "@@@@"),
+        ({"inputs": {"model_image": data_url(b"not an image at all")}}, "inputs.model_image", "readable"),
+        ({"inputs": {"garment_image": "https://127.0.0.1/garment.png"}}, "inputs.garment_image", "127.0.0.1"),
+        ({"inputs": {"garment_image": "https://169.254.169.254/latest"}}, "inputs.garment_image", "169.254.169.254"),
+        ({"inputs": {"garment_image": "http://example.com/g.png"}}, "inputs.garment_image", "https"),
+        ({"inputs": {"garment_image": "uploads/someone-else/g.png"}}, "inputs.garment_image", "someone-else"),
+        ({"webhook_url": "ftp://x"}, "webhook_url", "'ftp://x'"),
+    ],
+)
+def test_bad_input_is_a_4xx_naming_the_field_and_value(shop: Integrator, change: dict[str, Any], field: str,
+                                                       words: str) -> None:
+    payload: dict[str, Any] = {"model_name": "tryon-v1.6", "inputs": shop.images()}
+    for name, value in change.items():
+        payload[name] = {**payload[name], **value} if name == "inputs" else value
+    response = shop.client.post("/v1/run", json=payload, headers=shop.headers)
+    assert 400 <= response.status_code < 500, response.get_json()
+    body = response.get_json()
+    assert body["field"] == field and words in body["message"], body
+    assert body["error"] == "BadRequest"
+
+
+def test_an_oversized_image_is_refused_before_anything_is_queued(make_app: Callable[..., Flask]) -> None:
+    app = make_app(max_upload_bytes=2000)
+    shop = Integrator(Person(app))
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (100, 100), os.urandom(30000)).save(buffer, "PNG")  # noise: about 30 kB
+    response = shop.run({"model_image": data_url(buffer.getvalue())})
+    assert response.status_code == 400 and response.get_json()["field"] == "inputs.model_image"
+    assert "2000" in response.get_json()["message"]
+    assert stream_entries(app, "proteus:tryon") == []
+
+
+# -- images fetched by URL ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def image_server() -> Iterator[str]:
+    """A local server with /person.png, /text (not an image) and /redirect (to the metadata address)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/redirect":
+                self.send_response(302)
+                self.send_header("Location", "https://169.254.169.254/latest/meta-data")
+                self.end_headers()
+                return
+            body, kind = (png(), "image/png") if self.path == "/person.png" else (b"hello", "text/plain")
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_images_by_url_are_fetched_checked_and_redirects_guarded(make_app: Callable[..., Flask],
+                                                                  image_server: str) -> None:
+    app = make_app(api_fetch_allowed_hosts=("127.0.0.1",))
+    shop = Integrator(Person(app))
+    ok = shop.run({"model_image": f"{image_server}/person.png"})
+    assert ok.status_code == 200, ok.get_json()
+    (_, event), = stream_entries(app, "proteus:tryon")
+    assert storage_of(app).get(event["data"]["person_key"]) == png()
+    text = shop.run({"model_image": f"{image_server}/text"})
+    assert text.status_code == 400 and "readable" in text.get_json()["message"]
+    redirected = shop.run({"garment_image": f"{image_server}/redirect"})
+    assert redirected.status_code == 400 and "169.254.169.254" in redirected.get_json()["message"]
+
+
+# -- webhook settings -------------------------------------------------------------------------
+
+
+def test_the_webhook_secret_rotates_and_the_default_url_is_kept(person: Person) -> None:
+    first = person.get("/webhook-settings").get_json()
+    assert first["secret"].startswith("whsec_") and first["webhook_url"] is None
+    assert person.get("/webhook-settings").get_json()["secret"] == first["secret"]
+    rotated = person.post("/webhook-settings/rotate-secret").get_json()["secret"]
+    assert rotated != first["secret"]
+    updated = person.put("/webhook-settings", json={"webhook_url": "https://shop.example.com/hooks"}).get_json()
+    assert updated == {"webhook_url": "https://shop.example.com/hooks", "secret": rotated}
+    bad = person.put("/webhook-settings", json={"webhook_url": "javascript:alert(1)"})
+    assert bad.status_code == 400 and bad.get_json()["field"] == "webhook_url"
