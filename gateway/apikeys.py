@@ -20,7 +20,7 @@ from flask import Blueprint, Response, g, jsonify
 from sqlalchemy import select, update
 
 from gateway import auth, resources
-from gateway.validation import json_body, only_fields, show, string
+from gateway.validation import parse_body, show
 from shared.db.models import ApiKey, User, utcnow
 from shared.errors import BadRequest, NotFound, Unauthorized
 from shared.timestamps import iso
@@ -52,8 +52,7 @@ def key_to_dict(key: ApiKey) -> dict[str, Any]:
     }
 
 
-def _rate_limit(body: dict[str, Any]) -> str | None:
-    value = string(body, "rate_limit", required=False, max_len=64)
+def _rate_limit(value: str | None) -> str | None:
     if value is None:
         return None
     from limits import parse
@@ -69,10 +68,11 @@ def _rate_limit(body: dict[str, Any]) -> str | None:
 @bp.post("/api-keys")
 @auth.login_required
 def create_key() -> tuple[Response, int]:
-    body = json_body()
-    only_fields(body, ("name", "rate_limit"))
-    name = string(body, "name", required=False, max_len=100) or ""
-    rate_limit = _rate_limit(body)
+    from gateway.v1.models import ApiKeyCreate
+
+    body = parse_body(ApiKeyCreate)
+    name = (body.name or "").strip()
+    rate_limit = _rate_limit(body.rate_limit)
     user = auth.current_user()
     session = resources.db()
     live = session.scalars(select(ApiKey.id).where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))).all()
@@ -133,12 +133,10 @@ def get_webhook_settings() -> Response:
 @bp.put("/webhook-settings")
 @auth.login_required
 def put_webhook_settings() -> Response:
-    from gateway.v1.models import check_webhook_url
+    from gateway.v1.models import WebhookSettingsUpdate, check_webhook_url
 
-    body = json_body()
-    only_fields(body, ("webhook_url",))
+    url = parse_body(WebhookSettingsUpdate).webhook_url
     user = auth.current_user()
-    url = body.get("webhook_url")
     user.webhook_url = None if url in (None, "") else check_webhook_url(url, "webhook_url")
     reply = _webhook_settings(user)
     resources.db().commit()

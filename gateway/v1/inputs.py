@@ -13,10 +13,11 @@ import re
 import uuid
 
 from gateway import resources
-from gateway.validation import owned_key, show
+from gateway.validation import show
 from shared.errors import BadRequest
 from shared.images import probe_image
 from shared.safe_http import FetchFailed, SafeClient
+from shared.uploads import is_owned_key
 
 DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*);base64,(?P<data>.*)$", re.DOTALL)
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff",
@@ -29,7 +30,10 @@ def resolve_image(value: str, field: str, user_id: str) -> str:
         return _store(_decode_data_url(value, field), field, user_id)
     if value.startswith(("https://", "http://")):
         return _store(_fetch(value, field), field, user_id)
-    key = owned_key(user_id, field, value)
+    key = value
+    if len(key) > 1024 or not is_owned_key(user_id, key):
+        raise BadRequest(f"{field} {show(value)} is not a data: URL, an https URL or one of your storage keys "
+                         f"(uploads/{user_id}/...)", field=field)
     if resources.storage().head(key) is None:
         raise BadRequest(f"{field} {show(value)} does not exist; upload it first (POST /images/presign)", field=field)
     return key

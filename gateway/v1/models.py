@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from gateway.validation import show
-from shared.errors import BadRequest
+from shared.contracts.base import Contract, show
 from shared.contracts.tryon import MAX_SAMPLES
 from shared.contracts.tryon import MODELS as PROTEUS_MODELS
+from shared.errors import BadRequest
 
 MAX_SEED = 2**32 - 1
 MAX_URL = 2048
@@ -28,8 +28,8 @@ ErrorName = Literal["ImageLoadError", "ContentModerationError", "PoseError", "In
                     "PipelineError", "InternalServerError"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class _Strict(Contract):
+    """A request body: unknown fields refused, no type coercion (shared/contracts/base.py)."""
 
 
 class TryOnInputs(_Strict):
@@ -108,13 +108,7 @@ def parse_run(body: dict[str, Any]) -> RunRequest:
     name = body.get("model_name")
     if isinstance(name, str) and name not in MODEL_NAMES:
         raise BadRequest(f"model_name must be one of {', '.join(MODEL_NAMES)}, got {show(name)}", field="model_name")
-    try:
-        request = RunRequest.model_validate(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "body"
-        value = "missing" if first["type"] == "missing" else f"got {show(first.get('input'))}"
-        raise BadRequest(f"{field}: {first['msg']}, {value}", field=field) from None
+    request = RunRequest.parse(body)
     if request.webhook_url is not None:
         check_webhook_url(request.webhook_url, "webhook_url")
     return request

@@ -30,6 +30,8 @@ from gateway.v1.models import (
 from gateway.validation import check_id, json_body, show
 from shared import event_types as t
 from shared import jobs
+from shared.contracts.tryon import CATVTON_VARIANT_MODELS, api_mode
+from shared.contracts.tryon import MODELS as PROTEUS_MODELS
 from shared.db.models import Job, TryOn, User, WebhookDelivery
 from shared.errors import (
     BadRequest,
@@ -43,8 +45,6 @@ from shared.events import make_event, source_for
 from shared.notifications import add_to_outbox, completion_message
 from shared.predictions import STATUS_OF_JOB, is_prediction, status_body
 from shared.streams.publish import publish
-from shared.contracts.tryon import CATVTON_VARIANT_MODELS, api_mode
-from shared.contracts.tryon import MODELS as PROTEUS_MODELS
 
 log = logging.getLogger("proteus.gateway")
 bp = Blueprint("v1", __name__, url_prefix="/v1")

@@ -233,7 +233,7 @@ def test_model_names_fashn_aliases_and_proteus_names(app: Flask, shop: Integrato
         ({"inputs": {"num_samples": "2"}}, "inputs.num_samples", "'2'"),
         ({"inputs": {"output_format": "gif"}}, "inputs.output_format", "'gif'"),
         ({"inputs": {"seed": -1}}, "inputs.seed", "-1"),
-        ({"inputs": {"colour": "red"}}, "inputs.colour", "'red'"),
+        ({"inputs": {"colour": "red"}}, "inputs.colour", "'inputs.colour' cannot be set"),
         ({"inputs": {"model_image": "data:image/png;base64,@@@@"}}, "inputs.model_image", "@@@@"),
         ({"inputs": {"model_image": data_url(b"not an image at all")}}, "inputs.model_image", "readable"),
         ({"inputs": {"garment_image": "https://127.0.0.1/garment.png"}}, "inputs.garment_image", "127.0.0.1"),
