@@ -68,7 +68,7 @@ FUNCTION_PORTS: Final[dict[str, int]] = {
     "weave": 8103,
     "tailor": 8104,
     "notify": 8105,
-    "webhooks": 8106,
+    "webhooks": 8107,
 }
 
 _BY_TYPE: Final[dict[str, Route]] = {et: r for r in ROUTES for et in r.event_types}
