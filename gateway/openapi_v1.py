@@ -42,7 +42,9 @@ def _v1(op_id: str, summary: str, ok: dict[str, Any], *, request: str | None = N
         params: list[dict[str, Any]] | None = None, description: str | None = None,
         extra: dict[str, Any] | None = None) -> dict[str, Any]:
     # The common Error shape; on /v1 `error` is FASHN's name (BadRequest, UnauthorizedAccess, ...).
-    error = lambda text: _json(text, "Error", RATE_HEADERS)
+    def error(text: str) -> dict[str, Any]:
+        return _json(text, "Error", RATE_HEADERS)
+
     responses = {
         "200": ok,
         "400": error("BadRequest: the message names the field and the value."),

@@ -47,7 +47,7 @@ class Response:
 
 def resolve(host: str, port: int) -> list[str]:
     """Every address `host` resolves to."""
-    return sorted({info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
+    return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
 
 
 def is_public_address(address: str) -> bool:

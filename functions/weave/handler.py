@@ -248,7 +248,7 @@ class WeaveFunction(Stage):
 
     def _prepare(self, data: dict[str, Any]) -> tuple[BaseCloudEvent | None, Request | None]:
         """(the reply, None) when there is nothing to render, else (None, the checked request)."""
-        job_id, user_id = data["job_id"], data["user_id"]
+        job_id = data["job_id"]
         with session_scope(self.sessions, write=True) as session:
             job = session.get(Job, job_id)
             if job is not None and job.status in ("succeeded", "failed", "canceled"):
