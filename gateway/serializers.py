@@ -57,8 +57,6 @@ def tryon_to_dict(tryon: TryOn | Row[Any], run: Any = None) -> dict[str, Any]:
     the model and seed that made it."""
     asked = (run.params or {}) if run is not None else {}
     return {
-        "model": run.model if run is not None and run.model else asked.get("model"),
-        "seed": run.seed if run is not None and run.seed is not None else asked.get("seed"),
         "id": tryon.id,
         "user_id": tryon.user_id,
         "user_snap": tryon.user_snap,
@@ -75,6 +73,8 @@ def tryon_to_dict(tryon: TryOn | Row[Any], run: Any = None) -> dict[str, Any]:
         "progress_steps": tryon.progress_steps,
         "result_expired_at": iso(tryon.result_expired_at),
         "inputs_expired_at": iso(tryon.inputs_expired_at),
+        "model": run.model if run is not None and run.model else asked.get("model"),
+        "seed": run.seed if run is not None and run.seed is not None else asked.get("seed"),
         "createdAt": iso(tryon.created_at),
         "updatedAt": iso(tryon.updated_at),
     }

@@ -190,7 +190,7 @@ def test_serialisers(sessions: sessionmaker[Session], tryon: TryOn) -> None:
     assert list(view) == [
         "id", "user_id", "user_snap", "uncleaned_outfit", "cleaned_outfit", "outfit_try_on", "person_mask",
         "category", "category_requested", "status", "error", "progress", "progress_step", "progress_steps",
-        "result_expired_at", "inputs_expired_at", "createdAt", "updatedAt",
+        "result_expired_at", "inputs_expired_at", "model", "seed", "createdAt", "updatedAt",
     ]
     for stamp in (job["createdAt"], job["updatedAt"], view["createdAt"], view["updatedAt"]):
         assert ISO_Z.match(stamp), stamp
