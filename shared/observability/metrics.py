@@ -47,7 +47,7 @@ EVENT_DURATION = Histogram(
 )
 FUNCTION_READY = Gauge(
     "proteus_function_ready", "1 while the function is ready (model loaded, dependencies answer), read at scrape time.",
-    ["function"], multiprocess_mode="livemin",
+    ["function"], multiprocess_mode="livemostrecent",
 )
 JOBS_FAILED = Counter(
     "proteus_jobs_failed_total", "Jobs that ended failed, by type and the failure's code (e.g. invalid_image).",

@@ -143,7 +143,11 @@ def serve_metrics(client: redis.Redis, settings: Settings, routes: Sequence[Rout
     from shared.observability.streams import StreamCollector
 
     REGISTRY.register(StreamCollector(client, settings.redis_key_prefix, routes))
-    start_http_server(settings.metrics_port)
+    try:
+        start_http_server(settings.metrics_port)
+    except OSError as exc:  # the deliveries matter more than their metrics: keep running
+        log.error("no /metrics: port %d is taken (%s); set METRICS_PORT", settings.metrics_port, exc.strerror)
+        return
     log.info("metrics on :%d/metrics", settings.metrics_port)
 
 
