@@ -59,7 +59,7 @@ def test_weave_runs_in_pull_mode(tmp_path: Path, smoke_models_dir: Path, redis_s
     finally:
         runner.terminate()
         output = runner.communicate(timeout=30)[0].decode(errors="replace")
-    assert done["job_id"] == job_id and done["model"] == "smoke" and done["seed"] == 3, output[-2000:]
+    assert done["job_id"] == job_id and done["model"] == "catvton-maskfree" and done["metadata"]["smoke"] is True and done["seed"] == 3, output[-2000:]
     assert storage_from_settings(settings).exists(done["result_key"])
     assert runner.returncode == 0, output[-2000:]
     weave = route_for(t.WEAVE_REQUESTED)
