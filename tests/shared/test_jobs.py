@@ -188,7 +188,7 @@ def test_serialisers(sessions: sessionmaker[Session], tryon: TryOn) -> None:
     ]
     assert job["id"] == job["jobId"] == job["job_id"] == job_id and job["finished_at"] is None
     assert list(view) == [
-        "model", "seed", "id", "user_id", "user_snap", "uncleaned_outfit", "cleaned_outfit", "outfit_try_on", "person_mask",
+        "id", "user_id", "user_snap", "uncleaned_outfit", "cleaned_outfit", "outfit_try_on", "person_mask",
         "category", "category_requested", "status", "error", "progress", "progress_step", "progress_steps",
         "result_expired_at", "inputs_expired_at", "model", "seed", "createdAt", "updatedAt",
     ]
