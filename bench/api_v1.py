@@ -10,6 +10,7 @@ got answered 429 when sent `--burst` requests at once. Last line: one JSON objec
 
     .venv/bin/python bench/api_v1.py --runs 200
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,10 +35,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared import event_types as t  # noqa: E402
-from shared.devstack import FUNCTIONS, DevStack, free_port  # noqa: E402
-from shared.events import from_stream_fields  # noqa: E402
-from shared.routing import route_for  # noqa: E402
+from shared import event_types as t
+from shared.devstack import FUNCTIONS, DevStack, free_port
+from shared.events import from_stream_fields
+from shared.routing import route_for
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -60,7 +61,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with receiver.lock:
                     receiver.arrivals.append((self.headers["webhook-id"], time.perf_counter(), body["status"]))
@@ -78,10 +79,12 @@ class Receiver:
 
 def account(base: str, limit: str | None = None) -> dict[str, str]:
     email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
-    requests.post(f"{base}/user/signup", json={"user_name": "bench", "email": email, "password": "bench password"},
-                  timeout=30).raise_for_status()
-    token = requests.post(f"{base}/user/login", json={"email": email, "password": "bench password"},
-                          timeout=30).json()["token"]
+    requests.post(
+        f"{base}/user/signup", json={"user_name": "bench", "email": email, "password": "bench password"}, timeout=30
+    ).raise_for_status()
+    token = requests.post(f"{base}/user/login", json={"email": email, "password": "bench password"}, timeout=30).json()[
+        "token"
+    ]
     auth = {"Authorization": f"Bearer {token}"}
     key = requests.post(f"{base}/api-keys", json={"rate_limit": limit} if limit else {}, headers=auth, timeout=30)
     return {"key": key.json()["key"]}
@@ -112,24 +115,45 @@ def main() -> int:
     receiver = Receiver()
     with tempfile.TemporaryDirectory(prefix="proteus-bench-api-") as tmp:
         env = dict(os.environ)
-        env.update(PROTEUS_ENV="test", PROTEUS_DATA_DIR=f"{tmp}/var", MODELS_DIR=env.get("MODELS_DIR", "models"),
-                   WEAVE_MODEL="smoke", TAILOR_MODEL="smoke", LOG_LEVEL="WARNING", RETENTION_INTERVAL_S="0",
-                   REDIS_KEY_PREFIX=f"bench-{uuid.uuid4().hex[:8]}:", API_FETCH_ALLOWED_HOSTS="127.0.0.1",
-                   API_KEY_RATE_LIMIT="100000 per minute")
+        env.update(
+            PROTEUS_ENV="test",
+            PROTEUS_DATA_DIR=f"{tmp}/var",
+            MODELS_DIR=env.get("MODELS_DIR", "models"),
+            WEAVE_MODEL="smoke",
+            TAILOR_MODEL="smoke",
+            LOG_LEVEL="WARNING",
+            RETENTION_INTERVAL_S="0",
+            REDIS_KEY_PREFIX=f"bench-{uuid.uuid4().hex[:8]}:",
+            API_FETCH_ALLOWED_HOSTS="127.0.0.1",
+            API_KEY_RATE_LIMIT="100000 per minute",
+        )
         env.pop("DATABASE_URL", None)
-        stack = DevStack(env, gateway_port=free_port(), function_ports={n: free_port() for n in FUNCTIONS},
-                         log_dir=Path(tmp) / "logs")
+        stack = DevStack(
+            env,
+            gateway_port=free_port(),
+            function_ports={n: free_port() for n in FUNCTIONS},
+            log_dir=Path(tmp) / "logs",
+        )
         with stack:
             base = stack.gateway_url
             headers = {"Authorization": f"Bearer {account(base)['key']}"}
-            inputs = {"model_image": data_url((200, 150, 120)), "garment_image": data_url((20, 40, 200)),
-                      "category": "tops", "mode": "performance"}
+            inputs = {
+                "model_image": data_url((200, 150, 120)),
+                "garment_image": data_url((20, 40, 200)),
+                "category": "tops",
+                "mode": "performance",
+            }
             sent: dict[str, float] = {}
 
             def run(_: int) -> None:
                 started = time.perf_counter()
-                answer = requests.post(f"{base}/v1/run", params={"webhook_url": receiver.url}, headers=headers,
-                                       json={"model_name": "tryon-v1.6", "inputs": inputs}, timeout=120)
+                answer = requests.post(
+                    f"{base}/v1/run",
+                    params={"webhook_url": receiver.url},
+                    headers=headers,
+                    json={"model_name": "tryon-v1.6", "inputs": inputs},
+                    timeout=120,
+                )
                 if answer.status_code != 200:
                     raise RuntimeError(f"POST /v1/run answered {answer.status_code}: {answer.text[:300]}")
                 sent[answer.json()["id"]] = started
@@ -143,8 +167,14 @@ def main() -> int:
 
             limited = {"Authorization": f"Bearer {account(base, args.low_limit)['key']}"}
             with ThreadPoolExecutor(args.burst) as pool:
-                codes = list(pool.map(lambda _: requests.get(f"{base}/v1/webhooks/deliveries", headers=limited,
-                                                             timeout=30).status_code, range(args.burst)))
+                codes = list(
+                    pool.map(
+                        lambda _: (
+                            requests.get(f"{base}/v1/webhooks/deliveries", headers=limited, timeout=30).status_code
+                        ),
+                        range(args.burst),
+                    )
+                )
 
     first: dict[str, tuple[float, str]] = {}
     for msg_id, at, status in receiver.arrivals:

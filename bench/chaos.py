@@ -16,6 +16,7 @@ Prints a table, then one JSON object (the last line): submitted, done, failed (b
 stuck, duplicate notifications, duplicate result objects, socket/API disagreements,
 recovery seconds. Target: done = submitted, stuck = 0, duplicates = 0. Linux only (/proc).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,8 +66,11 @@ def _cmdline(pid: int) -> str:
 
 
 def children(pid: int) -> list[int]:
-    return [int(p.name) for p in Path("/proc").iterdir()
-            if p.name.isdigit() and (s := _stat(int(p.name))) and int(s[1]) == pid and s[0] != "Z"]
+    return [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and (s := _stat(int(p.name))) and int(s[1]) == pid and s[0] != "Z"
+    ]
 
 
 class Stack:
@@ -87,8 +91,13 @@ class Stack:
         log = self.log_dir / f"make-run-{self.starts}.log"
         started = time.monotonic()
         with open(log, "wb") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "shared.devstack", "--port", str(self.port),
-                                          "--free-ports"], cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "shared.devstack", "--port", str(self.port), "--free-ports"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         while "Proteus is running" not in log.read_text(errors="replace"):
             if self.proc.poll() is not None or time.monotonic() - started > timeout_s:
                 raise RuntimeError(f"make run did not start:\n{log.read_text(errors='replace')[-3000:]}")
@@ -144,8 +153,9 @@ class User:
         self.token = ""
         self.keys: dict[str, str] = {}
 
-    def call(self, method: str, path: str, *, deadline_s: float = 300, headers: dict[str, str] | None = None,
-             **kwargs: Any) -> requests.Response:
+    def call(
+        self, method: str, path: str, *, deadline_s: float = 300, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> requests.Response:
         """The answer to the request, retried while the service is down, 5xx or 429."""
         end = time.monotonic() + deadline_s
         headers = {**(headers or {}), **({"Authorization": f"Bearer {self.token}"} if self.token else {})}
@@ -161,22 +171,33 @@ class User:
             time.sleep(0.5)
 
     def sign_up(self) -> None:
-        body = {"user_name": self.name, "email": f"{self.name}-{uuid.uuid4().hex[:6]}@chaos.test",
-                "password": "chaos horse battery"}
+        body = {
+            "user_name": self.name,
+            "email": f"{self.name}-{uuid.uuid4().hex[:6]}@chaos.test",
+            "password": "chaos horse battery",
+        }
         assert self.call("POST", "/user/signup", json=body).status_code == 201
         login = self.call("POST", "/user/login", json={k: body[k] for k in ("email", "password")})
         self.token = login.json()["token"]
         for field_name, color in (("user_snap", (200, 150, 120)), ("uncleaned_outfit", (20, 40, 200))):
-            signed = self.call("POST", "/images/presignedUploadUrl",
-                               json={"fileName": f"{field_name}.jpg", "fileType": "image/jpeg"}).json()
+            signed = self.call(
+                "POST", "/images/presignedUploadUrl", json={"fileName": f"{field_name}.jpg", "fileType": "image/jpeg"}
+            ).json()
             requests.put(signed["url"], data=jpeg(color), headers={"Content-Type": "image/jpeg"}, timeout=30)
             self.keys[field_name] = signed["key"]
 
     def submit(self) -> str:
         vton = self.call("POST", "/vton", json=dict(self.keys)).json()["id"]
-        body = {"vton_id": vton, "user_snap_s3": self.keys["user_snap"],
-                "uncleaned_outfit_s3": self.keys["uncleaned_outfit"], "category": "upper", "steps": 2,
-                "height": 64, "width": 64, "seed": 7}
+        body = {
+            "vton_id": vton,
+            "user_snap_s3": self.keys["user_snap"],
+            "uncleaned_outfit_s3": self.keys["uncleaned_outfit"],
+            "category": "upper",
+            "steps": 2,
+            "height": 64,
+            "width": 64,
+            "seed": 7,
+        }
         response = self.call("POST", "/jobs/weaver", json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
         assert response.status_code == 202, response.text
         return str(response.json()["job_id"])
@@ -250,8 +271,9 @@ class Chaos:
     def _run(self) -> None:
         span = self.args.chaos_s
         planned = [(0.15 * span, "outage"), (0.4 * span, "redis"), (0.6 * span, "sigterm"), (0.85 * span, "sigkill")]
-        schedule = sorted((at, what) for at, what in planned if what not in ("sigterm", "sigkill")
-                          or what in self.args.restarts)
+        schedule = sorted(
+            (at, what) for at, what in planned if what not in ("sigterm", "sigkill") or what in self.args.restarts
+        )
         start = time.monotonic()
         last_kill: dict[str, float] = {}
         next_kill = start + self.rng.uniform(0.5, 1.5) * self.args.kill_every_s
@@ -301,15 +323,22 @@ class Chaos:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tryons", type=int, default=100)
-    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite",
-                        help="postgres: a fresh database on DATABASE_URL's server, and REDIS_URL's Redis")
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="postgres: a fresh database on DATABASE_URL's server, and REDIS_URL's Redis",
+    )
     parser.add_argument("--chaos-s", type=float, default=150, help="how long the disruptions go on")
     parser.add_argument("--kill-every-s", type=float, default=10, help="mean time between random kills")
     parser.add_argument("--target-gap-s", type=float, default=40, help="least time between two kills of one target")
     parser.add_argument("--outage-s", type=float, default=30, help="how long notify stays frozen")
     parser.add_argument("--settle-s", type=float, default=400, help="how long to wait for the last jobs")
-    parser.add_argument("--restarts", default="sigterm,sigkill",
-                        help="whole-stack restarts to do: sigterm, sigkill, both (default) or none")
+    parser.add_argument(
+        "--restarts",
+        default="sigterm,sigkill",
+        help="whole-stack restarts to do: sigterm, sigkill, both (default) or none",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--logs", type=Path, help="keep the logs and data here")
     args = parser.parse_args(argv)
@@ -324,18 +353,35 @@ def main(argv: list[str] | None = None) -> int:
         stack.stop(signal.SIGTERM)
         cleanup()
     print_report(figures)
-    return 0 if figures["done"] == figures["submitted"] and not figures["stuck"] and not (
-        figures["duplicate_notifications"] or figures["duplicate_result_objects"]) else 1
+    return (
+        0
+        if figures["done"] == figures["submitted"]
+        and not figures["stuck"]
+        and not (figures["duplicate_notifications"] or figures["duplicate_result_objects"])
+        else 1
+    )
 
 
 def chaos_environment(args: argparse.Namespace, work: Path) -> tuple[dict[str, str], Any]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(PROTEUS_ENV="test", PROTEUS_DATA_DIR=str(work / "var"), MODELS_DIR=env.get("MODELS_DIR", str(ROOT / "models")),
-               WEAVE_MODEL="smoke", TAILOR_MODEL="smoke", LOG_LEVEL="WARNING", RATE_LIMIT="100000 per minute",
-               RUNNER_BACKOFF_S="0.2", RUNNER_BACKOFF_MAX_S="2", RUNNER_CLAIM_IDLE_MS="5000",
-               RUNNER_REQUEST_TIMEOUT_S="60", JOB_QUEUED_DEADLINE_S="150", JOB_RUNNING_DEADLINE_S="150",
-               RECONCILE_INTERVAL_S="5", PROGRESS_INTERVAL_S="0.5",
-               JWT_SECRET="chaos-" + "c" * 40)
+    env.update(
+        PROTEUS_ENV="test",
+        PROTEUS_DATA_DIR=str(work / "var"),
+        MODELS_DIR=env.get("MODELS_DIR", str(ROOT / "models")),
+        WEAVE_MODEL="smoke",
+        TAILOR_MODEL="smoke",
+        LOG_LEVEL="WARNING",
+        RATE_LIMIT="100000 per minute",
+        RUNNER_BACKOFF_S="0.2",
+        RUNNER_BACKOFF_MAX_S="2",
+        RUNNER_CLAIM_IDLE_MS="5000",
+        RUNNER_REQUEST_TIMEOUT_S="60",
+        JOB_QUEUED_DEADLINE_S="150",
+        JOB_RUNNING_DEADLINE_S="150",
+        RECONCILE_INTERVAL_S="5",
+        PROGRESS_INTERVAL_S="0.5",
+        JWT_SECRET="chaos-" + "c" * 40,
+    )
     if args.database == "sqlite":
         return env, lambda: None
     import sqlalchemy as sa
@@ -416,8 +462,9 @@ def settle(jobs: dict[str, User], settle_s: float) -> dict[str, dict[str, Any]]:
         time.sleep(2)
 
 
-def recovery_seconds(events: list[tuple[float, str]], submitted_at: dict[str, float],
-                     finished_at: dict[str, float]) -> list[float]:
+def recovery_seconds(
+    events: list[tuple[float, str]], submitted_at: dict[str, float], finished_at: dict[str, float]
+) -> list[float]:
     """Per disruption with work outstanding: seconds until the next job completed after it."""
     found = []
     for at, _what in events:
@@ -428,9 +475,16 @@ def recovery_seconds(events: list[tuple[float, str]], submitted_at: dict[str, fl
     return found
 
 
-def figures_of(jobs: dict[str, User], submitted_at: dict[str, float], statuses: dict[str, dict[str, Any]],
-               sockets: list[Socket], chaos: Chaos, work: Path, stack: Stack,
-               args: argparse.Namespace) -> dict[str, Any]:
+def figures_of(
+    jobs: dict[str, User],
+    submitted_at: dict[str, float],
+    statuses: dict[str, dict[str, Any]],
+    sockets: list[Socket],
+    chaos: Chaos,
+    work: Path,
+    stack: Stack,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
     failed = collections.Counter(s.get("error") or "?" for s in statuses.values() if s["status"] == "failed")
     seen: collections.Counter[str] = collections.Counter()
     on_socket: dict[str, str] = {}
@@ -439,8 +493,9 @@ def figures_of(jobs: dict[str, User], submitted_at: dict[str, float], statuses: 
             seen[message["job_id"]] += 1
             on_socket[message["job_id"]] = message["status"]
     api_status = {"succeeded": "done", "failed": "failed"}
-    disagreements = sum(1 for j, s in statuses.items()
-                        if s["status"] in api_status and on_socket.get(j) != api_status[s["status"]])
+    disagreements = sum(
+        1 for j, s in statuses.items() if s["status"] in api_status and on_socket.get(j) != api_status[s["status"]]
+    )
     outputs = list((work / "var" / "storage" / "outputs" / "weaver").glob("*/*"))
     per_job = collections.Counter(p.stem.split(".")[0] for p in outputs)
     duplicate_objects = sum(n - 1 for n in per_job.values() if n > 1) + sum(1 for j in per_job if j not in jobs)
@@ -473,9 +528,21 @@ def figures_of(jobs: dict[str, User], submitted_at: dict[str, float], statuses: 
 
 def print_report(figures: dict[str, Any]) -> None:
     print(f"\n{'measure':<28}{'value':>10}")
-    for name in ("submitted", "done", "failed", "stuck", "duplicate_notifications", "duplicate_result_objects",
-                 "socket_api_disagreements", "recovery_s_max", "recovery_s_median", "random_kills", "disruptions",
-                 "socket_reconnects", "make_run_starts"):
+    for name in (
+        "submitted",
+        "done",
+        "failed",
+        "stuck",
+        "duplicate_notifications",
+        "duplicate_result_objects",
+        "socket_api_disagreements",
+        "recovery_s_max",
+        "recovery_s_median",
+        "random_kills",
+        "disruptions",
+        "socket_reconnects",
+        "make_run_starts",
+    ):
         print(f"{name:<28}{figures[name]!s:>10}")
     for reason, count in figures["failed_by_reason"].items():
         print(f"  failed: {count} x {reason[:100]}")

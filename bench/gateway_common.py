@@ -1,6 +1,7 @@
 """What bench/gateway_ws.py and bench/gateway_rest.py share: a gateway under gunicorn (the
 production config, gateway/gunicorn.conf.py, one worker) on a throw-away database, users
 written straight into it, figures (percentiles, spread) and the table."""
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,11 @@ def spread(values: list[float], digits: int = 2) -> dict[str, float]:
     clean = [v for v in values if not math.isnan(v)]
     if not clean:
         return {"median": float("nan"), "min": float("nan"), "max": float("nan")}
-    return {"median": round(statistics.median(clean), digits), "min": round(min(clean), digits),
-            "max": round(max(clean), digits)}
+    return {
+        "median": round(statistics.median(clean), digits),
+        "min": round(min(clean), digits),
+        "max": round(max(clean), digits),
+    }
 
 
 def show(s: dict[str, float], unit: str = "") -> str:
@@ -76,8 +80,9 @@ def worker_pid(master: int) -> int | None:
     return None
 
 
-def make_users(database_url: str, count: int, secret: str, *, rounds: int = 12,
-               real_passwords: int = 1) -> list[tuple[str, str, str]]:
+def make_users(
+    database_url: str, count: int, secret: str, *, rounds: int = 12, real_passwords: int = 1
+) -> list[tuple[str, str, str]]:
     """`count` users straight into the database: (user id, email, ws token) each. The first
     `real_passwords` get a real bcrypt hash of PASSWORD at `rounds` (the others cannot log in)."""
     import bcrypt
@@ -91,25 +96,49 @@ def make_users(database_url: str, count: int, secret: str, *, rounds: int = 12,
     upgrade(database_url)
     now = utcnow()
     real = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds)).decode()
-    rows = [{"id": str(uuid.uuid4()), "user_name": f"bench{i}", "email": f"bench{i}@example.com",
-             "password_hash": real if i < real_passwords else "$2b$04$" + "x" * 53, "token_version": 0,
-             "created_at": now, "updated_at": now} for i in range(count)]
+    rows = [
+        {
+            "id": str(uuid.uuid4()),
+            "user_name": f"bench{i}",
+            "email": f"bench{i}@example.com",
+            "password_hash": real if i < real_passwords else "$2b$04$" + "x" * 53,
+            "token_version": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i in range(count)
+    ]
     engine = make_engine(database_url)
     with engine.begin() as connection:
         for start in range(0, len(rows), 5000):
-            connection.execute(insert(User), rows[start:start + 5000])
+            connection.execute(insert(User), rows[start : start + 5000])
     engine.dispose()
     issued = int(time.time())
-    return [(row["id"], row["email"], jwt.encode({"sub": row["id"], "userId": row["id"], "ver": 0, "iat": issued,
-                                                  "exp": issued + 7200, "purpose": "ws"}, secret, algorithm="HS256"))
-            for row in rows]
+    return [
+        (
+            row["id"],
+            row["email"],
+            jwt.encode(
+                {"sub": row["id"], "userId": row["id"], "ver": 0, "iat": issued, "exp": issued + 7200, "purpose": "ws"},
+                secret,
+                algorithm="HS256",
+            ),
+        )
+        for row in rows
+    ]
 
 
 class Gateway:
     """gunicorn with gateway/gunicorn.conf.py on a private port, database and Redis prefix."""
 
-    def __init__(self, *, database_url: str | None = None, redis_url: str, extra_env: dict[str, str] | None = None,
-                 gunicorn_args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        database_url: str | None = None,
+        redis_url: str,
+        extra_env: dict[str, str] | None = None,
+        gunicorn_args: list[str] | None = None,
+    ) -> None:
         self.work = Path(tempfile.mkdtemp(prefix="proteus-bench-gw-"))
         self.database_url = database_url or f"sqlite:///{self.work / 'bench.db'}"
         self.redis_url = redis_url
@@ -130,15 +159,26 @@ class Gateway:
 
         env = dict(os.environ)
         env.update(
-            PROTEUS_ENV="development", PROTEUS_DATA_DIR=str(self.work), DATABASE_URL=self.database_url,
-            REDIS_URL=self.redis_url, REDIS_KEY_PREFIX=self.prefix, JWT_SECRET=self.secret, PORT=str(self.port),
-            WEB_CONCURRENCY="1", LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1", RATE_LIMIT="1000000 per minute",
+            PROTEUS_ENV="development",
+            PROTEUS_DATA_DIR=str(self.work),
+            DATABASE_URL=self.database_url,
+            REDIS_URL=self.redis_url,
+            REDIS_KEY_PREFIX=self.prefix,
+            JWT_SECRET=self.secret,
+            PORT=str(self.port),
+            WEB_CONCURRENCY="1",
+            LOG_LEVEL="WARNING",
+            PYTHONUNBUFFERED="1",
+            RATE_LIMIT="1000000 per minute",
         )
         env.update(self.extra_env)
         log = open(self.work / "gunicorn.log", "wb")  # closed with the process
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gateway/gunicorn.conf.py", *self.gunicorn_args],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
         while True:

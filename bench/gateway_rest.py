@@ -18,6 +18,7 @@ that touches nothing), and bcrypt checks per second on every core of this machin
 bench process (the ceiling for logins). Each figure is the median of the rounds with its
 range. Prints a table, then one JSON object (the last line).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,18 +89,45 @@ def load_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_load(port: int, method: str, path: str, concurrency: int, seconds: float, *, expect: int = 200,
-             body: Any = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
-    spec = {"port": port, "method": method, "path": path, "concurrency": concurrency, "seconds": seconds,
-            "expect": expect, "body": body, "headers": headers or {}}
-    out = subprocess.run([sys.executable, __file__, "--load", json.dumps(spec)], capture_output=True, text=True,
-                         check=True, timeout=seconds + 120)
+def run_load(
+    port: int,
+    method: str,
+    path: str,
+    concurrency: int,
+    seconds: float,
+    *,
+    expect: int = 200,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    spec = {
+        "port": port,
+        "method": method,
+        "path": path,
+        "concurrency": concurrency,
+        "seconds": seconds,
+        "expect": expect,
+        "body": body,
+        "headers": headers or {},
+    }
+    out = subprocess.run(
+        [sys.executable, __file__, "--load", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 120,
+    )
     data = json.loads(out.stdout.strip().splitlines()[-1])
     lat_ms = sorted(x * 1000 for x in data["latencies"])
     from bench.gateway_common import percentile
 
-    return {"rps": len(lat_ms) / data["seconds"], "p50_ms": percentile(lat_ms, 50), "p99_ms": percentile(lat_ms, 99),
-            "max_ms": lat_ms[-1] if lat_ms else float("nan"), "errors": data["errors"]}
+    return {
+        "rps": len(lat_ms) / data["seconds"],
+        "p50_ms": percentile(lat_ms, 50),
+        "p99_ms": percentile(lat_ms, 99),
+        "max_ms": lat_ms[-1] if lat_ms else float("nan"),
+        "errors": data["errors"],
+    }
 
 
 # ============================================================================ baselines
@@ -145,10 +173,21 @@ def seed(gateway: Gateway, rounds: int) -> tuple[str, str]:
     user_id, email, _ = users[0]
     engine = make_engine(gateway.database_url)
     with engine.begin() as connection:
-        connection.execute(insert(TryOn), [
-            {"id": str(uuid.uuid4()), "user_id": user_id, "user_snap": f"uploads/{user_id}/p{i}.png",
-             "uncleaned_outfit": f"uploads/{user_id}/g{i}.png", "category": "upper", "category_requested": "upper",
-             "status": "done"} for i in range(ROWS)])
+        connection.execute(
+            insert(TryOn),
+            [
+                {
+                    "id": str(uuid.uuid4()),
+                    "user_id": user_id,
+                    "user_snap": f"uploads/{user_id}/p{i}.png",
+                    "uncleaned_outfit": f"uploads/{user_id}/g{i}.png",
+                    "category": "upper",
+                    "category_requested": "upper",
+                    "status": "done",
+                }
+                for i in range(ROWS)
+            ],
+        )
     engine.dispose()
     return email, ""
 
@@ -175,8 +214,9 @@ def drop_pg_database(server_url: str, name: str) -> None:
 def measure(gateway: Gateway, email: str, args: argparse.Namespace, *, logins_only: bool = False) -> dict[str, Any]:
     import requests
 
-    token = requests.post(f"{gateway.base}/user/login", json={"email": email, "password": PASSWORD},
-                          timeout=30).json()["token"]
+    token = requests.post(f"{gateway.base}/user/login", json={"email": email, "password": PASSWORD}, timeout=30).json()[
+        "token"
+    ]
     auth = {"Authorization": f"Bearer {token}"}
     assert len(requests.get(f"{gateway.base}/vton", headers=auth, timeout=30).json()) == ROWS
     login_body = {"email": email, "password": PASSWORD}
@@ -187,8 +227,9 @@ def measure(gateway: Gateway, email: str, args: argparse.Namespace, *, logins_on
             if not logins_only:
                 rounds["vton"].append(run_load(gateway.port, "GET", "/vton", concurrency, args.seconds, headers=auth))
                 rounds["healthz"].append(run_load(gateway.port, "GET", "/healthz", concurrency, args.seconds))
-            rounds["login"].append(run_load(gateway.port, "POST", "/user/login", concurrency, args.seconds,
-                                            body=login_body))
+            rounds["login"].append(
+                run_load(gateway.port, "POST", "/user/login", concurrency, args.seconds, body=login_body)
+            )
         for name, results in rounds.items():
             if not results:
                 continue
@@ -218,9 +259,8 @@ def main() -> int:
     results: dict[str, Any] = {"cpus": os.cpu_count(), "rounds": args.rounds, "seconds_each": args.seconds}
     rows: list[tuple[str, Any]] = []
     for cost in (12, 10):
-        database_url, pg_name = (create_pg_database(pg_server) if args.postgres else (None, ""))
-        gateway = Gateway(database_url=database_url, redis_url=args.redis_url,
-                          extra_env={"BCRYPT_ROUNDS": str(cost)})
+        database_url, pg_name = create_pg_database(pg_server) if args.postgres else (None, "")
+        gateway = Gateway(database_url=database_url, redis_url=args.redis_url, extra_env={"BCRYPT_ROUNDS": str(cost)})
         try:
             email, _ = seed(gateway, cost)
             gateway.start()
@@ -236,18 +276,30 @@ def main() -> int:
             results[label] = value
         rows.append((f"bcrypt checks/s, all cores, cost {cost} (baseline)", f"{ceiling:.1f}"))
     for concurrency in args.concurrency:
-        for name, what in (("vton", f"GET /vton ({ROWS} rows)"), ("healthz", "GET /healthz (baseline)"),
-                           ("login", "POST /user/login, cost 12"), ("login_cost10", "POST /user/login, cost 10")):
+        for name, what in (
+            ("vton", f"GET /vton ({ROWS} rows)"),
+            ("healthz", "GET /healthz (baseline)"),
+            ("login", "POST /user/login, cost 12"),
+            ("login_cost10", "POST /user/login, cost 10"),
+        ):
             figure = results.get(f"{name}_c{concurrency}")
             if figure is None:
                 continue
             errors = f"  errors {figure['errors']}" if figure["errors"] else ""
-            rows.append((f"{what}, c={concurrency}",
-                         (f"{show(figure['rps'])} req/s, p50 {show(figure['p50_ms'], ' ms')}, "
-                         f"p99 {show(figure['p99_ms'], ' ms')}{errors}")))
+            rows.append(
+                (
+                    f"{what}, c={concurrency}",
+                    (
+                        f"{show(figure['rps'])} req/s, p50 {show(figure['p50_ms'], ' ms')}, "
+                        f"p99 {show(figure['p99_ms'], ' ms')}{errors}"
+                    ),
+                )
+            )
     database = "PostgreSQL" if args.postgres else "SQLite"
-    title = (f"Proteus gateway REST bench ({os.cpu_count()} CPUs, one gunicorn gevent worker, {database}, "
-             f"median (min-max) of {args.rounds} rounds of {args.seconds:.0f} s)")
+    title = (
+        f"Proteus gateway REST bench ({os.cpu_count()} CPUs, one gunicorn gevent worker, {database}, "
+        f"median (min-max) of {args.rounds} rounds of {args.seconds:.0f} s)"
+    )
     print_table(title, rows, results)
     return 0
 

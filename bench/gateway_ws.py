@@ -18,6 +18,7 @@ and beside --logins logins per second (POST /user/login, bcrypt cost 12), --roun
 the figures are the median and range of the rounds. Output: a table, and as the last line
 one JSON object.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,8 +77,10 @@ def client_main(args: argparse.Namespace) -> int:
             sock = socket.create_connection((host, args.port), timeout=60)
             key = base64.b64encode(os.urandom(16)).decode()
             sock.sendall(
-                (f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{args.port}\r\nUpgrade: websocket\r\n"
-                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode()
+                (
+                    f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{args.port}\r\nUpgrade: websocket\r\n"
+                    f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                ).encode()
             )
             buffer = b""
             while b"\r\n\r\n" not in buffer:
@@ -103,8 +106,8 @@ def client_main(args: argparse.Namespace) -> int:
                         length, start = int.from_bytes(buffer[2:10], "big"), 10
                     if len(buffer) < start + length:
                         break
-                    opcode, payload = buffer[0] & 0x0F, buffer[start:start + length]
-                    buffer = buffer[start + length:]
+                    opcode, payload = buffer[0] & 0x0F, buffer[start : start + length]
+                    buffer = buffer[start + length :]
                     if opcode == 0x1:
                         now = time.time()
                         message = json.loads(payload)
@@ -141,11 +144,23 @@ def client_main(args: argparse.Namespace) -> int:
             counters["started"] += 1
             gevent.spawn(run, token)
         deadline = time.monotonic() + 300
-        while (counters["ready"] + counters["failed"] + counters["closed"] - done_before < count
-               and time.monotonic() < deadline):
+        while (
+            counters["ready"] + counters["failed"] + counters["closed"] - done_before < count
+            and time.monotonic() < deadline
+        ):
             gevent.sleep(0.05)
-        print(json.dumps({"phase": "connected", "seconds": time.monotonic() - started,
-                          "opened": counters["ready"] - opened_before, **counters, "errors": errors}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "phase": "connected",
+                    "seconds": time.monotonic() - started,
+                    "opened": counters["ready"] - opened_before,
+                    **counters,
+                    "errors": errors,
+                }
+            ),
+            flush=True,
+        )
 
     gevent.os.make_nonblocking(0)
     pending = b""
@@ -187,11 +202,26 @@ class Clients:
         self.open_counts: list[int] = []
         for index, start in enumerate(range(0, len(tokens), self.PER_CLIENT)):
             path = work / f"tokens-{index}.txt"
-            path.write_text("\n".join(tokens[start:start + self.PER_CLIENT]))
-            self.procs.append(subprocess.Popen(
-                [sys.executable, __file__, "--client", "--tokens", str(path), "--port", str(port),
-                 "--concurrency", str(max(1, concurrency // 2))],
-                cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+            path.write_text("\n".join(tokens[start : start + self.PER_CLIENT]))
+            self.procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--client",
+                        "--tokens",
+                        str(path),
+                        "--port",
+                        str(port),
+                        "--concurrency",
+                        str(max(1, concurrency // 2)),
+                    ],
+                    cwd=REPO,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+            )
             self.open_counts.append(0)
 
     def _ask(self, proc: subprocess.Popen[str], command: str) -> None:
@@ -267,8 +297,9 @@ class Logins:
 
             started = time.perf_counter()
             try:
-                response = requests.post(f"{self.base}/user/login",
-                                         json={"email": self.email, "password": PASSWORD}, timeout=60)
+                response = requests.post(
+                    f"{self.base}/user/login", json={"email": self.email, "password": PASSWORD}, timeout=60
+                )
                 ok = response.status_code == 200
             except Exception:  # counted
                 ok = False
@@ -301,8 +332,9 @@ class Logins:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
-def publish_for(redis_client: Any, prefix: str, users: list[tuple[str, str, str]], rate: float,
-                seconds: float) -> tuple[int, float]:
+def publish_for(
+    redis_client: Any, prefix: str, users: list[tuple[str, str, str]], rate: float, seconds: float
+) -> tuple[int, float]:
     """Completions as notify publishes them (XADD + PUBLISH, one round trip), each to a random user."""
     stream, channel = f"{prefix}proteus:notifications", f"{prefix}events:job_done"
     total = int(rate * seconds)
@@ -313,9 +345,17 @@ def publish_for(redis_client: Any, prefix: str, users: list[tuple[str, str, str]
         if delay > 0:
             time.sleep(delay)
         user_id = random.choice(users)[0]
-        message = {"job_id": str(uuid.uuid4()), "job_type": "try_on", "status": "done", "user_id": user_id,
-                   "vton_id": None, "result_s3_key": None, "error": None,
-                   "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "bench_sent_at": time.time()}
+        message = {
+            "job_id": str(uuid.uuid4()),
+            "job_type": "try_on",
+            "status": "done",
+            "user_id": user_id,
+            "vton_id": None,
+            "result_s3_key": None,
+            "error": None,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "bench_sent_at": time.time(),
+        }
         text = json.dumps(message)
         pipe = redis_client.pipeline(transaction=False)
         pipe.xadd(stream, {"user_id": user_id, "message": text}, maxlen=10_000, approximate=True)
@@ -326,8 +366,13 @@ def publish_for(redis_client: Any, prefix: str, users: list[tuple[str, str, str]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, nargs="+", default=[1_000, 5_000, 10_000],
-                        help="socket counts at which memory is measured (e.g. 1000 5000 10000 50000)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        nargs="+",
+        default=[1_000, 5_000, 10_000],
+        help="socket counts at which memory is measured (e.g. 1000 5000 10000 50000)",
+    )
     parser.add_argument("--rates", type=float, nargs="+", default=[100.0, 500.0, 2000.0], help="completions/s")
     parser.add_argument("--logins", type=float, default=5.0, help="logins/s in the runs beside pushes (0: none)")
     parser.add_argument("--seconds", type=float, default=4.0, help="how long each push run publishes")
@@ -354,8 +399,10 @@ def main() -> int:
     skipped = [n for n in steps if n not in possible]
     rows: list[tuple[str, object]] = ProgressRows()
     result: dict[str, Any] = {"cpus": os.cpu_count(), "fd_limit": fd_limit, "rounds": args.rounds}
-    gateway = Gateway(redis_url=args.redis_url, extra_env={"WS_HEARTBEAT_S": str(args.heartbeat),
-                                                            "GUNICORN_WORKER_CONNECTIONS": "1000"})
+    gateway = Gateway(
+        redis_url=args.redis_url,
+        extra_env={"WS_HEARTBEAT_S": str(args.heartbeat), "GUNICORN_WORKER_CONNECTIONS": "1000"},
+    )
     redis_client = redis.Redis.from_url(args.redis_url, decode_responses=True)
     clients = None
     try:
@@ -363,8 +410,10 @@ def main() -> int:
         users = make_users(gateway.database_url, max(possible or [1]), gateway.secret)
         gateway.start()
         rss_before = gateway.rss_mb()
-        rows += [("setup (users, migrate, start)", f"{time.monotonic() - t0:.1f} s"),
-                 ("worker RSS before sockets", f"{rss_before:.1f} MB")]
+        rows += [
+            ("setup (users, migrate, start)", f"{time.monotonic() - t0:.1f} s"),
+            ("worker RSS before sockets", f"{rss_before:.1f} MB"),
+        ]
         result["rss_mb_before_sockets"] = round(rss_before, 1)
         clients = Clients([token for _, _, token in users], gateway.port, args.concurrency, gateway.work)
         open_now = 0
@@ -375,17 +424,33 @@ def main() -> int:
             rss = gateway.rss_mb()
             per_socket_kb = (rss - rss_before) * 1024 / max(open_now, 1)
             rate = opened["opened"] / max(opened["seconds"], 1e-9)
-            result[f"sockets_{step}"] = {"open": open_now, "rss_mb": round(rss, 1), "kb_per_socket": round(per_socket_kb, 2),
-                                         "opened_per_s": round(rate, 1), "open_seconds": round(opened["seconds"], 2),
-                                         "failed": opened["failed"]}
-            rows.append((f"{step:,} sockets: RSS / per socket",
-                         f"{rss:.1f} MB / {per_socket_kb:.2f} KB ({open_now} open, {opened['failed']} failed)"))
+            result[f"sockets_{step}"] = {
+                "open": open_now,
+                "rss_mb": round(rss, 1),
+                "kb_per_socket": round(per_socket_kb, 2),
+                "opened_per_s": round(rate, 1),
+                "open_seconds": round(opened["seconds"], 2),
+                "failed": opened["failed"],
+            }
+            rows.append(
+                (
+                    f"{step:,} sockets: RSS / per socket",
+                    f"{rss:.1f} MB / {per_socket_kb:.2f} KB ({open_now} open, {opened['failed']} failed)",
+                )
+            )
             rows.append((f"  opening the last {opened['opened']:,}", f"{opened['seconds']:.1f} s ({rate:.0f}/s)"))
             if opened["errors"]:
                 rows.append(("  errors", json.dumps(opened["errors"])[:200]))
         for step in skipped:
-            rows.append((f"{step:,} sockets", (f"not run: this machine's descriptor limit is {fd_limit} per process "
-                                              f"(raise the hard limit, `ulimit -Hn`, to run it)")))
+            rows.append(
+                (
+                    f"{step:,} sockets",
+                    (
+                        f"not run: this machine's descriptor limit is {fd_limit} per process "
+                        f"(raise the hard limit, `ulimit -Hn`, to run it)"
+                    ),
+                )
+            )
             result[f"sockets_{step}"] = {"skipped": f"fd limit {fd_limit}"}
         health = requests_get_json(f"{gateway.base}/health")
         rows.append(("gateway /health websockets", health.get("websockets")))
@@ -412,20 +477,36 @@ def main() -> int:
                     p99s.append(percentile(latencies_ms, 99))
                     rates.append(sent / elapsed)
                 key = f"push_{int(rate)}_per_s" + (f"_with_{logins:g}_logins_per_s" if logins else "")
-                result[key] = {"p50_ms": spread(p50s), "p99_ms": spread(p99s), "sent_per_s": spread(rates, 1),
-                               "lost": lost, "sockets": open_now}
+                result[key] = {
+                    "p50_ms": spread(p50s),
+                    "p99_ms": spread(p99s),
+                    "sent_per_s": spread(rates, 1),
+                    "lost": lost,
+                    "sockets": open_now,
+                }
                 label = f"push at {rate:g}/s" + (f" + {logins:g} logins/s" if logins else " (baseline)")
                 extra = f", login p50 {show(spread(login_p50s), ' ms')}" if logins else ""
-                rows.append((label, (f"p50 {show(spread(p50s), ' ms')}, p99 {show(spread(p99s), ' ms')}, "
-                                    f"sent {show(spread(rates, 1), '/s')}, lost {lost}{extra}")))
+                rows.append(
+                    (
+                        label,
+                        (
+                            f"p50 {show(spread(p50s), ' ms')}, p99 {show(spread(p99s), ' ms')}, "
+                            f"sent {show(spread(rates, 1), '/s')}, lost {lost}{extra}"
+                        ),
+                    )
+                )
                 if logins:
                     result[key]["login_p50_ms"] = spread(login_p50s)
         result["rss_mb_after_push"] = round(gateway.rss_mb(), 1)
         rows.append(("worker RSS after the push runs", f"{result['rss_mb_after_push']} MB"))
         from bench.gateway_common import print_table
 
-        print_table(f"Proteus gateway WebSocket bench ({os.cpu_count()} CPUs, one gunicorn worker, Redis "
-                    f"{args.redis_url}; median (min-max) of {args.rounds} runs)", rows, result)
+        print_table(
+            f"Proteus gateway WebSocket bench ({os.cpu_count()} CPUs, one gunicorn worker, Redis "
+            f"{args.redis_url}; median (min-max) of {args.rounds} runs)",
+            rows,
+            result,
+        )
         return 0
     finally:
         if clients is not None:

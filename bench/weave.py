@@ -17,6 +17,7 @@ compared with the pipeline's. Last line: one JSON object.
 --grid renders the presets (default 50 steps, fast 20) from one seed side by side with the
 configured model (real weights in --models-dir, else the smoke model, which it names).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,28 +37,53 @@ from PIL import Image, ImageDraw
 
 from functions.weave.loading import DDIM_SETTINGS, WeaveModelConfig, load_pipeline
 from functions.weave.pipeline import (
-    ETA, LATENT_SCALE, CatVTONPipeline, PipelineOptions, TryOnRequest, set_catvton_attention,
+    ETA,
+    LATENT_SCALE,
+    CatVTONPipeline,
+    PipelineOptions,
+    TryOnRequest,
+    set_catvton_attention,
 )
 from functions.weave.preprocess import (
-    center_crop_resize, image_to_tensor, letterbox, tensor_to_image,
+    center_crop_resize,
+    image_to_tensor,
+    letterbox,
+    tensor_to_image,
 )
 from shared.config import SDPA_BACKENDS
 from shared.contracts.tryon import PRESETS
 
 # stable-diffusion-inpainting / instruct-pix2pix `unet/config.json` (SD-1.5 layout).
 SD15_UNET = dict(
-    sample_size=64, out_channels=4, center_input_sample=False, flip_sin_to_cos=True,
-    freq_shift=0, down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+    sample_size=64,
+    out_channels=4,
+    center_input_sample=False,
+    flip_sin_to_cos=True,
+    freq_shift=0,
+    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
     up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-    block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, downsample_padding=1,
-    mid_block_scale_factor=1, act_fn="silu", norm_num_groups=32, norm_eps=1e-5,
-    cross_attention_dim=768, attention_head_dim=8,
+    block_out_channels=(320, 640, 1280, 1280),
+    layers_per_block=2,
+    downsample_padding=1,
+    mid_block_scale_factor=1,
+    act_fn="silu",
+    norm_num_groups=32,
+    norm_eps=1e-5,
+    cross_attention_dim=768,
+    attention_head_dim=8,
 )
 # stabilityai/sd-vae-ft-mse `config.json`.
 SD_VAE_FT_MSE = dict(
-    in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
-    up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(128, 256, 512, 512),
-    layers_per_block=2, act_fn="silu", latent_channels=4, norm_num_groups=32, sample_size=256,
+    in_channels=3,
+    out_channels=3,
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    block_out_channels=(128, 256, 512, 512),
+    layers_per_block=2,
+    act_fn="silu",
+    latent_channels=4,
+    norm_num_groups=32,
+    sample_size=256,
 )
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -100,13 +126,25 @@ def inputs(height: int, width: int, seed: int) -> tuple[Image.Image, Image.Image
     rng = np.random.default_rng(seed)
     person = rng.integers(0, 256, (height // 16, width // 16, 3), dtype=np.uint8)
     garment = rng.integers(0, 256, (height // 16, width // 16, 3), dtype=np.uint8)
-    return (Image.fromarray(person).resize((width, height), Image.Resampling.BILINEAR),
-            Image.fromarray(garment).resize((width, height), Image.Resampling.BILINEAR))
+    return (
+        Image.fromarray(person).resize((width, height), Image.Resampling.BILINEAR),
+        Image.fromarray(garment).resize((width, height), Image.Resampling.BILINEAR),
+    )
 
 
 @torch.no_grad()
-def plain_tryon(unet, vae, sched, person: Image.Image, garment: Image.Image, seed: int,
-                steps: int, guidance: float, height: int, width: int) -> Image.Image:
+def plain_tryon(
+    unet,
+    vae,
+    sched,
+    person: Image.Image,
+    garment: Image.Image,
+    seed: int,
+    steps: int,
+    guidance: float,
+    height: int,
+    width: int,
+) -> Image.Image:
     """The mask-free algorithm written out plainly: one request, fp32, eager."""
     device = next(unet.parameters()).device
     g = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(seed)
@@ -133,13 +171,17 @@ def plain_tryon(unet, vae, sched, person: Image.Image, garment: Image.Image, see
     return tensor_to_image((image / 2 + 0.5).clamp(0, 1).cpu())
 
 
-def time_pipeline(pipe: CatVTONPipeline, device: torch.device, batch: int, steps: int,
-                  height: int, width: int, warmup: int) -> tuple[float, float, list]:
+def time_pipeline(
+    pipe: CatVTONPipeline, device: torch.device, batch: int, steps: int, height: int, width: int, warmup: int
+) -> tuple[float, float, list]:
     reqs = []
     for i in range(batch):
         person, garment = inputs(height, width, i)
-        reqs.append(TryOnRequest(person=person, garment=garment, steps=steps, height=height,
-                                 width=width, seed=i, safety_check=False))
+        reqs.append(
+            TryOnRequest(
+                person=person, garment=garment, steps=steps, height=height, width=width, seed=i, safety_check=False
+            )
+        )
     for _ in range(warmup):  # same shapes, one step: kernels, caches, compile, graphs
         pipe([TryOnRequest(**{**vars(r), "steps": 1}) for r in reqs])
     sync(device)
@@ -152,8 +194,7 @@ def time_pipeline(pipe: CatVTONPipeline, device: torch.device, batch: int, steps
 
 def grid(args: argparse.Namespace, device: torch.device) -> None:
     """Side-by-side presets from one seed with the configured model."""
-    config = WeaveModelConfig(models_dir=args.models_dir, device=str(device),
-                              variants=(args.variant,))
+    config = WeaveModelConfig(models_dir=args.models_dir, device=str(device), variants=(args.variant,))
     pipe = load_pipeline(config, args.variant)
     person, garment = inputs(args.height, args.width, 0)
     for path, name in ((args.person, "person"), (args.garment, "garment")):
@@ -161,13 +202,26 @@ def grid(args: argparse.Namespace, device: torch.device) -> None:
             image = Image.open(path).convert("RGB")
             person, garment = (image, garment) if name == "person" else (person, image)
     mask = Image.new("L", person.size, 255) if args.variant == "mask" else None
-    tiles = [("person", center_crop_resize(person, args.height, args.width)),
-             ("garment", letterbox(garment, args.height, args.width))]
+    tiles = [
+        ("person", center_crop_resize(person, args.height, args.width)),
+        ("garment", letterbox(garment, args.height, args.width)),
+    ]
     rows = {}
     for name, preset in PRESETS.items():
         start = time.perf_counter()
-        result = pipe([TryOnRequest(person=person, garment=garment, mask=mask, seed=args.seed,
-                                    height=args.height, width=args.width, **preset)])[0]
+        result = pipe(
+            [
+                TryOnRequest(
+                    person=person,
+                    garment=garment,
+                    mask=mask,
+                    seed=args.seed,
+                    height=args.height,
+                    width=args.width,
+                    **preset,
+                )
+            ]
+        )[0]
         rows[name] = round(time.perf_counter() - start, 3)
         tiles.append((f"{name}: {preset['steps']} steps, {rows[name]:.1f} s", result.image))
     canvas = Image.new("RGB", (args.width * len(tiles), args.height + 24), "white")
@@ -176,11 +230,22 @@ def grid(args: argparse.Namespace, device: torch.device) -> None:
         canvas.paste(tile, (i * args.width, 24))
         draw.text((i * args.width + 4, 4), label, fill="black")
     canvas.save(args.grid)
-    print(f"grid of presets {list(PRESETS)} (seed {args.seed}, model {pipe.model_name!r}"
-          f"{', tiny random weights: NOT a try-on' if pipe.model_name == 'smoke' else ''}) "
-          f"-> {args.grid}")
-    print(json.dumps({"grid": str(args.grid), "model": pipe.model_name, "seed": args.seed,
-                      "seconds": rows, "device": str(device)}))
+    print(
+        f"grid of presets {list(PRESETS)} (seed {args.seed}, model {pipe.model_name!r}"
+        f"{', tiny random weights: NOT a try-on' if pipe.model_name == 'smoke' else ''}) "
+        f"-> {args.grid}"
+    )
+    print(
+        json.dumps(
+            {
+                "grid": str(args.grid),
+                "model": pipe.model_name,
+                "seed": args.seed,
+                "seconds": rows,
+                "device": str(device),
+            }
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -193,18 +258,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--height", type=int)
     parser.add_argument("--width", type=int)
     parser.add_argument("--variant", choices=["maskfree", "mask"], default="maskfree")
-    parser.add_argument("--model", choices=["catvton", "fashn-vton-1.5"], default="catvton",
-                        help="fashn-vton-1.5: FASHN VTON v1.5 (bench/weave_fashn.py; prints FLOPs per image)")
+    parser.add_argument(
+        "--model",
+        choices=["catvton", "fashn-vton-1.5"],
+        default="catvton",
+        help="fashn-vton-1.5: FASHN VTON v1.5 (bench/weave_fashn.py; prints FLOPs per image)",
+    )
     parser.add_argument("--tiny", action="store_true", help="FASHN: the tiny test architecture")
-    parser.add_argument("--warmup", type=int, default=1,
-                        help="untimed one-step runs per batch size first (default 1)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed one-step runs per batch size first (default 1)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the UNet")
     parser.add_argument("--cuda-graphs", action="store_true", help="compile mode reduce-overhead")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--sdpa", default="auto", choices=SDPA_BACKENDS)
     parser.add_argument("--no-tf32", action="store_true")
-    parser.add_argument("--no-vae-slicing", action="store_true",
-                        help="VAE-encode and decode a whole batch at once (more memory)")
+    parser.add_argument(
+        "--no-vae-slicing", action="store_true", help="VAE-encode and decode a whole batch at once (more memory)"
+    )
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--grid", type=Path, help="save a side-by-side grid of the presets")
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
@@ -213,8 +282,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                          else ("cpu" if args.device == "auto" else args.device))
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
     if args.model == "fashn-vton-1.5":
         from bench.weave_fashn import run as run_fashn
 
@@ -237,41 +309,62 @@ def main(argv: list[str] | None = None) -> None:
     in_channels = 9 if args.variant == "mask" else 8
     start = time.perf_counter()
     unet32, vae32 = build(in_channels, device)
-    params = (sum(p.numel() for p in unet32.parameters()),
-              sum(p.numel() for p in vae32.parameters()))
-    print(f"built random SD-1.5 UNet ({params[0] / 1e6:.1f} M params, in_channels "
-          f"{in_channels}) + sd-vae-ft-mse VAE ({params[1] / 1e6:.1f} M) on {device} in "
-          f"{time.perf_counter() - start:.1f} s")
+    params = (sum(p.numel() for p in unet32.parameters()), sum(p.numel() for p in vae32.parameters()))
+    print(
+        f"built random SD-1.5 UNet ({params[0] / 1e6:.1f} M params, in_channels "
+        f"{in_channels}) + sd-vae-ft-mse VAE ({params[1] / 1e6:.1f} M) on {device} in "
+        f"{time.perf_counter() - start:.1f} s"
+    )
     if reduced:
-        print(f"CPU run: REDUCED size {args.height}x{args.width}, {steps} steps, batches "
-              f"{batches} (the GPU run is 1024x768, 50 steps, batches 1 2 4)")
-    print(f"{args.variant}, {args.height}x{args.width}, {steps} steps, guidance 2.5, warmup "
-          f"{warmup}, compile {args.compile}, cuda graphs {args.cuda_graphs}, channels_last "
-          f"{args.channels_last}, sdpa {args.sdpa}, vae slicing {not args.no_vae_slicing}, "
-          f"torch {torch.__version__}, "
-          f"{os.cpu_count()} cpu cores, load {os.getloadavg()[0]:.1f}")
+        print(
+            f"CPU run: REDUCED size {args.height}x{args.width}, {steps} steps, batches "
+            f"{batches} (the GPU run is 1024x768, 50 steps, batches 1 2 4)"
+        )
+    print(
+        f"{args.variant}, {args.height}x{args.width}, {steps} steps, guidance 2.5, warmup "
+        f"{warmup}, compile {args.compile}, cuda graphs {args.cuda_graphs}, channels_last "
+        f"{args.channels_last}, sdpa {args.sdpa}, vae slicing {not args.no_vae_slicing}, "
+        f"torch {torch.__version__}, "
+        f"{os.cpu_count()} cpu cores, load {os.getloadavg()[0]:.1f}"
+    )
 
     rows, first_images = [], {}
     for name in dtypes:
         dtype = DTYPES[name]
         unet = unet32 if dtype == torch.float32 else copy.deepcopy(unet32).to(dtype)
         vae = vae32 if dtype == torch.float32 else copy.deepcopy(vae32).to(dtype)
-        options = PipelineOptions(max_batch_size=max(batches), compile=args.compile,
-                                  cuda_graphs=args.cuda_graphs, channels_last=args.channels_last,
-                                  sdpa_backend=args.sdpa, tf32=not args.no_tf32,
-                                  vae_slicing=not args.no_vae_slicing)
-        pipe = CatVTONPipeline(vae=vae, unet=unet, scheduler=scheduler(), variant=args.variant,
-                               model_name="random-real", options=options)
+        options = PipelineOptions(
+            max_batch_size=max(batches),
+            compile=args.compile,
+            cuda_graphs=args.cuda_graphs,
+            channels_last=args.channels_last,
+            sdpa_backend=args.sdpa,
+            tf32=not args.no_tf32,
+            vae_slicing=not args.no_vae_slicing,
+        )
+        pipe = CatVTONPipeline(
+            vae=vae, unet=unet, scheduler=scheduler(), variant=args.variant, model_name="random-real", options=options
+        )
         for batch in batches:
-            seconds, peak, results = time_pipeline(pipe, device, batch, steps, args.height,
-                                                   args.width, warmup)
+            seconds, peak, results = time_pipeline(pipe, device, batch, steps, args.height, args.width, warmup)
             first_images.setdefault(name, results[0].image)
-            rows.append({"dtype": name, "batch": batch, "seconds": seconds,
-                         "s_per_image": seconds / batch, "images_per_s": batch / seconds,
-                         "steps_per_s": steps / seconds, "peak_mem_gb": peak})
-            print(f"  {name:>5} batch {batch}: {seconds:8.2f} s, {seconds / batch:7.2f} s/image, "
-                  f"{batch / seconds:6.3f} images/s, {steps / seconds:6.2f} steps/s, peak "
-                  f"{peak:5.2f} GB{'' if gpu else ' (process RSS)'}", flush=True)
+            rows.append(
+                {
+                    "dtype": name,
+                    "batch": batch,
+                    "seconds": seconds,
+                    "s_per_image": seconds / batch,
+                    "images_per_s": batch / seconds,
+                    "steps_per_s": steps / seconds,
+                    "peak_mem_gb": peak,
+                }
+            )
+            print(
+                f"  {name:>5} batch {batch}: {seconds:8.2f} s, {seconds / batch:7.2f} s/image, "
+                f"{batch / seconds:6.3f} images/s, {steps / seconds:6.2f} steps/s, peak "
+                f"{peak:5.2f} GB{'' if gpu else ' (process RSS)'}",
+                flush=True,
+            )
         if unet is not unet32:
             del pipe, unet, vae
             if gpu:
@@ -284,16 +377,13 @@ def main(argv: list[str] | None = None) -> None:
         person, garment = inputs(args.height, args.width, 0)
         sync(device)
         start = time.perf_counter()
-        image = plain_tryon(unet32, vae32, scheduler(), person, garment, 0, steps, 2.5,
-                            args.height, args.width)
+        image = plain_tryon(unet32, vae32, scheduler(), person, garment, 0, steps, 2.5, args.height, args.width)
         sync(device)
         baseline_s = time.perf_counter() - start
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
-        print(f"  baseline (plain loop, fp32, TF32 off, eager, one request at a time): "
-              f"{baseline_s:.2f} s/image")
+        print(f"  baseline (plain loop, fp32, TF32 off, eager, one request at a time): {baseline_s:.2f} s/image")
         if "fp32" in first_images:
-            diff = int(np.abs(np.asarray(image, np.int16)
-                              - np.asarray(first_images["fp32"], np.int16)).max())
+            diff = int(np.abs(np.asarray(image, np.int16) - np.asarray(first_images["fp32"], np.int16)).max())
             print(f"  pipeline fp32 vs plain loop, same seed: max pixel difference {diff}")
 
     main_rows = [r for r in rows if r["dtype"] == dtypes[0]]
@@ -306,22 +396,35 @@ def main(argv: list[str] | None = None) -> None:
     def pick(batch: int, key: str):
         return round(by_batch[batch][key], 4) if batch in by_batch else None
 
-    print(json.dumps({
-        "device": torch.cuda.get_device_name(device) if gpu else "cpu",
-        "dtype": dtypes[0], "variant": args.variant, "height": args.height,
-        "width": args.width, "steps": steps, "reduced": reduced,
-        "s_per_image_b1": pick(1, "s_per_image"), "s_per_image_b2": pick(2, "s_per_image"),
-        "s_per_image_b4": pick(4, "s_per_image"), "images_per_s_b1": pick(1, "images_per_s"),
-        "images_per_s_b4": pick(4, "images_per_s"), "steps_per_s_b1": pick(1, "steps_per_s"),
-        "peak_mem_gb": round(max(r["peak_mem_gb"] for r in main_rows), 3),
-        "baseline_s_per_image": round(baseline_s, 4) if baseline_s else None,
-        "speedup_vs_baseline": speedup, "baseline_max_pixel_diff": diff,
-        "compile": args.compile, "cuda_graphs": args.cuda_graphs,
-        "channels_last": args.channels_last, "sdpa": args.sdpa,
-        "vae_slicing": not args.no_vae_slicing,
-        "rows": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
-                 for r in rows],
-    }))
+    print(
+        json.dumps(
+            {
+                "device": torch.cuda.get_device_name(device) if gpu else "cpu",
+                "dtype": dtypes[0],
+                "variant": args.variant,
+                "height": args.height,
+                "width": args.width,
+                "steps": steps,
+                "reduced": reduced,
+                "s_per_image_b1": pick(1, "s_per_image"),
+                "s_per_image_b2": pick(2, "s_per_image"),
+                "s_per_image_b4": pick(4, "s_per_image"),
+                "images_per_s_b1": pick(1, "images_per_s"),
+                "images_per_s_b4": pick(4, "images_per_s"),
+                "steps_per_s_b1": pick(1, "steps_per_s"),
+                "peak_mem_gb": round(max(r["peak_mem_gb"] for r in main_rows), 3),
+                "baseline_s_per_image": round(baseline_s, 4) if baseline_s else None,
+                "speedup_vs_baseline": speedup,
+                "baseline_max_pixel_diff": diff,
+                "compile": args.compile,
+                "cuda_graphs": args.cuda_graphs,
+                "channels_last": args.channels_last,
+                "sdpa": args.sdpa,
+                "vae_slicing": not args.no_vae_slicing,
+                "rows": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ without, each in a fresh process so the peak is its own (CUDA: max_memory_alloca
 the process's peak RSS above its level after loading). Last line: one JSON object.
 On a CPU the default size is 512 x 384 (the GPU runs 1024 x 768) and it says so.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,11 @@ def one_run(slicing: bool, batch: int, height: int, width: int, dtype: str, devi
         latents = vae.encode(images).latent_dist.mean
         _ = vae.decode(latents[:batch]).sample
     sync(dev)
-    return {"slicing": slicing, "seconds": round(time.perf_counter() - start, 3),
-            "peak_gb": round(peak_gb(dev) - base, 3)}
+    return {
+        "slicing": slicing,
+        "seconds": round(time.perf_counter() - start, 3),
+        "peak_gb": round(peak_gb(dev) - base, 3),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -67,26 +71,55 @@ def main(argv: list[str] | None = None) -> None:
 
     if not gpu and args.height is None:
         print(f"CPU run: REDUCED size {height}x{width} (the GPU run is 1024x768)")
-    print(f"sd-vae-ft-mse (random weights), {dtype} on {device}: encode {2 * args.batch} images "
-          f"and decode {args.batch} at {height}x{width}, torch {torch.__version__}")
+    print(
+        f"sd-vae-ft-mse (random weights), {dtype} on {device}: encode {2 * args.batch} images "
+        f"and decode {args.batch} at {height}x{width}, torch {torch.__version__}"
+    )
     rows = []
     for mode in ("whole", "slicing"):
-        out = subprocess.run([sys.executable, __file__, "--one", mode, "--batch", str(args.batch),
-                              "--height", str(height), "--width", str(width), "--dtype", dtype,
-                              "--device", device], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                mode,
+                "--batch",
+                str(args.batch),
+                "--height",
+                str(height),
+                "--width",
+                str(width),
+                "--dtype",
+                dtype,
+                "--device",
+                device,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(f"{'vae':<18}{'seconds':>10}{'peak GB':>10}")
     for row in rows:
         name = "one at a time" if row["slicing"] else "whole batch"
         print(f"{name:<18}{row['seconds']:>10.2f}{row['peak_gb']:>10.2f}")
     whole, sliced = rows
-    print(json.dumps({
-        "device": torch.cuda.get_device_name(device) if gpu else "cpu", "dtype": dtype,
-        "batch": args.batch, "height": height, "width": width,
-        "whole_peak_gb": whole["peak_gb"], "sliced_peak_gb": sliced["peak_gb"],
-        "whole_s": whole["seconds"], "sliced_s": sliced["seconds"],
-        "peak_ratio": round(whole["peak_gb"] / sliced["peak_gb"], 2) if sliced["peak_gb"] else None,
-    }))
+    print(
+        json.dumps(
+            {
+                "device": torch.cuda.get_device_name(device) if gpu else "cpu",
+                "dtype": dtype,
+                "batch": args.batch,
+                "height": height,
+                "width": width,
+                "whole_peak_gb": whole["peak_gb"],
+                "sliced_peak_gb": sliced["peak_gb"],
+                "whole_s": whole["seconds"],
+                "sliced_s": sliced["seconds"],
+                "peak_ratio": round(whole["peak_gb"] / sliced["peak_gb"], 2) if sliced["peak_gb"] else None,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

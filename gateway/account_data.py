@@ -5,6 +5,7 @@ notification_outbox), every
 stored object under the user's key prefixes (and any key a row of theirs names outside
 them), and the user's entries in the notification replay stream in Redis.
 """
+
 from __future__ import annotations
 
 import io
@@ -64,8 +65,17 @@ def referenced_keys(session: Session, user_id: str) -> set[str]:
     """Every storage key the user's rows name."""
     keys: set[str] = set()
     for tryon in session.scalars(select(TryOn).where(TryOn.user_id == user_id)):
-        keys.update(k for k in (tryon.user_snap, tryon.uncleaned_outfit, tryon.cleaned_outfit,
-                                tryon.outfit_try_on, tryon.person_mask) if k)
+        keys.update(
+            k
+            for k in (
+                tryon.user_snap,
+                tryon.uncleaned_outfit,
+                tryon.cleaned_outfit,
+                tryon.outfit_try_on,
+                tryon.person_mask,
+            )
+            if k
+        )
     keys.update(k for k in session.scalars(select(Job.result_key).where(Job.user_id == user_id)) if k)
     keys.update(session.scalars(select(GarmentAsset.key).where(GarmentAsset.user_id == user_id)))
     return keys
@@ -85,8 +95,11 @@ def delete_account(
 
     Objects go first: if storage fails, the account is still there to try again.
     """
-    outside = {key for key in referenced_keys(session, user_id)
-               if not any(key.startswith(prefix) for prefix in user_prefixes(user_id))}
+    outside = {
+        key
+        for key in referenced_keys(session, user_id)
+        if not any(key.startswith(prefix) for prefix in user_prefixes(user_id))
+    }
     objects = sum(storage.delete_prefix(prefix) for prefix in user_prefixes(user_id))
     for key in outside:
         storage.delete(key)
@@ -150,8 +163,9 @@ def export_account(
     assets = session.scalars(select(GarmentAsset).where(GarmentAsset.user_id == user_id)).all()
     notifications = []
     if redis_client is not None and stream:
-        notifications = [dict(message, event_id=entry_id) for entry_id, message in
-                         _notifications(redis_client, stream, user_id)]
+        notifications = [
+            dict(message, event_id=entry_id) for entry_id, message in _notifications(redis_client, stream, user_id)
+        ]
     documents: dict[str, Any] = {
         "account.json": account_dict(user),
         "tryons.json": [tryon_to_dict(t) for t in tryons],
@@ -166,8 +180,11 @@ def export_account(
             zf.writestr(name, json.dumps(document, indent=2, default=str))
         for key in user_object_keys(session, storage, user_id):
             # images are compressed already: store them as they are
-            zf.writestr(zipfile.ZipInfo(f"objects/{key}", date_time=_zip_time(now)), storage.get(key),
-                        compress_type=zipfile.ZIP_STORED)
+            zf.writestr(
+                zipfile.ZipInfo(f"objects/{key}", date_time=_zip_time(now)),
+                storage.get(key),
+                compress_type=zipfile.ZIP_STORED,
+            )
     archive.seek(0)
     return archive
 

@@ -7,6 +7,7 @@ looks its key up in the database, so a revocation holds at once on every replica
 GET/PUT /webhook-settings and POST /webhook-settings/rotate-secret manage the default
 webhook URL and the signing secret (Standard Webhooks, "whsec_" + base64).
 """
+
 from __future__ import annotations
 
 import functools
@@ -60,8 +61,9 @@ def _rate_limit(value: str | None) -> str | None:
     try:
         parse(value)
     except ValueError:
-        raise BadRequest(f"rate_limit must be like '60 per minute' or '5/second', got {show(value)}",
-                         field="rate_limit") from None
+        raise BadRequest(
+            f"rate_limit must be like '60 per minute' or '5/second', got {show(value)}", field="rate_limit"
+        ) from None
     return value
 
 
@@ -79,8 +81,9 @@ def create_key() -> tuple[Response, int]:
     if len(live) >= MAX_KEYS:
         raise BadRequest(f"you have {len(live)} keys, the most allowed; revoke one first", field="name")
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey(user_id=user.id, name=name, prefix=secret[:SHOWN_PREFIX_CHARS], key_hash=hash_key(secret),
-                 rate_limit=rate_limit)
+    key = ApiKey(
+        user_id=user.id, name=name, prefix=secret[:SHOWN_PREFIX_CHARS], key_hash=hash_key(secret), rate_limit=rate_limit
+    )
     session.add(key)
     session.commit()
     return jsonify({**key_to_dict(key), "key": secret}), 201
@@ -89,9 +92,11 @@ def create_key() -> tuple[Response, int]:
 @bp.get("/api-keys")
 @auth.login_required
 def list_keys() -> Response:
-    keys = resources.db().scalars(
-        select(ApiKey).where(ApiKey.user_id == auth.current_user().id).order_by(ApiKey.created_at.desc())
-    ).all()
+    keys = (
+        resources.db()
+        .scalars(select(ApiKey).where(ApiKey.user_id == auth.current_user().id).order_by(ApiKey.created_at.desc()))
+        .all()
+    )
     return jsonify({"keys": [key_to_dict(k) for k in keys]})
 
 

@@ -1,4 +1,5 @@
 """The gateway's WSGI app: `gunicorn -c gateway/gunicorn.conf.py 'gateway.app:create_app()'`."""
+
 from __future__ import annotations
 
 from flask import Flask
@@ -38,7 +39,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.frontend_origins:
         from flask_cors import CORS
 
-        CORS(app, origins=list(settings.frontend_origins), supports_credentials=True,
-             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-             expose_headers=["Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining"])
+        CORS(
+            app,
+            origins=list(settings.frontend_origins),
+            supports_credentials=True,
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining"],
+        )
     return app

@@ -7,6 +7,7 @@ Tokens: HS256 JWTs signed with Settings.jwt_secret, claims `userId` and `sub` (t
 earlier token), `iat`, `exp`, and `purpose: "ws"` on the short-lived WebSocket tokens.
 A request authenticates with `Authorization: Bearer <token>` or the `token` cookie.
 """
+
 from __future__ import annotations
 
 import functools
@@ -96,7 +97,9 @@ def request_token(*, allow_query: bool = False) -> tuple[str | None, str]:
     return (cookie or None), "cookie"
 
 
-def user_for_token(session: Session, settings: Settings, token: str | None, *, purposes: tuple[str | None, ...]) -> User:
+def user_for_token(
+    session: Session, settings: Settings, token: str | None, *, purposes: tuple[str | None, ...]
+) -> User:
     """The live user a token names; Unauthorized for a bad, expired, revoked or misused token."""
     if not token:
         raise unauthorized()

@@ -5,6 +5,7 @@ wrong method, body too large, rate limit) are mapped onto the same shape; anythi
 logged and answers a 500 that reveals nothing, or a 503 when the database, Redis or object
 storage is down. The mapping is shared with the functions' runtime (shared/http_errors.py).
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,6 +17,7 @@ from shared import errors as e
 from shared.http_errors import as_proteus_error, from_http_exception, internal_error
 
 log = logging.getLogger("proteus.gateway")
+
 
 def error_response(error: e.ProteusError) -> Response:
     response = jsonify(error.to_dict())

@@ -14,6 +14,7 @@ PORT (8000), WEB_CONCURRENCY (worker processes, 1; each holds its own sockets an
 Redis subscription), GUNICORN_WORKER_CONNECTIONS (requests and WebSocket handshakes in flight per worker, 20000),
 GUNICORN_TIMEOUT (30).
 """
+
 from __future__ import annotations
 
 import os

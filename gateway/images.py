@@ -7,6 +7,7 @@ carrying size and type conditions when the client asks for POST or declares file
 Download: `{"key"}` -> a GET URL, only for keys under the caller's own prefixes; any other
 key answers 404, as if it did not exist.
 """
+
 from __future__ import annotations
 
 import re
@@ -17,8 +18,8 @@ from gateway import auth, resources
 from gateway.limits import rate_limited
 from gateway.upload_signing import sign_upload
 from gateway.validation import parse_body, show
-from shared.contracts.fields import KEY_PATTERN, MAX_KEY_LENGTH
 from shared.contracts.events import UploadRequested
+from shared.contracts.fields import KEY_PATTERN, MAX_KEY_LENGTH
 from shared.contracts.rest import PresignDownloadRequest, PresignUploadRequest
 from shared.errors import NotFound
 from shared.storage.base import expiry_time
@@ -34,12 +35,19 @@ def presigned_upload_url() -> Response:
     body = parse_body(PresignUploadRequest)
     settings = resources.settings()
     # Refused here with the API's field names (415 fileType, 413 fileSize); the stage checks again.
-    _, content_type, size = check_upload(settings, file_name=body.fileName, content_type=body.fileType,
-                                         size=body.fileSize)
-    signed = sign_upload(settings, UploadRequested(
-        user_id=auth.current_user().id, file_name=safe_file_name(body.fileName), content_type=content_type,
-        size=size, method=body.method,
-    ))
+    _, content_type, size = check_upload(
+        settings, file_name=body.fileName, content_type=body.fileType, size=body.fileSize
+    )
+    signed = sign_upload(
+        settings,
+        UploadRequested(
+            user_id=auth.current_user().id,
+            file_name=safe_file_name(body.fileName),
+            content_type=content_type,
+            size=size,
+            method=body.method,
+        ),
+    )
     return jsonify(
         {
             "key": signed.key,

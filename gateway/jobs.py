@@ -5,6 +5,7 @@ published; an `Idempotency-Key` header makes a retry answer the same job and pub
 nothing new. Existence and size of the objects are checked by enqueue / tailor, which
 fail the job (and tell the user's sockets) when an object is missing or not an image.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,10 +23,16 @@ from shared import event_types as t
 from shared import jobs
 from shared.contracts.fields import IDEMPOTENCY_KEY_PATTERN
 from shared.contracts.rest import TailorJobRequest, WeaveJobRequest
-from shared.db.models import Job, TryOn
 from shared.contracts.tryon import MODELS, parser_free, preset_for, resolve_model
+from shared.db.models import Job, TryOn
 from shared.errors import (
-    BadRequest, ClientError, Conflict, DependencyUnavailable, LicenceRestricted, ModelNotLoaded, NotFound,
+    BadRequest,
+    ClientError,
+    Conflict,
+    DependencyUnavailable,
+    LicenceRestricted,
+    ModelNotLoaded,
+    NotFound,
 )
 from shared.events import make_event, source_for
 from shared.streams.publish import publish
@@ -60,8 +67,9 @@ def _weave_params(body: WeaveJobRequest, default_category: str | None) -> dict[s
     for name, (low, high) in (("steps", spec.steps_range), ("guidance", spec.guidance_range)):
         given = params.get(name)
         if given is not None and not low <= given <= high:
-            raise BadRequest(f"{name} must be from {low:g} to {high:g} for model {model!r}, got {show(given)}",
-                             field=name)
+            raise BadRequest(
+                f"{name} must be from {low:g} to {high:g} for model {model!r}, got {show(given)}", field=name
+            )
     return params
 
 
@@ -69,11 +77,13 @@ def _check_model(params: dict[str, Any]) -> str:
     """The model the try-on will run; refused here when this deployment does not serve it, or
     (COMMERCIAL) when the request needs a non-commercial component."""
     settings = resources.settings()
-    model = resolve_model(params.get("model"), params.get("variant"), bool(params.get("mask_key")),
-                          settings.weave_default_model)
+    model = resolve_model(
+        params.get("model"), params.get("variant"), bool(params.get("mask_key")), settings.weave_default_model
+    )
     if model not in settings.weave_models:
-        raise ModelNotLoaded(f"model {model!r} is not served here (served: {', '.join(settings.weave_models)})",
-                             field="model")
+        raise ModelNotLoaded(
+            f"model {model!r} is not served here (served: {', '.join(settings.weave_models)})", field="model"
+        )
     if settings.commercial:
         if not parser_free(model, params.get("garment_photo_type"), params.get("segmentation_free")):
             field = "segmentation_free" if params.get("segmentation_free") is False else "garment_photo_type"
@@ -81,11 +91,14 @@ def _check_model(params: dict[str, Any]) -> str:
                 f"this deployment runs only commercially licensed components; {field} "
                 f"{show(params.get(field))} needs the FASHN human parser (NVIDIA SegFormer licence, non-commercial). "
                 f"Send a product-shot garment with garment_photo_type 'flat-lay' and segmentation_free true",
-                field=field)
+                field=field,
+            )
         if params["category"] == "auto":
             raise LicenceRestricted(
                 "category 'auto' needs tailor's garment parser (NVIDIA SegFormer licence, non-commercial), which "
-                "this commercial deployment does not run; send category upper, lower or overall", field="category")
+                "this commercial deployment does not run; send category upper, lower or overall",
+                field="category",
+            )
     return model
 
 
@@ -136,8 +149,9 @@ def _start(job_type: str, event_type: str, tryon: TryOn, params: dict[str, Any])
             job.error = NOT_SENT
             session.commit()
             if isinstance(exc, DependencyUnavailable):
-                raise DependencyUnavailable(f"{exc.message}; the job was not queued yet: try again with the "
-                                            f"same Idempotency-Key") from exc
+                raise DependencyUnavailable(
+                    f"{exc.message}; the job was not queued yet: try again with the same Idempotency-Key"
+                ) from exc
             raise DependencyUnavailable("the job could not be queued; try again") from exc
         if resend:
             job.error = None

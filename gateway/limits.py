@@ -8,6 +8,7 @@ An exceeded limit answers 429 JSON with Retry-After (whole seconds, at least 1).
 answers below 500 count: a request that failed on our side (a 5xx) is not held against
 the caller.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -44,7 +45,7 @@ def _caller() -> str:
 def storage_uri(settings: Settings) -> str:
     url = settings.rate_limit_storage_url or settings.redis_url or "memory://"
     if url.startswith("unix://"):
-        url = "redis+unix://" + url[len("unix://"):]
+        url = "redis+unix://" + url[len("unix://") :]
     return url
 
 
@@ -83,5 +84,6 @@ def init_app(app: Flask, settings: Settings) -> Limiter:
     for endpoint, view in list(app.view_functions.items()):
         if getattr(view, MARK, False):
             app.view_functions[endpoint] = limiter.limit(  # type: ignore[assignment]
-                lambda: settings.rate_limit, deduct_when=counts)(view)
+                lambda: settings.rate_limit, deduct_when=counts
+            )(view)
     return limiter

@@ -4,6 +4,7 @@ Each request is a server span (continuing a `traceparent` header if the client s
 events the request publishes carry its context on (shared.events.make_event). The route
 label is the URL rule (`/vton/<vton_id>`), never the path, so ids never become labels.
 """
+
 from __future__ import annotations
 
 import time
@@ -45,7 +46,8 @@ def _before() -> None:
     if tracing.enabled() and request.path != "/metrics":
         route = _route()
         g.proteus_span = tracing.start_span(
-            f"{request.method} {route}", carrier={k.lower(): v for k, v in request.headers.items()},
+            f"{request.method} {route}",
+            carrier={k.lower(): v for k, v in request.headers.items()},
             attributes={"http.request.method": request.method, "http.route": route},
         )
 

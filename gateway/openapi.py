@@ -6,6 +6,7 @@ The request bodies' schemas are generated from shared/contracts/rest.py; the pat
 response shapes are written here. Tests validate the document with openapi-spec-validator, check that every Flask route is
 described here, and validate real response bodies against the operation's schema.
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,7 +30,9 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def obj(properties: dict[str, Any], required: tuple[str, ...] = (), *, closed: bool = True, **extra: Any) -> dict[str, Any]:
+def obj(
+    properties: dict[str, Any], required: tuple[str, ...] = (), *, closed: bool = True, **extra: Any
+) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "object", "properties": properties, "required": list(required)}
     if closed:
         schema["additionalProperties"] = False
@@ -71,7 +74,11 @@ SCHEMAS: dict[str, Any] = {
         ("id", "user_name", "email", "createdAt", "updatedAt"),
     ),
     "LoginResponse": obj(
-        {"message": {"type": "string"}, "token": {"type": "string", "description": "JWT (HS256)."}, "user": ref("User")},
+        {
+            "message": {"type": "string"},
+            "token": {"type": "string", "description": "JWT (HS256)."},
+            "user": ref("User"),
+        },
         ("message", "token", "user"),
     ),
     "WsToken": obj(
@@ -108,25 +115,44 @@ SCHEMAS: dict[str, Any] = {
             "progress": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
             "progress_step": {"type": ["integer", "null"]},
             "progress_steps": {"type": ["integer", "null"]},
-            "model": {"type": ["string", "null"],
-                      "description": "The model of its newest try-on job (e.g. fashn-vton-1.5); null before any."},
+            "model": {
+                "type": ["string", "null"],
+                "description": "The model of its newest try-on job (e.g. fashn-vton-1.5); null before any.",
+            },
             "seed": {"type": ["integer", "null"], "description": "The seed of its newest try-on job."},
             "result_expired_at": {
-                "type": ["string", "null"], "format": "date-time",
+                "type": ["string", "null"],
+                "format": "date-time",
                 "description": "When the retention sweep deleted the result (RETENTION_RESULTS_DAYS); "
-                               "outfit_try_on is null from then on.",
+                "outfit_try_on is null from then on.",
             },
             "inputs_expired_at": {
-                "type": ["string", "null"], "format": "date-time",
+                "type": ["string", "null"],
+                "format": "date-time",
                 "description": "When the retention sweep deleted the uploaded photos (RETENTION_UPLOADS_DAYS).",
             },
             "createdAt": TIME,
             "updatedAt": TIME,
         },
         (
-            "id", "user_id", "user_snap", "uncleaned_outfit", "cleaned_outfit", "outfit_try_on", "person_mask",
-            "category", "category_requested", "status", "error", "progress", "progress_step", "progress_steps",
-            "result_expired_at", "inputs_expired_at", "createdAt", "updatedAt",
+            "id",
+            "user_id",
+            "user_snap",
+            "uncleaned_outfit",
+            "cleaned_outfit",
+            "outfit_try_on",
+            "person_mask",
+            "category",
+            "category_requested",
+            "status",
+            "error",
+            "progress",
+            "progress_step",
+            "progress_steps",
+            "result_expired_at",
+            "inputs_expired_at",
+            "createdAt",
+            "updatedAt",
         ),
     ),
     "TryOnList": {"type": "array", "items": ref("TryOn")},
@@ -175,7 +201,10 @@ SCHEMAS: dict[str, Any] = {
             "smoke": {"type": "boolean", "description": "True when weave or tailor runs a smoke model."},
             "warnings": {"type": "array", "items": {"type": "string"}},
             "limits": obj(
-                {"max_upload_bytes": {"type": "integer"}, "image_content_types": {"type": "array", "items": {"type": "string"}}},
+                {
+                    "max_upload_bytes": {"type": "integer"},
+                    "image_content_types": {"type": "array", "items": {"type": "string"}},
+                },
                 ("max_upload_bytes", "image_content_types"),
             ),
             "websockets": {"type": "integer", "minimum": 0, "description": "Sockets held by this process."},
@@ -239,7 +268,7 @@ def body(schema_name: str) -> dict[str, Any]:
 
 
 BAD = error("Invalid body or parameter (names the field and value).")
-UNAUTHORIZED = error("No, bad, expired or revoked token: {\"message\": \"Unauthorized\"}.")
+UNAUTHORIZED = error('No, bad, expired or revoked token: {"message": "Unauthorized"}.')
 NOT_FOUND = error("No such thing, or someone else's (never revealed which).")
 LIMITED = error("Rate limit exceeded (Retry-After says when to try again).")
 UNAVAILABLE = error("The database, Redis or storage is unavailable; retry.")
@@ -288,35 +317,54 @@ IDEMPOTENCY = {
 PATHS: dict[str, Any] = {
     "/": {
         "get": op(
-            "webPage", "The web page (gateway/static/index.html)",
+            "webPage",
+            "The web page (gateway/static/index.html)",
             {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}},
-            tag="site", public=True,
+            tag="site",
+            public=True,
         )
     },
     "/static/{filename}": {
         "get": op(
-            "staticFile", "Files of the web page",
+            "staticFile",
+            "Files of the web page",
             {"200": {"description": "The file", "content": {"*/*": {"schema": {}}}}, "404": NOT_FOUND},
-            tag="site", public=True, params=[path_param("filename", "Path under gateway/static/")],
+            tag="site",
+            public=True,
+            params=[path_param("filename", "Path under gateway/static/")],
         )
     },
     "/health": {
-        "get": op("health", "Dependencies, models in use (smoke flag) and limits", {"200": ok("Health", ref("Health"))},
-                  tag="site", public=True)
+        "get": op(
+            "health",
+            "Dependencies, models in use (smoke flag) and limits",
+            {"200": ok("Health", ref("Health"))},
+            tag="site",
+            public=True,
+        )
     },
     "/healthz": {"get": op("live", "Liveness", {"200": ok("Alive", ref("Live"))}, tag="site", public=True)},
     "/readyz": {
         "get": op(
-            "ready", "Readiness: database, Redis and storage answer",
-            {"200": ok("Ready", ref("Ready")), "503": ok("Not ready", ref("Ready"))}, tag="site", public=True,
+            "ready",
+            "Readiness: database, Redis and storage answer",
+            {"200": ok("Ready", ref("Ready")), "503": ok("Not ready", ref("Ready"))},
+            tag="site",
+            public=True,
         )
     },
     "/metrics": {
         "get": op(
-            "metrics", "Prometheus metrics of this gateway (every worker): requests, sockets, push latency",
-            {"200": {"description": "Prometheus text format",
-                     "content": {"text/plain": {"schema": {"type": "string"}}}}},
-            tag="site", public=True,
+            "metrics",
+            "Prometheus metrics of this gateway (every worker): requests, sockets, push latency",
+            {
+                "200": {
+                    "description": "Prometheus text format",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+            tag="site",
+            public=True,
         )
     },
     "/openapi.json": {
@@ -324,15 +372,24 @@ PATHS: dict[str, Any] = {
     },
     "/user/signup": {
         "post": op(
-            "signup", "Create an account",
-            {"201": ok("The new user (never the password hash)", ref("User")), "400": BAD, "413": TOO_LARGE, "429": LIMITED},
-            tag="user", request="SignupRequest", public=True,
+            "signup",
+            "Create an account",
+            {
+                "201": ok("The new user (never the password hash)", ref("User")),
+                "400": BAD,
+                "413": TOO_LARGE,
+                "429": LIMITED,
+            },
+            tag="user",
+            request="SignupRequest",
+            public=True,
             description="A taken email (compared case-insensitively) is a 400 naming `email`.",
         )
     },
     "/user/login": {
         "post": op(
-            "login", "Log in: the token in the body and as the HttpOnly cookie `token`",
+            "login",
+            "Log in: the token in the body and as the HttpOnly cookie `token`",
             {
                 "200": ok("Logged in", ref("LoginResponse")),
                 "400": BAD,
@@ -340,31 +397,50 @@ PATHS: dict[str, Any] = {
                 "413": TOO_LARGE,
                 "429": LIMITED,
             },
-            tag="user", request="LoginRequest", public=True,
+            tag="user",
+            request="LoginRequest",
+            public=True,
         )
     },
     "/user/logout": {
-        "post": op("logout", "Revoke every token of the user (if the request has a valid one) and clear the cookie",
-                   {"200": ok("Logged out", ref("Message"))}, tag="user")
+        "post": op(
+            "logout",
+            "Revoke every token of the user (if the request has a valid one) and clear the cookie",
+            {"200": ok("Logged out", ref("Message"))},
+            tag="user",
+        )
     },
     "/user": {
         "get": op("getUser", "The current user", {"200": ok("The user", ref("User"))}, tag="user"),
         "put": op(
-            "updateUser", "Change user_name, email and/or password (a new password revokes earlier tokens)",
-            {"200": ok("The user (and a new token after a password change)", ref("UpdatedUser")), "400": BAD, "413": TOO_LARGE},
-            tag="user", request="UserUpdate",
+            "updateUser",
+            "Change user_name, email and/or password (a new password revokes earlier tokens)",
+            {
+                "200": ok("The user (and a new token after a password change)", ref("UpdatedUser")),
+                "400": BAD,
+                "413": TOO_LARGE,
+            },
+            tag="user",
+            request="UserUpdate",
         ),
         "delete": op(
-            "deleteUser", "Delete the account, all its rows, all its stored objects and its kept notifications",
-            {"204": {"description": "Deleted"}}, tag="user",
+            "deleteUser",
+            "Delete the account, all its rows, all its stored objects and its kept notifications",
+            {"204": {"description": "Deleted"}},
+            tag="user",
         ),
     },
     "/user/export": {
         "get": op(
-            "exportUser", "Everything held about the caller as one zip archive",
-            {"200": {"description": "A zip: README.txt, account.json, tryons.json, jobs.json, garment_assets.json, "
-                                    "notifications.json and objects/<key> for every stored image",
-                     "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}},
+            "exportUser",
+            "Everything held about the caller as one zip archive",
+            {
+                "200": {
+                    "description": "A zip: README.txt, account.json, tryons.json, jobs.json, garment_assets.json, "
+                    "notifications.json and objects/<key> for every stored image",
+                    "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+                }
+            },
             tag="user",
         )
     },
@@ -373,93 +449,152 @@ PATHS: dict[str, Any] = {
     },
     "/images/presignedUploadUrl": {
         "post": op(
-            "presignUpload", "Presign an upload under uploads/<userId>/",
+            "presignUpload",
+            "Presign an upload under uploads/<userId>/",
             {
-                "200": ok("How to upload: PUT with headers, or POST a form with fields then `file`", ref("PresignedUpload")),
+                "200": ok(
+                    "How to upload: PUT with headers, or POST a form with fields then `file`", ref("PresignedUpload")
+                ),
                 "400": BAD,
                 "413": error("fileSize is over the upload limit."),
                 "415": error("fileType is not an accepted image type."),
                 "429": LIMITED,
             },
-            tag="images", request="PresignUploadRequest",
+            tag="images",
+            request="PresignUploadRequest",
         )
     },
     "/images/presignedDownloadUrl": {
         "post": op(
-            "presignDownload", "Presign a download of one of the caller's objects",
+            "presignDownload",
+            "Presign a download of one of the caller's objects",
             {"200": ok("A GET URL", ref("PresignedDownload")), "400": BAD, "404": NOT_FOUND, "413": TOO_LARGE},
-            tag="images", request="PresignDownloadRequest",
+            tag="images",
+            request="PresignDownloadRequest",
         )
     },
     "/vton": {
         "get": op(
-            "listTryOns", "The caller's try-ons, newest first (a bare array)",
+            "listTryOns",
+            "The caller's try-ons, newest first (a bare array)",
             {"200": ok("Try-ons", ref("TryOnList")), "400": BAD},
             tag="vton",
             params=[
-                {"name": "limit", "in": "query",
-                 "description": "Page size. Without limit and before: every try-on; before alone: 50.",
-                 "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
-                {"name": "before", "in": "query", "description": "An ISO 8601 time or a try-on id: older ones only.",
-                 "schema": {"type": "string"}},
-                {"name": "user_id", "in": "query",
-                 "description": "Accepted for the original frontend; any id but the caller's gives [].",
-                 "schema": {"type": "string"}},
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "description": "Page size. Without limit and before: every try-on; before alone: 50.",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+                },
+                {
+                    "name": "before",
+                    "in": "query",
+                    "description": "An ISO 8601 time or a try-on id: older ones only.",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "user_id",
+                    "in": "query",
+                    "description": "Accepted for the original frontend; any id but the caller's gives [].",
+                    "schema": {"type": "string"},
+                },
             ],
         ),
         "post": op(
-            "createTryOn", "Record a try-on from two uploaded images",
-            {"201": ok("The try-on", ref("TryOn")), "400": BAD, "413": TOO_LARGE}, tag="vton", request="TryOnCreate",
+            "createTryOn",
+            "Record a try-on from two uploaded images",
+            {"201": ok("The try-on", ref("TryOn")), "400": BAD, "413": TOO_LARGE},
+            tag="vton",
+            request="TryOnCreate",
         ),
     },
     "/vton/{vton_id}": {
         "put": op(
-            "updateTryOn", "Change keys or category of one of the caller's try-ons",
+            "updateTryOn",
+            "Change keys or category of one of the caller's try-ons",
             {"200": ok("The try-on", ref("TryOn")), "400": BAD, "404": NOT_FOUND, "413": TOO_LARGE},
-            tag="vton", request="TryOnUpdate", params=[path_param("vton_id", "The try-on id")],
+            tag="vton",
+            request="TryOnUpdate",
+            params=[path_param("vton_id", "The try-on id")],
         ),
         "delete": op(
-            "deleteTryOn", "Delete a try-on, its jobs, its results and inputs no other try-on uses",
-            {"204": {"description": "Deleted"}, "404": NOT_FOUND}, tag="vton", params=[path_param("vton_id", "The try-on id")],
+            "deleteTryOn",
+            "Delete a try-on, its jobs, its results and inputs no other try-on uses",
+            {"204": {"description": "Deleted"}, "404": NOT_FOUND},
+            tag="vton",
+            params=[path_param("vton_id", "The try-on id")],
         ),
     },
     "/jobs/weaver": {
         "post": op(
-            "startWeave", "Queue a try-on job (publishes dev.proteus.tryon.requested)",
-            {"202": ok("Queued (or the job of this Idempotency-Key)", ref("JobAccepted")), "400": BAD,
-             "403": error("COMMERCIAL deployments: the request needs a non-commercial component (code "
-                          "licence_restricted; the message says which and what to send instead)."),
-             "404": NOT_FOUND,
-             "409": error("The Idempotency-Key was used for a different request."), "413": TOO_LARGE, "429": LIMITED},
-            tag="jobs", request="WeaveJobRequest", params=[IDEMPOTENCY],
+            "startWeave",
+            "Queue a try-on job (publishes dev.proteus.tryon.requested)",
+            {
+                "202": ok("Queued (or the job of this Idempotency-Key)", ref("JobAccepted")),
+                "400": BAD,
+                "403": error(
+                    "COMMERCIAL deployments: the request needs a non-commercial component (code "
+                    "licence_restricted; the message says which and what to send instead)."
+                ),
+                "404": NOT_FOUND,
+                "409": error("The Idempotency-Key was used for a different request."),
+                "413": TOO_LARGE,
+                "429": LIMITED,
+            },
+            tag="jobs",
+            request="WeaveJobRequest",
+            params=[IDEMPOTENCY],
         )
     },
     "/jobs/tailor": {
         "post": op(
-            "startTailor", "Queue a garment cut-out job (publishes dev.proteus.tailor.requested)",
-            {"202": ok("Queued", ref("JobAccepted")), "400": BAD, "404": NOT_FOUND,
-             "409": error("The Idempotency-Key was used for a different request."), "413": TOO_LARGE, "429": LIMITED},
-            tag="jobs", request="TailorJobRequest", params=[IDEMPOTENCY],
+            "startTailor",
+            "Queue a garment cut-out job (publishes dev.proteus.tailor.requested)",
+            {
+                "202": ok("Queued", ref("JobAccepted")),
+                "400": BAD,
+                "404": NOT_FOUND,
+                "409": error("The Idempotency-Key was used for a different request."),
+                "413": TOO_LARGE,
+                "429": LIMITED,
+            },
+            tag="jobs",
+            request="TailorJobRequest",
+            params=[IDEMPOTENCY],
         )
     },
     "/jobs/{job_id}": {
         "get": op(
-            "getJob", "One of the caller's jobs: status, step k of N, error",
-            {"200": ok("The job", ref("Job")), "404": NOT_FOUND}, tag="jobs", params=[path_param("job_id", "The job id")],
+            "getJob",
+            "One of the caller's jobs: status, step k of N, error",
+            {"200": ok("The job", ref("Job")), "404": NOT_FOUND},
+            tag="jobs",
+            params=[path_param("job_id", "The job id")],
         )
     },
     "/ws": {
         "get": op(
-            "websocket", "WebSocket: job notifications for the caller",
-            {"101": {"description": "Switching protocols; then messages as in x-websocket."},
-             "400": error("Not a WebSocket handshake.")},
-            tag="ws", public=True,
+            "websocket",
+            "WebSocket: job notifications for the caller",
+            {
+                "101": {"description": "Switching protocols; then messages as in x-websocket."},
+                "400": error("Not a WebSocket handshake."),
+            },
+            tag="ws",
+            public=True,
             params=[
-                {"name": "token", "in": "query", "description": "A ws-token or login token (or Bearer header, or cookie).",
-                 "schema": {"type": "string"}},
-                {"name": "last_event_id", "in": "query",
-                 "description": "Replay the caller's completions after this notification stream id first.",
-                 "schema": {"type": "string", "pattern": "^\\d+(-\\d+)?$"}},
+                {
+                    "name": "token",
+                    "in": "query",
+                    "description": "A ws-token or login token (or Bearer header, or cookie).",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "last_event_id",
+                    "in": "query",
+                    "description": "Replay the caller's completions after this notification stream id first.",
+                    "schema": {"type": "string", "pattern": "^\\d+(-\\d+)?$"},
+                },
             ],
             description=(
                 "A bad token closes the socket with code 4401 (4403: cookie from a foreign Origin). "
@@ -469,23 +604,39 @@ PATHS: dict[str, Any] = {
     },
     "/files/{key}": {
         "put": op(
-            "localPut", "Local storage backend only: the presigned PUT upload",
-            {"200": {"description": "Stored"}, "400": BAD, "403": error("Bad or expired signature, wrong Content-Type."),
-             "413": TOO_LARGE},
-            tag="files", public=True, params=[path_param("key", "The storage key")],
+            "localPut",
+            "Local storage backend only: the presigned PUT upload",
+            {
+                "200": {"description": "Stored"},
+                "400": BAD,
+                "403": error("Bad or expired signature, wrong Content-Type."),
+                "413": TOO_LARGE,
+            },
+            tag="files",
+            public=True,
+            params=[path_param("key", "The storage key")],
         ),
         "get": op(
-            "localGet", "Local storage backend only: the presigned download",
-            {"200": {"description": "The object", "content": {"*/*": {"schema": {}}}},
-             "400": BAD, "403": error("Bad or expired signature."), "404": NOT_FOUND},
-            tag="files", public=True, params=[path_param("key", "The storage key")],
+            "localGet",
+            "Local storage backend only: the presigned download",
+            {
+                "200": {"description": "The object", "content": {"*/*": {"schema": {}}}},
+                "400": BAD,
+                "403": error("Bad or expired signature."),
+                "404": NOT_FOUND,
+            },
+            tag="files",
+            public=True,
+            params=[path_param("key", "The storage key")],
         ),
     },
     "/files": {
         "post": op(
-            "localPost", "Local storage backend only: the presigned POST form upload",
+            "localPost",
+            "Local storage backend only: the presigned POST form upload",
             {"204": {"description": "Stored"}, "400": BAD, "403": error("Bad policy or signature."), "413": TOO_LARGE},
-            tag="files", public=True,
+            tag="files",
+            public=True,
         )
     },
 }
@@ -508,29 +659,31 @@ def build_document() -> dict[str, Any]:
     /v1 part from gateway/openapi_v1.py)."""
     from gateway.openapi_v1 import add_public_api
 
-    return add_public_api({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Proteus gateway",
-            "version": "1.0.0",
-            "description": (
-                "Virtual try-on REST API. Authenticate with `Authorization: Bearer <token>` or the `token` cookie "
-                "from POST /user/login. Errors are JSON {error, message, code, field}."
-            ),
-        },
-        "servers": [{"url": "/"}],
-        "security": [{"bearerAuth": []}, {"cookieAuth": []}],
-        "tags": [{"name": n} for n in ("site", "user", "images", "vton", "jobs", "ws", "files")],
-        "paths": PATHS,
-        "components": {
-            "schemas": {**SCHEMAS, **openapi_components(REQUEST_MODELS)},
-            "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-                "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "token"},
+    return add_public_api(
+        {
+            "openapi": "3.1.0",
+            "info": {
+                "title": "Proteus gateway",
+                "version": "1.0.0",
+                "description": (
+                    "Virtual try-on REST API. Authenticate with `Authorization: Bearer <token>` or the `token` cookie "
+                    "from POST /user/login. Errors are JSON {error, message, code, field}."
+                ),
             },
-        },
-        "x-websocket": WEBSOCKET,
-    })
+            "servers": [{"url": "/"}],
+            "security": [{"bearerAuth": []}, {"cookieAuth": []}],
+            "tags": [{"name": n} for n in ("site", "user", "images", "vton", "jobs", "ws", "files")],
+            "paths": PATHS,
+            "components": {
+                "schemas": {**SCHEMAS, **openapi_components(REQUEST_MODELS)},
+                "securitySchemes": {
+                    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                    "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "token"},
+                },
+            },
+            "x-websocket": WEBSOCKET,
+        }
+    )
 
 
 def document() -> dict[str, Any]:

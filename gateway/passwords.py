@@ -14,6 +14,7 @@ such as the original system's cost-10 `$2a$` hashes, keep verifying; `needs_upgr
 the login to re-hash them at the current cost. An unknown e-mail is checked against a dummy
 hash of the current cost, so its answer takes as long as a wrong password's.
 """
+
 from __future__ import annotations
 
 import os

@@ -11,6 +11,7 @@ writers queue on the busy timeout instead of one failing with "database is locke
 upgrades a read. Views that do slow work (password hashing) before they write are marked
 `@write_lock_later` and call `begin_write` themselves after that work.
 """
+
 from __future__ import annotations
 
 import threading

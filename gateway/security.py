@@ -4,6 +4,7 @@ The page loads only its own scripts and styles (no inline code), talks to the ga
 and its WebSocket, and uploads to / downloads from the storage origin (the gateway itself
 for local storage, the S3 endpoint otherwise).
 """
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit

@@ -1,4 +1,5 @@
 """How the API shows rows: jobs, try-ons and timestamps as the original frontend reads them."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -46,9 +47,11 @@ def last_runs(session: Session, vton_ids: list[str]) -> dict[str, Any]:
     plain rows of (vton_id, model, seed, params), one query for the whole page."""
     if not vton_ids:
         return {}
-    rows = session.execute(select(Job.vton_id, Job.model, Job.seed, Job.params)
-                           .where(Job.vton_id.in_(vton_ids), Job.job_type == "try_on")
-                           .order_by(Job.created_at.asc(), Job.id.asc()))
+    rows = session.execute(
+        select(Job.vton_id, Job.model, Job.seed, Job.params)
+        .where(Job.vton_id.in_(vton_ids), Job.job_type == "try_on")
+        .order_by(Job.created_at.asc(), Job.id.asc())
+    )
     return {row.vton_id: row for row in rows}
 
 

@@ -1,4 +1,5 @@
 """The web page, health and the API description: /, /health, /healthz, /readyz, /openapi.json."""
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ Under `make run` the stage listens on 127.0.0.1:8101; on Knative it is the uploa
 service (kept warm: min-scale 1). When it does not answer, the browser gets a 503 naming it
 and tries again itself; nothing here retries.
 """
+
 from __future__ import annotations
 
 from typing import Final

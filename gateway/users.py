@@ -1,24 +1,24 @@
 """Accounts: /user/signup, /user/login, /user/logout, GET/PUT/DELETE /user, /user/export, /user/ws-token."""
+
 from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
-
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, send_file
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from gateway import auth, resources
+from gateway.account_data import delete_account, export_account
 from gateway.limits import rate_limited
 from gateway.serializers import iso
 from gateway.validation import parse_body
 from shared.contracts.rest import LoginRequest, SignupRequest, UserUpdate
 from shared.db.models import User
 from shared.errors import BadRequest, Unauthorized
-from gateway.account_data import delete_account, export_account
 from shared.routing import NOTIFICATION_STREAM, prefixed
 
 log = logging.getLogger("proteus.gateway")
@@ -173,8 +173,13 @@ def delete_user() -> Response:
     """Delete the account, every row of it, every stored object and its replayable notifications."""
     user = auth.current_user()
     settings = resources.settings()
-    delete_account(resources.db(), resources.storage(), user.id, redis_client=resources.redis(),
-                   stream=prefixed(NOTIFICATION_STREAM, settings.redis_key_prefix))
+    delete_account(
+        resources.db(),
+        resources.storage(),
+        user.id,
+        redis_client=resources.redis(),
+        stream=prefixed(NOTIFICATION_STREAM, settings.redis_key_prefix),
+    )
     response = Response(status=204)
     auth.clear_token_cookie(response, settings)
     return response
@@ -186,8 +191,13 @@ def export_user() -> Response:
     """Everything held about the caller as one zip archive (account, try-ons, jobs, images)."""
     user = auth.current_user()
     settings = resources.settings()
-    archive = export_account(resources.db(), resources.storage(), user.id, redis_client=resources.redis(),
-                             stream=prefixed(NOTIFICATION_STREAM, settings.redis_key_prefix))
+    archive = export_account(
+        resources.db(),
+        resources.storage(),
+        user.id,
+        redis_client=resources.redis(),
+        stream=prefixed(NOTIFICATION_STREAM, settings.redis_key_prefix),
+    )
     name = f"proteus-export-{datetime.now(UTC):%Y%m%d}.zip"
     response = send_file(archive, mimetype="application/zip", as_attachment=True, download_name=name)
     response.headers["Cache-Control"] = "no-store"
@@ -199,5 +209,9 @@ def export_user() -> Response:
 def ws_token() -> Response:
     """A short-lived token for `WS /ws?token=...` (purpose "ws"; useless on REST routes)."""
     settings = resources.settings()
-    return jsonify({"token": auth.issue_token(settings, auth.current_user(), purpose=auth.WS_PURPOSE),
-                    "expiresIn": settings.ws_token_ttl_s})
+    return jsonify(
+        {
+            "token": auth.issue_token(settings, auth.current_user(), purpose=auth.WS_PURPOSE),
+            "expiresIn": settings.ws_token_ttl_s,
+        }
+    )

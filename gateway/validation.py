@@ -2,6 +2,7 @@
 
 Every refusal names the field and the value: `{"error", "message", "code", "field"}`.
 """
+
 from __future__ import annotations
 
 import re

@@ -7,6 +7,7 @@ of the caller's try-ons) one page at a time (`limit` alone or with `before`: at 
 A `user_id` query parameter is accepted for the original frontend: it can only ever mean
 the caller, so any other id answers an empty list.
 """
+
 from __future__ import annotations
 
 import logging
@@ -103,7 +104,10 @@ def create_tryon() -> tuple[Response, int]:
     user_id = auth.current_user().id
     body = parse_body(TryOnCreate, user_id=user_id)
     tryon = TryOn(
-        user_id=user_id, user_snap=body.user_snap, uncleaned_outfit=body.uncleaned_outfit, category=body.category,
+        user_id=user_id,
+        user_snap=body.user_snap,
+        uncleaned_outfit=body.uncleaned_outfit,
+        category=body.category,
         category_requested=body.category,
     )
     session = resources.db()

@@ -28,6 +28,7 @@ and reads for every socket without a thread or greenlet each. No compression is 
 (permessage-deflate would keep ~300 KB of zlib state per socket). A slow client never holds
 up the others: its frames wait in its own queue, and past `MAX_OUTBOX` it is closed (1008).
 """
+
 from __future__ import annotations
 
 import base64
@@ -73,11 +74,13 @@ def stream_id_key(entry_id: str) -> tuple[int, int]:
 class Hub:
     """The sockets of this process by user, and the one thread that feeds them from Redis."""
 
-    def __init__(self, redis_client: Any, *, prefix: str = "", replay_limit: int = 100,
-                 heartbeat_s: float = 25.0) -> None:
+    def __init__(
+        self, redis_client: Any, *, prefix: str = "", replay_limit: int = 100, heartbeat_s: float = 25.0
+    ) -> None:
         self.redis = redis_client
-        self.loop = SocketLoop(heartbeat_s=heartbeat_s, max_message_size=MAX_MESSAGE_SIZE, max_pending=MAX_OUTBOX,
-                               on_close=self.unregister)
+        self.loop = SocketLoop(
+            heartbeat_s=heartbeat_s, max_message_size=MAX_MESSAGE_SIZE, max_pending=MAX_OUTBOX, on_close=self.unregister
+        )
         self.channel = prefixed(NOTIFICATION_CHANNEL, prefix)
         self.stream = prefixed(NOTIFICATION_STREAM, prefix)
         self.replay_limit = replay_limit
@@ -265,8 +268,12 @@ def hub_for(settings: Settings) -> Hub:
     if res.hub is None:
         with _HUB_LOCK:
             if res.hub is None:
-                res.hub = Hub(res.redis, prefix=settings.redis_key_prefix, replay_limit=settings.ws_replay_limit,
-                              heartbeat_s=settings.ws_heartbeat_s)
+                res.hub = Hub(
+                    res.redis,
+                    prefix=settings.redis_key_prefix,
+                    replay_limit=settings.ws_replay_limit,
+                    heartbeat_s=settings.ws_heartbeat_s,
+                )
     res.hub.start()
     return res.hub  # type: ignore[no-any-return]
 
@@ -310,15 +317,23 @@ def _accept(raw: Any) -> None:
     """Answer the handshake (no extensions, no subprotocol)."""
     key = request.headers.get("Sec-WebSocket-Key", "").strip().encode()
     accept = base64.b64encode(hashlib.sha1(key + WS_GUID).digest()).decode()  # RFC 6455 says SHA-1
-    raw.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 f"Sec-WebSocket-Accept: {accept}\r\n\r\n").encode())
+    raw.sendall(
+        (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
+        ).encode()
+    )
 
 
 @bp.route("/ws", websocket=True)
 def websocket() -> Response:
     environ = request.environ
     raw = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
-    if raw is None or request.headers.get("Sec-WebSocket-Version") != "13" or not request.headers.get("Sec-WebSocket-Key"):
+    if (
+        raw is None
+        or request.headers.get("Sec-WebSocket-Version") != "13"
+        or not request.headers.get("Sec-WebSocket-Key")
+    ):
         from shared.errors import BadRequest
 
         raise BadRequest("a WebSocket handshake (version 13, with Sec-WebSocket-Key) is expected on /ws")

@@ -21,6 +21,7 @@ What it does for each socket, as simple-websocket did before:
 Hooks for metrics (ops): `on_close(conn)` runs in the loop when a socket is dropped, and
 `stats()` answers open / attached / pending counts.
 """
+
 from __future__ import annotations
 
 import _socket
@@ -83,8 +84,14 @@ class Connection:
 class SocketLoop:
     """The sockets of this process and the one loop that serves them."""
 
-    def __init__(self, *, heartbeat_s: float, max_message_size: int = 4096, max_pending: int = 1000,
-                 on_close: Callable[[Connection], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        heartbeat_s: float,
+        max_message_size: int = 4096,
+        max_pending: int = 1000,
+        on_close: Callable[[Connection], None] | None = None,
+    ) -> None:
         self.heartbeat_s = heartbeat_s
         self.max_message_size = max_message_size
         self.max_pending = max_pending
@@ -226,7 +233,9 @@ class SocketLoop:
             return
         if conn.pending:
             if len(conn.pending) >= self.max_pending:
-                self._drop(conn, close=(CLOSE_TOO_SLOW, "too slow: messages were dropped; reconnect with last_event_id"))
+                self._drop(
+                    conn, close=(CLOSE_TOO_SLOW, "too slow: messages were dropped; reconnect with last_event_id")
+                )
                 return
             conn.pending.append(data)
             return
@@ -323,9 +332,9 @@ class SocketLoop:
         end = at + (4 if masked else 0) + size
         if len(buffer) < end:
             return None
-        payload = buffer[end - size:end]
+        payload = buffer[end - size : end]
         if masked:
-            mask = buffer[at:at + 4]
+            mask = buffer[at : at + 4]
             payload = bytes(b ^ mask[i & 3] for i, b in enumerate(payload)) if opcode >= OP_CLOSE else b""
         return opcode, payload, end
 
@@ -399,7 +408,7 @@ def _tagged_id(data: bytes) -> str | None:
 
 
 def _untag(data: bytes) -> bytes:
-    return data[data.index(b"\n") + 1:]
+    return data[data.index(b"\n") + 1 :]
 
 
 def detach(raw: Any) -> Any:

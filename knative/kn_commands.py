@@ -19,6 +19,7 @@ or PVC volumes, so the manifest itself is passed with --filename; the flags rest
 reviewable settings explicitly (kn applies them on top of the file, to the same
 values) and --image points the Service at the pushed image.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -143,9 +144,7 @@ def kn_apply_args(path: Path, service: dict[str, Any], registry: str, tag: str) 
     return argv
 
 
-def kn_commands(
-    registry: str, tag: str, only: Iterable[str] = (), exclude: Iterable[str] = ()
-) -> list[list[str]]:
+def kn_commands(registry: str, tag: str, only: Iterable[str] = (), exclude: Iterable[str] = ()) -> list[list[str]]:
     only, exclude = set(only), set(exclude)
     commands = []
     for path, service in knative_services():

@@ -3,6 +3,7 @@
 Every variable is documented in `.env.example`. Code receives a `Settings` (or a value
 from it); nothing else reads `os.environ`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -96,17 +97,24 @@ def _model_choice(env: Mapping[str, str], commercial: bool) -> dict[str, Any]:
     models = _list(raw) if raw.strip() else (allowed if commercial else Settings.weave_models)
     for name in models:
         if name not in MODELS:
-            raise ConfigError(f"WEAVE_MODELS: unknown model {name!r} (known: {', '.join(MODELS)})", field="WEAVE_MODELS")
+            raise ConfigError(
+                f"WEAVE_MODELS: unknown model {name!r} (known: {', '.join(MODELS)})", field="WEAVE_MODELS"
+            )
         if name not in allowed:
-            raise ConfigError(f"WEAVE_MODELS: {name!r} is licensed {MODELS[name].licence}, so COMMERCIAL=true cannot "
-                              f"load it (allowed: {', '.join(allowed)})", field="WEAVE_MODELS")
+            raise ConfigError(
+                f"WEAVE_MODELS: {name!r} is licensed {MODELS[name].licence}, so COMMERCIAL=true cannot "
+                f"load it (allowed: {', '.join(allowed)})",
+                field="WEAVE_MODELS",
+            )
     if not models:
         raise ConfigError("WEAVE_MODELS must name at least one model", field="WEAVE_MODELS")
     default = env.get("WEAVE_DEFAULT_MODEL") or (FASHN_MODEL if commercial else Settings.weave_default_model)
     if default not in models:
         if env.get("WEAVE_DEFAULT_MODEL"):
-            raise ConfigError(f"WEAVE_DEFAULT_MODEL {default!r} is not among WEAVE_MODELS ({', '.join(models)})",
-                              field="WEAVE_DEFAULT_MODEL")
+            raise ConfigError(
+                f"WEAVE_DEFAULT_MODEL {default!r} is not among WEAVE_MODELS ({', '.join(models)})",
+                field="WEAVE_DEFAULT_MODEL",
+            )
         default = models[0]
     return {"weave_models": tuple(dict.fromkeys(models)), "weave_default_model": default, "commercial": commercial}
 
@@ -298,9 +306,7 @@ class Settings:
             api_fetch_timeout_s=decimal("API_FETCH_TIMEOUT_S", "api_fetch_timeout_s"),
             api_fetch_allowed_hosts=_list(get("API_FETCH_ALLOWED_HOSTS", "") or ""),
             webhook_timeout_s=decimal("WEBHOOK_TIMEOUT_S", "webhook_timeout_s"),
-            function_urls={
-                name: url for name in FUNCTION_PORTS if (url := get(f"{name.upper()}_URL")) is not None
-            },
+            function_urls={name: url for name in FUNCTION_PORTS if (url := get(f"{name.upper()}_URL")) is not None},
             runner_max_attempts=integer("RUNNER_MAX_ATTEMPTS", "runner_max_attempts"),
             runner_backoff_s=decimal("RUNNER_BACKOFF_S", "runner_backoff_s"),
             runner_backoff_max_s=decimal("RUNNER_BACKOFF_MAX_S", "runner_backoff_max_s"),

@@ -13,6 +13,7 @@ and said so in the log; one that crashes `max_restarts` times in a row stops the
 with a non-zero exit. Every child dies with `make run`, even when it is killed with
 SIGKILL (shared.processes), so the next `make run` finds its ports free.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -150,9 +151,13 @@ class DevStack:
                 port,
             )
         self.spawn(
-            "gateway", ["-m", "gunicorn", "-c", "gateway/gunicorn.conf.py", "gateway.app:create_app()"], self.gateway_port
+            "gateway",
+            ["-m", "gunicorn", "-c", "gateway/gunicorn.conf.py", "gateway.app:create_app()"],
+            self.gateway_port,
         )
-        self._wait_ready({name: self.function_url(name) for name in self.function_ports} | {"gateway": self.gateway_url + "/"})
+        self._wait_ready(
+            {name: self.function_url(name) for name in self.function_ports} | {"gateway": self.gateway_url + "/"}
+        )
         self.spawn("runner", ["-m", "shared.streams.runner"], None)
         if self.settings.retention_interval_s > 0:  # the cluster runs it as a CronJob instead
             every = str(self.settings.retention_interval_s)
@@ -191,8 +196,10 @@ class DevStack:
                 try:
                     sock.bind(("0.0.0.0", port))
                 except OSError as exc:
-                    raise StackError(f"port {port} for {name} is already in use ({exc.strerror}): stop what "
-                                     f"listens there (another `make run`?) or choose other ports") from None
+                    raise StackError(
+                        f"port {port} for {name} is already in use ({exc.strerror}): stop what "
+                        f"listens there (another `make run`?) or choose other ports"
+                    ) from None
 
     def _prepare_models(self, settings: Settings, env: dict[str, str]) -> None:
         """Write the smoke models when the configuration may use them and they are missing."""
@@ -265,11 +272,19 @@ class DevStack:
                 continue
             crashes = self._crashes[name] = self._crashes.get(name, 0) + 1
             if crashes > self.max_restarts:
-                raise CrashLoop(f"{name} keeps crashing: it exited with code {code} after {crashes - 1} restarts "
-                                f"in a row; stopping\n{self.log_tail(name)}")
+                raise CrashLoop(
+                    f"{name} keeps crashing: it exited with code {code} after {crashes - 1} restarts "
+                    f"in a row; stopping\n{self.log_tail(name)}"
+                )
             delay = min(self.restart_backoff_s * 2 ** (crashes - 1), self.restart_backoff_max_s)
-            log.warning("%s exited with code %s; restarting it in %.1f s (restart %d of at most %d in a row)",
-                        name, code, delay, crashes, self.max_restarts)
+            log.warning(
+                "%s exited with code %s; restarting it in %.1f s (restart %d of at most %d in a row)",
+                name,
+                code,
+                delay,
+                crashes,
+                self.max_restarts,
+            )
             if name != REDIS:
                 self.kill(name)  # what is left of its process group (gunicorn's workers)
             self._restart_at[name] = now + delay
@@ -304,7 +319,9 @@ class DevStack:
                     pass
             if pending and time.monotonic() > deadline:
                 names = ", ".join(pending)
-                raise StackError(f"not ready after {self.ready_timeout_s:.0f} s: {names}\n{self.log_tail(next(iter(pending)))}")
+                raise StackError(
+                    f"not ready after {self.ready_timeout_s:.0f} s: {names}\n{self.log_tail(next(iter(pending)))}"
+                )
             if pending:
                 time.sleep(0.2)
 
@@ -312,9 +329,12 @@ class DevStack:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run every Proteus process on this machine.")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8000")), help="gateway port")
-    parser.add_argument("--free-ports", action="store_true",
-                        help=f"run the functions on free ports instead of {min(FUNCTION_PORTS.values())}-"
-                             f"{max(FUNCTION_PORTS.values())}")
+    parser.add_argument(
+        "--free-ports",
+        action="store_true",
+        help=f"run the functions on free ports instead of {min(FUNCTION_PORTS.values())}-"
+        f"{max(FUNCTION_PORTS.values())}",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     stop = False

@@ -3,6 +3,7 @@
 Bad input is a 4xx and is never retried; a transient failure is a 5xx and is retried.
 Every message says what was wrong and with what value.
 """
+
 from __future__ import annotations
 
 from typing import Any

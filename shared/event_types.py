@@ -2,6 +2,7 @@
 
 The schema of each lives in `cloudevents-schemas/<type>.json`.
 """
+
 from __future__ import annotations
 
 from typing import Final

@@ -9,6 +9,7 @@ Deployment variables (read here, as gunicorn reads its own config file, not via 
 PORT (default: the function's port in shared.routing.FUNCTION_PORTS), WEB_CONCURRENCY
 (worker processes), GUNICORN_THREADS (threads per worker), GUNICORN_TIMEOUT (seconds).
 """
+
 from __future__ import annotations
 
 import os

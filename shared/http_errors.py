@@ -6,6 +6,7 @@ happens); None for a bug (the caller answers a 500 that reveals nothing).
 `from_http_exception(exc, method, path)`: Werkzeug's own errors (unknown route, wrong method,
 body too large, rate limit) as the same ProteusError shape. `error_body(error)` is the JSON.
 """
+
 from __future__ import annotations
 
 import sys
@@ -95,8 +96,9 @@ def from_error_body(status: int, body: Any, *, what: str) -> e.ProteusError:
     """
     if not isinstance(body, dict) or not 400 <= status < 500:
         detail = body.get("message") if isinstance(body, dict) else None
-        return e.DependencyUnavailable(f"{what} failed (HTTP {status}{': ' + str(detail) if detail else ''}); "
-                                       "try again in a moment")
+        return e.DependencyUnavailable(
+            f"{what} failed (HTTP {status}{': ' + str(detail) if detail else ''}); try again in a moment"
+        )
     message = str(body.get("message") or body.get("error") or f"{what} refused the request (HTTP {status})")
     field = body.get("field") if isinstance(body.get("field"), str) else None
     error = _BY_STATUS.get(status, e.ClientError)(message, field=field)

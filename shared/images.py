@@ -9,6 +9,7 @@ Any format Pillow reads is accepted; HEIF/HEIC (pillow-heif) and AVIF (Pillow's 
 plugin, or pillow-heif's where that Pillow lacks it) are registered once on first use.
 Every failure is an `InvalidImage` or `ImageTooLarge` naming what and the value.
 """
+
 from __future__ import annotations
 
 import io
@@ -67,11 +68,9 @@ def _open(data: bytes, what: str, max_pixels: int | None) -> Image.Image:
             field=what,
         ) from None
     except UnidentifiedImageError:
-        raise InvalidImage(f"{what} is not a readable image ({len(data)} bytes, "
-                           f"unknown format)", field=what) from None
+        raise InvalidImage(f"{what} is not a readable image ({len(data)} bytes, unknown format)", field=what) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InvalidImage(f"{what} is not a readable image ({len(data)} bytes): {exc}",
-                           field=what) from None
+        raise InvalidImage(f"{what} is not a readable image ({len(data)} bytes): {exc}", field=what) from None
     width, height = image.size
     if max_pixels is not None and width * height > max_pixels:
         raise ImageTooLarge(
@@ -91,8 +90,7 @@ def _oriented_size(image: Image.Image) -> tuple[int, int]:
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
-def probe_image(data: bytes, *, max_pixels: int | None = MAX_PIXELS,
-                what: str = "image") -> tuple[str, int, int]:
+def probe_image(data: bytes, *, max_pixels: int | None = MAX_PIXELS, what: str = "image") -> tuple[str, int, int]:
     """(format, width, height) from the header alone; size after EXIF rotation.
 
     Raises InvalidImage for unreadable bytes and ImageTooLarge over `max_pixels`.
@@ -114,14 +112,12 @@ def _decode(data: bytes, what: str, max_pixels: int | None, min_side: int) -> Im
         image.load()  # first frame only for multi-frame formats
         image = ImageOps.exif_transpose(image)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        raise InvalidImage(f"{what} could not be decoded (truncated or corrupt): {exc}",
-                           field=what) from None
+        raise InvalidImage(f"{what} could not be decoded (truncated or corrupt): {exc}", field=what) from None
     return image
 
 
 def _has_alpha(image: Image.Image) -> bool:
-    return image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
-        image.mode == "P" and "transparency" in image.info)
+    return image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info)
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
@@ -135,8 +131,7 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     return wide.convert("L")
 
 
-def flatten_to_rgb(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255)
-                   ) -> Image.Image:
+def flatten_to_rgb(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
     """RGB copy of an already decoded image, any alpha composited onto `background`."""
     if _has_alpha(image):
         rgba = image.convert("RGBA")
@@ -146,19 +141,21 @@ def flatten_to_rgb(image: Image.Image, background: tuple[int, int, int] = (255, 
 
 
 def to_mask(image: Image.Image) -> Image.Image:
-    """"L" copy of an already decoded mask; transparent pixels count as 0."""
+    """ "L" copy of an already decoded mask; transparent pixels count as 0."""
     if _has_alpha(image):
         return flatten_to_rgb(image, (0, 0, 0)).convert("L")
     return _to_8bit(image).convert("L")
 
 
-def load_image(data: bytes, *, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE,
-               what: str = "image") -> Image.Image:
+def load_image(
+    data: bytes, *, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE, what: str = "image"
+) -> Image.Image:
     """Decode `data` to an RGB image: header size check, EXIF transpose, alpha onto white."""
     return flatten_to_rgb(_decode(data, what, max_pixels, min_side))
 
 
-def load_mask(data: bytes, *, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE,
-              what: str = "mask") -> Image.Image:
+def load_mask(
+    data: bytes, *, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE, what: str = "mask"
+) -> Image.Image:
     """Decode a mask to "L" mode (grey level; transparent pixels count as 0)."""
     return to_mask(_decode(data, what, max_pixels, min_side))

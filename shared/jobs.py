@@ -9,6 +9,7 @@ it, they begin it as a writer (`begin_write`), which SQLite needs under concurre
 Job:    queued -> running -> succeeded | failed; queued | running -> canceled (its owner, /v1/cancel)
 TryOn:  queued -> processing -> done | failed
 """
+
 from __future__ import annotations
 
 import logging
@@ -124,7 +125,12 @@ def record_progress(session: Session, job_id: str, step: int, steps: int) -> boo
 
 
 def complete_job(
-    session: Session, job_id: str, *, result_key: str, seed: int | None = None, model: str | None = None,
+    session: Session,
+    job_id: str,
+    *,
+    result_key: str,
+    seed: int | None = None,
+    model: str | None = None,
     result_keys: list[str] | None = None,
 ) -> bool:
     """Mark the job succeeded and its try-on done; True only for the call that did it.
@@ -184,8 +190,9 @@ CANCEL_FLAG = "proteus:canceled:"
 
 def cancel_job(session: Session, job_id: str) -> bool:
     """Mark a queued or running job canceled (its try-on failed: canceled); True if this call did it."""
-    changed = _guarded_update(session, job_id, status="canceled", error=CANCELED_MESSAGE, error_code="canceled",
-                              finished_at=utcnow())
+    changed = _guarded_update(
+        session, job_id, status="canceled", error=CANCELED_MESSAGE, error_code="canceled", finished_at=utcnow()
+    )
     if changed is None:
         return False
     _update_tryon(session, changed, TryOn.status != "done", status="failed", error=CANCELED_MESSAGE)

@@ -9,6 +9,7 @@ publishing and marking the row) publish it exactly once. Whoever comes next publ
 what a crash left behind: the retried event's notify call, notify's next event, the
 reconciler.
 """
+
 from __future__ import annotations
 
 import json
@@ -70,7 +71,14 @@ class Notifier:
         """Publish one outbox message unless it already was: (stream id, published now)."""
         mark = prefixed(f"proteus:outbox:{outbox_id}", self.prefix)
         entry_id, fresh = self.redis.eval(
-            _PUBLISH_ONCE, 3, self.stream, self.channel, mark, user_id, message, NOTIFICATION_STREAM_MAXLEN,
+            _PUBLISH_ONCE,
+            3,
+            self.stream,
+            self.channel,
+            mark,
+            user_id,
+            message,
+            NOTIFICATION_STREAM_MAXLEN,
             PUBLISHED_MARK_TTL_S,
         )
         entry = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
@@ -78,8 +86,15 @@ class Notifier:
 
 
 def completion_message(
-    *, job_id: str, job_type: str, status: str, user_id: str, vton_id: str | None,
-    result_key: str | None, error: str | None, result_keys: list[str] | None = None,
+    *,
+    job_id: str,
+    job_type: str,
+    status: str,
+    user_id: str,
+    vton_id: str | None,
+    result_key: str | None,
+    error: str | None,
+    result_keys: list[str] | None = None,
 ) -> dict[str, Any]:
     """A completion in the original frontend's shape (the replay stream's entry id is added as
     `event_id` when it is published), plus `result_keys`: every sample (result_s3_key is the first)."""
@@ -123,8 +138,10 @@ def flush(
             query = query.where(OutboxMessage.job_id == job_id)
         if older_than_s > 0:
             query = query.where(OutboxMessage.created_at < utcnow() - timedelta(seconds=older_than_s))
-        rows = [(r.id, r.user_id, r.message, r.job_id) for r in
-                session.scalars(query.order_by(OutboxMessage.created_at).limit(limit))]
+        rows = [
+            (r.id, r.user_id, r.message, r.job_id)
+            for r in session.scalars(query.order_by(OutboxMessage.created_at).limit(limit))
+        ]
     published: list[dict[str, Any]] = []
     for outbox_id, user_id, message, row_job in rows:
         entry_id, fresh = notifier.publish_once(outbox_id, user_id, message)
@@ -137,8 +154,9 @@ def flush(
         if fresh:
             published.append({**json.loads(message), "event_id": entry_id})
             if job_id is None:
-                log.warning("published the pending notification %s of job %s (left by a crash or an outage)",
-                            entry_id, row_job)
+                log.warning(
+                    "published the pending notification %s of job %s (left by a crash or an outage)", entry_id, row_job
+                )
     return published
 
 
@@ -147,6 +165,7 @@ def pending_count(sessions: sessionmaker[Session]) -> int:
     from sqlalchemy import func
 
     with session_scope(sessions) as session:
-        return int(session.scalar(
-            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.published_at.is_(None))
-        ) or 0)
+        return int(
+            session.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.published_at.is_(None)))
+            or 0
+        )

@@ -4,6 +4,7 @@ body POSTed to webhooks (gateway and the webhooks function build it the same way
 A job is a prediction when its params carry `api` (what /v1/run stored: model name,
 output format, return_base64, webhook URL).
 """
+
 from __future__ import annotations
 
 import base64
@@ -14,8 +15,13 @@ from shared.db.models import Job
 from shared.storage.base import Storage
 from shared.timestamps import iso
 
-STATUS_OF_JOB = {"queued": "in_queue", "running": "processing", "succeeded": "completed", "failed": "failed",
-                 "canceled": "canceled"}
+STATUS_OF_JOB = {
+    "queued": "in_queue",
+    "running": "processing",
+    "succeeded": "completed",
+    "failed": "failed",
+    "canceled": "canceled",
+}
 # A failure's ProteusError code -> FASHN's runtime error name.
 ERROR_NAMES = {
     "invalid_image": "ImageLoadError",
@@ -62,13 +68,16 @@ def status_body(job: Job, storage: Storage, settings: Settings) -> dict[str, Any
         keys = output_keys(job)
         if api.get("return_base64"):
             media_type = MEDIA_TYPES.get(str(api.get("output_format")), "image/png")
-            body["output"] = [f"data:{media_type};base64,{base64.b64encode(storage.get(k)).decode('ascii')}"
-                              for k in keys]
+            body["output"] = [
+                f"data:{media_type};base64,{base64.b64encode(storage.get(k)).decode('ascii')}" for k in keys
+            ]
         else:
             body["output"] = [storage.presign_download(k, expires_s=settings.download_url_ttl_s) for k in keys]
         if job.seed is not None:
             body["seeds"] = [job.seed + i for i in range(len(keys))]
     elif job.status == "failed":
-        body["error"] = {"name": ERROR_NAMES.get(job.error_code or "", "PipelineError"),
-                         "message": job.error or "the run failed"}
+        body["error"] = {
+            "name": ERROR_NAMES.get(job.error_code or "", "PipelineError"),
+            "message": job.error or "the run failed",
+        }
     return body

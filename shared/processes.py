@@ -5,6 +5,7 @@ Linux delivers a chosen signal to a process when the thread that forked it exits
 set it in every worker they fork, so nothing lives on holding a port or a batch after its
 parent is gone. Elsewhere (macOS) these are no-ops: clean stops still stop everything.
 """
+
 from __future__ import annotations
 
 import ctypes

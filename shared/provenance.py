@@ -4,6 +4,7 @@ Every stored try-on result carries the IPTC digital source type `trainedAlgorith
 in its XMP metadata (PNG iTXt, JPEG APP1, WebP XMP chunk), naming the model as the
 creator tool.
 """
+
 from __future__ import annotations
 
 import io
@@ -59,4 +60,4 @@ def read_digital_source_type(data: bytes) -> str | None:
     if start < 0:
         return None
     start += len(marker)
-    return text[start:text.index('"', start)]
+    return text[start : text.index('"', start)]

@@ -12,6 +12,7 @@ It also publishes notifications a crash left pending. Every action is logged.
     python -m shared.reconcile            # one pass (Kubernetes: the proteus-reconcile CronJob)
     python -m shared.reconcile --every 60 # a pass at start-up, then every 60 s (make run)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,13 +89,19 @@ class Reconciler:
         queued = now - timedelta(seconds=self.settings.job_queued_deadline_s)
         running = now - timedelta(seconds=self.settings.job_running_deadline_s)
         with session_scope(self.sessions) as session:
-            return list(session.scalars(
-                select(Job.id)
-                .where(or_(and_(Job.status == "queued", Job.updated_at < queued),
-                           and_(Job.status == "running", Job.updated_at < running)))
-                .order_by(Job.updated_at)
-                .limit(BATCH)
-            ))
+            return list(
+                session.scalars(
+                    select(Job.id)
+                    .where(
+                        or_(
+                            and_(Job.status == "queued", Job.updated_at < queued),
+                            and_(Job.status == "running", Job.updated_at < running),
+                        )
+                    )
+                    .order_by(Job.updated_at)
+                    .limit(BATCH)
+                )
+            )
 
     def _reconcile(self, job_id: str, report: Report) -> None:
         with session_scope(self.sessions, write=True) as session:
@@ -115,40 +122,70 @@ class Reconciler:
                     return
                 status, user_id = job.status, job.user_id
             else:
-                reason = (f"No progress for {idle_s:.0f} s while {job.status}, even after the request was sent "
-                          f"again; please try again.")
+                reason = (
+                    f"No progress for {idle_s:.0f} s while {job.status}, even after the request was sent "
+                    f"again; please try again."
+                )
                 if not jobs.fail_job(session, job.id, error=reason):
                     return
-                add_to_outbox(session, completion_message(
-                    job_id=job.id, job_type=job.job_type, status="failed", user_id=job.user_id,
-                    vton_id=job.vton_id, result_key=None, error=reason,
-                ))
+                add_to_outbox(
+                    session,
+                    completion_message(
+                        job_id=job.id,
+                        job_type=job.job_type,
+                        status="failed",
+                        user_id=job.user_id,
+                        vton_id=job.vton_id,
+                        result_key=None,
+                        error=reason,
+                    ),
+                )
                 status, user_id, data = "failed", job.user_id, None
         if data is None:
-            log.error("job %s of user %s failed: no progress for %.0f s after it was sent again", job_id, user_id,
-                      idle_s)
+            log.error(
+                "job %s of user %s failed: no progress for %.0f s after it was sent again", job_id, user_id, idle_s
+            )
             report.failed.append(job_id)
             flush(self.sessions, self.notifier, job_id=job_id)
             return
         event_type = REQUEST_FOR_JOB_TYPE[data["job_type"]]
         body = {k: v for k, v in data.items() if k != "job_type"}
-        publish(self.redis, make_event(event_type, body, source=SOURCE, subject=job_id, user_id=user_id),
-                prefix=self.settings.redis_key_prefix)
-        log.warning("job %s of user %s: no progress for %.0f s while %s; sent its request (%s) again", job_id,
-                    user_id, idle_s, status, event_type)
+        publish(
+            self.redis,
+            make_event(event_type, body, source=SOURCE, subject=job_id, user_id=user_id),
+            prefix=self.settings.redis_key_prefix,
+        )
+        log.warning(
+            "job %s of user %s: no progress for %.0f s while %s; sent its request (%s) again",
+            job_id,
+            user_id,
+            idle_s,
+            status,
+            event_type,
+        )
         report.reemitted.append(job_id)
 
     @staticmethod
     def _request_of(job: Job) -> dict[str, Any]:
         """The request the gateway sent for this job, rebuilt from its row."""
-        return {"job_type": job.job_type, "job_id": job.id, "user_id": job.user_id, "vton_id": job.vton_id,
-                **(job.params or {})}
+        return {
+            "job_type": job.job_type,
+            "job_id": job.id,
+            "user_id": job.user_id,
+            "vton_id": job.vton_id,
+            **(job.params or {}),
+        }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.reconcile", description=__doc__.split("\n")[0])
-    parser.add_argument("--every", type=float, default=None, metavar="SECONDS",
-                        help="run at start-up and then every SECONDS until stopped (default: one pass)")
+    parser.add_argument(
+        "--every",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="run at start-up and then every SECONDS until stopped (default: one pass)",
+    )
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     from shared.runtime import configure_logging

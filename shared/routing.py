@@ -3,6 +3,7 @@
 The local stream runner, the Knative event sources (knative/), the KEDA ScaledObject and the
 docs all follow this one table; `tests/knative` fails if they disagree.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

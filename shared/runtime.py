@@ -17,6 +17,7 @@ Routes:
     GET /healthz  200 while the process is alive, with the readiness details.
     GET /readyz   200 when readiness()["ready"], else 503.
 """
+
 from __future__ import annotations
 
 import json
@@ -96,8 +97,12 @@ def create_function_app(function: Function, settings: Settings) -> Flask:
         try:
             event = from_http(dict(request.headers), request.get_data(cache=False))
             validate_event(event)
-            with tracing.span(f"{label} {event.get_type()}", parent=tracing.event_carrier(event), kind="consumer",
-                              attributes=_span_attributes(event)) as current:
+            with tracing.span(
+                f"{label} {event.get_type()}",
+                parent=tracing.event_carrier(event),
+                kind="consumer",
+                attributes=_span_attributes(event),
+            ) as current:
                 try:
                     reply = function.handle(event)
                     if reply is None:
@@ -106,12 +111,12 @@ def create_function_app(function: Function, settings: Settings) -> Flask:
                         _check_reply(reply, name)
                         headers, body = to_http_binary(reply)
                         response = Response(body, status=200, headers=headers)
-                except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON answer
+                except Exception as exc:
                     response = _error_response(exc, name)
                 tracing.set_status(current, response.status_code)
                 _log_request(event, response.status_code, started, label)
                 return response
-        except Exception as exc:  # noqa: BLE001 - an undecodable or invalid event
+        except Exception as exc:
             response = _error_response(exc, name)
         _log_request(event, response.status_code, started, label)
         return response
@@ -141,7 +146,7 @@ def _receive_batch(function: Any, name: str, started: float, label: str) -> Resp
     and counted as if it had come alone)."""
     try:
         entries = from_http_batch(dict(request.headers), request.get_data(cache=False))
-    except Exception as exc:  # noqa: BLE001 - the batch as a whole is unreadable
+    except Exception as exc:
         return _error_response(exc, name)
     errors = run_batch(function, entries)
     outcomes = [
@@ -169,7 +174,7 @@ def run_batch(function: Any, entries: Sequence[CloudEvent | BaseException]) -> l
                 raise entry
             validate_event(entry)
             valid.append(index)
-        except Exception as exc:  # noqa: BLE001 - classified below
+        except Exception as exc:
             errors[index] = classify_error(exc, function)
     if not valid:
         return errors
@@ -177,7 +182,7 @@ def run_batch(function: Any, entries: Sequence[CloudEvent | BaseException]) -> l
         results = list(function.handle_batch([entries[i] for i in valid]))
         if len(results) != len(valid):
             raise RuntimeError(f"handle_batch returned {len(results)} outcomes for {len(valid)} events")
-    except Exception as exc:  # noqa: BLE001 - the whole call failed: each of its events did
+    except Exception as exc:
         error = classify_error(exc, function)
         results = [error] * len(valid)
     for index, result in zip(valid, results):
@@ -215,7 +220,7 @@ def function_readiness(function: Any) -> dict[str, Any]:
             return state
         if callable(getattr(function, "ready", None)):
             return {"ready": bool(function.ready())}
-    except Exception as exc:  # noqa: BLE001 - a failing probe means "not ready"
+    except Exception as exc:
         log.warning("readiness check of %s failed: %r", type(function).__name__, exc)
         return {"ready": False, "error": f"readiness check failed: {exc.__class__.__name__}"}
     return {"ready": True}
@@ -252,8 +257,11 @@ def _json(body: dict[str, Any], status: int) -> Response:
 
 
 def _span_attributes(event: CloudEvent) -> dict[str, str]:
-    attributes = {"cloudevents.event_id": event.get_id(), "cloudevents.event_type": event.get_type(),
-                  "cloudevents.event_source": event.get_source()}
+    attributes = {
+        "cloudevents.event_id": event.get_id(),
+        "cloudevents.event_type": event.get_type(),
+        "cloudevents.event_source": event.get_source(),
+    }
     if event.get_subject():
         attributes["proteus.job_id"] = str(event.get_subject())
     return attributes
@@ -281,8 +289,8 @@ def _log_request(event: CloudEvent | None, status: int, started: float, function
                 "type": event_type,
                 "event_id": event.get_id() if event else request.headers.get("ce-id"),
                 "job_id": event.get_subject() if event else request.headers.get("ce-subject"),
-                "trace_id": tracing.current_trace_id() or (tracing.trace_id_of(tracing.event_carrier(event))
-                                                           if event else None),
+                "trace_id": tracing.current_trace_id()
+                or (tracing.trace_id_of(tracing.event_carrier(event)) if event else None),
                 "status": status,
                 "outcome": outcome,
                 "ms": round(seconds * 1000, 1),

@@ -5,6 +5,7 @@ enqueue, weave, tailor and notify each talk to the database, Redis and object st
 class that holds them, reports readiness by pinging them, and publishes follow-up events
 on the stream the routing table names.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,6 +3,7 @@
 Event attributes (`time`), `date-time` fields in event data and the API's `before=` cursor
 all go through `parse_timestamp`, so they accept and refuse the same spellings.
 """
+
 from __future__ import annotations
 
 from datetime import UTC, datetime

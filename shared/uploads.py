@@ -3,6 +3,7 @@
 Who may write where: every object lives under its owner's prefix. What may be uploaded:
 an image type from `Settings.image_content_types`, at most `Settings.max_upload_bytes`.
 """
+
 from __future__ import annotations
 
 import re
@@ -61,8 +62,7 @@ def check_upload(
     normalised = content_type.split(";", 1)[0].strip().lower()
     if normalised not in settings.image_content_types:
         raise UnsupportedMediaType(
-            f"fileType {content_type!r} is not an accepted image type "
-            f"({', '.join(settings.image_content_types)})",
+            f"fileType {content_type!r} is not an accepted image type ({', '.join(settings.image_content_types)})",
             field="fileType",
         )
     if size is not None:

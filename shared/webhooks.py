@@ -1,4 +1,5 @@
 """Webhook identities shared by the gateway (secrets it shows and rotates) and the webhooks function."""
+
 from __future__ import annotations
 
 import base64

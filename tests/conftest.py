@@ -4,6 +4,7 @@ PostgreSQL and Redis are real servers. Their addresses come from TEST_POSTGRES_U
 TEST_REDIS_URL, else from DATABASE_URL / REDIS_URL (what `.ci/run` sets), else the usual
 local ports. Where a server is absent, only the tests that need it are skipped.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,7 +45,7 @@ def postgres_server_url() -> str:
         with engine.connect() as conn:
             conn.execute(sa.text("select 1"))
         engine.dispose()
-    except Exception as exc:  # noqa: BLE001 - any failure means "no server here"
+    except Exception as exc:
         pytest.skip(f"PostgreSQL not reachable at {url}: {exc.__class__.__name__}")
     return url
 
@@ -97,7 +98,7 @@ def redis_server_url() -> str:
         client = redis.Redis.from_url(url, socket_connect_timeout=3)
         client.ping()
         client.close()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         pytest.skip(f"Redis not reachable at {url}: {exc.__class__.__name__}")
     return url
 
@@ -173,7 +174,7 @@ def stack_environ(data_dir: Path, models_dir: Path, **overrides: str) -> dict[st
     return env
 
 
-def start_stack(environ: dict[str, str], log_dir: Path):  # noqa: ANN201 - DevStack
+def start_stack(environ: dict[str, str], log_dir: Path):
     from shared.devstack import FUNCTIONS, DevStack, free_port
 
     stack = DevStack(
@@ -201,7 +202,7 @@ def devstack(tmp_path_factory: pytest.TempPathFactory, smoke_models_dir: Path) -
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
         overrides.update(REDIS_URL=url, REDIS_KEY_PREFIX=prefix)
-    except Exception:  # noqa: BLE001 - no server: the stack starts the embedded one
+    except Exception:
         url = ""
     stack = start_stack(stack_environ(data_dir, smoke_models_dir, **overrides), data_dir / "logs")
     try:
@@ -242,5 +243,10 @@ def storage_overrides(backend: str, request: pytest.FixtureRequest) -> dict[str,
     endpoint = request.getfixturevalue("s3_server")
     bucket = f"proteus-{uuid.uuid4().hex[:12]}"
     S3Storage(bucket, endpoint_url=endpoint, access_key_id="testing", secret_access_key="testing").ensure_bucket()
-    return {"storage_backend": "s3", "s3_bucket": bucket, "s3_endpoint_url": endpoint,
-            "s3_access_key_id": "testing", "s3_secret_access_key": "testing"}
+    return {
+        "storage_backend": "s3",
+        "s3_bucket": bucket,
+        "s3_endpoint_url": endpoint,
+        "s3_access_key_id": "testing",
+        "s3_secret_access_key": "testing",
+    }

@@ -2,6 +2,7 @@
 and worker), the runner, notify and the gateway are killed at random, notify is frozen, the
 embedded Redis is killed and the whole stack is killed with SIGKILL and started again.
 Every try-on must end done, notified exactly once on its user's socket, with one result."""
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,34 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not sys.platform.startswith("
 def test_no_try_on_is_lost_stuck_or_doubled_whatever_crashes(tmp_path: Path, smoke_models_dir: Path) -> None:
     env = {**os.environ, "MODELS_DIR": str(smoke_models_dir)}
     done = subprocess.run(
-        [sys.executable, "bench/chaos.py", "--tryons", "20", "--chaos-s", "45", "--kill-every-s", "5",
-         "--target-gap-s", "20", "--outage-s", "8", "--restarts", "sigkill", "--settle-s", "300", "--seed", "3",
-         "--logs", str(tmp_path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
+        [
+            sys.executable,
+            "bench/chaos.py",
+            "--tryons",
+            "20",
+            "--chaos-s",
+            "45",
+            "--kill-every-s",
+            "5",
+            "--target-gap-s",
+            "20",
+            "--outage-s",
+            "8",
+            "--restarts",
+            "sigkill",
+            "--settle-s",
+            "300",
+            "--seed",
+            "3",
+            "--logs",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     assert done.stdout.strip(), done.stderr[-3000:]
     figures = json.loads(done.stdout.strip().splitlines()[-1])

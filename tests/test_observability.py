@@ -8,6 +8,7 @@
 - the logs hold one JSON line per event handled (job id, event id, trace id, outcome) and
   never a password, a token, a signed URL or image bytes.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -77,14 +78,16 @@ class OtlpReceiver:
                 attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
                 for scope in resource_spans.scope_spans:
                     for span in scope.spans:
-                        self.spans.append({
-                            "service": attributes.get("service.name", ""),
-                            "namespace": attributes.get("service.namespace", ""),
-                            "name": span.name,
-                            "trace_id": span.trace_id.hex(),
-                            "span_id": span.span_id.hex(),
-                            "parent": span.parent_span_id.hex(),
-                        })
+                        self.spans.append(
+                            {
+                                "service": attributes.get("service.name", ""),
+                                "namespace": attributes.get("service.namespace", ""),
+                                "name": span.name,
+                                "trace_id": span.trace_id.hex(),
+                                "span_id": span.span_id.hex(),
+                                "parent": span.parent_span_id.hex(),
+                            }
+                        )
 
     def trace(self, trace_id: str) -> list[dict[str, str]]:
         with self.lock:
@@ -103,12 +106,18 @@ def receiver() -> Iterator[OtlpReceiver]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, smoke_models_dir: Path, redis_server_url: str,
-          receiver: OtlpReceiver) -> Iterator[Any]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, smoke_models_dir: Path, redis_server_url: str, receiver: OtlpReceiver
+) -> Iterator[Any]:
     folder = tmp_path_factory.mktemp("observability")
     env = stack_environ(
-        folder / "var", smoke_models_dir, REDIS_URL=redis_server_url, REDIS_KEY_PREFIX=f"test-{uuid.uuid4().hex[:10]}:",
-        LOG_LEVEL="INFO", OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY="100",
+        folder / "var",
+        smoke_models_dir,
+        REDIS_URL=redis_server_url,
+        REDIS_KEY_PREFIX=f"test-{uuid.uuid4().hex[:10]}:",
+        LOG_LEVEL="INFO",
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+        OTEL_BSP_SCHEDULE_DELAY="100",
         WEB_CONCURRENCY="2",  # every server with two workers: metrics must add both up
     )
     running = start_stack(env, folder / "logs")
@@ -150,25 +159,40 @@ def one_tryon(stack: Any) -> dict[str, Any]:
     g = stack.gateway_url
     http = requests.Session()
     email = f"ops-{uuid.uuid4().hex[:8]}@example.com"
-    assert http.post(f"{g}/user/signup", json={"user_name": "Ops", "email": email, "password": PASSWORD}).status_code == 201
+    assert (
+        http.post(f"{g}/user/signup", json={"user_name": "Ops", "email": email, "password": PASSWORD}).status_code
+        == 201
+    )
     token = http.post(f"{g}/user/login", json={"email": email, "password": PASSWORD}).json()["token"]
     auth = {"Authorization": f"Bearer {token}"}
     keys, urls = [], []
     for name, color in (("me.jpg", (200, 150, 120)), ("shirt.jpg", (20, 40, 200))):
-        signed = http.post(f"{g}/images/presignedUploadUrl", headers=auth,
-                           json={"fileName": name, "fileType": "image/jpeg"}).json()
+        signed = http.post(
+            f"{g}/images/presignedUploadUrl", headers=auth, json={"fileName": name, "fileType": "image/jpeg"}
+        ).json()
         assert http.put(signed["url"], data=jpeg(color), headers=signed["headers"]).status_code in (200, 201, 204)
         keys.append(signed["key"])
         urls.append(signed["url"])
     vton = http.post(f"{g}/vton", headers=auth, json={"user_snap": keys[0], "uncleaned_outfit": keys[1]}).json()
     download = http.post(f"{g}/images/presignedDownloadUrl", headers=auth, json={"key": keys[0]}).json()["url"]
-    started = http.post(f"{g}/jobs/weaver", headers={**auth, "Idempotency-Key": uuid.uuid4().hex},
-                        json={"vton_id": vton["id"], "user_snap_s3": keys[0], "uncleaned_outfit_s3": keys[1],
-                              "category": "auto", "steps": 2, "seed": 7})
+    started = http.post(
+        f"{g}/jobs/weaver",
+        headers={**auth, "Idempotency-Key": uuid.uuid4().hex},
+        json={
+            "vton_id": vton["id"],
+            "user_snap_s3": keys[0],
+            "uncleaned_outfit_s3": keys[1],
+            "category": "auto",
+            "steps": 2,
+            "seed": 7,
+        },
+    )
     assert started.status_code == 202, started.text
     job_id = started.json()["job_id"]
-    job = wait_for(lambda: (j := http.get(f"{g}/jobs/{job_id}", headers=auth).json())["status"]
-                   in ("succeeded", "failed") and j, timeout=120)
+    job = wait_for(
+        lambda: (j := http.get(f"{g}/jobs/{job_id}", headers=auth).json())["status"] in ("succeeded", "failed") and j,
+        timeout=120,
+    )
     assert job["status"] == "succeeded", job
     return {"job_id": job_id, "token": token, "signed_urls": [*urls, download], "email": email}
 
@@ -184,8 +208,14 @@ def tryon(stack: Any) -> dict[str, Any]:
 
 
 def test_one_tryon_is_one_trace_across_every_process(receiver: OtlpReceiver, tryon: dict[str, Any]) -> None:
-    wanted = {"proteus-gateway", "proteus-runner", "proteus-enqueue", "proteus-tailor", "proteus-weave",
-              "proteus-notify"}
+    wanted = {
+        "proteus-gateway",
+        "proteus-runner",
+        "proteus-enqueue",
+        "proteus-tailor",
+        "proteus-weave",
+        "proteus-notify",
+    }
 
     def whole_trace() -> list[dict[str, str]] | None:
         with receiver.lock:
@@ -198,9 +228,17 @@ def test_one_tryon_is_one_trace_across_every_process(receiver: OtlpReceiver, try
 
     spans = wait_for(whole_trace, timeout=30)
     names = {s["name"] for s in spans}
-    for stage in ("weave decode images", "weave render batch", "weave vae encode", "weave denoise", "weave vae decode",
-                  "enqueue dev.proteus.tryon.requested", "tailor dev.proteus.tailor.requested",
-                  "weave dev.proteus.weave.requested", "notify dev.proteus.weave.completed"):
+    for stage in (
+        "weave decode images",
+        "weave render batch",
+        "weave vae encode",
+        "weave denoise",
+        "weave vae decode",
+        "enqueue dev.proteus.tryon.requested",
+        "tailor dev.proteus.tailor.requested",
+        "weave dev.proteus.weave.requested",
+        "notify dev.proteus.weave.completed",
+    ):
         assert stage in names, (stage, sorted(names))
     ids = {s["span_id"] for s in spans}
     assert [s for s in spans if s["parent"] and s["parent"] not in ids] == []  # one connected tree
@@ -214,8 +252,12 @@ def test_one_tryon_moves_the_counters(stack: Any, tryon: dict[str, Any]) -> None
     def moved(process: str, name: str, **labels: str) -> float:
         return value(after[process], name, **labels) - value(before[process], name, **labels)
 
-    for function, event_type in (("enqueue", "dev.proteus.tryon.requested"), ("tailor", "dev.proteus.tailor.requested"),
-                                 ("weave", "dev.proteus.weave.requested"), ("notify", "dev.proteus.weave.completed")):
+    for function, event_type in (
+        ("enqueue", "dev.proteus.tryon.requested"),
+        ("tailor", "dev.proteus.tailor.requested"),
+        ("weave", "dev.proteus.weave.requested"),
+        ("notify", "dev.proteus.weave.completed"),
+    ):
         assert moved(function, "proteus_events_handled_total", function=function, type=event_type, outcome="ok") >= 1
         assert moved(function, "proteus_event_handle_duration_seconds_count", function=function, type=event_type) >= 1
     assert moved("notify", "proteus_job_duration_seconds_count", job_type="try_on", outcome="ok") == 1
@@ -238,16 +280,26 @@ def test_one_tryon_moves_the_counters(stack: Any, tryon: dict[str, Any]) -> None
 def test_logs_have_one_line_per_event_and_no_secrets(stack: Any, tryon: dict[str, Any]) -> None:
     time.sleep(0.5)
     logs = {path.stem: path.read_text(errors="replace") for path in Path(stack.log_folder).glob("*.log")}
-    handled = [json.loads(line) for name in ("enqueue", "tailor", "weave", "notify")
-               for line in logs[name].splitlines() if line.startswith("{") and '"event handled"' in line]
+    handled = [
+        json.loads(line)
+        for name in ("enqueue", "tailor", "weave", "notify")
+        for line in logs[name].splitlines()
+        if line.startswith("{") and '"event handled"' in line
+    ]
     mine = [line for line in handled if line["job_id"] == tryon["job_id"]]
     assert {line["function"] for line in mine} == {"enqueue", "tailor", "weave", "notify"}
-    assert all(line["event_id"] and re.fullmatch(r"[0-9a-f]{32}", line["trace_id"] or "") and line["outcome"] == "ok"
-               for line in mine), mine
+    assert all(
+        line["event_id"] and re.fullmatch(r"[0-9a-f]{32}", line["trace_id"] or "") and line["outcome"] == "ok"
+        for line in mine
+    ), mine
     assert len({line["trace_id"] for line in mine}) == 1
     everything = "\n".join(logs.values())
-    secrets = [PASSWORD, tryon["token"], *tryon["signed_urls"],
-               *(url.split("?", 1)[1] for url in tryon["signed_urls"] if "?" in url)]
+    secrets = [
+        PASSWORD,
+        tryon["token"],
+        *tryon["signed_urls"],
+        *(url.split("?", 1)[1] for url in tryon["signed_urls"] if "?" in url),
+    ]
     assert [s for s in secrets if s in everything] == []
     assert not re.search(r"[?&](signature|X-Amz-Signature|sig)=", everything, re.IGNORECASE)
     assert "\ufffd\ufffd\ufffd" not in everything and "/9j/" not in everything  # JPEG bytes, raw or base64

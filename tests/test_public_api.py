@@ -3,6 +3,7 @@ the official `fashn` SDK runs predictions.subscribe(...) to completion unmodifie
 arrive signed (verified by the `standardwebhooks` package) once per prediction, every sample
 is stored with its provenance, and a running prediction is canceled between steps.
 """
+
 from __future__ import annotations
 
 import base64
@@ -65,11 +66,13 @@ def account(devstack: Any) -> dict[str, str]:
     """A signed-up person of the running stack with an API key and their webhook secret."""
     base = devstack.gateway_url
     email = f"shop-{uuid.uuid4().hex[:8]}@example.com"
-    signup = requests.post(f"{base}/user/signup", json={"user_name": "shop", "email": email,
-                                                        "password": "a good password"}, timeout=30)
+    signup = requests.post(
+        f"{base}/user/signup", json={"user_name": "shop", "email": email, "password": "a good password"}, timeout=30
+    )
     assert signup.status_code == 201, signup.text
-    token = requests.post(f"{base}/user/login", json={"email": email, "password": "a good password"},
-                          timeout=30).json()["token"]
+    token = requests.post(
+        f"{base}/user/login", json={"email": email, "password": "a good password"}, timeout=30
+    ).json()["token"]
     auth = {"Authorization": f"Bearer {token}"}
     key = requests.post(f"{base}/api-keys", json={"name": "tests"}, headers=auth, timeout=30).json()["key"]
     secret = requests.get(f"{base}/webhook-settings", headers=auth, timeout=30).json()["secret"]
@@ -94,8 +97,15 @@ def test_the_fashn_sdk_subscribes_to_completion_with_signed_webhooks(account: di
     updates: list[str] = []
     result = client.predictions.subscribe(
         model_name="tryon-v1.6",
-        inputs={"model_image": jpeg((200, 150, 120)), "garment_image": jpeg((20, 40, 200)), "category": "tops",
-                "mode": "performance", "num_samples": 2, "seed": 42, "output_format": "jpeg"},
+        inputs={
+            "model_image": jpeg((200, 150, 120)),
+            "garment_image": jpeg((20, 40, 200)),
+            "category": "tops",
+            "mode": "performance",
+            "num_samples": 2,
+            "seed": 42,
+            "output_format": "jpeg",
+        },
         webhook_url=receiver.url,
         poll_interval=200,
         timeout=240_000,
@@ -121,15 +131,17 @@ def test_the_fashn_sdk_subscribes_to_completion_with_signed_webhooks(account: di
     payload = Webhook(account["secret"]).verify(body, headers)
     assert payload["id"] == result.id and payload["status"] == "completed" and len(payload["output"]) == 2
     assert payload["seeds"] == [42, 43]
-    deliveries = requests.get(f"{account['base']}/v1/webhooks/deliveries",
-                              headers={"Authorization": f"Bearer {account['key']}"}, timeout=30).json()["deliveries"]
+    deliveries = requests.get(
+        f"{account['base']}/v1/webhooks/deliveries", headers={"Authorization": f"Bearer {account['key']}"}, timeout=30
+    ).json()["deliveries"]
     mine = [d for d in deliveries if d["prediction_id"] == result.id]
     assert len(mine) == 1 and mine[0]["status"] == "delivered" and mine[0]["attempts"] == 2
     assert mine[0]["last_status_code"] == 204
 
     # history shows both samples; a wrongly signed body does not verify
-    job = requests.get(f"{account['base']}/jobs/{result.id}",
-                       headers={"Authorization": f"Bearer {account['token']}"}, timeout=30).json()
+    job = requests.get(
+        f"{account['base']}/jobs/{result.id}", headers={"Authorization": f"Bearer {account['token']}"}, timeout=30
+    ).json()
     assert len(job["result_keys"]) == 2 and job["result_key"] == job["result_keys"][0]
     from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -144,9 +156,17 @@ def test_a_running_prediction_is_canceled_between_steps(account: dict[str, str],
 
     receiver = Receiver()
     client = Fashn()
-    run = client.predictions.run(model_name="catvton-maskfree", webhook_url=receiver.url,
-                                 inputs={"model_image": jpeg((180, 120, 90)), "garment_image": jpeg((0, 90, 30)),
-                                         "category": "tops", "mode": "quality", "num_samples": 4})
+    run = client.predictions.run(
+        model_name="catvton-maskfree",
+        webhook_url=receiver.url,
+        inputs={
+            "model_image": jpeg((180, 120, 90)),
+            "garment_image": jpeg((0, 90, 30)),
+            "category": "tops",
+            "mode": "quality",
+            "num_samples": 4,
+        },
+    )
     deadline = time.monotonic() + 120
     while client.predictions.status(run.id).status != "processing":
         assert time.monotonic() < deadline

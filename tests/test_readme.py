@@ -1,4 +1,5 @@
 """The README tells the truth about configuration: every variable Settings reads is documented."""
+
 from __future__ import annotations
 
 import re
@@ -22,6 +23,10 @@ def test_every_configuration_variable_is_in_the_readme_and_env_example() -> None
 def test_readme_defaults_match_settings() -> None:
     readme = (ROOT / "README.md").read_text()
     defaults = Settings()
-    for name, field in (("WEAVE_MODEL", "weave_model"), ("RUNNER_MAX_ATTEMPTS", "runner_max_attempts"),
-                        ("MAX_UPLOAD_BYTES", "max_upload_bytes"), ("JWT_TTL_S", "jwt_ttl_s")):
+    for name, field in (
+        ("WEAVE_MODEL", "weave_model"),
+        ("RUNNER_MAX_ATTEMPTS", "runner_max_attempts"),
+        ("MAX_UPLOAD_BYTES", "max_upload_bytes"),
+        ("JWT_TTL_S", "jwt_ttl_s"),
+    ):
         assert f"| `{name}` | `{getattr(defaults, field)}` |" in readme, name

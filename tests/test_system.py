@@ -4,6 +4,7 @@ A try-on request published on its stream must end as a result object in storage,
 `succeeded` job, a `done` try-on and exactly one completion on the notification channel,
 on SQLite and on PostgreSQL; and a weave server killed mid-job must not change that.
 """
+
 from __future__ import annotations
 
 import io
@@ -71,7 +72,7 @@ def request_tryon(settings: Settings, user_id: str, vton_id: str, keys: dict[str
     return job_id
 
 
-def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2):  # noqa: ANN001, ANN201
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -88,8 +89,13 @@ def job_row(settings: Settings, job_id: str) -> dict[str, object] | None:
         if job is None:
             return None
         tryon = session.get(TryOn, job.vton_id)
-        return {"status": job.status, "result_key": job.result_key, "tryon_status": tryon.status if tryon else None,
-                "outfit_try_on": tryon.outfit_try_on if tryon else None, "error": job.error}
+        return {
+            "status": job.status,
+            "result_key": job.result_key,
+            "tryon_status": tryon.status if tryon else None,
+            "outfit_try_on": tryon.outfit_try_on if tryon else None,
+            "error": job.error,
+        }
 
 
 def completions(pubsub: redis.client.PubSub, seconds: float) -> list[dict[str, object]]:
@@ -106,8 +112,12 @@ def completions(pubsub: redis.client.PubSub, seconds: float) -> list[dict[str, o
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, smoke_models_dir: Path,
-          redis_server_url: str):  # noqa: ANN201
+def stack(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    smoke_models_dir: Path,
+    redis_server_url: str,
+):
     """The whole system on SQLite, then on PostgreSQL (one stack per database, shared by the tests)."""
     folder = tmp_path_factory.mktemp(f"system-{request.param}")
     if request.param == "sqlite":
@@ -115,8 +125,9 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     else:
         database_url = request.getfixturevalue("postgres_module_url")
     prefix = f"test-{uuid.uuid4().hex[:10]}:"
-    env = stack_environ(folder / "var", smoke_models_dir, DATABASE_URL=database_url, REDIS_URL=redis_server_url,
-                        REDIS_KEY_PREFIX=prefix)
+    env = stack_environ(
+        folder / "var", smoke_models_dir, DATABASE_URL=database_url, REDIS_URL=redis_server_url, REDIS_KEY_PREFIX=prefix
+    )
     running = start_stack(env, folder / "logs")
     try:
         yield running
@@ -127,7 +138,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             client.delete(key)
 
 
-def test_tryon_flows_through_weave_to_notify(stack, redis_server_url: str) -> None:  # noqa: ANN001
+def test_tryon_flows_through_weave_to_notify(stack, redis_server_url: str) -> None:
     settings = stack.settings
     user_id, vton_id, keys = seed_tryon(settings)
     pubsub = redis.Redis.from_url(redis_server_url).pubsub()
@@ -147,7 +158,7 @@ def test_tryon_flows_through_weave_to_notify(stack, redis_server_url: str) -> No
     assert messages[0]["user_id"] == user_id and messages[0]["vton_id"] == vton_id
 
 
-def test_object_of_another_user_fails_the_job_with_a_reason(stack) -> None:  # noqa: ANN001
+def test_object_of_another_user_fails_the_job_with_a_reason(stack) -> None:
     settings = stack.settings
     user_id, vton_id, keys = seed_tryon(settings)
     stranger_key = {"person_key": f"uploads/{uuid.uuid4()}/person.jpg", "garment_key": keys["garment_key"]}
@@ -158,7 +169,7 @@ def test_object_of_another_user_fails_the_job_with_a_reason(stack) -> None:  # n
     assert row["tryon_status"] == "failed"
 
 
-def test_weave_killed_mid_job_is_redelivered_and_completes_once(stack, redis_server_url: str) -> None:  # noqa: ANN001
+def test_weave_killed_mid_job_is_redelivered_and_completes_once(stack, redis_server_url: str) -> None:
     settings = stack.settings
     user_id, vton_id, keys = seed_tryon(settings)
     pubsub = redis.Redis.from_url(redis_server_url).pubsub()
@@ -171,7 +182,9 @@ def test_weave_killed_mid_job_is_redelivered_and_completes_once(stack, redis_ser
     assert job_row(settings, job_id)["status"] == "running"
     stack.restart("weave")
 
-    row = wait_for(lambda: (r := job_row(settings, job_id)) and r["status"] in ("succeeded", "failed") and r, timeout=90)
+    row = wait_for(
+        lambda: (r := job_row(settings, job_id)) and r["status"] in ("succeeded", "failed") and r, timeout=90
+    )
     assert row["status"] == "succeeded", (row, stack.log_tail("weave"), stack.log_tail("runner"))
     storage = storage_from_settings(settings)
     assert storage.list(f"outputs/weaver/{user_id}/") == [f"outputs/weaver/{user_id}/{job_id}.png"]
@@ -179,7 +192,7 @@ def test_weave_killed_mid_job_is_redelivered_and_completes_once(stack, redis_ser
     assert [m["job_id"] for m in done] == [job_id]
 
 
-def test_auto_category_goes_through_tailor_then_weave(stack) -> None:  # noqa: ANN001
+def test_auto_category_goes_through_tailor_then_weave(stack) -> None:
     """category "auto": enqueue -> tailor (cut-out + category) -> weave -> notify, by itself.
 
     With the smoke SegFormer (fixed random weights) this plain blue garment photo parses as
@@ -211,7 +224,7 @@ def completed_metadata(settings: Settings, jobs: list[str]) -> dict[str, dict[st
     return found
 
 
-def finish_all(stack, jobs: list[str]) -> list[dict[str, object]]:  # noqa: ANN001
+def finish_all(stack, jobs: list[str]) -> list[dict[str, object]]:
     settings = stack.settings
 
     def finished() -> list[dict[str, object]] | None:
@@ -221,11 +234,12 @@ def finish_all(stack, jobs: list[str]) -> list[dict[str, object]]:  # noqa: ANN0
     try:
         return wait_for(finished, timeout=120)
     except AssertionError:
-        raise AssertionError(f"{[job_row(settings, j) for j in jobs]}\n{stack.log_tail('weave')}\n"
-                             f"{stack.log_tail('runner')}") from None
+        raise AssertionError(
+            f"{[job_row(settings, j) for j in jobs]}\n{stack.log_tail('weave')}\n{stack.log_tail('runner')}"
+        ) from None
 
 
-def test_a_burst_of_eight_is_rendered_in_at_most_two_unet_batches(stack) -> None:  # noqa: ANN001
+def test_a_burst_of_eight_is_rendered_in_at_most_two_unet_batches(stack) -> None:
     """Eight try-ons sent together: the first goes alone at once (nothing else is waiting
     yet), and the runner sends the ones that queued meanwhile as ONE batch request."""
     settings = stack.settings
@@ -239,7 +253,7 @@ def test_a_burst_of_eight_is_rendered_in_at_most_two_unet_batches(stack) -> None
     assert round(batches, 6) <= 2, sizes
 
 
-def test_a_lone_try_on_is_rendered_alone(stack) -> None:  # noqa: ANN001
+def test_a_lone_try_on_is_rendered_alone(stack) -> None:
     """Nothing else waiting: the runner sends it at once, as a batch of one (no gathering wait)."""
     settings = stack.settings
     user, vton, keys = seed_tryon(settings)
@@ -249,7 +263,7 @@ def test_a_lone_try_on_is_rendered_alone(stack) -> None:  # noqa: ANN001
     assert completed_metadata(settings, jobs)[job]["batch_size"] == 1
 
 
-def test_try_ons_requested_together_are_rendered_in_batches(stack) -> None:  # noqa: ANN001
+def test_try_ons_requested_together_are_rendered_in_batches(stack) -> None:
     """The runner sends the weave jobs waiting in the stream, up to weave's max_batch, as one
     batched request, and weave renders them as one batched call; every job still ends on
     its own."""
@@ -264,8 +278,9 @@ def test_try_ons_requested_together_are_rendered_in_batches(stack) -> None:  # n
     try:
         rows = wait_for(finished)
     except AssertionError:
-        raise AssertionError(f"{[job_row(settings, j) for j in jobs]}\n{stack.log_tail('weave')}\n"
-                             f"{stack.log_tail('runner')}") from None
+        raise AssertionError(
+            f"{[job_row(settings, j) for j in jobs]}\n{stack.log_tail('weave')}\n{stack.log_tail('runner')}"
+        ) from None
     assert [r["status"] for r in rows] == ["succeeded"] * 4, (rows, stack.log_tail("weave"))
     client = redis.Redis.from_url(settings.redis_url or "", decode_responses=True)
     batch_sizes = {}
@@ -277,7 +292,7 @@ def test_try_ons_requested_together_are_rendered_in_batches(stack) -> None:  # n
     assert max(batch_sizes.values()) >= 2, batch_sizes  # at least two shared a UNet call
 
 
-def test_fashn_tryon_through_the_original_api_shows_model_and_seed_in_the_history(stack) -> None:  # noqa: ANN001
+def test_fashn_tryon_through_the_original_api_shows_model_and_seed_in_the_history(stack) -> None:
     """A person signs up, uploads two photos, asks for fashn-vton-1.5 through POST /jobs/weaver
     (garment type auto: tailor decides it), and the history lists the result with its model and seed."""
     import requests
@@ -285,22 +300,40 @@ def test_fashn_tryon_through_the_original_api_shows_model_and_seed_in_the_histor
     base = stack.gateway_url
     http = requests.Session()
     email = f"{uuid.uuid4().hex[:8]}@example.com"
-    assert http.post(f"{base}/user/signup", json={"user_name": "Ada", "email": email, "password": "correct horse"},
-                     timeout=10).status_code == 201
-    token = http.post(f"{base}/user/login", json={"email": email, "password": "correct horse"}, timeout=10).json()["token"]
+    assert (
+        http.post(
+            f"{base}/user/signup", json={"user_name": "Ada", "email": email, "password": "correct horse"}, timeout=10
+        ).status_code
+        == 201
+    )
+    token = http.post(f"{base}/user/login", json={"email": email, "password": "correct horse"}, timeout=10).json()[
+        "token"
+    ]
     http.headers["Authorization"] = f"Bearer {token}"
 
     def upload(name: str, data: bytes) -> str:
-        signed = http.post(f"{base}/images/presignedUploadUrl", json={"fileName": name, "fileType": "image/jpeg"},
-                           timeout=10).json()
+        signed = http.post(
+            f"{base}/images/presignedUploadUrl", json={"fileName": name, "fileType": "image/jpeg"}, timeout=10
+        ).json()
         assert requests.put(signed["url"], data=data, headers=signed["headers"], timeout=10).status_code == 200
         return str(signed["key"])
 
     person, garment = upload("me.jpg", jpeg((200, 150, 120))), upload("shirt.jpg", jpeg((20, 40, 200)))
     tryon = http.post(f"{base}/vton", json={"user_snap": person, "uncleaned_outfit": garment}, timeout=10).json()
-    started = http.post(f"{base}/jobs/weaver", json={
-        "vton_id": tryon["id"], "user_snap_s3": person, "uncleaned_outfit_s3": garment, "category": "upper",
-        "model": "fashn-vton-1.5", "garment_photo_type": "auto", "steps": 3, "seed": 42}, timeout=10)
+    started = http.post(
+        f"{base}/jobs/weaver",
+        json={
+            "vton_id": tryon["id"],
+            "user_snap_s3": person,
+            "uncleaned_outfit_s3": garment,
+            "category": "upper",
+            "model": "fashn-vton-1.5",
+            "garment_photo_type": "auto",
+            "steps": 3,
+            "seed": 42,
+        },
+        timeout=10,
+    )
     assert started.status_code == 202, started.text
 
     def finished() -> dict | None:

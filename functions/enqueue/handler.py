@@ -6,6 +6,7 @@ as a failed job the user is told about (a `weave.failed` event), never as a sile
 Redelivery is harmless: the job is keyed by its id, and a job already under way is not
 sent on twice.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,6 +40,7 @@ from shared.uploads import is_owned_key
 
 log = logging.getLogger(__name__)
 
+
 class EnqueueFunction(Stage):
     """Validates the objects of a try-on, records the job and publishes the next step."""
 
@@ -71,8 +73,9 @@ class EnqueueFunction(Stage):
                     self._check_object(request.user_id, field, getattr(request, field))
             step = self._next_step(request)
         except ClientError as exc:
-            failure = WeaveFailed(job_id=job_id, user_id=request.user_id, vton_id=request.vton_id,
-                                  **StageFailed.fields_of(exc))
+            failure = WeaveFailed(
+                job_id=job_id, user_id=request.user_id, vton_id=request.vton_id, **StageFailed.fields_of(exc)
+            )
             return self.publish(t.WEAVE_FAILED, failure.to_data())
         return self.publish(*step)
 
@@ -95,19 +98,25 @@ class EnqueueFunction(Stage):
     def _next_step(self, request: TryonRequested) -> tuple[str, dict[str, Any]]:
         """weave.requested, or tailor.requested first when the category, the mask or (FASHN) the
         garment photo's type must be found. Every default is applied here, once."""
-        weave = request.resolved_fields(default_model=self.settings.weave_default_model,
-                                        configured_variant=self.settings.weave_variant)
+        weave = request.resolved_fields(
+            default_model=self.settings.weave_default_model, configured_variant=self.settings.weave_variant
+        )
         needs_mask = weave["variant"] == "mask" and weave["model"] != FASHN_MODEL and not request.mask_key
         # tailor decides "auto" categories, and whether a FASHN garment photo is worn or a product shot.
         needs_photo_type = weave.get("garment_photo_type") == "auto" and not self.settings.commercial
         if self.settings.commercial and request.category == "auto":
-            raise LicenceRestricted("category 'auto' needs tailor's garment parser (non-commercial licence), which "
-                                    "this commercial deployment does not run; send upper, lower or overall",
-                                    field="category")
+            raise LicenceRestricted(
+                "category 'auto' needs tailor's garment parser (non-commercial licence), which "
+                "this commercial deployment does not run; send upper, lower or overall",
+                field="category",
+            )
         if request.category == "auto" or needs_mask or needs_photo_type:
             tailor = TailorRequested(
-                job_id=request.job_id, user_id=request.user_id, vton_id=request.vton_id,
-                garment_key=request.garment_key, category=request.category,
+                job_id=request.job_id,
+                user_id=request.user_id,
+                vton_id=request.vton_id,
+                garment_key=request.garment_key,
+                category=request.category,
                 person_key=request.person_key if needs_mask else None,
                 then_weave=ThenWeave.model_validate(weave),
             )

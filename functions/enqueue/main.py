@@ -1,4 +1,5 @@
 """The enqueue function's WSGI app: `gunicorn 'functions.enqueue.main:create_app()'`."""
+
 from __future__ import annotations
 
 from flask import Flask

@@ -7,6 +7,7 @@ channel exactly once per job (shared.notifications): a redelivered event, or the
 event notify handles, publishes what a crash or a Redis outage left pending. Progress goes
 to the channel only.
 """
+
 from __future__ import annotations
 
 import json
@@ -90,12 +91,22 @@ class NotifyFunction(Stage):
     def _weave_completed(self, data: dict[str, Any]) -> dict[str, Any] | None:
         with session_scope(self.sessions, write=True) as session:
             changed = jobs.complete_job(
-                session, data["job_id"], result_key=data["result_key"], seed=data.get("seed"), model=data.get("model"),
+                session,
+                data["job_id"],
+                result_key=data["result_key"],
+                seed=data.get("seed"),
+                model=data.get("model"),
                 result_keys=data.get("result_keys"),
             )
             if changed:
-                self._record(session, data, "done", result_key=data["result_key"], error=None,
-                             result_keys=data.get("result_keys"))
+                self._record(
+                    session,
+                    data,
+                    "done",
+                    result_key=data["result_key"],
+                    error=None,
+                    result_keys=data.get("result_keys"),
+                )
             webhook = self._webhook_for(session, data["job_id"])
         if webhook:
             self._request_webhook(data, webhook)
@@ -117,7 +128,9 @@ class NotifyFunction(Stage):
             if job.job_type != "tailor":
                 # A tailor step on the way to a try-on: weave finishes that job.
                 return None
-            changed = jobs.complete_job(session, job.id, result_key=data.get("cutout_key") or data.get("mask_key") or "")
+            changed = jobs.complete_job(
+                session, job.id, result_key=data.get("cutout_key") or data.get("mask_key") or ""
+            )
             if changed:
                 self._record(session, data, "done", result_key=data.get("cutout_key"), error=None)
         return self._publish_pending(data["job_id"])
@@ -144,7 +157,12 @@ class NotifyFunction(Stage):
 
     @staticmethod
     def _record(
-        session: Session, data: dict[str, Any], status: str, *, result_key: str | None, error: str | None,
+        session: Session,
+        data: dict[str, Any],
+        status: str,
+        *,
+        result_key: str | None,
+        error: str | None,
         result_keys: list[str] | None = None,
     ) -> None:
         """Add the job's completion to the outbox, in the transaction that changed its state."""
@@ -154,11 +172,19 @@ class NotifyFunction(Stage):
             JOB_DURATION.labels(job.job_type, "ok" if status == "done" else "failed").observe(max(0.0, seconds))
             if status != "done":
                 JOBS_FAILED.labels(job.job_type, reason_label(data.get("code"))).inc()
-        add_to_outbox(session, completion_message(
-            job_id=data["job_id"], job_type=job.job_type if job is not None else "try_on", status=status,
-            user_id=data["user_id"], vton_id=data.get("vton_id"), result_key=result_key, error=error,
-            result_keys=result_keys,
-        ))
+        add_to_outbox(
+            session,
+            completion_message(
+                job_id=data["job_id"],
+                job_type=job.job_type if job is not None else "try_on",
+                status=status,
+                user_id=data["user_id"],
+                vton_id=data.get("vton_id"),
+                result_key=result_key,
+                error=error,
+                result_keys=result_keys,
+            ),
+        )
 
     def _publish_pending(self, job_id: str) -> dict[str, Any] | None:
         """Publish the job's pending completion (this call's, or one a crash left); the
@@ -181,4 +207,3 @@ class NotifyFunction(Stage):
     def _request_webhook(self, data: dict[str, Any], url: str) -> None:
         """Queue the job's webhook (every time its end is seen: the webhooks function sends each job's once)."""
         self.publish(t.WEBHOOK_REQUESTED, {"job_id": data["job_id"], "user_id": data["user_id"], "url": url})
-

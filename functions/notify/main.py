@@ -1,4 +1,5 @@
 """The notify function's WSGI app: `gunicorn 'functions.notify.main:create_app()'`."""
+
 from __future__ import annotations
 
 from flask import Flask

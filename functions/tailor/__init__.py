@@ -4,6 +4,7 @@ Model side: `parsing` (HumanParser), `loading` (TailorModelConfig, load_parser),
 `geometry` (masks, cut-outs, checks; pure numpy/PIL). This module holds the storage keys
 of tailor assets and imports nothing heavy.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,9 +36,7 @@ def asset_key(user_id: str, content_hash: str, kind: str, category: str | None =
     from shared.errors import BadRequest
 
     if not _USER_ID.match(user_id or ""):
-        raise BadRequest(
-            f"user id must be 1-128 letters, digits, '-' or '_', got {user_id!r}", field="userid"
-        )
+        raise BadRequest(f"user id must be 1-128 letters, digits, '-' or '_', got {user_id!r}", field="userid")
     if not _HASH.match(content_hash or ""):
         raise BadRequest(f"content hash must be 64 lowercase hex digits, got {content_hash!r}", field="hash")
     if kind == "cutout":

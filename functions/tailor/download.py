@@ -5,6 +5,7 @@
 
 Needs the Hugging Face hub; HF_TOKEN in the environment is used when set.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -26,6 +26,7 @@ Heuristics (documented once, here):
   cut-out keeps the category's labels (CUTOUT_LABELS), drops specks, fills small holes
   that are not body (prints the model mislabels), and is cropped with a margin.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,12 +41,45 @@ from shared.contracts.fields import CategoryName
 from shared.errors import BadRequest
 
 LABELS: tuple[str, ...] = (
-    "background", "hat", "hair", "sunglasses", "upper-clothes", "skirt", "pants", "dress",
-    "belt", "left-shoe", "right-shoe", "face", "left-leg", "right-leg", "left-arm",
-    "right-arm", "bag", "scarf",
+    "background",
+    "hat",
+    "hair",
+    "sunglasses",
+    "upper-clothes",
+    "skirt",
+    "pants",
+    "dress",
+    "belt",
+    "left-shoe",
+    "right-shoe",
+    "face",
+    "left-leg",
+    "right-leg",
+    "left-arm",
+    "right-arm",
+    "bag",
+    "scarf",
 )
-(BACKGROUND, HAT, HAIR, SUNGLASSES, UPPER_CLOTHES, SKIRT, PANTS, DRESS, BELT, LEFT_SHOE,
- RIGHT_SHOE, FACE, LEFT_LEG, RIGHT_LEG, LEFT_ARM, RIGHT_ARM, BAG, SCARF) = range(18)
+(
+    BACKGROUND,
+    HAT,
+    HAIR,
+    SUNGLASSES,
+    UPPER_CLOTHES,
+    SKIRT,
+    PANTS,
+    DRESS,
+    BELT,
+    LEFT_SHOE,
+    RIGHT_SHOE,
+    FACE,
+    LEFT_LEG,
+    RIGHT_LEG,
+    LEFT_ARM,
+    RIGHT_ARM,
+    BAG,
+    SCARF,
+) = range(18)
 
 Category = CategoryName
 
@@ -120,13 +154,12 @@ class Cutout:
 def check_category(category: str) -> Category:
     """Return `category` if known, else raise BadRequest naming the allowed ones."""
     if category not in CATEGORIES:
-        raise BadRequest(
-            f"category must be one of {', '.join(CATEGORIES)}, got {category!r}", field="category"
-        )
+        raise BadRequest(f"category must be one of {', '.join(CATEGORIES)}, got {category!r}", field="category")
     return category  # type: ignore[return-value]
 
 
 # --- small array tools -----------------------------------------------------------------
+
 
 def _as_labels(labels: np.ndarray) -> np.ndarray:
     arr = np.asarray(labels)
@@ -219,6 +252,7 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 
 # --- person photos -----------------------------------------------------------------------
 
+
 def face_blobs(labels: np.ndarray) -> list[np.ndarray]:
     """Boolean masks of the faces that count as people, largest first (see module doc)."""
     labels = _as_labels(labels)
@@ -294,8 +328,9 @@ def dilation_radius(shape: tuple[int, ...], frac: float = DILATE_FRAC) -> int:
     return max(1, round(frac * max(shape[:2])))
 
 
-def person_mask(labels: np.ndarray, category: str, *, dilate_frac: float = DILATE_FRAC,
-                check: bool = True) -> Image.Image:
+def person_mask(
+    labels: np.ndarray, category: str, *, dilate_frac: float = DILATE_FRAC, check: bool = True
+) -> Image.Image:
     """The try-on mask for `category` as an "L" image (255 = repaint), same size as labels.
 
     Raises TailorInputError: no_person / several_people (when `check`), or no_region when
@@ -319,6 +354,7 @@ def person_mask(labels: np.ndarray, category: str, *, dilate_frac: float = DILAT
 
 
 # --- garment photos ----------------------------------------------------------------------
+
 
 def classify_garment(labels: np.ndarray) -> tuple[Category, float]:
     """(category, confidence): the category most clothing pixels vote for, and its share.
@@ -375,9 +411,14 @@ def garment_alpha(labels: np.ndarray, category: str) -> np.ndarray:
     return garment
 
 
-def garment_cutout(image: Image.Image, labels: np.ndarray, category: str | None = None, *,
-                   margin_frac: float = MARGIN_FRAC,
-                   background: Literal["transparent", "white"] = "transparent") -> Cutout:
+def garment_cutout(
+    image: Image.Image,
+    labels: np.ndarray,
+    category: str | None = None,
+    *,
+    margin_frac: float = MARGIN_FRAC,
+    background: Literal["transparent", "white"] = "transparent",
+) -> Cutout:
     """Cut the garment out of `image`: RGBA, cropped with a margin, centred on a 3:4 canvas.
 
     `category` None means classify_garment decides (confidence is its vote share; with a
@@ -405,8 +446,9 @@ def garment_cutout(image: Image.Image, labels: np.ndarray, category: str | None 
     h, w = labels.shape
     left, top = max(0, left - margin), max(0, top - margin)
     right, bottom = min(w, right + margin), min(h, bottom + margin)
-    rgba = np.dstack([np.asarray(image.convert("RGB"))[top:bottom, left:right],
-                      alpha[top:bottom, left:right].astype(np.uint8) * 255])
+    rgba = np.dstack(
+        [np.asarray(image.convert("RGB"))[top:bottom, left:right], alpha[top:bottom, left:right].astype(np.uint8) * 255]
+    )
     rgba[rgba[..., 3] == 0, :3] = 255
     if background == "white":
         rgba[..., 3] = 255
@@ -425,6 +467,6 @@ WORN_BODY_FRAC = 0.02
 
 
 def garment_photo_type(labels: np.ndarray) -> str:
-    """"model" when someone wears the garment in the photo, else "flat-lay" (FASHN VTON's terms)."""
+    """ "model" when someone wears the garment in the photo, else "flat-lay" (FASHN VTON's terms)."""
     body = float(np.mean(np.isin(_as_labels(labels), BODY)))
     return "model" if body >= WORN_BODY_FRAC else "flat-lay"

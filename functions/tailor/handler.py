@@ -7,6 +7,7 @@ processed once per user and reused. When the request carries `then_weave`, the w
 request is sent on with what tailor found: the category for "auto", the cut-out as the
 garment, the mask for the mask-based variant.
 """
+
 from __future__ import annotations
 
 import io
@@ -92,8 +93,12 @@ class TailorFunction(Stage):
                 return None
             jobs.mark_running(session, job_id)
         category: str = request.category or DEFAULT_REQUEST_CATEGORY
-        result: dict[str, Any] = {"job_id": job_id, "user_id": user_id, "vton_id": data.get("vton_id"),
-                                  "model": self.parser.name}
+        result: dict[str, Any] = {
+            "job_id": job_id,
+            "user_id": user_id,
+            "vton_id": data.get("vton_id"),
+            "model": self.parser.name,
+        }
         photo_type = None
         fashn = (data.get("then_weave") or {}).get("model") == FASHN_MODEL
         try:
@@ -146,16 +151,29 @@ class TailorFunction(Stage):
         labels = self._parse(image)
         photo_type = garment_photo_type(labels)
         if cached is not None:  # recorded before photo types were: the cut-out stands
-            return cached.key, (cached.meta or {}).get("category") or category, float(cached.confidence or 0.0), photo_type
+            return (
+                cached.key,
+                (cached.meta or {}).get("category") or category,
+                float(cached.confidence or 0.0),
+                photo_type,
+            )
         cut = garment_cutout(image, labels, None if category == "auto" else category)
         out_key = asset_key(user_id, digest, "cutout", cache_category or None)
         self.storage.put(out_key, _png(cut.image), "image/png")
-        self._remember(user_id, digest, "cutout", cache_category, out_key, cut.category, cut.confidence,
-                       {"box": list(cut.box), "photo_type": photo_type})
+        self._remember(
+            user_id,
+            digest,
+            "cutout",
+            cache_category,
+            out_key,
+            cut.category,
+            cut.confidence,
+            {"box": list(cut.box), "photo_type": photo_type},
+        )
         return out_key, cut.category, cut.confidence, photo_type
 
     def _photo_type(self, key: str) -> str:
-        """"model" (worn) or "flat-lay" (product shot) for the garment photo at `key`."""
+        """ "model" (worn) or "flat-lay" (product shot) for the garment photo at `key`."""
         image = load_image(self.storage.get(key), max_pixels=self.settings.max_image_pixels, what="garment photo")
         return garment_photo_type(self._parse(image))
 
@@ -195,16 +213,27 @@ class TailorFunction(Stage):
         return None
 
     def _remember(
-        self, user_id: str, digest: str, kind: str, category: str, key: str,
-        found: str | None, confidence: float | None, meta: dict[str, Any],
+        self,
+        user_id: str,
+        digest: str,
+        kind: str,
+        category: str,
+        key: str,
+        found: str | None,
+        confidence: float | None,
+        meta: dict[str, Any],
     ) -> None:
         try:
             with session_scope(self.sessions, write=True) as session:
                 session.add(
                     GarmentAsset(
-                        user_id=user_id, content_hash=digest, kind=kind,
-                        category=category, key=key,
-                        confidence=confidence, meta={"category": found, **meta},
+                        user_id=user_id,
+                        content_hash=digest,
+                        kind=kind,
+                        category=category,
+                        key=key,
+                        confidence=confidence,
+                        meta={"category": found, **meta},
                     )
                 )
         except IntegrityError:
@@ -217,8 +246,10 @@ class ParserOff:
     name = "off (commercial)"
 
     def parse(self, image: Image.Image) -> Any:
-        raise LicenceRestricted("tailor's parser (segformer_b2_clothes, NVIDIA SegFormer licence: non-commercial) "
-                                "is off in this commercial deployment; send a category and no auto choices")
+        raise LicenceRestricted(
+            "tailor's parser (segformer_b2_clothes, NVIDIA SegFormer licence: non-commercial) "
+            "is off in this commercial deployment; send a category and no auto choices"
+        )
 
 
 def _ids(data: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ Layout (same for both; `python -m functions.tailor.download` / `.smoke` write it
 cache (downloading if the hub is reachable; HF_TOKEN honoured by huggingface_hub).
 Every failure is a DependencyUnavailable naming what is missing and the command to fix it.
 """
+
 from __future__ import annotations
 
 import json
@@ -111,9 +112,7 @@ def load_folder(folder: Path, *, name: str | None = None, dtype: str = "float32"
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     try:
-        model = SegformerForSemanticSegmentation.from_pretrained(
-            folder, local_files_only=True, use_safetensors=True
-        )
+        model = SegformerForSemanticSegmentation.from_pretrained(folder, local_files_only=True, use_safetensors=True)
         preprocessing = _read_preprocessing(folder)
         if name is None:
             name = SMOKE_NAME if getattr(model.config, SMOKE_MARKER, False) else MODEL_NAME

@@ -1,4 +1,5 @@
 """The tailor function's WSGI app: `gunicorn 'functions.tailor.main:create_app()'`."""
+
 from __future__ import annotations
 
 from flask import Flask

@@ -11,6 +11,7 @@ CPU. 1x1 convolutions, batch norm (eval) and bilinear upsampling are all linear,
 `FoldedDecodeHead` folds projection, fusion and batch norm into one small matrix per
 stage applied BEFORE upsampling: the same function, about 40x less decoder work.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,7 +38,7 @@ class FoldedDecodeHead(nn.Module):
         n, dim = len(head.linear_projections), fuse.shape[0]
         weights = []
         for i, proj in enumerate(head.linear_projections):
-            block = fuse[:, (n - 1 - i) * dim:(n - i) * dim]  # torch.cat(states[::-1])
+            block = fuse[:, (n - 1 - i) * dim : (n - i) * dim]  # torch.cat(states[::-1])
             weights.append(scale[:, None] * block @ proj.proj.weight.detach().double())
             bias = bias + scale * (block @ proj.proj.bias.detach().double())
         dtype = head.classifier.weight.dtype
@@ -77,10 +78,18 @@ class HumanParser:
     `name` is what results report ("segformer_b2_clothes" or "smoke").
     """
 
-    def __init__(self, model: nn.Module, *, name: str, size: tuple[int, int] = (512, 512),
-                 mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD,
-                 dtype: torch.dtype = torch.float32, channels_last: bool = True,
-                 fold_decoder: bool = True) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        name: str,
+        size: tuple[int, int] = (512, 512),
+        mean: tuple[float, ...] = IMAGENET_MEAN,
+        std: tuple[float, ...] = IMAGENET_STD,
+        dtype: torch.dtype = torch.float32,
+        channels_last: bool = True,
+        fold_decoder: bool = True,
+    ) -> None:
         num_labels = int(model.config.num_labels)
         if num_labels != NUM_LABELS:
             raise ValueError(f"expected a {NUM_LABELS}-label parsing model, got {num_labels} labels")

@@ -7,6 +7,7 @@ Same architecture family and label set as mattmdjaga/segformer_b2_clothes, a few
 thousand parameters, seeded: it loads through the same code as the real weights, and its
 output is meaningless (tests and smoke runs only).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,8 +71,12 @@ def write_smoke_model(out: Path, seed: int = 0) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("models/smoke"),
-                        help="folder that receives segformer_b2_clothes/ (default models/smoke)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("models/smoke"),
+        help="folder that receives segformer_b2_clothes/ (default models/smoke)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     print(write_smoke_model(args.out, args.seed))

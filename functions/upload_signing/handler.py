@@ -1,4 +1,5 @@
 """The upload-signing function: `upload.requested` in, `upload.signed` out (synchronous)."""
+
 from __future__ import annotations
 
 from typing import Any

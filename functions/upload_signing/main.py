@@ -1,4 +1,5 @@
 """The upload-signing function's WSGI app: `gunicorn 'functions.upload_signing.main:create_app()'`."""
+
 from __future__ import annotations
 
 from flask import Flask

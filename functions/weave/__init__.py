@@ -4,16 +4,23 @@ Public names (imported lazily, so `python -m functions.weave.download` stays lig
 `CatVTONPipeline`, `TryOnRequest`, `TryOnResult`, `PipelineOptions`, `run_requests`,
 `WeaveModelConfig`, `load_pipeline`, `load_pipelines`, `resolve_model`, `write_smoke_model`.
 """
+
 from __future__ import annotations
 
 from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "CatVTONPipeline": "pipeline", "TryOnRequest": "pipeline", "TryOnResult": "pipeline",
-    "PipelineOptions": "pipeline", "run_requests": "pipeline",
-    "WeaveModelConfig": "loading", "load_pipeline": "loading", "load_pipelines": "loading",
-    "resolve_model": "loading", "write_smoke_model": "smoke",
+    "CatVTONPipeline": "pipeline",
+    "TryOnRequest": "pipeline",
+    "TryOnResult": "pipeline",
+    "PipelineOptions": "pipeline",
+    "run_requests": "pipeline",
+    "WeaveModelConfig": "loading",
+    "load_pipeline": "loading",
+    "load_pipelines": "loading",
+    "resolve_model": "loading",
+    "write_smoke_model": "smoke",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -7,6 +7,7 @@ size up to WEAVE_MAX_BATCH, and `choose_batch_limit` keeps the largest size that
 raises images per second. weave reports that limit in /readyz as
 `max_batch`, and the stream runner delivers at most that many jobs in one batch.
 """
+
 from __future__ import annotations
 
 import time
@@ -25,8 +26,9 @@ MIN_GAIN: Final = 0.05  # a larger batch must add at least 5% images/s to be wor
 REPEATS: Final = 2
 
 
-def measure_throughput(pipe: Pipeline, max_batch: int, *, height: int = DEFAULT_HEIGHT,
-                       width: int = DEFAULT_WIDTH, repeats: int = REPEATS) -> dict[int, float]:
+def measure_throughput(
+    pipe: Pipeline, max_batch: int, *, height: int = DEFAULT_HEIGHT, width: int = DEFAULT_WIDTH, repeats: int = REPEATS
+) -> dict[int, float]:
     """Images per second of a one-step try-on call at each batch size 1..max_batch.
 
     A whole call (pre-processing, encoding, one guided denoising step, decoding, resizing)
@@ -54,14 +56,16 @@ def probe_request(pipe: Pipeline, height: int, width: int) -> Request:
     person = Image.new("RGB", (width, height), (128, 128, 128))
     garment = Image.new("RGB", (width, height), (64, 96, 160))
     if isinstance(pipe, FashnVTONPipeline):
-        return FashnRequest(person=person, garment=garment, garment_photo_type="flat-lay", steps=1, seed=0,
-                            safety_check=False)
+        return FashnRequest(
+            person=person, garment=garment, garment_photo_type="flat-lay", steps=1, seed=0, safety_check=False
+        )
     mask = None
     if pipe.catvton_variant == "mask":
         mask = Image.new("L", (width, height), 0)
         mask.paste(255, (width // 4, height // 4, 3 * width // 4, 3 * height // 4))
-    return TryOnRequest(person=person, garment=garment, mask=mask, steps=1, seed=0, height=height, width=width,
-                        safety_check=False)
+    return TryOnRequest(
+        person=person, garment=garment, mask=mask, steps=1, seed=0, height=height, width=width, safety_check=False
+    )
 
 
 def choose_batch_limit(throughput: Mapping[int, float], min_gain: float = MIN_GAIN) -> int:

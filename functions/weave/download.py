@@ -8,6 +8,7 @@ file the repo has), with huggingface_hub's progress bars. HF_TOKEN is honoured:
 zhengchong/CatVTON-MaskFree is gated, so accept its terms on huggingface.co and export
 HF_TOKEN first. Re-running skips files already complete.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,7 @@ from functions.weave.loading import fetch, hub_fetches, missing_files
 from functions.weave.pipeline import VARIANTS
 
 
-def download(models_dir: Path, variants: tuple[str, ...] = VARIANTS,
-             safety_checker: bool = True) -> list[Path]:
+def download(models_dir: Path, variants: tuple[str, ...] = VARIANTS, safety_checker: bool = True) -> list[Path]:
     """Fetch every repo the variants need; returns required files still missing."""
     token = os.environ.get("HF_TOKEN") or None
     for item in hub_fetches(variants, safety_checker):
@@ -29,23 +29,20 @@ def download(models_dir: Path, variants: tuple[str, ...] = VARIANTS,
         try:
             fetch(item, local_dir=local_dir, token=token)
         except Exception as exc:  # say which repo failed and why
-            gated = (" (gated: accept its terms and set HF_TOKEN)"
-                     if "MaskFree" in item.repo_id else "")
+            gated = " (gated: accept its terms and set HF_TOKEN)" if "MaskFree" in item.repo_id else ""
             raise SystemExit(f"download of {item.repo_id} failed{gated}: {exc}") from exc
     return missing_files(models_dir, variants)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m functions.weave.download",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m functions.weave.download", description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--no-safety-checker", action="store_true")
     args = parser.parse_args(argv)
     missing = download(args.models_dir, tuple(args.variants), not args.no_safety_checker)
     if missing:
-        print("still missing after download:\n  " + "\n  ".join(map(str, missing)),
-              file=sys.stderr)
+        print("still missing after download:\n  " + "\n  ".join(map(str, missing)), file=sys.stderr)
         return 1
     print(f"weights complete in {args.models_dir}")
     return 0

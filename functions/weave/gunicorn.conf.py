@@ -1,4 +1,5 @@
 """gunicorn settings for weave: port, workers, threads and timeout (see shared/gunicorn_base.py)."""
+
 from shared.gunicorn_base import gunicorn_config
 
 globals().update(gunicorn_config("weave"))

@@ -6,6 +6,7 @@ a few a second), then completed, or failed with a reason a person can read. Rede
 is harmless: a finished job is skipped, and a result already written is announced again
 rather than rendered twice (the seed, fixed by enqueue, makes a re-render identical too).
 """
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,8 @@ from shared.observability.metrics import (
     WEAVE_STEPS,
     WEAVE_STEPS_PER_SECOND,
 )
-from shared.stage import Dependencies, Stage
 from shared.provenance import MEDIA_TYPES, encode_result
+from shared.stage import Dependencies, Stage
 from shared.uploads import result_key
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,7 @@ class WeaveFunction(Stage):
 
     source = "/proteus/functions/weave"
 
-    def __init__(self, deps: Dependencies, load: Callable[[], Mapping[str, Pipeline]], *,
-                 max_batch: int = 1) -> None:
+    def __init__(self, deps: Dependencies, load: Callable[[], Mapping[str, Pipeline]], *, max_batch: int = 1) -> None:
         super().__init__(deps)
         self._pipelines: Mapping[str, Pipeline] | None = None
         self._load_error: BaseException | None = None
@@ -107,9 +107,11 @@ class WeaveFunction(Stage):
         kind = resolve_model(config)
         if kind == "smoke":
             log.warning("%s (WEAVE_MODEL=%s, models in %s)", SMOKE_WARNING, settings.weave_model, settings.models_dir)
-        return cls(Dependencies.from_settings(settings),
-                   lambda: load_models(config, settings.weave_models, commercial=settings.commercial),
-                   max_batch=settings.weave_max_batch)
+        return cls(
+            Dependencies.from_settings(settings),
+            lambda: load_models(config, settings.weave_models, commercial=settings.commercial),
+            max_batch=settings.weave_max_batch,
+        )
 
     # -- model ------------------------------------------------------------------------
 
@@ -124,7 +126,7 @@ class WeaveFunction(Stage):
             self.redis.hset(self.settings.redis_key_prefix + MODELS_KEY, "weave", json.dumps(info))
             if info["smoke"]:
                 log.warning("%s", SMOKE_WARNING)
-        except BaseException as exc:  # noqa: BLE001 - reported by readiness and every request
+        except BaseException as exc:
             log.exception("loading the weave model failed")
             self._load_error = exc
         finally:
@@ -144,9 +146,12 @@ class WeaveFunction(Stage):
             self.batch_limit = choose_batch_limit(self.batch_throughput)
         for each in pipelines.values():
             each.options.max_batch_size = self.batch_limit
-        log.info("weave batches up to %d (WEAVE_MAX_BATCH=%d; images/s by batch size: %s)",
-                 self.batch_limit, self._max_batch,
-                 self.batch_throughput or "not measured for a smoke model")
+        log.info(
+            "weave batches up to %d (WEAVE_MAX_BATCH=%d; images/s by batch size: %s)",
+            self.batch_limit,
+            self._max_batch,
+            self.batch_throughput or "not measured for a smoke model",
+        )
 
     def model_info(self) -> dict[str, Any]:
         """What runs: every loaded model with its licence, the default, device, dtype, and a
@@ -156,11 +161,18 @@ class WeaveFunction(Stage):
         first = next(iter(self._pipelines.values()))
         smoke = any(is_smoke(p) for p in self._pipelines.values())
         catvton = [p for p in self._pipelines.values() if not isinstance(p, FashnVTONPipeline)]
-        models = [{
-            "name": name, "family": MODELS[name].family, "licence": MODELS[name].licence,
-            "commercial": MODELS[name].commercial, "smoke": is_smoke(pipe), "default": name == self._default_model(),
-            **({"human_parser": pipe.human_parser is not None} if isinstance(pipe, FashnVTONPipeline) else {}),
-        } for name, pipe in self._pipelines.items()]
+        models = [
+            {
+                "name": name,
+                "family": MODELS[name].family,
+                "licence": MODELS[name].licence,
+                "commercial": MODELS[name].commercial,
+                "smoke": is_smoke(pipe),
+                "default": name == self._default_model(),
+                **({"human_parser": pipe.human_parser is not None} if isinstance(pipe, FashnVTONPipeline) else {}),
+            }
+            for name, pipe in self._pipelines.items()
+        ]
         return {
             "model": "smoke" if smoke else self._default_model(),
             "default_model": self._default_model(),
@@ -168,7 +180,9 @@ class WeaveFunction(Stage):
             "commercial": self.settings.commercial,
             "variants": sorted(v for v, n in CATVTON_VARIANT_MODELS.items() if n in self._pipelines),
             "device": str(first.device),
-            "dtype": str(first.dtype if isinstance(first, FashnVTONPipeline) else first.unet.dtype).removeprefix("torch."),
+            "dtype": str(first.dtype if isinstance(first, FashnVTONPipeline) else first.unet.dtype).removeprefix(
+                "torch."
+            ),
             "smoke": smoke,
             "speed": {name: getattr((catvton[0] if catvton else first).options, name) for name in SPEED_SWITCHES},
             "max_batch": self.batch_limit,
@@ -226,7 +240,7 @@ class WeaveFunction(Stage):
             try:
                 with tracing.attached(self._traces.get(data.get("job_id", ""))):
                     done, request = self._prepare(data)
-            except Exception as exc:  # noqa: BLE001 - this entry's delivery fails (and is retried)
+            except Exception as exc:
                 outcomes[index] = exc
                 continue
             if request is None:
@@ -258,14 +272,22 @@ class WeaveFunction(Stage):
         keys = sample_keys(data)
         if self.storage.exists(keys[-1]):
             # A previous delivery rendered it (the last sample is written last) and died before announcing it.
-            return self._publish(t.WEAVE_COMPLETED, data, **_result_fields(keys), seed=data.get("seed"),
-                                 model=self.model_info()["model"], metadata={"recovered": True}), None
+            return self._publish(
+                t.WEAVE_COMPLETED,
+                data,
+                **_result_fields(keys),
+                seed=data.get("seed"),
+                model=self.model_info()["model"],
+                metadata={"recovered": True},
+            ), None
         pipelines = self._ready_pipelines(LOAD_WAIT_S)
         try:
             name = self._model_name(data)
             if name not in pipelines:
-                raise ModelNotLoaded(f"model {name!r} is not loaded by this weave instance (loaded: "
-                                     f"{', '.join(pipelines)})", field="model")
+                raise ModelNotLoaded(
+                    f"model {name!r} is not loaded by this weave instance (loaded: {', '.join(pipelines)})",
+                    field="model",
+                )
             request = self._request(data)
             with tracing.span("weave decode images", attributes={"proteus.job_id": job_id}):
                 checked = pipelines[name].check_inputs(request)  # type: ignore[arg-type]
@@ -287,14 +309,25 @@ class WeaveFunction(Stage):
         parents = [self._traces.get(d["job_id"], {}) for _, d, _ in todo]
         steps = [0]
         # num_samples N: N requests with seeds seed, seed+1, ... in the same batched call.
-        expanded = [(position, replace(request, seed=(request.seed or 0) + i))
-                    for position, (_, data, request) in enumerate(todo) for i in range(_samples(data))]
+        expanded = [
+            (position, replace(request, seed=(request.seed or 0) + i))
+            for position, (_, data, request) in enumerate(todo)
+            for i in range(_samples(data))
+        ]
         try:
-            with self._run_lock, tracing.span("weave render batch", parent=parents[0] or None, links=parents[1:],
-                                              attributes={"proteus.batch_size": len(todo)}):
+            with (
+                self._run_lock,
+                tracing.span(
+                    "weave render batch",
+                    parent=parents[0] or None,
+                    links=parents[1:],
+                    attributes={"proteus.batch_size": len(todo)},
+                ),
+            ):
                 started = time.perf_counter()
                 flat = run_models(
-                    self._ready_pipelines(LOAD_WAIT_S), [r for _, r in expanded],
+                    self._ready_pipelines(LOAD_WAIT_S),
+                    [r for _, r in expanded],
                     callback=self._progress([d for _, d, _ in todo], steps),
                 )
                 elapsed = round(time.perf_counter() - started, 4)
@@ -306,7 +339,7 @@ class WeaveFunction(Stage):
                 return [out for item in todo for out in self._render([item])]
             index, data, _ = todo[0]
             return [(index, self._publish(t.WEAVE_FAILED, data, **StageFailed.fields_of(exc)))]
-        except Exception as exc:  # noqa: BLE001 - retried one by one, or this delivery fails
+        except Exception as exc:
             if len(todo) > 1:
                 log.warning("a batch of %d failed (%r); running them one at a time", len(todo), exc)
                 return [out for item in todo for out in self._render([item])]
@@ -322,25 +355,33 @@ class WeaveFunction(Stage):
             try:
                 with tracing.attached(self._traces.get(data["job_id"])):
                     finished.append((index, self._finish(data, samples)))
-            except Exception as exc:  # noqa: BLE001 - storage or Redis trouble: this delivery retries
+            except Exception as exc:
                 finished.append((index, exc))
         return finished
 
     def _finish(self, data: dict[str, Any], samples: list[TryOnResult]) -> BaseCloudEvent:
         """Store every sample and announce them (or fail the job when the safety checker flagged one)."""
         if any(result.nsfw for result in samples):
-            return self._publish(t.WEAVE_FAILED, data, error=FLAGGED_MESSAGE, code="flagged_by_safety_checker",
-                                 retryable=False)
+            return self._publish(
+                t.WEAVE_FAILED, data, error=FLAGGED_MESSAGE, code="flagged_by_safety_checker", retryable=False
+            )
         if self._is_canceled([data["job_id"]]):
             return self._canceled(data)
         image_format = data.get("output_format") or "png"
         keys = sample_keys(data)
         for key, result in zip(keys, samples):  # in order: the last one written says all are there
-            self.storage.put(key, encode_result(result.image, image_format, model=str(result.metadata.get("model"))),
-                             MEDIA_TYPES[image_format])
+            self.storage.put(
+                key,
+                encode_result(result.image, image_format, model=str(result.metadata.get("model"))),
+                MEDIA_TYPES[image_format],
+            )
         first = samples[0]
         return self._publish(
-            t.WEAVE_COMPLETED, data, **_result_fields(keys), seed=first.seed, model=first.metadata.get("model"),
+            t.WEAVE_COMPLETED,
+            data,
+            **_result_fields(keys),
+            seed=first.seed,
+            model=first.metadata.get("model"),
             metadata=_json_safe(first.metadata),
         )
 
@@ -367,21 +408,40 @@ class WeaveFunction(Stage):
             if photo_type == "auto":  # tailor did not decide: upstream's default, or the parser-free one
                 photo_type = "flat-lay" if self.settings.commercial else "model"
             segmentation_free = True if asked.segmentation_free is None else asked.segmentation_free
-            return FashnRequest(person=person, garment=garment, category=category, garment_photo_type=photo_type,
-                                segmentation_free=segmentation_free, safety_check=self.settings.weave_safety_check,
-                                **options)
+            return FashnRequest(
+                person=person,
+                garment=garment,
+                category=category,
+                garment_photo_type=photo_type,
+                segmentation_free=segmentation_free,
+                safety_check=self.settings.weave_safety_check,
+                **options,
+            )
         mask = self.storage.get(asked.mask_key) if asked.mask_key else None
         variant = next(v for v, n in CATVTON_VARIANT_MODELS.items() if n == model)
         if variant == "mask" and mask is None:
             raise BadRequest("model 'catvton-mask' needs a person mask (mask_key), got none", field="mask_key")
-        return TryOnRequest(person=person, garment=garment, mask=mask, category=category, variant=variant,
-                            height=asked.height, width=asked.width, repaint=asked.repaint,
-                            safety_check=self.settings.weave_safety_check, **options)
+        return TryOnRequest(
+            person=person,
+            garment=garment,
+            mask=mask,
+            category=category,
+            variant=variant,
+            height=asked.height,
+            width=asked.width,
+            repaint=asked.repaint,
+            safety_check=self.settings.weave_safety_check,
+            **options,
+        )
 
     def _model_name(self, data: dict[str, Any]) -> str:
         """The event's model; events without one (older producers) follow variant / mask as before."""
-        return str(data.get("model") or model_for_request(None, data.get("variant"), bool(data.get("mask_key")),
-                                                      self.settings.weave_default_model))
+        return str(
+            data.get("model")
+            or model_for_request(
+                None, data.get("variant"), bool(data.get("mask_key")), self.settings.weave_default_model
+            )
+        )
 
     def _progress(self, batch: list[dict[str, Any]], counted: list[int]) -> Callable[[int, int], None]:
         """A callback publishing step k of n for every job of the call, at most once per interval.

@@ -16,6 +16,7 @@ Folder layout (real under `models_dir`, smoke under `models_dir/smoke`):
 `config.json` and one weights file: `.safetensors`, `.fp16.safetensors` or `.bin` (best
 first; `hub_fetches` / `fetch` pick the best a repo has, `download.py` uses them too).
 """
+
 from __future__ import annotations
 
 import json
@@ -51,20 +52,35 @@ HUB_IDS = {
 # Weight files accepted per folder, best first. Not every base repo ships fp32 safetensors
 # (booksforcharlie/stable-diffusion-inpainting has only the .bin), so the best one there
 # is fetched and loaded.
-MODEL_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
-                 "diffusion_pytorch_model.bin")
+MODEL_WEIGHTS = (
+    "diffusion_pytorch_model.safetensors",
+    "diffusion_pytorch_model.fp16.safetensors",
+    "diffusion_pytorch_model.bin",
+)
 CHECKER_WEIGHTS = ("model.safetensors", "model.fp16.safetensors", "pytorch_model.bin")
 ATTENTION_PATTERNS = ("mix-48k-1024/attention/*",)
 
 # SD-1.5 DDIM settings (spec): set explicitly, whatever the base repo's scheduler says.
-DDIM_SETTINGS = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
-                     beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False,
-                     steps_offset=1, prediction_type="epsilon")
-ATTENTION_SUFFIXES = ("to_q.weight", "to_k.weight", "to_v.weight", "to_out.0.weight",
-                      "to_out.0.bias")
+DDIM_SETTINGS = dict(
+    num_train_timesteps=1000,
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    clip_sample=False,
+    set_alpha_to_one=False,
+    steps_offset=1,
+    prediction_type="epsilon",
+)
+ATTENTION_SUFFIXES = ("to_q.weight", "to_k.weight", "to_v.weight", "to_out.0.weight", "to_out.0.bias")
 ATTENTION_KEY_STRIDE = 8  # upstream counted 8 module names per attn1; released keys 0, 8, ...
-DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16,
-          "float16": torch.float16, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+DTYPES = {
+    "fp32": torch.float32,
+    "float32": torch.float32,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+}
 
 
 class ModelLoadError(ProteusError):
@@ -117,12 +133,16 @@ class ModelPaths:
 
     def missing(self) -> list[Path]:
         """Required files that are absent (a weights file: the preferred name)."""
-        absent = [folder / name for folder in (self.vae, self.base / "unet")
-                  for name in ("config.json",) if not (folder / name).is_file()]
-        absent += [folder / MODEL_WEIGHTS[0] for folder in (self.vae, self.base / "unet")
-                   if find_weights(folder) is None]
-        absent += [p for p in (self.base / "scheduler" / "scheduler_config.json",
-                               self.attention) if not p.is_file()]
+        absent = [
+            folder / name
+            for folder in (self.vae, self.base / "unet")
+            for name in ("config.json",)
+            if not (folder / name).is_file()
+        ]
+        absent += [
+            folder / MODEL_WEIGHTS[0] for folder in (self.vae, self.base / "unet") if find_weights(folder) is None
+        ]
+        absent += [p for p in (self.base / "scheduler" / "scheduler_config.json", self.attention) if not p.is_file()]
         return absent
 
 
@@ -139,9 +159,12 @@ def weights_variant(path: Path | None) -> str | None:
 def local_paths(root: Path, variant: str) -> ModelPaths:
     """The layout above, for one variant."""
     root = Path(root)
-    return ModelPaths(vae=root / VAE_DIR, base=root / BASE_DIRS[variant],
-                      attention=root / ATTENTION_DIRS[variant] / ATTENTION_SUBPATH,
-                      safety_base=root / SAFETY_BASE)
+    return ModelPaths(
+        vae=root / VAE_DIR,
+        base=root / BASE_DIRS[variant],
+        attention=root / ATTENTION_DIRS[variant] / ATTENTION_SUBPATH,
+        safety_base=root / SAFETY_BASE,
+    )
 
 
 def missing_files(root: Path, variants: tuple[str, ...]) -> list[Path]:
@@ -165,16 +188,17 @@ class HubFetch:
 def hub_fetches(variants: tuple[str, ...], safety_checker: bool = True) -> list[HubFetch]:
     """Every repo the given variants need, in order (VAE, then base + attention each)."""
     fetches = [HubFetch(HUB_IDS["vae"], VAE_DIR, ("config.json",), (("", MODEL_WEIGHTS),))]
-    safety = (("safety_checker/config.json", "feature_extractor/preprocessor_config.json"),
-              (("safety_checker/", CHECKER_WEIGHTS),))
+    safety = (
+        ("safety_checker/config.json", "feature_extractor/preprocessor_config.json"),
+        (("safety_checker/", CHECKER_WEIGHTS),),
+    )
     for variant in variants:
         files: tuple[str, ...] = ("unet/config.json", "scheduler/scheduler_config.json")
         weights: tuple[tuple[str, tuple[str, ...]], ...] = (("unet/", MODEL_WEIGHTS),)
         if safety_checker and BASE_DIRS[variant] == SAFETY_BASE:
             files, weights = files + safety[0], weights + safety[1]
         fetches.append(HubFetch(HUB_IDS[variant], BASE_DIRS[variant], files, weights))
-        fetches.append(HubFetch(HUB_IDS[f"attention-{variant}"], ATTENTION_DIRS[variant],
-                                ATTENTION_PATTERNS))
+        fetches.append(HubFetch(HUB_IDS[f"attention-{variant}"], ATTENTION_DIRS[variant], ATTENTION_PATTERNS))
     if safety_checker and "mask" not in variants:
         fetches.append(HubFetch(HUB_IDS["mask"], SAFETY_BASE, *safety))
     return fetches
@@ -194,12 +218,15 @@ def fetch(item: HubFetch, *, local_dir: Path | None = None, token: str | None = 
             best = next((prefix + n for n in candidates if prefix + n in present), None)
             if best is None:
                 raise DependencyUnavailable(
-                    f"{item.repo_id} has no weights in '{prefix or '/'}' "
-                    f"(looked for {', '.join(candidates)})")
+                    f"{item.repo_id} has no weights in '{prefix or '/'}' (looked for {', '.join(candidates)})"
+                )
             patterns.append(best)
     path = huggingface_hub.snapshot_download(
-        item.repo_id, allow_patterns=patterns, token=token,
-        **({"local_dir": str(local_dir)} if local_dir is not None else {}))
+        item.repo_id,
+        allow_patterns=patterns,
+        token=token,
+        **({"local_dir": str(local_dir)} if local_dir is not None else {}),
+    )
     return Path(path)
 
 
@@ -207,19 +234,22 @@ def hub_paths(variant: str, *, safety_checker: bool = True) -> ModelPaths:
     """Download (or reuse the cache of) one variant's files from Hugging Face."""
     token = os.environ.get("HF_TOKEN") or None
     try:
-        folders = {f.folder: fetch(f, token=token)
-                   for f in hub_fetches((variant,), safety_checker)}
+        folders = {f.folder: fetch(f, token=token) for f in hub_fetches((variant,), safety_checker)}
     except Exception as exc:  # network, auth (gated repo), missing files
-        raise DependencyUnavailable(f"could not fetch the {variant} weights from Hugging Face "
-                                    f"(HF_TOKEN {'set' if token else 'not set'}): {exc}") from exc
+        raise DependencyUnavailable(
+            f"could not fetch the {variant} weights from Hugging Face (HF_TOKEN {'set' if token else 'not set'}): {exc}"
+        ) from exc
     base = folders[BASE_DIRS[variant]]
-    return ModelPaths(vae=folders[VAE_DIR], base=base,
-                      attention=folders[ATTENTION_DIRS[variant]] / ATTENTION_SUBPATH,
-                      safety_base=folders.get(SAFETY_BASE, base))
+    return ModelPaths(
+        vae=folders[VAE_DIR],
+        base=base,
+        attention=folders[ATTENTION_DIRS[variant]] / ATTENTION_SUBPATH,
+        safety_base=folders.get(SAFETY_BASE, base),
+    )
 
 
 def resolve_model(config: WeaveModelConfig) -> str:
-    """"real" or "smoke". Smoke when configured, or when ("auto", local) real weights are
+    """ "real" or "smoke". Smoke when configured, or when ("auto", local) real weights are
     missing; every smoke choice is logged at WARNING so nobody mistakes it for the model."""
     if config.model == "real":
         return "real"
@@ -229,13 +259,18 @@ def resolve_model(config: WeaveModelConfig) -> str:
         missing = missing_files(config.models_dir, config.variants)
         if not missing:
             return "real"
-        reason = (f"no real weights in {config.models_dir} (missing {missing[0]}"
-                  f"{f' and {len(missing) - 1} more' if len(missing) > 1 else ''}; "
-                  f"run `make models`)")
+        reason = (
+            f"no real weights in {config.models_dir} (missing {missing[0]}"
+            f"{f' and {len(missing) - 1} more' if len(missing) > 1 else ''}; "
+            f"run `make models`)"
+        )
     else:
         reason = "configured (model=smoke)"
-    logger.warning("WEAVE USES THE SMOKE MODEL: tiny random weights, results are NOT "
-                   "try-ons. Reason: %s. Smoke weights: %s", reason, config.smoke_dir)
+    logger.warning(
+        "WEAVE USES THE SMOKE MODEL: tiny random weights, results are NOT try-ons. Reason: %s. Smoke weights: %s",
+        reason,
+        config.smoke_dir,
+    )
     return "smoke"
 
 
@@ -261,8 +296,7 @@ def build_scheduler(scheduler_dir: Path | None) -> DDIMScheduler:
 
 def attn1_modules(unet: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
     """Every self-attention module, in `named_modules()` order."""
-    return [(name, module) for name, module in unet.named_modules()
-            if name.rsplit(".", 1)[-1] == "attn1"]
+    return [(name, module) for name, module in unet.named_modules() if name.rsplit(".", 1)[-1] == "attn1"]
 
 
 def attention_state_dict(unet: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -298,17 +332,19 @@ def load_attention_weights(unet: torch.nn.Module, path: Path | str) -> None:
     expected = [k * ATTENTION_KEY_STRIDE for k in range(want)]
     if set(indices) <= set(expected):
         indices = expected  # so a module missing entirely is named too
-    missing = [f"{i}.{s}" for i in indices for s in ATTENTION_SUFFIXES
-               if s not in by_index.get(i, {})]
+    missing = [f"{i}.{s}" for i in indices for s in ATTENTION_SUFFIXES if s not in by_index.get(i, {})]
     found = sum(len(v) for v in by_index.values())
     if missing or extra or len(indices) != want:
-        parts = [f"{path}: expected {want} attn1 modules x {len(ATTENTION_SUFFIXES)} = "
-                 f"{want * len(ATTENTION_SUFFIXES)} tensors, found {found}"]
+        parts = [
+            f"{path}: expected {want} attn1 modules x {len(ATTENTION_SUFFIXES)} = "
+            f"{want * len(ATTENTION_SUFFIXES)} tensors, found {found}"
+        ]
         if len(indices) != want:
             parts.append(f"{len(indices)} module indices ({indices[:4]}...) for {want} modules")
         if missing:
-            parts.append(f"missing: {', '.join(missing[:10])}"
-                         f"{f' (+{len(missing) - 10} more)' if len(missing) > 10 else ''}")
+            parts.append(
+                f"missing: {', '.join(missing[:10])}{f' (+{len(missing) - 10} more)' if len(missing) > 10 else ''}"
+            )
         if extra:
             parts.append(f"unexpected keys: {', '.join(sorted(extra)[:10])}")
         raise ModelLoadError("; ".join(parts))
@@ -318,9 +354,11 @@ def load_attention_weights(unet: torch.nn.Module, path: Path | str) -> None:
             for suffix in ATTENTION_SUFFIXES:
                 source, target = by_index[index][suffix], params[suffix]
                 if source.shape != target.shape:
-                    raise ModelLoadError(f"{path}: {index}.{suffix} has shape "
-                                         f"{tuple(source.shape)}, {name}.{suffix} needs "
-                                         f"{tuple(target.shape)}")
+                    raise ModelLoadError(
+                        f"{path}: {index}.{suffix} has shape "
+                        f"{tuple(source.shape)}, {name}.{suffix} needs "
+                        f"{tuple(target.shape)}"
+                    )
                 target.copy_(source.to(target.dtype))
 
 
@@ -333,21 +371,29 @@ def _load_safety(paths: ModelPaths, dtype: torch.dtype) -> tuple[object | None, 
     checker_dir = paths.safety_base / "safety_checker"
     extractor_dir = paths.safety_base / "feature_extractor"
     weights = find_weights(checker_dir, CHECKER_WEIGHTS)
-    if (weights is None or not (checker_dir / "config.json").is_file()
-            or not (extractor_dir / "preprocessor_config.json").is_file()):
-        logger.warning("no safety checker in %s: safety checks will report 'unavailable'",
-                       paths.safety_base)
+    if (
+        weights is None
+        or not (checker_dir / "config.json").is_file()
+        or not (extractor_dir / "preprocessor_config.json").is_file()
+    ):
+        logger.warning("no safety checker in %s: safety checks will report 'unavailable'", paths.safety_base)
         return None, None
     from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
     from transformers import CLIPImageProcessor
 
-    checker = StableDiffusionSafetyChecker.from_pretrained(str(checker_dir), dtype=dtype,
-                                                           variant=weights_variant(weights))
+    checker = StableDiffusionSafetyChecker.from_pretrained(
+        str(checker_dir), dtype=dtype, variant=weights_variant(weights)
+    )
     return checker, CLIPImageProcessor.from_pretrained(str(extractor_dir))
 
 
-def load_pipeline(config: WeaveModelConfig, variant: str, *, vae: AutoencoderKL | None = None,
-                  safety: tuple[object | None, object | None] | None = None) -> CatVTONPipeline:
+def load_pipeline(
+    config: WeaveModelConfig,
+    variant: str,
+    *,
+    vae: AutoencoderKL | None = None,
+    safety: tuple[object | None, object | None] | None = None,
+) -> CatVTONPipeline:
     """Load one variant ("maskfree" or "mask") as configured; `vae` and `safety`
     (checker, feature extractor) may be shared with another pipeline."""
     if variant not in VARIANTS:
@@ -364,8 +410,7 @@ def load_pipeline(config: WeaveModelConfig, variant: str, *, vae: AutoencoderKL 
         paths = local_paths(config.models_dir, variant)
     absent = [str(p) for p in paths.missing()]
     if absent:
-        raise DependencyUnavailable(f"{variant} weights incomplete, missing: "
-                                    f"{', '.join(absent)} (run `make models`)")
+        raise DependencyUnavailable(f"{variant} weights incomplete, missing: {', '.join(absent)} (run `make models`)")
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
     meta = None if kind == "real" and config.source == "hub" else _smoke_meta(paths.base.parent)
@@ -377,24 +422,31 @@ def load_pipeline(config: WeaveModelConfig, variant: str, *, vae: AutoencoderKL 
             options.num_threads = meta.get("num_threads")
 
     if vae is None:
-        vae = AutoencoderKL.from_pretrained(str(paths.vae), torch_dtype=dtype,
-                                            variant=weights_variant(find_weights(paths.vae)))
+        vae = AutoencoderKL.from_pretrained(
+            str(paths.vae), torch_dtype=dtype, variant=weights_variant(find_weights(paths.vae))
+        )
     unet = UNet2DConditionModel.from_pretrained(
-        str(paths.base), subfolder="unet", torch_dtype=dtype,
-        variant=weights_variant(find_weights(paths.base / "unet")))
+        str(paths.base), subfolder="unet", torch_dtype=dtype, variant=weights_variant(find_weights(paths.base / "unet"))
+    )
     load_attention_weights(unet, paths.attention)
     if safety is None:
         safety = _load_safety(paths, dtype) if config.safety_checker else (None, None)
     checker, extractor = safety
-    pipe = CatVTONPipeline(vae=vae, unet=unet, scheduler=build_scheduler(paths.base / "scheduler"),
-                           variant=variant, safety_checker=checker, feature_extractor=extractor,
-                           model_name="smoke" if meta is not None else "catvton", options=options)
+    pipe = CatVTONPipeline(
+        vae=vae,
+        unet=unet,
+        scheduler=build_scheduler(paths.base / "scheduler"),
+        variant=variant,
+        safety_checker=checker,
+        feature_extractor=extractor,
+        model_name="smoke" if meta is not None else "catvton",
+        options=options,
+    )
     for module in (vae, unet, checker):
         if module is not None:
             module.eval().requires_grad_(False)
     pipe.to(device)
-    logger.info("loaded weave %s pipeline (%s) on %s as %s", variant, pipe.model_name, device,
-                dtype)
+    logger.info("loaded weave %s pipeline (%s) on %s as %s", variant, pipe.model_name, device, dtype)
     return pipe
 
 
@@ -405,12 +457,16 @@ def load_pipelines(config: WeaveModelConfig) -> dict[str, CatVTONPipeline]:
     for variant in config.variants:
         first = next(iter(pipes.values()), None)
         pipes[variant] = load_pipeline(
-            config, variant, vae=first.vae if first else None,
-            safety=(first.safety_checker, first.feature_extractor) if first else None)
+            config,
+            variant,
+            vae=first.vae if first else None,
+            safety=(first.safety_checker, first.feature_extractor) if first else None,
+        )
     if config.options.compile or config.options.cuda_graphs:
         for variant, pipe in pipes.items():
             started = time.perf_counter()
             shapes = pipe.warm_up()
-            logger.info("compiled the weave %s UNet for batches %s in %.1f s", variant, shapes,
-                        time.perf_counter() - started)
+            logger.info(
+                "compiled the weave %s UNet for batches %s in %.1f s", variant, shapes, time.perf_counter() - started
+            )
     return pipes

@@ -1,4 +1,5 @@
 """The weave function's WSGI app: `gunicorn 'functions.weave.main:create_app()'`."""
+
 from __future__ import annotations
 
 from flask import Flask

@@ -9,6 +9,7 @@
   before any work, then each model's requests batched; results keep the input order and
   `callback(k, n)` counts steps over the whole call (it may raise to stop).
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,11 +19,16 @@ from typing import Any
 
 from functions.weave.fashn.pipeline import FashnRequest, FashnVTONPipeline
 from functions.weave.loading import (
-    WeaveModelConfig, _load_safety, load_pipelines, local_paths, resolve_device, resolve_dtype,
+    WeaveModelConfig,
+    _load_safety,
+    load_pipelines,
+    local_paths,
+    resolve_device,
+    resolve_dtype,
 )
 from functions.weave.pipeline import CatVTONPipeline, TryOnRequest, TryOnResult, _Progress, sum_steps
-from shared.errors import ModelNotLoaded
 from shared.contracts.tryon import CATVTON_VARIANT_MODELS, FASHN_MODEL, MODELS
+from shared.errors import ModelNotLoaded
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +53,14 @@ def fashn_root(config: WeaveModelConfig, parser: bool) -> tuple[Path, bool]:
     missing = real.missing(parser)
     if config.model == "real" or (config.model == "auto" and not missing):
         return real.root, False
-    reason = "configured (model=smoke)" if config.model == "smoke" else (
-        f"no real weights in {real.root} (missing {missing[0]}; run `make models`)")
-    logger.warning("%s USES THE SMOKE MODEL: tiny random weights, results are NOT try-ons. Reason: %s",
-                   FASHN_MODEL, reason)
+    reason = (
+        "configured (model=smoke)"
+        if config.model == "smoke"
+        else (f"no real weights in {real.root} (missing {missing[0]}; run `make models`)")
+    )
+    logger.warning(
+        "%s USES THE SMOKE MODEL: tiny random weights, results are NOT try-ons. Reason: %s", FASHN_MODEL, reason
+    )
     return write_smoke_fashn(config.smoke_dir), True
 
 
@@ -81,8 +91,9 @@ def load_models(config: WeaveModelConfig, models: Sequence[str], *, commercial: 
         elif config.safety_checker:
             safety = _fashn_safety(config, dtype)
         root, _smoke = fashn_root(config, parser=not commercial)
-        pipe = load_fashn_pipeline(root, device=device, dtype=dtype, parser=not commercial, safety=safety,
-                                   options=config.options)
+        pipe = load_fashn_pipeline(
+            root, device=device, dtype=dtype, parser=not commercial, safety=safety, options=config.options
+        )
         if safety[0] is not None:
             safety[0].to(device)  # type: ignore[attr-defined]
         fashn = pipe
@@ -111,16 +122,20 @@ def is_smoke(pipe: Pipeline) -> bool:
     return bool(getattr(pipe, "is_smoke", False)) or getattr(pipe, "model_name", "") == "smoke"
 
 
-def run_models(pipelines: Mapping[str, Pipeline], requests: Sequence[Request],
-               callback: Callable[[int, int], None] | None = None) -> list[TryOnResult]:
+def run_models(
+    pipelines: Mapping[str, Pipeline], requests: Sequence[Request], callback: Callable[[int, int], None] | None = None
+) -> list[TryOnResult]:
     """Route each request to its model's pipeline; results keep the input order."""
     by_model: dict[str, list[Any]] = {}
     several = len(requests) > 1
     for i, request in enumerate(requests):  # validate everything before any work
         name = model_of(request)
         if name not in pipelines:
-            raise ModelNotLoaded(f"{f'request {i}: ' if several else ''}model {name!r} is not loaded here "
-                                 f"(loaded: {', '.join(pipelines) or 'none'})", field="model")
+            raise ModelNotLoaded(
+                f"{f'request {i}: ' if several else ''}model {name!r} is not loaded here "
+                f"(loaded: {', '.join(pipelines) or 'none'})",
+                field="model",
+            )
         item = pipelines[name].check_inputs(request, i if several else None)  # type: ignore[arg-type]
         item.index = i
         by_model.setdefault(name, []).append(item)

@@ -28,6 +28,7 @@ Randomness comes only from one `torch.Generator` per request, seeded with its se
 drawn in a fixed order (VAE person sample, VAE garment sample, initial noise, one DDIM
 noise per step), so batched results equal single ones. Not thread-safe: one call at a time.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,19 +48,34 @@ from diffusers.models.attention_processor import AttnProcessor2_0
 from PIL import Image
 
 from functions.weave.preprocess import (
-    MASK_BLUR_RADIUS, center_crop_resize, image_to_tensor, letterbox, mask_to_tensor,
-    prepare_mask, render_size, repaint, tensor_to_image,
+    MASK_BLUR_RADIUS,
+    center_crop_resize,
+    image_to_tensor,
+    letterbox,
+    mask_to_tensor,
+    prepare_mask,
+    render_size,
+    repaint,
+    tensor_to_image,
 )
 from functions.weave.safety import safety_verdicts
 from shared.config import SDPA_BACKENDS
+from shared.contracts.fields import CATEGORIES
+from shared.contracts.tryon import (
+    DEFAULT_GUIDANCE,
+    DEFAULT_HEIGHT,
+    DEFAULT_STEPS,
+    DEFAULT_WIDTH,
+    GUIDANCE_RANGE,
+    MAX_SEED,
+    MAX_SIDE,
+    SIZE_MULTIPLE,
+    STEPS_RANGE,
+    VARIANTS,
+)
 from shared.errors import BadRequest, ImageTooLarge, InvalidImage
 from shared.images import MAX_PIXELS, MIN_SIDE, flatten_to_rgb, load_image, load_mask, to_mask
 from shared.observability import tracing
-from shared.contracts.fields import CATEGORIES
-from shared.contracts.tryon import (
-    DEFAULT_GUIDANCE, DEFAULT_HEIGHT, DEFAULT_STEPS, DEFAULT_WIDTH, GUIDANCE_RANGE, MAX_SEED,
-    MAX_SIDE, SIZE_MULTIPLE, STEPS_RANGE, VARIANTS,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +103,7 @@ class TryOnRequest:
     variant: str = "auto"
 
     def resolved_variant(self) -> str:
-        """"mask" or "maskfree"; "auto" picks mask-based exactly when a mask is given."""
+        """ "mask" or "maskfree"; "auto" picks mask-based exactly when a mask is given."""
         if self.variant == "auto":
             return "mask" if self.mask is not None else "maskfree"
         return self.variant
@@ -145,19 +161,27 @@ class SkipCrossAttnProcessor:
     network CatVTON was trained with (not deleting attn2, not returning zeros).
     """
 
-    def __call__(self, attn: Any, hidden_states: torch.Tensor,
-                 encoder_hidden_states: torch.Tensor | None = None,
-                 attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None,
-                 *args: Any, **kwargs: Any) -> torch.Tensor:
+    def __call__(
+        self,
+        attn: Any,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> torch.Tensor:
         return hidden_states
 
 
 def set_catvton_attention(unet: UNet2DConditionModel) -> None:
     """attn1: SDPA; attn2: `SkipCrossAttnProcessor`."""
-    unet.set_attn_processor({
-        name: SkipCrossAttnProcessor() if ".attn2." in f".{name}" else AttnProcessor2_0()
-        for name in unet.attn_processors
-    })
+    unet.set_attn_processor(
+        {
+            name: SkipCrossAttnProcessor() if ".attn2." in f".{name}" else AttnProcessor2_0()
+            for name in unet.attn_processors
+        }
+    )
 
 
 def _prefix(index: int | None) -> str:
@@ -172,14 +196,11 @@ def _as_image(value: Any, what: str, index: int | None, *, mask: bool = False) -
     if isinstance(value, Image.Image):
         w, h = value.size
         if w < MIN_SIDE or h < MIN_SIDE:
-            raise InvalidImage(f"{name} is {w}x{h}, smaller than the minimum of "
-                               f"{MIN_SIDE} px per side", field=what)
+            raise InvalidImage(f"{name} is {w}x{h}, smaller than the minimum of {MIN_SIDE} px per side", field=what)
         if w * h > MAX_PIXELS:
-            raise ImageTooLarge(f"{name} is {w}x{h} = {w * h} pixels, over the limit of "
-                                f"{MAX_PIXELS}", field=what)
+            raise ImageTooLarge(f"{name} is {w}x{h} = {w * h} pixels, over the limit of {MAX_PIXELS}", field=what)
         return to_mask(value) if mask else flatten_to_rgb(value)
-    raise InvalidImage(f"{name} must be image bytes or a PIL image, got "
-                       f"{type(value).__name__}", field=what)
+    raise InvalidImage(f"{name} must be image bytes or a PIL image, got {type(value).__name__}", field=what)
 
 
 def _is_int(value: Any) -> bool:
@@ -192,25 +213,33 @@ class CatVTONPipeline(DiffusionPipeline):
 
     _optional_components = ["safety_checker", "feature_extractor"]
 
-    def __init__(self, vae: AutoencoderKL, unet: UNet2DConditionModel, scheduler: DDIMScheduler,
-                 variant: str = "maskfree", safety_checker: Any = None,
-                 feature_extractor: Any = None, model_name: str = "catvton",
-                 options: PipelineOptions | None = None) -> None:
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        unet: UNet2DConditionModel,
+        scheduler: DDIMScheduler,
+        variant: str = "maskfree",
+        safety_checker: Any = None,
+        feature_extractor: Any = None,
+        model_name: str = "catvton",
+        options: PipelineOptions | None = None,
+    ) -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         expected = 9 if variant == "mask" else 8
         if unet.config.in_channels != expected:
-            raise ValueError(f"variant {variant!r} needs a UNet with {expected} input "
-                             f"channels, got {unet.config.in_channels}")
-        self.register_modules(vae=vae, unet=unet, scheduler=scheduler,
-                              safety_checker=safety_checker, feature_extractor=feature_extractor)
+            raise ValueError(
+                f"variant {variant!r} needs a UNet with {expected} input channels, got {unet.config.in_channels}"
+            )
+        self.register_modules(
+            vae=vae, unet=unet, scheduler=scheduler, safety_checker=safety_checker, feature_extractor=feature_extractor
+        )
         self.catvton_variant = variant
         self.model_name = model_name
         self.options = options or PipelineOptions()
         if self.options.sdpa_backend not in SDPA_BACKENDS:
-            raise ValueError(f"sdpa_backend must be one of {SDPA_BACKENDS}, "
-                             f"got {self.options.sdpa_backend!r}")
+            raise ValueError(f"sdpa_backend must be one of {SDPA_BACKENDS}, got {self.options.sdpa_backend!r}")
         self.size_multiple = 8 * 2 ** (len(unet.config.block_out_channels) - 1)
         set_catvton_attention(unet)
         self._apply_options()
@@ -247,9 +276,17 @@ class CatVTONPipeline(DiffusionPipeline):
             mask.paste(255, (width // 4, height // 4, 3 * width // 4, 3 * height // 4))
 
         def request(guidance: float) -> TryOnRequest:
-            return TryOnRequest(person=person, garment=garment, mask=mask, steps=1, seed=0,
-                                guidance=guidance, height=height, width=width,
-                                safety_check=False)
+            return TryOnRequest(
+                person=person,
+                garment=garment,
+                mask=mask,
+                steps=1,
+                seed=0,
+                guidance=guidance,
+                height=height,
+                width=width,
+                safety_check=False,
+            )
 
         runs = [[request(DEFAULT_GUIDANCE)], [request(1.0)]]
         if self.options.max_batch_size > 1:
@@ -266,8 +303,13 @@ class CatVTONPipeline(DiffusionPipeline):
         if backend == "auto":
             return contextlib.nullcontext()
         from torch.nn.attention import SDPBackend, sdpa_kernel
-        kinds = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
-                 "cudnn": SDPBackend.CUDNN_ATTENTION, "math": SDPBackend.MATH}
+
+        kinds = {
+            "flash": SDPBackend.FLASH_ATTENTION,
+            "efficient": SDPBackend.EFFICIENT_ATTENTION,
+            "cudnn": SDPBackend.CUDNN_ATTENTION,
+            "math": SDPBackend.MATH,
+        }
         return sdpa_kernel(kinds[backend])
 
     # -- validation ----------------------------------------------------------------------
@@ -278,50 +320,61 @@ class CatVTONPipeline(DiffusionPipeline):
         p = _prefix(index)
         r = request
         if r.variant not in ("auto", *VARIANTS):
-            raise BadRequest(f"{p}variant must be auto, mask or maskfree, got {r.variant!r}",
-                             field="variant")
+            raise BadRequest(f"{p}variant must be auto, mask or maskfree, got {r.variant!r}", field="variant")
         variant = r.resolved_variant()
         if variant == "mask" and r.mask is None:
-            raise BadRequest(f"{p}the mask-based variant needs a person mask, got none",
-                             field="mask")
+            raise BadRequest(f"{p}the mask-based variant needs a person mask, got none", field="mask")
         if variant != self.catvton_variant:
-            raise BadRequest(f"{p}variant {variant!r} is not served by this pipeline "
-                             f"(variant {self.catvton_variant!r})", field="variant")
+            raise BadRequest(
+                f"{p}variant {variant!r} is not served by this pipeline (variant {self.catvton_variant!r})",
+                field="variant",
+            )
         if r.category not in CATEGORIES:
-            raise BadRequest(f"{p}category must be one of {', '.join(CATEGORIES)}, "
-                             f"got {r.category!r}", field="category")
+            raise BadRequest(
+                f"{p}category must be one of {', '.join(CATEGORIES)}, got {r.category!r}", field="category"
+            )
         if not _is_int(r.steps) or not STEPS_RANGE[0] <= r.steps <= STEPS_RANGE[1]:
-            raise BadRequest(f"{p}steps must be an integer in {STEPS_RANGE[0]}..{STEPS_RANGE[1]},"
-                             f" got {r.steps!r}", field="steps")
-        if (isinstance(r.guidance, bool) or not isinstance(r.guidance, (int, float))
-                or not math.isfinite(r.guidance)
-                or not GUIDANCE_RANGE[0] <= r.guidance <= GUIDANCE_RANGE[1]):
-            raise BadRequest(f"{p}guidance must be a number in {GUIDANCE_RANGE[0]:g}.."
-                             f"{GUIDANCE_RANGE[1]:g}, got {r.guidance!r}", field="guidance")
+            raise BadRequest(
+                f"{p}steps must be an integer in {STEPS_RANGE[0]}..{STEPS_RANGE[1]}, got {r.steps!r}", field="steps"
+            )
+        if (
+            isinstance(r.guidance, bool)
+            or not isinstance(r.guidance, (int, float))
+            or not math.isfinite(r.guidance)
+            or not GUIDANCE_RANGE[0] <= r.guidance <= GUIDANCE_RANGE[1]
+        ):
+            raise BadRequest(
+                f"{p}guidance must be a number in {GUIDANCE_RANGE[0]:g}..{GUIDANCE_RANGE[1]:g}, got {r.guidance!r}",
+                field="guidance",
+            )
         for name in ("height", "width"):
             value = getattr(r, name)
-            if (not _is_int(value) or value < SIZE_MULTIPLE or value > MAX_SIDE
-                    or value % SIZE_MULTIPLE):
-                raise BadRequest(f"{p}{name} must be a multiple of {SIZE_MULTIPLE} in "
-                                 f"{SIZE_MULTIPLE}..{MAX_SIDE}, got {value!r}", field=name)
+            if not _is_int(value) or value < SIZE_MULTIPLE or value > MAX_SIDE or value % SIZE_MULTIPLE:
+                raise BadRequest(
+                    f"{p}{name} must be a multiple of {SIZE_MULTIPLE} in {SIZE_MULTIPLE}..{MAX_SIDE}, got {value!r}",
+                    field=name,
+                )
         if r.seed is not None and (not _is_int(r.seed) or not 0 <= r.seed <= MAX_SEED):
-            raise BadRequest(f"{p}seed must be an integer in 0..{MAX_SEED}, got {r.seed!r}",
-                             field="seed")
+            raise BadRequest(f"{p}seed must be an integer in 0..{MAX_SEED}, got {r.seed!r}", field="seed")
         if r.repaint and r.mask is None:
             raise BadRequest(f"{p}repaint needs a person mask, got none", field="repaint")
         person = _as_image(r.person, "person image", index)
         garment = _as_image(r.garment, "garment image", index)
         mask = None if r.mask is None else _as_image(r.mask, "mask", index, mask=True)
         if mask is not None and mask.size != person.size:
-            raise BadRequest(f"{p}mask is {mask.width}x{mask.height} but the person image is "
-                             f"{person.width}x{person.height}", field="mask")
-        return CheckedInputs(r, -1 if index is None else index, variant, person, garment, mask,
-                             seed=0 if r.seed is None else int(r.seed))
+            raise BadRequest(
+                f"{p}mask is {mask.width}x{mask.height} but the person image is {person.width}x{person.height}",
+                field="mask",
+            )
+        return CheckedInputs(
+            r, -1 if index is None else index, variant, person, garment, mask, seed=0 if r.seed is None else int(r.seed)
+        )
 
     # -- the call ------------------------------------------------------------------------
 
-    def __call__(self, requests: Sequence[TryOnRequest],
-                 callback: Callable[[int, int], None] | None = None) -> list[TryOnResult]:
+    def __call__(
+        self, requests: Sequence[TryOnRequest], callback: Callable[[int, int], None] | None = None
+    ) -> list[TryOnResult]:
         """Run try-ons; compatible requests share batched UNet calls. Results keep order."""
         # 1. Check every request before any heavy work.
         if isinstance(requests, TryOnRequest):
@@ -335,8 +388,7 @@ class CatVTONPipeline(DiffusionPipeline):
         return self.run_checked(checked, _Progress(sum_steps(checked, self.options), callback))
 
     @torch.inference_mode()
-    def run_checked(self, checked: list[CheckedInputs], progress: _Progress | None = None
-                    ) -> list[TryOnResult]:
+    def run_checked(self, checked: list[CheckedInputs], progress: _Progress | None = None) -> list[TryOnResult]:
         """Run already checked inputs (from `check_inputs`); results in the given order."""
         progress = progress or _Progress(sum_steps(checked, self.options), None)
         # 2. Draw the missing seeds (reported with the result).
@@ -368,14 +420,13 @@ class CatVTONPipeline(DiffusionPipeline):
                 torch.set_num_threads(previous)
 
     @staticmethod
-    def _noise(gens: list[torch.Generator], shape: Sequence[int], device: torch.device
-               ) -> torch.Tensor:
+    def _noise(gens: list[torch.Generator], shape: Sequence[int], device: torch.device) -> torch.Tensor:
         """One draw per request from its own generator, stacked (float32, on device)."""
-        return torch.stack([torch.randn(tuple(shape), generator=g, device=g.device,
-                                        dtype=torch.float32) for g in gens]).to(device)
+        return torch.stack(
+            [torch.randn(tuple(shape), generator=g, device=g.device, dtype=torch.float32) for g in gens]
+        ).to(device)
 
-    def _run_batch(self, items: list[CheckedInputs], step_done: Callable[[], None]
-                   ) -> list[TryOnResult]:
+    def _run_batch(self, items: list[CheckedInputs], step_done: Callable[[], None]) -> list[TryOnResult]:
         """One batch of compatible requests, steps 4 to 10."""
         start = time.perf_counter()
         first = items[0].request
@@ -408,45 +459,73 @@ class CatVTONPipeline(DiffusionPipeline):
             images.append(image)
         verdicts = self._safety(items, images)
         seconds = round(time.perf_counter() - start, 4)
-        return [TryOnResult(image=img, seed=it.seed, nsfw=nsfw, metadata={
-            "model": self.model_name, "variant": self.catvton_variant,
-            "category": it.request.category, "steps": it.request.steps,
-            "guidance": it.request.guidance, "seed": it.seed, "height": height, "width": width,
-            "rendered_height": rh, "rendered_width": rw, "upscaled": (rh, rw) != (height, width),
-            "repaint": bool(it.request.repaint), "safety": safety, "device": str(device),
-            "dtype": str(dtype).removeprefix("torch."), "batch_size": len(items),
-            "seconds": seconds,
-        }) for it, img, (nsfw, safety) in zip(items, images, verdicts)]
+        return [
+            TryOnResult(
+                image=img,
+                seed=it.seed,
+                nsfw=nsfw,
+                metadata={
+                    "model": self.model_name,
+                    "variant": self.catvton_variant,
+                    "category": it.request.category,
+                    "steps": it.request.steps,
+                    "guidance": it.request.guidance,
+                    "seed": it.seed,
+                    "height": height,
+                    "width": width,
+                    "rendered_height": rh,
+                    "rendered_width": rw,
+                    "upscaled": (rh, rw) != (height, width),
+                    "repaint": bool(it.request.repaint),
+                    "safety": safety,
+                    "device": str(device),
+                    "dtype": str(dtype).removeprefix("torch."),
+                    "batch_size": len(items),
+                    "seconds": seconds,
+                },
+            )
+            for it, img, (nsfw, safety) in zip(items, images, verdicts)
+        ]
 
-    def _encode(self, items: list[CheckedInputs], gens: list[torch.Generator], rh: int, rw: int,
-                device: torch.device, dtype: torch.dtype
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def _encode(
+        self,
+        items: list[CheckedInputs],
+        gens: list[torch.Generator],
+        rh: int,
+        rw: int,
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Person / garment latents (float32, scaled) and the render-size mask (or None)."""
         # 4. Pre-process: person crop, garment letterbox, mask (same crop, blurred, binary).
-        person = torch.stack([image_to_tensor(center_crop_resize(it.person, rh, rw))
-                              for it in items])
+        person = torch.stack([image_to_tensor(center_crop_resize(it.person, rh, rw)) for it in items])
         garment = torch.stack([image_to_tensor(letterbox(it.garment, rh, rw)) for it in items])
         mask = None
         if self.catvton_variant == "mask":
             blur = MASK_BLUR_RADIUS * rh / items[0].request.height
-            mask = torch.stack([mask_to_tensor(prepare_mask(it.mask, rh, rw, blur))
-                                for it in items]).to(device)
+            mask = torch.stack([mask_to_tensor(prepare_mask(it.mask, rh, rw, blur)) for it in items]).to(device)
             person = person * (mask.cpu() < 0.5)
         # 5. VAE-encode; sample = mean + std * noise, the noise from each request's generator
         # in a fixed order (person, then garment).
-        dist = self.vae.encode(torch.cat([person, garment]).to(device=device, dtype=dtype)
-                               ).latent_dist
+        dist = self.vae.encode(torch.cat([person, garment]).to(device=device, dtype=dtype)).latent_dist
         shape = tuple(dist.mean.shape[1:])
-        draws = [[torch.randn(shape, generator=g, device=g.device, dtype=torch.float32)
-                  for _ in range(2)] for g in gens]
+        draws = [
+            [torch.randn(shape, generator=g, device=g.device, dtype=torch.float32) for _ in range(2)] for g in gens
+        ]
         noise = torch.stack([d[0] for d in draws] + [d[1] for d in draws]).to(device)
         latents = (dist.mean.float() + dist.std.float() * noise) * LATENT_SCALE
         person_lat, garment_lat = latents.chunk(2)
         return person_lat, garment_lat, mask
 
-    def _denoise(self, items: list[CheckedInputs], gens: list[torch.Generator],
-                 person_lat: torch.Tensor, garment_lat: torch.Tensor, mask: torch.Tensor | None,
-                 step_done: Callable[[], None]) -> torch.Tensor:
+    def _denoise(
+        self,
+        items: list[CheckedInputs],
+        gens: list[torch.Generator],
+        person_lat: torch.Tensor,
+        garment_lat: torch.Tensor,
+        mask: torch.Tensor | None,
+        step_done: Callable[[], None],
+    ) -> torch.Tensor:
         """The joined latent after the guided stochastic DDIM loop (float32)."""
         device, dtype = person_lat.device, self.unet.dtype
         steps = items[0].request.steps
@@ -466,8 +545,9 @@ class CatVTONPipeline(DiffusionPipeline):
         self.scheduler.set_timesteps(steps, device=device)
         latents = self._noise(gens, person_lat.shape[1:2] + x.shape[2:], device)
         latents = latents * self.scheduler.init_noise_sigma
-        scale = torch.tensor([it.request.guidance for it in items], device=device,
-                             dtype=torch.float32).view(-1, 1, 1, 1)
+        scale = torch.tensor([it.request.guidance for it in items], device=device, dtype=torch.float32).view(
+            -1, 1, 1, 1
+        )
         # 8. Denoise: stochastic DDIM (eta = 1), eps = u + g * (c - u) when guidance > 1.
         with self._sdpa_context():
             for t in self.scheduler.timesteps:
@@ -478,23 +558,25 @@ class CatVTONPipeline(DiffusionPipeline):
                     unet_in = unet_in.contiguous(memory_format=torch.channels_last)
                 if self.options.cuda_graphs:  # each step is a new graph replay
                     torch.compiler.cudagraph_mark_step_begin()
-                eps = self._unet_fn(unet_in, t, encoder_hidden_states=None,
-                                    return_dict=False)[0].float()
+                eps = self._unet_fn(unet_in, t, encoder_hidden_states=None, return_dict=False)[0].float()
                 if do_cfg:
                     cond, uncond = eps.chunk(2)
                     eps = uncond + scale * (cond - uncond)
                 step_noise = self._noise(gens, latents.shape[1:], device)
-                latents = self.scheduler.step(eps, t, latents, eta=ETA,
-                                              variance_noise=step_noise).prev_sample
+                latents = self.scheduler.step(eps, t, latents, eta=ETA, variance_noise=step_noise).prev_sample
                 step_done()
         return latents
 
-    def _safety(self, items: list[CheckedInputs], images: list[Image.Image]
-                ) -> list[tuple[bool | None, str]]:
+    def _safety(self, items: list[CheckedInputs], images: list[Image.Image]) -> list[tuple[bool | None, str]]:
         """(nsfw, label) per image; label is off / unavailable / passed / flagged."""
-        return safety_verdicts(self.safety_checker, self.feature_extractor, self.device, images,
-                               [it.request.safety_check for it in items],
-                               [f"request {it.index} (seed {it.seed})" for it in items])
+        return safety_verdicts(
+            self.safety_checker,
+            self.feature_extractor,
+            self.device,
+            images,
+            [it.request.safety_check for it in items],
+            [f"request {it.index} (seed {it.seed})" for it in items],
+        )
 
 
 class _Progress:
@@ -514,8 +596,7 @@ def sum_steps(items: list[CheckedInputs], options: PipelineOptions) -> int:
     return sum(chunk[0].request.steps for chunk in group_requests(items, options.max_batch_size))
 
 
-def group_requests(items: list[CheckedInputs], max_batch_size: int = 4
-                   ) -> list[list[CheckedInputs]]:
+def group_requests(items: list[CheckedInputs], max_batch_size: int = 4) -> list[list[CheckedInputs]]:
     """Split into batches that can share UNet calls: same variant, size, steps and
     guidance on/off; never more than `max_batch_size` each. Input order is kept within."""
     groups: dict[tuple, list[CheckedInputs]] = {}
@@ -524,21 +605,27 @@ def group_requests(items: list[CheckedInputs], max_batch_size: int = 4
         key = (item.variant, r.height, r.width, r.steps, r.guidance > 1.0)
         groups.setdefault(key, []).append(item)
     size = max(1, max_batch_size)
-    return [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
+    return [group[i : i + size] for group in groups.values() for i in range(0, len(group), size)]
 
 
-def run_requests(pipelines: Mapping[str, CatVTONPipeline], requests: Sequence[TryOnRequest],
-                 callback: Callable[[int, int], None] | None = None) -> list[TryOnResult]:
+def run_requests(
+    pipelines: Mapping[str, CatVTONPipeline],
+    requests: Sequence[TryOnRequest],
+    callback: Callable[[int, int], None] | None = None,
+) -> list[TryOnResult]:
     """Send each request to the pipeline of its variant; results keep the input order."""
     by_variant: dict[str, list[CheckedInputs]] = {}
     for i, request in enumerate(requests):  # validate everything before any work
         variant = request.resolved_variant()
         if variant not in pipelines:
             if request.variant not in ("auto", *VARIANTS):
-                raise BadRequest(f"request {i}: variant must be auto, mask or maskfree, got "
-                                 f"{request.variant!r}", field="variant")
-            raise BadRequest(f"request {i}: variant {variant!r} is not loaded (loaded: "
-                             f"{', '.join(sorted(pipelines)) or 'none'})", field="variant")
+                raise BadRequest(
+                    f"request {i}: variant must be auto, mask or maskfree, got {request.variant!r}", field="variant"
+                )
+            raise BadRequest(
+                f"request {i}: variant {variant!r} is not loaded (loaded: {', '.join(sorted(pipelines)) or 'none'})",
+                field="variant",
+            )
         item = pipelines[variant].check_inputs(request, i if len(requests) > 1 else None)
         item.index = i
         by_variant.setdefault(variant, []).append(item)

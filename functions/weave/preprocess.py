@@ -2,6 +2,7 @@
 
 All functions are pure (PIL / tensors in, new objects out) and size-exact.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,9 @@ from PIL import Image, ImageFilter
 MASK_BLUR_RADIUS = 9  # the reference app's Gaussian radius before re-binarising
 
 
-def center_crop_resize(image: Image.Image, height: int, width: int,
-                       resample: Image.Resampling = Image.Resampling.LANCZOS) -> Image.Image:
+def center_crop_resize(
+    image: Image.Image, height: int, width: int, resample: Image.Resampling = Image.Resampling.LANCZOS
+) -> Image.Image:
     """Centre-crop `image` to the height:width aspect ratio, then resize to exactly that size."""
     src_w, src_h = image.size
     target = width / height
@@ -28,8 +30,7 @@ def center_crop_resize(image: Image.Image, height: int, width: int,
     return cropped.resize((width, height), resample)
 
 
-def letterbox(image: Image.Image, height: int, width: int,
-              fill: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+def letterbox(image: Image.Image, height: int, width: int, fill: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
     """Fit `image` inside height x width keeping its aspect ratio, centred on `fill` (white)."""
     src_w, src_h = image.size
     scale = min(width / src_w, height / src_h)
@@ -46,8 +47,7 @@ def binarize(mask: Image.Image, threshold: float = 0.5) -> Image.Image:
     return mask.convert("L").point(lambda v: 255 if v >= cut else 0)
 
 
-def prepare_mask(mask: Image.Image, height: int, width: int,
-                 blur_radius: float = MASK_BLUR_RADIUS) -> Image.Image:
+def prepare_mask(mask: Image.Image, height: int, width: int, blur_radius: float = MASK_BLUR_RADIUS) -> Image.Image:
     """Person-aligned binary mask: same crop/resize as the person, blur, re-binarise."""
     resized = binarize(center_crop_resize(mask.convert("L"), height, width))
     if blur_radius > 0:
@@ -83,7 +83,7 @@ def _gaussian_blur(mask: torch.Tensor, size: int) -> torch.Tensor:
     """Separable Gaussian of finite support size // 2 (torchvision's default sigma)."""
     sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8
     coords = torch.arange(size, dtype=torch.float32) - size // 2
-    kernel = torch.exp(-(coords ** 2) / (2 * sigma ** 2))
+    kernel = torch.exp(-(coords**2) / (2 * sigma**2))
     kernel = kernel / kernel.sum()
     x = mask[None, None]
     x = F.conv2d(x, kernel.view(1, 1, 1, size), padding=(0, size // 2))

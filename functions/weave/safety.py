@@ -1,4 +1,5 @@
 """The safety check every weave model shares: a Stable Diffusion safety checker on the results."""
+
 from __future__ import annotations
 
 import logging
@@ -14,8 +15,14 @@ logger = logging.getLogger(__name__)
 Verdict = tuple[bool | None, str]  # (nsfw, label): label is off / unavailable / passed / flagged
 
 
-def safety_verdicts(checker: Any, extractor: Any, device: torch.device, images: Sequence[Image.Image],
-                    wanted: Sequence[bool], names: Sequence[str] = ()) -> list[Verdict]:
+def safety_verdicts(
+    checker: Any,
+    extractor: Any,
+    device: torch.device,
+    images: Sequence[Image.Image],
+    wanted: Sequence[bool],
+    names: Sequence[str] = (),
+) -> list[Verdict]:
     """One verdict per image; images whose `wanted` is False are not checked ("off")."""
     chosen = [i for i, w in enumerate(wanted) if w]
     verdicts: list[Verdict] = [(None, "off")] * len(images)

@@ -7,6 +7,7 @@ a complete smoke model (its files and `weave-smoke.json`) is kept; otherwise it 
 to a temporary folder and its folders renamed into place, the marker last. The tailor's
 smoke model shares `models/smoke`; only this model's folders are ever replaced.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,18 +22,39 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from safetensors.torch import save_file
 
 from functions.weave.loading import (
-    ATTENTION_DIRS, ATTENTION_SUBPATH, BASE_DIRS, DDIM_SETTINGS, SAFETY_BASE, SMOKE_MARKER,
-    VAE_DIR, attention_state_dict, missing_files,
+    ATTENTION_DIRS,
+    ATTENTION_SUBPATH,
+    BASE_DIRS,
+    DDIM_SETTINGS,
+    SAFETY_BASE,
+    SMOKE_MARKER,
+    VAE_DIR,
+    attention_state_dict,
+    missing_files,
 )
 
 # The tiny architecture of the spec.
-TINY_UNET = dict(sample_size=32, block_out_channels=(32, 64), layers_per_block=1,
-                 down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                 up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
-                 attention_head_dim=2, out_channels=4, norm_num_groups=32)
-TINY_VAE = dict(block_out_channels=(8, 8, 16, 16), down_block_types=("DownEncoderBlock2D",) * 4,
-                up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=1, norm_num_groups=8,
-                latent_channels=4, in_channels=3, out_channels=3)
+TINY_UNET = dict(
+    sample_size=32,
+    block_out_channels=(32, 64),
+    layers_per_block=1,
+    down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+    cross_attention_dim=32,
+    attention_head_dim=2,
+    out_channels=4,
+    norm_num_groups=32,
+)
+TINY_VAE = dict(
+    block_out_channels=(8, 8, 16, 16),
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    layers_per_block=1,
+    norm_num_groups=8,
+    latent_channels=4,
+    in_channels=3,
+    out_channels=3,
+)
 # 1024 x 768 renders at 128 x 96 and is upscaled: 50 guided steps take well under a second.
 SMOKE_MAX_RENDER_PIXELS = 128 * 96
 IN_CHANNELS = {"mask": 9, "maskfree": 8}
@@ -51,15 +73,25 @@ def _write_safety(base: Path) -> None:
     from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
     from transformers import CLIPConfig, CLIPImageProcessor
 
-    vision = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1,
-                  num_attention_heads=2, image_size=32, patch_size=8)
-    text = dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1,
-                num_attention_heads=2, vocab_size=99, max_position_embeddings=16,
-                bos_token_id=0, eos_token_id=1, pad_token_id=1)
+    vision = dict(
+        hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8
+    )
+    text = dict(
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        vocab_size=99,
+        max_position_embeddings=16,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+    )
     config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)
     StableDiffusionSafetyChecker(config).save_pretrained(base / "safety_checker")
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
-                       ).save_pretrained(base / "feature_extractor")
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
+        base / "feature_extractor"
+    )
 
 
 def _write(root: Path, seed: int) -> None:
@@ -74,12 +106,11 @@ def _write(root: Path, seed: int) -> None:
         trained = tiny_unet(IN_CHANNELS[variant])  # fresh draws: differ from the base attn1
         attention = root / ATTENTION_DIRS[variant] / ATTENTION_SUBPATH
         attention.parent.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in attention_state_dict(trained).items()},
-                  str(attention))
+        save_file({k: v.contiguous() for k, v in attention_state_dict(trained).items()}, str(attention))
     _write_safety(root / SAFETY_BASE)
-    (root / SMOKE_MARKER).write_text(json.dumps(
-        {"model": "smoke", "max_render_pixels": SMOKE_MAX_RENDER_PIXELS, "num_threads": 1,
-         "seed": seed}))
+    (root / SMOKE_MARKER).write_text(
+        json.dumps({"model": "smoke", "max_render_pixels": SMOKE_MAX_RENDER_PIXELS, "num_threads": 1, "seed": seed})
+    )
 
 
 def _entries() -> list[str]:
@@ -92,8 +123,7 @@ def is_complete(root: Path) -> bool:
     return (root / SMOKE_MARKER).is_file() and not missing_files(root, tuple(BASE_DIRS))
 
 
-def write_smoke_model(out: Path | str = Path("models/smoke"), *, seed: int = 0,
-                      force: bool = False) -> Path:
+def write_smoke_model(out: Path | str = Path("models/smoke"), *, seed: int = 0, force: bool = False) -> Path:
     """Write the smoke model to `out` unless a complete one is there; returns `out`.
 
     Only this model's folders are touched (the tailor's smoke model lives there too).

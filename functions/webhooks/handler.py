@@ -9,6 +9,7 @@ dead-letters the entry (the delivery row then says failed). Each attempt is coun
 delivery row that GET /v1/webhooks/deliveries lists. The URL goes through the same SSRF
 guard as image URLs (shared/safe_http.py) and redirects are not followed.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,8 +60,9 @@ class WebhooksFunction(Stage):
                 return None
             delivery = session.get(WebhookDelivery, msg_id)
             if delivery is None:
-                delivery = WebhookDelivery(id=msg_id, user_id=user.id, job_id=job_id, url=url, status="pending",
-                                           attempts=0)
+                delivery = WebhookDelivery(
+                    id=msg_id, user_id=user.id, job_id=job_id, url=url, status="pending", attempts=0
+                )
                 session.add(delivery)
                 session.flush()
             if delivery.status == "delivered":
@@ -70,22 +72,38 @@ class WebhooksFunction(Stage):
                 user.webhook_secret = new_webhook_secret()
             secret = user.webhook_secret
             body = status_body(job, self.storage, self.settings)
-            session.execute(update(WebhookDelivery).where(WebhookDelivery.id == msg_id)
-                            .values(attempts=WebhookDelivery.attempts + 1))
+            session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id == msg_id)
+                .values(attempts=WebhookDelivery.attempts + 1)
+            )
             attempts = delivery.attempts + 1
         body["event"] = EVENT_NAMES.get(body["status"], "prediction." + body["status"])
         payload = json.dumps(body, separators=(",", ":"))
         timestamp = datetime.now(UTC)
         signature = Webhook(secret).sign(msg_id, timestamp, payload)
-        headers = {"content-type": "application/json", "user-agent": "Proteus-Webhooks/1",
-                   "webhook-id": msg_id, "webhook-timestamp": str(int(timestamp.timestamp())),
-                   "webhook-signature": signature}
-        client = SafeClient(field="webhook_url", timeout_s=self.settings.webhook_timeout_s,
-                            allowed_hosts=self.settings.api_fetch_allowed_hosts)
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "Proteus-Webhooks/1",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(timestamp.timestamp())),
+            "webhook-signature": signature,
+        }
+        client = SafeClient(
+            field="webhook_url",
+            timeout_s=self.settings.webhook_timeout_s,
+            allowed_hosts=self.settings.api_fetch_allowed_hosts,
+        )
         status: int | None = None
         try:
-            response = client.request("POST", url, body=payload.encode(), headers=headers,
-                                      max_bytes=MAX_RESPONSE_BYTES, follow_redirects=False)
+            response = client.request(
+                "POST",
+                url,
+                body=payload.encode(),
+                headers=headers,
+                max_bytes=MAX_RESPONSE_BYTES,
+                follow_redirects=False,
+            )
             status = response.status
             error = None if 200 <= status < 300 else f"the receiver answered HTTP {status}"
         except ClientError as exc:  # unsafe URL, unreachable, too slow, too long an answer

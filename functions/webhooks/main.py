@@ -1,4 +1,5 @@
 """The webhooks function's WSGI app: `gunicorn 'functions.webhooks.main:create_app()'`."""
+
 from __future__ import annotations
 
 from flask import Flask

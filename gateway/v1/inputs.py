@@ -5,6 +5,7 @@ of shared/safe_http.py) are checked as images (format and size, from the header)
 stored under the caller's uploads/ prefix before anything is queued, so no GPU time is
 spent on something that is not an image. Every error names the field and the value.
 """
+
 from __future__ import annotations
 
 import base64
@@ -19,9 +20,20 @@ from shared.images import probe_image
 from shared.safe_http import FetchFailed, SafeClient
 from shared.uploads import is_owned_key
 
-DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*);base64,(?P<data>.*)$", re.DOTALL)
-EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff",
-              "HEIF": "heic", "AVIF": "avif", "MPO": "jpg"}
+DATA_URL = re.compile(
+    r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*);base64,(?P<data>.*)$", re.DOTALL
+)
+EXTENSIONS = {
+    "JPEG": "jpg",
+    "PNG": "png",
+    "WEBP": "webp",
+    "GIF": "gif",
+    "BMP": "bmp",
+    "TIFF": "tiff",
+    "HEIF": "heic",
+    "AVIF": "avif",
+    "MPO": "jpg",
+}
 
 
 def resolve_image(value: str, field: str, user_id: str) -> str:
@@ -32,8 +44,11 @@ def resolve_image(value: str, field: str, user_id: str) -> str:
         return _store(_fetch(value, field), field, user_id)
     key = value
     if len(key) > 1024 or not is_owned_key(user_id, key):
-        raise BadRequest(f"{field} {show(value)} is not a data: URL, an https URL or one of your storage keys "
-                         f"(uploads/{user_id}/...)", field=field)
+        raise BadRequest(
+            f"{field} {show(value)} is not a data: URL, an https URL or one of your storage keys "
+            f"(uploads/{user_id}/...)",
+            field=field,
+        )
     if resources.storage().head(key) is None:
         raise BadRequest(f"{field} {show(value)} does not exist; upload it first (POST /images/presign)", field=field)
     return key
@@ -49,16 +64,22 @@ def _decode_data_url(value: str, field: str) -> bytes:
     try:
         return base64.b64decode(match["data"], validate=True)
     except (binascii.Error, ValueError):
-        raise BadRequest(f"{field} is not valid base64 after 'base64,': {show(match['data'][:40])}",
-                         field=field) from None
+        raise BadRequest(
+            f"{field} is not valid base64 after 'base64,': {show(match['data'][:40])}", field=field
+        ) from None
 
 
 def _fetch(url: str, field: str) -> bytes:
     settings = resources.settings()
-    client = SafeClient(field=field, timeout_s=settings.api_fetch_timeout_s,
-                        allowed_hosts=settings.api_fetch_allowed_hosts)
-    response = client.request("GET", url, max_bytes=settings.max_upload_bytes,
-                              headers={"Accept": "image/*", "User-Agent": "Proteus/1 (+image fetch)"})
+    client = SafeClient(
+        field=field, timeout_s=settings.api_fetch_timeout_s, allowed_hosts=settings.api_fetch_allowed_hosts
+    )
+    response = client.request(
+        "GET",
+        url,
+        max_bytes=settings.max_upload_bytes,
+        headers={"Accept": "image/*", "User-Agent": "Proteus/1 (+image fetch)"},
+    )
     if response.status != 200:
         raise FetchFailed(f"{field}: {show(url)} answered HTTP {response.status}, not an image", field=field)
     return response.body

@@ -4,6 +4,7 @@ validates requests, builds answers and generates the /v1 part of the OpenAPI doc
 Model names: FASHN's try-on names are aliases of this deployment's default model; Proteus's
 own names pick a model explicitly (see `MODELS`).
 """
+
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -24,8 +25,14 @@ MODEL_NAMES: tuple[str, ...] = (*FASHN_ALIASES, *PROTEUS_MODELS)
 # FASHN's categories -> Proteus's.
 CATEGORY = {"auto": "auto", "tops": "upper", "bottoms": "lower", "one-pieces": "overall"}
 Status = Literal["starting", "in_queue", "processing", "completed", "failed", "canceled"]
-ErrorName = Literal["ImageLoadError", "ContentModerationError", "PoseError", "InputValidationError",
-                    "PipelineError", "InternalServerError"]
+ErrorName = Literal[
+    "ImageLoadError",
+    "ContentModerationError",
+    "PoseError",
+    "InputValidationError",
+    "PipelineError",
+    "InternalServerError",
+]
 
 
 class _Strict(Contract):
@@ -41,25 +48,34 @@ class TryOnInputs(_Strict):
     category: Literal["auto", "tops", "bottoms", "one-pieces"] = "auto"
     mode: Literal["performance", "balanced", "quality"] = "balanced"
     garment_photo_type: Literal["auto", "flat-lay", "model"] = Field(
-        "auto", description="fashn-vton-1.5: how the garment was photographed (auto: tailor decides); CatVTON "
-                            "ignores it.")
+        "auto",
+        description="fashn-vton-1.5: how the garment was photographed (auto: tailor decides); CatVTON ignores it.",
+    )
     moderation_level: Literal["conservative", "permissive", "none"] = Field(
-        "permissive", description="conservative and permissive run the deployment's safety checker on the result "
-                                  "(when WEAVE_SAFETY_CHECK is on); none is accepted and runs it too.")
+        "permissive",
+        description="conservative and permissive run the deployment's safety checker on the result "
+        "(when WEAVE_SAFETY_CHECK is on); none is accepted and runs it too.",
+    )
     num_samples: int = Field(1, ge=1, le=MAX_SAMPLES, description="Images to render, seeds seed, seed+1, ...")
     seed: int | None = Field(None, ge=0, le=MAX_SEED)
     output_format: Literal["png", "jpeg", "webp"] = "png"
     return_base64: bool = Field(False, description="output as data: URLs instead of links.")
-    segmentation_free: bool = Field(True, description="true: no clothing segmentation (CatVTON: the mask-free "
-                                                      "model; FASHN: the person photo as it is); false: segmented.")
+    segmentation_free: bool = Field(
+        True,
+        description="true: no clothing segmentation (CatVTON: the mask-free "
+        "model; FASHN: the person photo as it is); false: segmented.",
+    )
 
 
 class RunRequest(_Strict):
-    model_name: str = Field(description="A FASHN try-on name (tryon-v1.6, tryon-v1.5, tryon-max: this deployment's "
-                                        "default model) or a Proteus model: " + ", ".join(PROTEUS_MODELS) + ".")
+    model_name: str = Field(
+        description="A FASHN try-on name (tryon-v1.6, tryon-v1.5, tryon-max: this deployment's "
+        "default model) or a Proteus model: " + ", ".join(PROTEUS_MODELS) + "."
+    )
     inputs: TryOnInputs
-    webhook_url: str | None = Field(None, max_length=MAX_URL,
-                                    description="POSTed the status body when the run ends (signed).")
+    webhook_url: str | None = Field(
+        None, max_length=MAX_URL, description="POSTed the status body when the run ends (signed)."
+    )
 
 
 class RunResponse(BaseModel):
@@ -117,8 +133,7 @@ def parse_run(body: dict[str, Any]) -> RunRequest:
 def check_webhook_url(url: Any, field: str) -> str:
     """A plausible http(s) URL (where it may point is checked when it is called)."""
     if not isinstance(url, str) or not url.startswith(("https://", "http://")) or len(url) > MAX_URL:
-        raise BadRequest(f"{field} must be an https URL of at most {MAX_URL} characters, got {show(url)}",
-                         field=field)
+        raise BadRequest(f"{field} must be an https URL of at most {MAX_URL} characters, got {show(url)}", field=field)
     return url
 
 
@@ -149,8 +164,9 @@ class ApiKeyList(BaseModel):
 
 
 class WebhookSettingsUpdate(_Strict):
-    webhook_url: str | None = Field(None, max_length=MAX_URL, description="Default for runs without webhook_url; "
-                                                                          "null or empty to remove it.")
+    webhook_url: str | None = Field(
+        None, max_length=MAX_URL, description="Default for runs without webhook_url; null or empty to remove it."
+    )
 
 
 class WebhookSettings(BaseModel):

@@ -4,6 +4,7 @@ Every /v1 answer carries the IETF `RateLimit-Policy` ("key";q=<limit>;w=<window 
 `RateLimit` ("key";r=<remaining>;t=<seconds to reset>) headers; beyond the limit the answer
 is 429 RateLimitExceeded with `Retry-After`. Without Redis the counters live in memory.
 """
+
 from __future__ import annotations
 
 import math
@@ -56,8 +57,10 @@ def check_rate_limit(key_id: str, limit: str) -> None:
     }
     if not allowed:
         g.rate_limit_headers["Retry-After"] = str(max(1, reset))
-        raise RateLimited(f"too many requests for this API key: its limit is {limit}; try again in {max(1, reset)} s",
-                          field="Authorization")
+        raise RateLimited(
+            f"too many requests for this API key: its limit is {limit}; try again in {max(1, reset)} s",
+            field="Authorization",
+        )
 
 
 def _add_headers(response: Any) -> Any:

@@ -6,6 +6,7 @@ page's POST /jobs/weaver; the job's params keep what only the API needs under `a
 (model name, output format, return_base64, webhook URL). Errors answer FASHN's shape
 `{"error": <name>, "message"}` plus our `code` and `field`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -50,8 +51,17 @@ log = logging.getLogger("proteus.gateway")
 bp = Blueprint("v1", __name__, url_prefix="/v1")
 SOURCE = source_for("gateway")
 CANCEL_TTL_S = 24 * 3600
-FASHN_ERRORS = {400: "BadRequest", 401: "UnauthorizedAccess", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
-                413: "BadRequest", 415: "BadRequest", 429: "RateLimitExceeded", 503: "ServiceUnavailable"}
+FASHN_ERRORS = {
+    400: "BadRequest",
+    401: "UnauthorizedAccess",
+    403: "Forbidden",
+    404: "NotFound",
+    409: "Conflict",
+    413: "BadRequest",
+    415: "BadRequest",
+    429: "RateLimitExceeded",
+    503: "ServiceUnavailable",
+}
 MAX_DELIVERIES = 100
 
 
@@ -131,12 +141,19 @@ def run() -> Response:
         "moderation_level": inputs.moderation_level,
         "garment_photo_type": inputs.garment_photo_type,
     }
-    tryon = TryOn(user_id=user_id, user_snap=person, uncleaned_outfit=garment, status="queued",
-                  category_requested=category)
+    tryon = TryOn(
+        user_id=user_id, user_snap=person, uncleaned_outfit=garment, status="queued", category_requested=category
+    )
     session.add(tryon)
     session.flush()
-    job, created = jobs.get_or_create_job(session, user_id=user_id, vton_id=tryon.id, job_type="try_on",
-                                          params={**params, "api": api}, idempotency_key=key)
+    job, created = jobs.get_or_create_job(
+        session,
+        user_id=user_id,
+        vton_id=tryon.id,
+        job_type="try_on",
+        params={**params, "api": api},
+        idempotency_key=key,
+    )
     if not created:  # a concurrent request with the same Idempotency-Key won
         winner = job.id
         session.rollback()
@@ -144,8 +161,11 @@ def run() -> Response:
     session.commit()
     data = {"job_id": job.id, "user_id": user_id, "vton_id": tryon.id, **params}
     try:
-        publish(resources.redis(), make_event(t.TRYON_REQUESTED, data, source=SOURCE, subject=job.id,
-                                              user_id=user_id), prefix=resources.settings().redis_key_prefix)
+        publish(
+            resources.redis(),
+            make_event(t.TRYON_REQUESTED, data, source=SOURCE, subject=job.id, user_id=user_id),
+            prefix=resources.settings().redis_key_prefix,
+        )
     except Exception as exc:
         log.warning("could not publish the run %s: %r", job.id, exc)
         jobs.fail_job(session, job.id, error="the run could not be queued; try again", code="dependency_unavailable")
@@ -165,9 +185,16 @@ def _model(model_name: str, inputs: TryOnInputs, category: str) -> str:
     if explicit is None and PROTEUS_MODELS[settings.weave_default_model].family == "catvton":
         variant = "maskfree" if inputs.segmentation_free else "mask"
     try:
-        return _check_model({"model": explicit, "variant": variant, "mask_key": None, "category": category,
-                             "garment_photo_type": inputs.garment_photo_type,
-                             "segmentation_free": inputs.segmentation_free})
+        return _check_model(
+            {
+                "model": explicit,
+                "variant": variant,
+                "mask_key": None,
+                "category": category,
+                "garment_photo_type": inputs.garment_photo_type,
+                "segmentation_free": inputs.segmentation_free,
+            }
+        )
     except ClientError as exc:
         if exc.field == "model":
             exc.field = "model_name"
@@ -183,8 +210,11 @@ def _webhook_url(in_body: str | None) -> str | None:
         return in_body
     check_webhook_url(in_query, "webhook_url")
     if in_body is not None and in_body != in_query:
-        raise BadRequest(f"webhook_url is given twice with different values: {show(in_query)} in the query, "
-                         f"{show(in_body)} in the body", field="webhook_url")
+        raise BadRequest(
+            f"webhook_url is given twice with different values: {show(in_query)} in the query, "
+            f"{show(in_body)} in the body",
+            field="webhook_url",
+        )
     return in_query
 
 
@@ -202,19 +232,39 @@ def cancel(id: str) -> Response:
     session = resources.db()
     if not jobs.cancel_job(session, job.id):
         session.refresh(job)
-        raise Conflict(f"prediction {job.id} is already {STATUS_OF_JOB[job.status]}; only a queued or running "
-                       f"one can be canceled", field="id")
+        raise Conflict(
+            f"prediction {job.id} is already {STATUS_OF_JOB[job.status]}; only a queued or running one can be canceled",
+            field="id",
+        )
     # The owner's sockets are told as for any ending: the completion goes to the outbox with the
     # change, and notify (on job.canceled) or the reconciler publishes it.
-    add_to_outbox(session, completion_message(job_id=job.id, job_type=job.job_type, status="failed",
-                                              user_id=job.user_id, vton_id=job.vton_id, result_key=None,
-                                              error=jobs.CANCELED_MESSAGE))
+    add_to_outbox(
+        session,
+        completion_message(
+            job_id=job.id,
+            job_type=job.job_type,
+            status="failed",
+            user_id=job.user_id,
+            vton_id=job.vton_id,
+            result_key=None,
+            error=jobs.CANCELED_MESSAGE,
+        ),
+    )
     session.commit()
     settings = resources.settings()
     redis = resources.redis()
     redis.set(f"{settings.redis_key_prefix}{jobs.CANCEL_FLAG}{job.id}", "1", ex=CANCEL_TTL_S)
-    publish(redis, make_event(t.JOB_CANCELED, {"job_id": job.id, "user_id": job.user_id, "vton_id": job.vton_id},
-                              source=SOURCE, subject=job.id, user_id=job.user_id), prefix=settings.redis_key_prefix)
+    publish(
+        redis,
+        make_event(
+            t.JOB_CANCELED,
+            {"job_id": job.id, "user_id": job.user_id, "vton_id": job.vton_id},
+            source=SOURCE,
+            subject=job.id,
+            user_id=job.user_id,
+        ),
+        prefix=settings.redis_key_prefix,
+    )
     return jsonify(CancelResponse(id=job.id, status="canceled").model_dump())
 
 
@@ -226,12 +276,31 @@ def deliveries() -> Response:
     raw = request.args.get("limit", "50")
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_DELIVERIES:
         raise ClientError(f"limit must be an integer from 1 to {MAX_DELIVERIES}, got {show(raw)}", field="limit")
-    rows = resources.db().scalars(
-        select(WebhookDelivery).where(WebhookDelivery.user_id == current_user().id)
-        .order_by(WebhookDelivery.created_at.desc()).limit(int(raw))
-    ).all()
-    return jsonify({"deliveries": [
-        {"id": d.id, "prediction_id": d.job_id, "url": d.url, "status": d.status, "attempts": d.attempts,
-         "last_status_code": d.last_status_code, "last_error": d.last_error, "created_at": iso(d.created_at),
-         "delivered_at": iso(d.delivered_at)} for d in rows
-    ]})
+    rows = (
+        resources.db()
+        .scalars(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.user_id == current_user().id)
+            .order_by(WebhookDelivery.created_at.desc())
+            .limit(int(raw))
+        )
+        .all()
+    )
+    return jsonify(
+        {
+            "deliveries": [
+                {
+                    "id": d.id,
+                    "prediction_id": d.job_id,
+                    "url": d.url,
+                    "status": d.status,
+                    "attempts": d.attempts,
+                    "last_status_code": d.last_status_code,
+                    "last_error": d.last_error,
+                    "created_at": iso(d.created_at),
+                    "delivered_at": iso(d.delivered_at),
+                }
+                for d in rows
+            ]
+        }
+    )

@@ -3,6 +3,7 @@
 Every contract is strict (no silent coercion: "30" is not a number, true is not 1), refuses
 unknown fields, and names the offending field and value when it refuses something.
 """
+
 from __future__ import annotations
 
 import re
@@ -28,8 +29,14 @@ class Contract(BaseModel):
     nullable_fields: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
-    def parse(cls: type[M], data: Any, *, context: Mapping[str, Any] | None = None, error: type[ProteusError] = BadRequest,
-              prefix: str = "") -> M:
+    def parse(
+        cls: type[M],
+        data: Any,
+        *,
+        context: Mapping[str, Any] | None = None,
+        error: type[ProteusError] = BadRequest,
+        prefix: str = "",
+    ) -> M:
         """The model of `data`, or `error` naming the first offending field and its value."""
         try:
             return cls.model_validate(data, context=dict(context or {}))

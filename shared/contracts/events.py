@@ -4,6 +4,7 @@ cloudevents-schemas/<type>.json is generated from these (`make schemas`); events
 validated against those files on publish and on receipt (shared.events.validate_event),
 and a stage reads its event as the typed model: `WeaveRequested.parse(event_data(event))`.
 """
+
 from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Final, Literal
@@ -32,6 +33,8 @@ from shared.contracts.tryon import (
     GarmentPhotoType,
     Guidance,
     Height,
+    NumSamples,
+    OutputFormat,
     Repaint,
     Seed,
     SegmentationFree,
@@ -39,8 +42,6 @@ from shared.contracts.tryon import (
     TryOnModel,
     Variant,
     Width,
-    NumSamples,
-    OutputFormat,
     default_seed,
     model_defaults,
     resolve_model,
@@ -75,14 +76,25 @@ class UploadRequested(EventData):
     description = "Ask upload_signing for a pre-signed upload (answered synchronously with upload.signed)."
 
     user_id: Id = Field(description="Who uploads; equals the userid extension.")
-    file_name: str = Field(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f/\\]+$", description=(
-        "The client's file name (no path separators or control characters); the key uses a sanitised copy."))
-    content_type: str = Field(pattern=r"^image/[a-z0-9][a-z0-9.+-]{0,63}$", description=(
-        "The image's media type; upload_signing checks it against IMAGE_CONTENT_TYPES."))
-    size: Annotated[int, Field(ge=1)] | SkipJsonSchema[None] = Field(default=None, description=(
-        "Size in bytes, when known (checked against MAX_UPLOAD_BYTES)."))
-    method: Literal["PUT", "POST"] | SkipJsonSchema[None] = Field(default=None, description=(
-        "PUT the bytes, or POST a multipart form; left out: POST when size is given, else PUT."))
+    file_name: str = Field(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[^\x00-\x1f\x7f/\\]+$",
+        description=(
+            "The client's file name (no path separators or control characters); the key uses a sanitised copy."
+        ),
+    )
+    content_type: str = Field(
+        pattern=r"^image/[a-z0-9][a-z0-9.+-]{0,63}$",
+        description=("The image's media type; upload_signing checks it against IMAGE_CONTENT_TYPES."),
+    )
+    size: Annotated[int, Field(ge=1)] | SkipJsonSchema[None] = Field(
+        default=None, description=("Size in bytes, when known (checked against MAX_UPLOAD_BYTES).")
+    )
+    method: Literal["PUT", "POST"] | SkipJsonSchema[None] = Field(
+        default=None,
+        description=("PUT the bytes, or POST a multipart form; left out: POST when size is given, else PUT."),
+    )
 
 
 class UploadSigned(EventData):
@@ -90,14 +102,17 @@ class UploadSigned(EventData):
     description = "The reply to upload.requested: where and how to upload the file."
 
     key: Key = Field(description="The storage key the upload will have (uploads/<userId>/<uuid>-<safe name>).")
-    url: str = Field(max_length=4096, json_schema_extra={"format": "uri"},
-                     description="Absolute URL to send the file to.")
+    url: str = Field(
+        max_length=4096, json_schema_extra={"format": "uri"}, description="Absolute URL to send the file to."
+    )
     method: Literal["PUT", "POST"] = Field(
-        description="PUT the bytes, or POST a multipart form with `fields` and the file last.")
+        description="PUT the bytes, or POST a multipart form with `fields` and the file last."
+    )
     headers: dict[str, str] = Field(description="Headers the upload request must carry.")
     fields: dict[str, str] = Field(description="Form fields for a POST upload ({} for PUT).")
-    expires_at: str = Field(json_schema_extra={"format": "date-time"},
-                            description="When the signature expires (RFC 3339).")
+    expires_at: str = Field(
+        json_schema_extra={"format": "date-time"}, description="When the signature expires (RFC 3339)."
+    )
 
 
 class TryOnOptions(Contract):
@@ -119,8 +134,10 @@ class TryOnOptions(Contract):
 
 class TryonRequested(TryOnOptions, JobEvent):
     event_type = t.TRYON_REQUESTED
-    description = ("A user asked for a try-on. The gateway publishes it after storing the job; enqueue resolves "
-                   "defaults and 'auto' and publishes weave.requested (or tailor.requested first).")
+    description = (
+        "A user asked for a try-on. The gateway publishes it after storing the job; enqueue resolves "
+        "defaults and 'auto' and publishes weave.requested (or tailor.requested first)."
+    )
 
     vton_id: Id = Field(description=VTON_ID)
     person_key: Key = Field(description=PERSON_KEY)
@@ -137,8 +154,12 @@ class TryonRequested(TryOnOptions, JobEvent):
         defaults = model_defaults(model)
         fields = {
             **self.model_dump(include=set(TryOnOptions.model_fields)),  # a new optional setting passes on as is
-            "job_id": self.job_id, "user_id": self.user_id, "vton_id": self.vton_id,
-            "person_key": self.person_key, "garment_key": self.garment_key, "mask_key": self.mask_key,
+            "job_id": self.job_id,
+            "user_id": self.user_id,
+            "vton_id": self.vton_id,
+            "person_key": self.person_key,
+            "garment_key": self.garment_key,
+            "mask_key": self.mask_key,
             "category": self.category,
             "model": model,
             "steps": defaults["steps"] if self.steps is None else self.steps,
@@ -157,17 +178,23 @@ class TryonRequested(TryOnOptions, JobEvent):
         return fields
 
 
-_NEEDS_MASK_KEY: Final[dict[str, Any]] = {"allOf": [{
-    "if": {"properties": {"variant": {"const": "mask"}}, "required": ["variant"]},
-    "then": {"required": ["mask_key"]},
-}]}
+_NEEDS_MASK_KEY: Final[dict[str, Any]] = {
+    "allOf": [
+        {
+            "if": {"properties": {"variant": {"const": "mask"}}, "required": ["variant"]},
+            "then": {"required": ["mask_key"]},
+        }
+    ]
+}
 
 
 class WeaveRequested(TryOnOptions, JobEvent):
     event_type = t.WEAVE_REQUESTED
-    description = ("Run the try-on model. Every parameter is resolved (no defaults left to weave); variant 'mask' "
-                   "needs mask_key. category may stay 'auto': the maskfree model needs no category and the mask "
-                   "model takes its area from mask_key.")
+    description = (
+        "Run the try-on model. Every parameter is resolved (no defaults left to weave); variant 'mask' "
+        "needs mask_key. category may stay 'auto': the maskfree model needs no category and the mask "
+        "model takes its area from mask_key."
+    )
     model_config = {"json_schema_extra": _NEEDS_MASK_KEY}
 
     vton_id: Id = Field(description=VTON_ID)
@@ -205,15 +232,21 @@ class WeaveCompleted(JobEvent):
     description = "Weave stored the result image under result_key."
 
     vton_id: Id = Field(description=VTON_ID)
-    result_key: Key = Field(description="Storage key of the result (outputs/weaver/<userId>/<jobId>.png; the "
-                                        "first sample when there are several).")
+    result_key: Key = Field(
+        description="Storage key of the result (outputs/weaver/<userId>/<jobId>.png; the "
+        "first sample when there are several)."
+    )
     result_keys: Annotated[list[Key], Field(min_length=1, max_length=4)] | SkipJsonSchema[None] = Field(
-        default=None, description="Every sample's result key, in seed order (result_key is the first).")
+        default=None, description="Every sample's result key, in seed order (result_key is the first)."
+    )
     seed: Seed = Field(description="The seed actually used (of the first sample; sample i has seed + i).")
     model: Model = Field(description="Which model made the image (e.g. 'catvton-maskfree', 'smoke').")
-    metadata: dict[str, Any] = Field(description=(
-        "Free-form facts about the run (steps, guidance, width, height, variant, duration_ms, device...). "
-        "JSON values only, no image bytes."))
+    metadata: dict[str, Any] = Field(
+        description=(
+            "Free-form facts about the run (steps, guidance, width, height, variant, duration_ms, device...). "
+            "JSON values only, no image bytes."
+        )
+    )
 
 
 class StageFailed(JobEvent):
@@ -222,12 +255,19 @@ class StageFailed(JobEvent):
     it has one. Nothing reading a failure needs to know which stage sent it."""
 
     error: Message = Field(description="What went wrong, for the user.")
-    code: Code = Field(description=(
-        "The ProteusError code (e.g. invalid_image, unusable_photo, dependency_unavailable, dead_lettered)."))
+    code: Code = Field(
+        description=(
+            "The ProteusError code (e.g. invalid_image, unusable_photo, dependency_unavailable, dead_lettered)."
+        )
+    )
     retryable: bool = Field(default=False, description="Whether sending the same request again may work.")
-    reason: Code | SkipJsonSchema[None] = Field(default=None, description=(
-        "The stage's own finer reason, where it has one (tailor: no_person, several_people, no_garment, "
-        "unknown_category, no_region)."))
+    reason: Code | SkipJsonSchema[None] = Field(
+        default=None,
+        description=(
+            "The stage's own finer reason, where it has one (tailor: no_person, several_people, no_garment, "
+            "unknown_category, no_region)."
+        ),
+    )
 
     @staticmethod
     def fields_of(error: ProteusError) -> dict[str, Any]:
@@ -248,9 +288,15 @@ class WeaveFailed(StageFailed):
 class ThenWeave(TryOnOptions, JobEvent):
     """A weave request tailor sends on; tailor fills garment_key, mask_key and category."""
 
-    model_config = {"title": "then_weave", "json_schema_extra": {"description": (
-        "A weave request tailor publishes (as dev.proteus.weave.requested) once it is done, after filling "
-        "garment_key with the cut-out and mask_key with the mask it made.")}}
+    model_config = {
+        "title": "then_weave",
+        "json_schema_extra": {
+            "description": (
+                "A weave request tailor publishes (as dev.proteus.weave.requested) once it is done, after filling "
+                "garment_key with the cut-out and mask_key with the mask it made."
+            )
+        },
+    }
 
     vton_id: Id = Field(description=VTON_ID)
     person_key: Key = Field(description=PERSON_KEY)
@@ -262,19 +308,27 @@ class ThenWeave(TryOnOptions, JobEvent):
 
 class TailorRequested(JobEvent):
     event_type = t.TAILOR_REQUESTED
-    description = ("Cut a garment out of its photo and/or make the person mask for a category. At least one of "
-                   "garment_key and person_key. With then_weave, tailor publishes that weave request afterwards.")
+    description = (
+        "Cut a garment out of its photo and/or make the person mask for a category. At least one of "
+        "garment_key and person_key. With then_weave, tailor publishes that weave request afterwards."
+    )
     model_config = {"json_schema_extra": {"anyOf": [{"required": ["garment_key"]}, {"required": ["person_key"]}]}}
 
     vton_id: Id | SkipJsonSchema[None] = Field(default=None, description=VTON_ID)
-    garment_key: Key | SkipJsonSchema[None] = Field(default=None,
-                                                    description="Storage key of the garment photo to cut out.")
+    garment_key: Key | SkipJsonSchema[None] = Field(
+        default=None, description="Storage key of the garment photo to cut out."
+    )
     person_key: Key | SkipJsonSchema[None] = Field(default=None, description="Storage key of the person photo to mask.")
     category: CategoryOrAuto | SkipJsonSchema[None] = Field(
-        default=None, description="Garment category; 'auto' lets tailor classify it.")
-    then_weave: ThenWeave | SkipJsonSchema[None] = Field(default=None, description=(
-        "A weave request tailor publishes (as dev.proteus.weave.requested) once it is done, after filling "
-        "garment_key with the cut-out and mask_key with the mask it made."))
+        default=None, description="Garment category; 'auto' lets tailor classify it."
+    )
+    then_weave: ThenWeave | SkipJsonSchema[None] = Field(
+        default=None,
+        description=(
+            "A weave request tailor publishes (as dev.proteus.weave.requested) once it is done, after filling "
+            "garment_key with the cut-out and mask_key with the mask it made."
+        ),
+    )
 
     @model_validator(mode="after")
     def _garment_or_person(self) -> TailorRequested:
@@ -288,14 +342,18 @@ class TailorCompleted(JobEvent):
     description = "Tailor stored a garment cut-out and/or a person mask."
 
     vton_id: Id | SkipJsonSchema[None] = Field(default=None, description=VTON_ID)
-    cutout_key: Key | SkipJsonSchema[None] = Field(default=None,
-                                                   description="Storage key of the garment cut-out (RGBA PNG).")
-    mask_key: Key | SkipJsonSchema[None] = Field(default=None,
-                                                 description="Storage key of the person mask for `category`.")
+    cutout_key: Key | SkipJsonSchema[None] = Field(
+        default=None, description="Storage key of the garment cut-out (RGBA PNG)."
+    )
+    mask_key: Key | SkipJsonSchema[None] = Field(
+        default=None, description="Storage key of the person mask for `category`."
+    )
     category: Category | SkipJsonSchema[None] = Field(
-        default=None, description="The category used (resolved when 'auto' was asked).")
-    confidence: Annotated[float, Field(ge=0, le=1)] | SkipJsonSchema[None] = Field(default=None,
-                                                     description="Classifier confidence for `category`.")
+        default=None, description="The category used (resolved when 'auto' was asked)."
+    )
+    confidence: Annotated[float, Field(ge=0, le=1)] | SkipJsonSchema[None] = Field(
+        default=None, description="Classifier confidence for `category`."
+    )
     model: Model = Field(description="Which model did the work (e.g. 'smoke').")
 
 
@@ -308,8 +366,10 @@ class TailorFailed(StageFailed):
 
 _COMPLETION_OR_PROGRESS: Final[dict[str, Any]] = {
     "if": {"required": ["event"]},
-    "then": {"required": ["event", "step", "steps"],
-             "not": {"anyOf": [{"required": ["job_type"]}, {"required": ["status"]}]}},
+    "then": {
+        "required": ["event", "step", "steps"],
+        "not": {"anyOf": [{"required": ["job_type"]}, {"required": ["status"]}]},
+    },
     "else": {"required": ["job_type", "status", "result_s3_key", "error", "finished_at"]},
 }
 
@@ -320,56 +380,91 @@ class UserNotification(EventData):
         "What the user's browser receives over the WebSocket: a completion in the original system's exact shape "
         "(job_type, status done|failed, result_s3_key...), or a progress update (event: progress, no job_type, so "
         "the original frontend ignores it). notify publishes it on the pub/sub channel events:job_done; completions "
-        "also go to the replay stream, whose entry id is event_id.")
+        "also go to the replay stream, whose entry id is event_id."
+    )
     model_config = {"json_schema_extra": _COMPLETION_OR_PROGRESS}
     nullable_fields = frozenset({"vton_id", "result_s3_key", "error"})
 
     job_id: Id = Field(description="The job.")
     job_type: Literal["try_on", "tailor"] | SkipJsonSchema[None] = Field(
-        default=None, description="Completions only: which kind of job finished.")
-    status: Literal["done", "failed"] | SkipJsonSchema[None] = Field(default=None, description=(
-        "Completions only. done: the result is at result_s3_key; failed: error says why."))
+        default=None, description="Completions only: which kind of job finished."
+    )
+    status: Literal["done", "failed"] | SkipJsonSchema[None] = Field(
+        default=None, description=("Completions only. done: the result is at result_s3_key; failed: error says why.")
+    )
     user_id: Id = Field(description="The owner: the gateway pushes the message to this user's sockets only.")
     vton_id: Id | None = Field(description="The try-on record, if any.")
-    result_s3_key: Key | None = Field(default=None, description=(
-        "Completions only: storage key of the result (try_on) or cut-out (tailor); null when failed."))
-    result_keys: Annotated[list[Key], Field(max_length=4)] | SkipJsonSchema[None] = Field(default=None, description=(
-        "Completions only: every sample's result key (result_s3_key is the first); empty when failed."))
-    error: Message | None = Field(default=None, description=(
-        "Completions only: why the job failed, in words a person can act on; null when done."))
-    finished_at: str | SkipJsonSchema[None] = Field(default=None, json_schema_extra={"format": "date-time"},
-                                                    description="Completions only: when the job finished (ISO 8601, UTC).")
-    event_id: Annotated[str, Field(pattern=r"^[0-9]+-[0-9]+$")] | SkipJsonSchema[None] = Field(default=None, description=(
-        "The replay-stream entry id; a reconnecting socket passes the last one it saw as last_event_id."))
-    event: Literal["progress"] | SkipJsonSchema[None] = Field(default=None, description=(
-        'Present ("progress") only on progress updates; completions carry job_type instead, as in the original '
-        "system."))
-    step: Step | SkipJsonSchema[None] = Field(default=None, description=(
-        "Progress only: the denoising step just finished (k of steps)."))
+    result_s3_key: Key | None = Field(
+        default=None,
+        description=("Completions only: storage key of the result (try_on) or cut-out (tailor); null when failed."),
+    )
+    result_keys: Annotated[list[Key], Field(max_length=4)] | SkipJsonSchema[None] = Field(
+        default=None,
+        description=("Completions only: every sample's result key (result_s3_key is the first); empty when failed."),
+    )
+    error: Message | None = Field(
+        default=None,
+        description=("Completions only: why the job failed, in words a person can act on; null when done."),
+    )
+    finished_at: str | SkipJsonSchema[None] = Field(
+        default=None,
+        json_schema_extra={"format": "date-time"},
+        description="Completions only: when the job finished (ISO 8601, UTC).",
+    )
+    event_id: Annotated[str, Field(pattern=r"^[0-9]+-[0-9]+$")] | SkipJsonSchema[None] = Field(
+        default=None,
+        description=("The replay-stream entry id; a reconnecting socket passes the last one it saw as last_event_id."),
+    )
+    event: Literal["progress"] | SkipJsonSchema[None] = Field(
+        default=None,
+        description=(
+            'Present ("progress") only on progress updates; completions carry job_type instead, as in the original '
+            "system."
+        ),
+    )
+    step: Step | SkipJsonSchema[None] = Field(
+        default=None, description=("Progress only: the denoising step just finished (k of steps).")
+    )
     steps: StepCount | SkipJsonSchema[None] = Field(default=None, description="Progress only: the number of steps.")
 
 
 class JobCanceled(JobEvent):
     event_type = t.JOB_CANCELED
-    description = ("The owner canceled a job (POST /v1/cancel/{id}); the gateway already marked it canceled and put "
-                   "its completion in the outbox, which notify publishes.")
+    description = (
+        "The owner canceled a job (POST /v1/cancel/{id}); the gateway already marked it canceled and put "
+        "its completion in the outbox, which notify publishes."
+    )
 
     vton_id: Id = Field(description=VTON_ID)
 
 
 class WebhookRequested(JobEvent):
     event_type = t.WEBHOOK_REQUESTED
-    description = ("A finished public-API job whose status must be POSTed to a webhook URL (one message per job: "
-                   "its webhook-id is msg_<job_id>).")
+    description = (
+        "A finished public-API job whose status must be POSTed to a webhook URL (one message per job: "
+        "its webhook-id is msg_<job_id>)."
+    )
 
     url: str = Field(min_length=8, max_length=2048, pattern="^https?://", description="Where to POST the status.")
 
 
 EVENT_MODELS: Final[dict[str, type[EventData]]] = {
     model.event_type: model
-    for model in (UploadRequested, UploadSigned, TryonRequested, WeaveRequested, WeaveProgress, WeaveCompleted,
-                  WeaveFailed, TailorRequested, TailorCompleted, TailorFailed, UserNotification, JobCanceled,
-                  WebhookRequested)
+    for model in (
+        UploadRequested,
+        UploadSigned,
+        TryonRequested,
+        WeaveRequested,
+        WeaveProgress,
+        WeaveCompleted,
+        WeaveFailed,
+        TailorRequested,
+        TailorCompleted,
+        TailorFailed,
+        UserNotification,
+        JobCanceled,
+        WebhookRequested,
+    )
 }
 assert set(EVENT_MODELS) == set(t.ALL_TYPES), "every event type needs its model"
 assert set(EXAMPLES) == set(t.ALL_TYPES), "every event type needs its examples"

@@ -5,6 +5,7 @@ declared with it validates and documents itself. In the generated JSON Schemas t
 shared `$defs` (`id`, `key`, `category`, `category_or_auto`, `code`, `message`), identical in
 every cloudevents-schemas/*.json file; in the OpenAPI document they are inlined.
 """
+
 from __future__ import annotations
 
 from typing import Annotated, Any, Final, Literal, get_args

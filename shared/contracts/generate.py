@@ -6,6 +6,7 @@
 The gateway writes docs/openapi.json the same way (`python -m gateway.openapi`, also run by
 `make schemas`). A test runs both checks, so a committed file can never drift from its model.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -134,8 +135,9 @@ def expected_files() -> dict[Path, str]:
 def stale_files(files: dict[Path, str] | None = None) -> list[Path]:
     """The generated files whose committed content differs from what the models give."""
     files = expected_files() if files is None else files
-    return [path for path, text in files.items()
-            if not path.exists() or json.loads(path.read_text()) != json.loads(text)]
+    return [
+        path for path, text in files.items() if not path.exists() or json.loads(path.read_text()) != json.loads(text)
+    ]
 
 
 def _shown(path: Path) -> str:

@@ -5,6 +5,7 @@ The original API's field names keep working: each legacy spelling is an alias of
 document as "either spelling". A key field checks that the key is one of the caller's
 (pass `context={"user_id": ...}` to `parse`).
 """
+
 from __future__ import annotations
 
 import re
@@ -72,12 +73,21 @@ def _upper(value: Any) -> Any:
 
 
 OwnedKey = Annotated[str, Field(min_length=1), AfterValidator(_owned_key), Field(json_schema_extra={DEF_MARKER: "key"})]
-UserName = Annotated[str, Field(max_length=MAX_USER_NAME), AfterValidator(_not_blank), AfterValidator(lambda v: v.strip())]
-Email = Annotated[str, Field(max_length=MAX_EMAIL, description="Compared case-insensitively."),
-                  AfterValidator(_not_blank), AfterValidator(_email)]
-NewPassword = Annotated[str, Field(max_length=MAX_LOGIN_FIELD, description=(
-    f"{MIN_PASSWORD} characters to {MAX_PASSWORD_BYTES} bytes.")), AfterValidator(_not_blank),
-    AfterValidator(_new_password)]
+UserName = Annotated[
+    str, Field(max_length=MAX_USER_NAME), AfterValidator(_not_blank), AfterValidator(lambda v: v.strip())
+]
+Email = Annotated[
+    str,
+    Field(max_length=MAX_EMAIL, description="Compared case-insensitively."),
+    AfterValidator(_not_blank),
+    AfterValidator(_email),
+]
+NewPassword = Annotated[
+    str,
+    Field(max_length=MAX_LOGIN_FIELD, description=(f"{MIN_PASSWORD} characters to {MAX_PASSWORD_BYTES} bytes.")),
+    AfterValidator(_not_blank),
+    AfterValidator(_new_password),
+]
 Text = Annotated[str, Field(max_length=MAX_LOGIN_FIELD), AfterValidator(_not_blank)]
 Open = ConfigDict(extra="ignore")  # bodies the original clients send with more fields than we read
 
@@ -123,8 +133,9 @@ class PresignUploadRequest(Contract):
 
     fileName: str = Field(min_length=1, max_length=MAX_FILE_NAME)  # the original API's name
     fileType: str = Field(min_length=1, max_length=255, description="An image type the server accepts.")
-    fileSize: Annotated[int, Field(ge=1)] | SkipJsonSchema[None] = Field(default=None,
-                                                 description="Declared size: gives a presigned POST.")
+    fileSize: Annotated[int, Field(ge=1)] | SkipJsonSchema[None] = Field(
+        default=None, description="Declared size: gives a presigned POST."
+    )
     method: Annotated[Literal["PUT", "POST"], BeforeValidator(_upper)] | SkipJsonSchema[None] = None
 
 
@@ -149,10 +160,15 @@ class TryOnUpdate(Contract):
 
     nullable_fields = frozenset({"cleaned_outfit"})
 
-    user_snap: OwnedKey | SkipJsonSchema[None] = Field(default=None, validation_alias=aliases("user_snap", "user_snap_s3"))
+    user_snap: OwnedKey | SkipJsonSchema[None] = Field(
+        default=None, validation_alias=aliases("user_snap", "user_snap_s3")
+    )
     uncleaned_outfit: OwnedKey | SkipJsonSchema[None] = Field(
-        default=None, validation_alias=aliases("uncleaned_outfit", "uncleaned_outfit_s3"))
-    cleaned_outfit: OwnedKey | None = Field(default=None, validation_alias=aliases("cleaned_outfit", "cleaned_outfit_s3"))
+        default=None, validation_alias=aliases("uncleaned_outfit", "uncleaned_outfit_s3")
+    )
+    cleaned_outfit: OwnedKey | None = Field(
+        default=None, validation_alias=aliases("cleaned_outfit", "cleaned_outfit_s3")
+    )
     category: CategoryOrAuto | SkipJsonSchema[None] = None
 
     _not_null = field_validator("user_snap", "uncleaned_outfit", "category", mode="before")(lambda v: _not_null(v))
@@ -160,8 +176,10 @@ class TryOnUpdate(Contract):
     @model_validator(mode="after")
     def _something(self) -> TryOnUpdate:
         if not self.model_fields_set:
-            raise ValueError("nothing to change: send user_snap, uncleaned_outfit, cleaned_outfit (or their _s3 "
-                             "spellings) or category")
+            raise ValueError(
+                "nothing to change: send user_snap, uncleaned_outfit, cleaned_outfit (or their _s3 "
+                "spellings) or category"
+            )
         return self
 
 
@@ -174,7 +192,8 @@ class WeaveJobRequest(TryOnOptions):
     person_key: OwnedKey = Field(validation_alias=aliases("user_snap_s3", "user_snap"))
     garment_key: OwnedKey = Field(validation_alias=aliases("uncleaned_outfit_s3", "uncleaned_outfit"))
     category: CategoryOrAuto | SkipJsonSchema[None] = Field(
-        default=None, description="Left out: the try-on's own category, else 'auto'.")
+        default=None, description="Left out: the try-on's own category, else 'auto'."
+    )
     preset: Preset | SkipJsonSchema[None] = None
     mask_key: OwnedKey | SkipJsonSchema[None] = Field(default=None, validation_alias=aliases("mask", "mask_key"))
 
@@ -195,7 +214,14 @@ class TailorJobRequest(Contract):
 
 
 REQUEST_MODELS: Final[tuple[type[Contract], ...]] = (
-    SignupRequest, LoginRequest, UserUpdate, PresignUploadRequest, PresignDownloadRequest,
-    TryOnCreate, TryOnUpdate, WeaveJobRequest, TailorJobRequest,
+    SignupRequest,
+    LoginRequest,
+    UserUpdate,
+    PresignUploadRequest,
+    PresignDownloadRequest,
+    TryOnCreate,
+    TryOnUpdate,
+    WeaveJobRequest,
+    TailorJobRequest,
 )
 __all__ = ["REQUEST_MODELS", "show", *(m.__name__ for m in REQUEST_MODELS)]

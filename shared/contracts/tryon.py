@@ -7,6 +7,7 @@ document, and the weave pipeline's `check_inputs` all read these. Torch-free.
 Adding an optional try-on setting: add a field to `TryOnOptions` (and a required one to
 `events.WeaveRequested` if weave must always get it), then run `make schemas`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -62,8 +63,9 @@ Variant = Annotated[
 ]
 Preset = Annotated[
     PresetName,
-    Field(description="default: the model's steps (CatVTON 50, FASHN 30); fast: 20 steps. Explicit steps / "
-                "guidance win."),
+    Field(
+        description="default: the model's steps (CatVTON 50, FASHN 30); fast: 20 steps. Explicit steps / guidance win."
+    ),
 ]
 Height = Annotated[
     int,
@@ -120,18 +122,44 @@ class ModelSpec:
 FASHN_MODEL: Final = "fashn-vton-1.5"
 MODELS: Final[dict[str, ModelSpec]] = {
     "catvton-maskfree": ModelSpec(
-        "catvton-maskfree", "catvton", "zhengchong/CatVTON-MaskFree (gated) on timbrooks/instruct-pix2pix",
-        "CC BY-NC-SA 4.0 (non-commercial)", False, DEFAULT_STEPS, DEFAULT_GUIDANCE, 20, STEPS_RANGE, GUIDANCE_RANGE,
-        "needs no mask"),
+        "catvton-maskfree",
+        "catvton",
+        "zhengchong/CatVTON-MaskFree (gated) on timbrooks/instruct-pix2pix",
+        "CC BY-NC-SA 4.0 (non-commercial)",
+        False,
+        DEFAULT_STEPS,
+        DEFAULT_GUIDANCE,
+        20,
+        STEPS_RANGE,
+        GUIDANCE_RANGE,
+        "needs no mask",
+    ),
     "catvton-mask": ModelSpec(
-        "catvton-mask", "catvton", "zhengchong/CatVTON on booksforcharlie/stable-diffusion-inpainting",
-        "CC BY-NC-SA 4.0 (non-commercial)", False, DEFAULT_STEPS, DEFAULT_GUIDANCE, 20, STEPS_RANGE, GUIDANCE_RANGE,
-        "repaints a mask (tailor makes one when none is sent)"),
+        "catvton-mask",
+        "catvton",
+        "zhengchong/CatVTON on booksforcharlie/stable-diffusion-inpainting",
+        "CC BY-NC-SA 4.0 (non-commercial)",
+        False,
+        DEFAULT_STEPS,
+        DEFAULT_GUIDANCE,
+        20,
+        STEPS_RANGE,
+        GUIDANCE_RANGE,
+        "repaints a mask (tailor makes one when none is sent)",
+    ),
     FASHN_MODEL: ModelSpec(
-        FASHN_MODEL, "fashn", "fashn-ai/fashn-vton-1.5 + fashn-ai/DWPose (+ fashn-ai/fashn-human-parser)",
-        "Apache-2.0 (network, DWPose); the human parser: NVIDIA SegFormer licence (non-commercial)", True,
-        30, 1.5, 20, (1, 100), (0.0, 10.0),
-        "commercial setting: only segmentation_free with a flat-lay garment (no parser)"),
+        FASHN_MODEL,
+        "fashn",
+        "fashn-ai/fashn-vton-1.5 + fashn-ai/DWPose (+ fashn-ai/fashn-human-parser)",
+        "Apache-2.0 (network, DWPose); the human parser: NVIDIA SegFormer licence (non-commercial)",
+        True,
+        30,
+        1.5,
+        20,
+        (1, 100),
+        (0.0, 10.0),
+        "commercial setting: only segmentation_free with a flat-lay garment (no parser)",
+    ),
 }
 CATVTON_VARIANT_MODELS: Final = {"maskfree": "catvton-maskfree", "mask": "catvton-mask"}
 GarmentPhotoTypeName = Literal["auto", "model", "flat-lay"]
@@ -173,30 +201,58 @@ def resolve_model(model: str | None, variant: str | None, has_mask: bool, defaul
 
 def parser_free(model: str, garment_photo_type: str | None, segmentation_free: bool | None) -> bool:
     """Whether a try-on needs no non-commercial parser (FASHN, flat-lay, segmentation-free)."""
-    return (model == FASHN_MODEL and (garment_photo_type or "auto") in ("flat-lay", "auto")
-            and segmentation_free is not False)
+    return (
+        model == FASHN_MODEL
+        and (garment_photo_type or "auto") in ("flat-lay", "auto")
+        and segmentation_free is not False
+    )
 
 
 ModelName = Literal["catvton-maskfree", "catvton-mask", "fashn-vton-1.5"]
 assert set(get_args(ModelName)) == set(MODELS), "ModelName and MODELS must name the same models"
-TryOnModel = Annotated[ModelName, Field(description=(
-    "The try-on model by name (README, Models and licences); absent: the deployment's WEAVE_DEFAULT_MODEL "
-    "(catvton-* models follow variant and mask_key as before). A model this deployment does not serve is a 400 "
-    "model_not_loaded."))]
-GarmentPhotoType = Annotated[GarmentPhotoTypeName, Field(description=(
-    "fashn-vton-1.5: 'model' (the garment is worn by someone), 'flat-lay' (a product shot), or 'auto' "
-    "(tailor decides from its parsing)."))]
-SegmentationFree = Annotated[bool, Field(description=(
-    "fashn-vton-1.5: true (default) keeps the person photo as it is; false masks the clothing first (needs the "
-    "non-commercial human parser)."))]
+TryOnModel = Annotated[
+    ModelName,
+    Field(
+        description=(
+            "The try-on model by name (README, Models and licences); absent: the deployment's WEAVE_DEFAULT_MODEL "
+            "(catvton-* models follow variant and mask_key as before). A model this deployment does not serve is a 400 "
+            "model_not_loaded."
+        )
+    ),
+]
+GarmentPhotoType = Annotated[
+    GarmentPhotoTypeName,
+    Field(
+        description=(
+            "fashn-vton-1.5: 'model' (the garment is worn by someone), 'flat-lay' (a product shot), or 'auto' "
+            "(tailor decides from its parsing)."
+        )
+    ),
+]
+SegmentationFree = Annotated[
+    bool,
+    Field(
+        description=(
+            "fashn-vton-1.5: true (default) keeps the person photo as it is; false masks the clothing first (needs the "
+            "non-commercial human parser)."
+        )
+    ),
+]
 
 # The public API (/v1): how many images one run may render, and the formats a result may be stored in.
 MAX_SAMPLES: Final = 4
 OUTPUT_FORMATS: Final[tuple[str, ...]] = ("png", "jpeg", "webp")
-NumSamples = Annotated[int, Field(ge=1, le=MAX_SAMPLES, description=(
-    "How many images to render (seeds seed, seed+1, ...) in one batched model call; default 1."))]
-OutputFormat = Annotated[Literal["png", "jpeg", "webp"], Field(description=(
-    "The stored result's image format; default png."))]
+NumSamples = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=MAX_SAMPLES,
+        description=("How many images to render (seeds seed, seed+1, ...) in one batched model call; default 1."),
+    ),
+]
+OutputFormat = Annotated[
+    Literal["png", "jpeg", "webp"], Field(description=("The stored result's image format; default png."))
+]
 
 
 def api_mode(model: str, mode: str) -> dict[str, int | float]:

@@ -1,10 +1,11 @@
 """Run the Alembic migrations without an alembic.ini.
 
-    python -m shared.db.migrate                  # upgrade DATABASE_URL to head
-    python -m shared.db.migrate current          # print the current revision
-    python -m shared.db.migrate downgrade base   # drop everything (development only)
-    python -m shared.db.migrate revision "add x"  # autogenerate a new revision to review
+python -m shared.db.migrate                  # upgrade DATABASE_URL to head
+python -m shared.db.migrate current          # print the current revision
+python -m shared.db.migrate downgrade base   # drop everything (development only)
+python -m shared.db.migrate revision "add x"  # autogenerate a new revision to review
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,9 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from shared.config import Settings
 
     parser = argparse.ArgumentParser(prog="python -m shared.db.migrate", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "action", nargs="?", default="upgrade", choices=("upgrade", "downgrade", "current", "revision")
-    )
+    parser.add_argument("action", nargs="?", default="upgrade", choices=("upgrade", "downgrade", "current", "revision"))
     parser.add_argument(
         "revision", nargs="?", help="target (upgrade: head; downgrade: required) or the new revision's message"
     )

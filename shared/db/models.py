@@ -4,6 +4,7 @@ Primary keys are string UUIDs; timestamps are timezone-aware UTC on SQLite and P
 alike; rows that belong to a user go when the user goes (ON DELETE CASCADE).
 The schema is created by the Alembic migrations in `migrations/`, never by create_all.
 """
+
 from __future__ import annotations
 
 import uuid

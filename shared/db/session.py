@@ -8,6 +8,7 @@ writes can fail at once with "database is locked" if another writer committed in
 between (the busy timeout cannot help), so writers call `begin_write(session)` first
 (or use `session_scope(factory, write=True)`): on SQLite that is BEGIN IMMEDIATE.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator

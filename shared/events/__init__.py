@@ -18,6 +18,7 @@ Example:
     >>> validate_event(event)
     >>> headers, body = to_http_binary(event)
 """
+
 from cloudevents.core.v1.event import CloudEvent
 
 from shared.events.batch import (

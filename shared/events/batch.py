@@ -10,6 +10,7 @@ in the request's order, what happened:
 
 `status` is the HTTP status the event would have had on its own (2xx: handled).
 """
+
 from __future__ import annotations
 
 import json
@@ -105,8 +106,13 @@ def read_batch_reply(body: bytes, expected: int) -> list[BatchOutcome]:
     for item in results:
         if not isinstance(item, dict) or not isinstance(item.get("status"), int):
             raise ValueError(f"a batch result needs an integer status, got {str(item)[:200]}")
-        outcomes.append(BatchOutcome(
-            id=item.get("id"), status=item["status"], code=item.get("code"),
-            message=item.get("message"), retryable=bool(item.get("retryable", False)),
-        ))
+        outcomes.append(
+            BatchOutcome(
+                id=item.get("id"),
+                status=item["status"],
+                code=item.get("code"),
+                message=item.get("message"),
+                retryable=bool(item.get("retryable", False)),
+            )
+        )
     return outcomes

@@ -1,4 +1,5 @@
 """The errors an event can raise, and the `{"field", "message", "value"}` problems they list."""
+
 from __future__ import annotations
 
 import json
@@ -30,9 +31,7 @@ class InvalidEventData(InvalidEvent):
 
 def unknown_type(event_type: Any) -> UnknownEventType:
     """The error for a type that is not in shared.event_types."""
-    return UnknownEventType(
-        f"unknown event type {event_type!r}; known types: {', '.join(ALL_TYPES)}", field="type"
-    )
+    return UnknownEventType(f"unknown event type {event_type!r}; known types: {', '.join(ALL_TYPES)}", field="type")
 
 
 def problem(field: str, message: str, value: Any) -> dict[str, Any]:

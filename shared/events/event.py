@@ -4,6 +4,7 @@
 the HTTP binding and stream entries carry. Every SDK error becomes an InvalidEvent that
 names the attribute.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,9 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, cast
 
+from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.exceptions import CloudEventValidationError
 from cloudevents.core.formats.json import JSONFormat
-from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.v1.event import CloudEvent
 
 from shared.events.errors import InvalidEvent, problem, type_name

@@ -1,4 +1,5 @@
 """The JSON Schema `format` checks the event schemas use (no optional jsonschema extras)."""
+
 from __future__ import annotations
 
 from typing import Final

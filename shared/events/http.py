@@ -3,6 +3,7 @@
 Binary mode carries the attributes as `ce-*` headers and the JSON data as the body;
 structured mode the whole event as `application/cloudevents+json`.
 """
+
 from __future__ import annotations
 
 import json

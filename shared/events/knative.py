@@ -5,6 +5,7 @@ with this type, source "<address>/<stream>", id = the entry id, and data = the e
 field/value list as a JSON array ["f1", "v1", "f2", "v2"] (values may arrive base64-encoded,
 as Go marshals []byte).
 """
+
 from __future__ import annotations
 
 import base64

@@ -2,6 +2,7 @@
 
 The `type` field repeats the event type for people reading the stream with XRANGE.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -17,7 +18,9 @@ def to_stream_fields(event: CloudEvent) -> dict[str, str]:
     return {"event": FORMAT.write(event).decode("utf-8"), "type": event.get_type()}
 
 
-def from_stream_fields(fields: Mapping[str, str] | Mapping[bytes, bytes] | Mapping[str | bytes, str | bytes]) -> CloudEvent:
+def from_stream_fields(
+    fields: Mapping[str, str] | Mapping[bytes, bytes] | Mapping[str | bytes, str | bytes],
+) -> CloudEvent:
     """The event in a stream entry (keys/values as str or bytes); InvalidEvent if malformed."""
     decoded = {_text(k): _text(v) for k, v in fields.items()}
     if "event" not in decoded:

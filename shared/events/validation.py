@@ -1,4 +1,5 @@
 """Validate an event: its attributes, and its data against `cloudevents-schemas/<type>.json`."""
+
 from __future__ import annotations
 
 import json

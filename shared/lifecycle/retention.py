@@ -19,6 +19,7 @@ then the rows, so a failure leaves the rows for the next run. Every step is idem
 PostgreSQL a batch takes its rows with FOR UPDATE SKIP LOCKED, so two sweeps running at
 once share the work instead of repeating it. `clock` is injectable for tests.
 """
+
 from __future__ import annotations
 
 import logging
@@ -149,9 +150,7 @@ class RetentionSweep:
                 report.objects_deleted += 1
                 job.result_key = None
                 session.execute(
-                    update(TryOn)
-                    .where(TryOn.outfit_try_on == key)
-                    .values(outfit_try_on=None, result_expired_at=now)
+                    update(TryOn).where(TryOn.outfit_try_on == key).values(outfit_try_on=None, result_expired_at=now)
                 )
                 report.results += 1
             return len(jobs)
@@ -184,7 +183,9 @@ class RetentionSweep:
     def _sweep_cutouts(self, cutoff: datetime, report: SweepReport) -> None:
         def batch(session: Session) -> int:
             assets = session.scalars(
-                self._locked(select(GarmentAsset).where(GarmentAsset.created_at < cutoff).order_by(GarmentAsset.created_at))
+                self._locked(
+                    select(GarmentAsset).where(GarmentAsset.created_at < cutoff).order_by(GarmentAsset.created_at)
+                )
             ).all()
             report.batches += 1
             for asset in assets:
@@ -213,9 +214,9 @@ class RetentionSweep:
     def _delete_unreferenced(self, keys: list[str], report: SweepReport) -> None:
         report.batches += 1
         with session_scope(self.sessions) as session:
-            used = set(
-                session.scalars(select(TryOn.user_snap).where(TryOn.user_snap.in_(keys))).all()
-            ) | set(session.scalars(select(TryOn.uncleaned_outfit).where(TryOn.uncleaned_outfit.in_(keys))).all())
+            used = set(session.scalars(select(TryOn.user_snap).where(TryOn.user_snap.in_(keys))).all()) | set(
+                session.scalars(select(TryOn.uncleaned_outfit).where(TryOn.uncleaned_outfit.in_(keys))).all()
+            )
         for key in keys:
             if key not in used:
                 self.storage.delete(key)

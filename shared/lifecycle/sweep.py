@@ -5,6 +5,7 @@
 
 Settings: RETENTION_* (see README). Two sweeps at once are safe (see retention.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,9 @@ def sweep_once(settings: Settings) -> SweepReport:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Delete what the RETENTION_* settings say has expired.")
-    parser.add_argument("--every", type=float, default=0.0, metavar="SECONDS",
-                        help="sweep again every SECONDS until stopped (0: once)")
+    parser.add_argument(
+        "--every", type=float, default=0.0, metavar="SECONDS", help="sweep again every SECONDS until stopped (0: once)"
+    )
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     configure_logging(settings.log_level)

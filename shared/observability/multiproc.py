@@ -5,6 +5,7 @@ PROMETHEUS_MULTIPROC_DIR. gunicorn's `on_starting` hook (in the master, before a
 forks and imports the app) calls `prepare_multiprocess_dir`, so every worker of one server
 writes into one folder and `/metrics` on any worker reports all of them.
 """
+
 from __future__ import annotations
 
 import os

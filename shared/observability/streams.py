@@ -7,6 +7,7 @@ proteus_stream_dead_letters{stream}           entries in the stream's dead-lette
 
 The `stream` label is the routing table's name without REDIS_KEY_PREFIX (a fixed set).
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,18 +34,25 @@ class StreamCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         length = GaugeMetricFamily("proteus_stream_length", "Entries a stream holds.", labels=["stream"])
-        pending = GaugeMetricFamily("proteus_stream_pending_entries", "Entries delivered to a consumer group "
-                                    "and not acknowledged yet.", labels=["stream", "group"])
-        lag = GaugeMetricFamily("proteus_stream_lag_entries", "Entries not yet delivered to a consumer group.",
-                                labels=["stream", "group"])
-        dead = GaugeMetricFamily("proteus_stream_dead_letters", "Entries in a stream's dead-letter stream.",
-                                 labels=["stream"])
+        pending = GaugeMetricFamily(
+            "proteus_stream_pending_entries",
+            "Entries delivered to a consumer group and not acknowledged yet.",
+            labels=["stream", "group"],
+        )
+        lag = GaugeMetricFamily(
+            "proteus_stream_lag_entries", "Entries not yet delivered to a consumer group.", labels=["stream", "group"]
+        )
+        dead = GaugeMetricFamily(
+            "proteus_stream_dead_letters", "Entries in a stream's dead-letter stream.", labels=["stream"]
+        )
         up = GaugeMetricFamily("proteus_stream_metrics_up", "1 when Redis answered this scrape.")
         try:
             for route in self.routes:
                 stream = prefixed(route.stream, self.prefix)
                 length.add_metric([route.stream], float(self.client.xlen(stream)))
-                dead.add_metric([route.stream], float(self.client.xlen(prefixed(route.dead_letter_stream, self.prefix))))
+                dead.add_metric(
+                    [route.stream], float(self.client.xlen(prefixed(route.dead_letter_stream, self.prefix)))
+                )
                 group = self._group(stream, route.group)
                 if group is not None:
                     pending.add_metric([route.stream, route.group], float(group.get("pending") or 0))

@@ -10,6 +10,7 @@ Tracing is on only when OTEL_EXPORTER_OTLP_ENDPOINT is set: then spans are batch
 exported over OTLP/HTTP (protobuf) to `<endpoint>/v1/traces`. Otherwise nothing is set up,
 every helper here returns at its first line, and no span object is ever made.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -46,8 +47,9 @@ def configure_tracing(settings: Settings, service: str) -> bool:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    resource = Resource.create({"service.name": f"proteus-{service}",
-                                "service.namespace": settings.otel_service_namespace})
+    resource = Resource.create(
+        {"service.name": f"proteus-{service}", "service.namespace": settings.otel_service_namespace}
+    )
     provider = TracerProvider(resource=resource)
     endpoint = settings.otel_exporter_otlp_endpoint.rstrip("/")
     if not endpoint.endswith("/v1/traces"):
@@ -108,8 +110,14 @@ def inject_current(attributes: MutableMapping[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def span(name: str, *, parent: Mapping[str, str] | None = None, kind: str = "internal",
-         attributes: Mapping[str, Any] | None = None, links: list[Mapping[str, str]] | None = None) -> Iterator[Any]:
+def span(
+    name: str,
+    *,
+    parent: Mapping[str, str] | None = None,
+    kind: str = "internal",
+    attributes: Mapping[str, Any] | None = None,
+    links: list[Mapping[str, str]] | None = None,
+) -> Iterator[Any]:
     """A span around a block (a child of `parent`'s context when given, else of the current one).
 
     Yields the span, or None when tracing is off (then nothing at all is made).
@@ -119,13 +127,23 @@ def span(name: str, *, parent: Mapping[str, str] | None = None, kind: str = "int
         return
     from opentelemetry.trace import SpanKind, Status, StatusCode
 
-    kinds = {"internal": SpanKind.INTERNAL, "server": SpanKind.SERVER, "consumer": SpanKind.CONSUMER,
-             "producer": SpanKind.PRODUCER, "client": SpanKind.CLIENT}
+    kinds = {
+        "internal": SpanKind.INTERNAL,
+        "server": SpanKind.SERVER,
+        "consumer": SpanKind.CONSUMER,
+        "producer": SpanKind.PRODUCER,
+        "client": SpanKind.CLIENT,
+    }
     context = context_from(parent) if parent else None
-    with _tracer().start_as_current_span(name, context=context, kind=kinds[kind],
-                                         attributes=dict(attributes or {}), links=links_to(list(links or [])),
-                                         record_exception=False,
-                                         set_status_on_exception=False) as current:
+    with _tracer().start_as_current_span(
+        name,
+        context=context,
+        kind=kinds[kind],
+        attributes=dict(attributes or {}),
+        links=links_to(list(links or [])),
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as current:
         try:
             yield current
         except BaseException as exc:
@@ -159,8 +177,13 @@ def trace_id_of(carrier: Mapping[str, str]) -> str | None:
     return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
 
 
-def start_span(name: str, *, carrier: Mapping[str, str] | None = None, kind: str = "server",
-               attributes: Mapping[str, Any] | None = None) -> tuple[Any, Any]:
+def start_span(
+    name: str,
+    *,
+    carrier: Mapping[str, str] | None = None,
+    kind: str = "server",
+    attributes: Mapping[str, Any] | None = None,
+) -> tuple[Any, Any]:
     """Start a span and make it current until `end_span` (for before/after-request hooks).
 
     Returns (span, token); (None, None) when tracing is off.

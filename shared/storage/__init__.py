@@ -2,6 +2,7 @@
 
 `storage_from_settings(settings)` picks the backend named by `STORAGE_BACKEND`.
 """
+
 from __future__ import annotations
 
 from shared.config import ConfigError, Settings

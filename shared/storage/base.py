@@ -4,12 +4,13 @@ Keys look like `uploads/<userId>/<uuid>-<name>`: relative, '/'-separated, printa
 empty, '.' or '..' segment and no backslash. A bad key is a BadRequest naming it; a missing
 object is NotFound; a backend that cannot be reached is DependencyUnavailable (503).
 """
+
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from collections.abc import Iterator
 from typing import Any, Literal
 
 from shared.errors import BadRequest
@@ -196,9 +197,7 @@ class Storage(abc.ABC):
         return self._presign_get(key, expiry_time(expires_s), expires_s)
 
     @abc.abstractmethod
-    def _presign_put(
-        self, key: str, content_type: str, max_bytes: int, expires_at: datetime, expires_s: int
-    ) -> str:
+    def _presign_put(self, key: str, content_type: str, max_bytes: int, expires_at: datetime, expires_s: int) -> str:
         """The backend's signed PUT URL (terms already checked)."""
 
     @abc.abstractmethod

@@ -4,6 +4,7 @@ Layout: `objects/<key>` holds the bytes, `meta/<key>.json` the content type, `tm
 files being written (each write lands with one atomic rename). The URLs point at
 `{public_url}/files...`, which `local_http.local_files_blueprint` serves.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -12,8 +13,8 @@ import mimetypes
 import os
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -201,9 +202,7 @@ class LocalStorage(Storage):
 
     # -- presigning --------------------------------------------------------------------
 
-    def _presign_put(
-        self, key: str, content_type: str, max_bytes: int, expires_at: datetime, expires_s: int
-    ) -> str:
+    def _presign_put(self, key: str, content_type: str, max_bytes: int, expires_at: datetime, expires_s: int) -> str:
         params = self.signer.url_params("PUT", key, int(expires_at.timestamp()), content_type, max_bytes)
         return f"{self.public_url}/files/{quote(key, safe='/')}?{urlencode(params)}"
 

@@ -6,6 +6,7 @@ to disk and cut off as soon as they pass the signed limit, so an oversized uploa
 refused without being read in full and leaves nothing behind. Errors are JSON.
 OPTIONS is left to Flask (and the gateway's CORS).
 """
+
 from __future__ import annotations
 
 import time

@@ -8,6 +8,7 @@ POST: S3's browser form. `policy` is base64 JSON `{"expiration": ..., "condition
 with `{"key": ...}`, `{"Content-Type": ...}` and `["content-length-range", 1, max]`;
 `signature` = HMAC-SHA256(k, policy) in hex.
 """
+
 from __future__ import annotations
 
 import base64

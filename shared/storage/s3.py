@@ -5,6 +5,7 @@ the host written into presigned URLs, for browsers outside the cluster. Signatur
 SigV4. Checksums are sent only where the API requires them, as S3-compatible services
 other than AWS may refuse the newer flexible-checksum headers.
 """
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -143,9 +144,7 @@ class S3Storage(Storage):
 
     # -- presigning --------------------------------------------------------------------
 
-    def _presign_put(
-        self, key: str, content_type: str, max_bytes: int, expires_at: datetime, expires_s: int
-    ) -> str:
+    def _presign_put(self, key: str, content_type: str, max_bytes: int, expires_at: datetime, expires_s: int) -> str:
         with self._errors(key):
             return self._presigner.generate_presigned_url(
                 "put_object",
@@ -235,4 +234,3 @@ def _client_error(exc: ClientError, bucket: str, what: str, on_bucket: bool) -> 
     if status >= 500 or status in (401, 403) or code in ("SlowDown", "RequestTimeout"):
         return DependencyUnavailable(f"S3 bucket {bucket!r} refused {what!r} ({detail})", s3_code=code)
     return TransientError(f"S3 request on {what!r} in bucket {bucket!r} failed ({detail})", s3_code=code)
-

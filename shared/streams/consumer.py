@@ -12,6 +12,7 @@ readiness and spends none. A request out of attempts is dead-lettered (and its j
 failed); a result out of attempts is kept and tried again after `backoff_max_s`, never
 dropped, since its job would otherwise stay running forever.
 """
+
 from __future__ import annotations
 
 import logging
@@ -140,7 +141,10 @@ class RouteWorker:
         block = self._block_ms()
         batch = self.delivery.max_batch
         reply = self.redis.xreadgroup(
-            self.group, self.consumer, {self.stream: ">"}, count=batch if batch > 1 else READ_COUNT,
+            self.group,
+            self.consumer,
+            {self.stream: ">"},
+            count=batch if batch > 1 else READ_COUNT,
             block=block if block > 0 else None,
         )
         for _stream, entries in reply or []:
@@ -222,9 +226,17 @@ class RouteWorker:
         event, attempts = attempt
         started = time.perf_counter()
         try:
-            with _Heartbeat(self, entry_id), tracing.span(
-                f"runner deliver {self.route.consumer}", parent=tracing.event_carrier(event), kind="producer",
-                attributes={"cloudevents.event_id": event.get_id(), "messaging.destination.name": self.route.stream},
+            with (
+                _Heartbeat(self, entry_id),
+                tracing.span(
+                    f"runner deliver {self.route.consumer}",
+                    parent=tracing.event_carrier(event),
+                    kind="producer",
+                    attributes={
+                        "cloudevents.event_id": event.get_id(),
+                        "messaging.destination.name": self.route.stream,
+                    },
+                ),
             ):
                 self.delivery.deliver(event)
         except DeliveryFailed as failure:
@@ -262,8 +274,13 @@ class RouteWorker:
         if attempts > self.config.max_attempts:
             last = self.redis.hget(self.attempts_key, f"{entry_id}#error") or "an attempt that never finished"
             if is_result(event):  # never dropped: a fresh round of attempts
-                log.error("%s: %s (%s) had no attempts left (last error: %s); trying it again",
-                          self.stream, entry_id, event.get_type(), last)
+                log.error(
+                    "%s: %s (%s) had no attempts left (last error: %s); trying it again",
+                    self.stream,
+                    entry_id,
+                    event.get_type(),
+                    last,
+                )
                 self.redis.hset(self.attempts_key, entry_id, 1)
                 return event, 1
             self.dead_letter(entry_id, fields, f"no attempts left; last error: {last}", None, attempts - 1)
@@ -279,10 +296,18 @@ class RouteWorker:
         DELIVERY_DURATION.labels(self.route.consumer).observe(time.perf_counter() - started)
         log.info(
             "delivered",
-            extra={"fields": {"stream": self.stream, "entry": entry_id, "type": event.get_type(),
-                              "id": event.get_id(), "job_id": event.get_subject(),
-                              "trace_id": tracing.trace_id_of(tracing.event_carrier(event)), "attempt": attempts,
-                              "ms": round((time.perf_counter() - started) * 1000, 1)}},
+            extra={
+                "fields": {
+                    "stream": self.stream,
+                    "entry": entry_id,
+                    "type": event.get_type(),
+                    "id": event.get_id(),
+                    "job_id": event.get_subject(),
+                    "trace_id": tracing.trace_id_of(tracing.event_carrier(event)),
+                    "attempt": attempts,
+                    "ms": round((time.perf_counter() - started) * 1000, 1),
+                }
+            },
         )
 
     def _failed(
@@ -294,17 +319,29 @@ class RouteWorker:
             self._needs_probe = True
             self.redis.hincrby(self.attempts_key, entry_id, -1)
             self._retry_at[entry_id] = time.monotonic()
-            log.warning("%s (%s) not delivered, attempt not counted; waiting for %s to be ready: %s",
-                        entry_id, event.get_type(), self.route.consumer, failure.message)
+            log.warning(
+                "%s (%s) not delivered, attempt not counted; waiting for %s to be ready: %s",
+                entry_id,
+                event.get_type(),
+                self.route.consumer,
+                failure.message,
+            )
             return
         if failure.retryable and attempts >= self.config.max_attempts and is_result(event):
             # A result is never dropped (its job would stay running): try again later, afresh.
             self.redis.pipeline(transaction=True).hset(self.attempts_key, entry_id, 0).hset(
-                self.attempts_key, f"{entry_id}#error", failure.message[:MAX_ERROR_CHARS]).execute()
+                self.attempts_key, f"{entry_id}#error", failure.message[:MAX_ERROR_CHARS]
+            ).execute()
             self._retry_at[entry_id] = time.monotonic() + self.config.backoff_max_s
             DELIVERIES.labels(self.route.consumer, "retry").inc()
-            log.error("%s (%s) failed %d time(s), keeping it and trying again in %.0fs: %s",
-                      entry_id, event.get_type(), attempts, self.config.backoff_max_s, failure.message)
+            log.error(
+                "%s (%s) failed %d time(s), keeping it and trying again in %.0fs: %s",
+                entry_id,
+                event.get_type(),
+                attempts,
+                self.config.backoff_max_s,
+                failure.message,
+            )
             return
         if not failure.retryable or attempts >= self.config.max_attempts:
             self.dead_letter(entry_id, fields, failure.message, failure.status, attempts)
@@ -315,7 +352,12 @@ class RouteWorker:
         self.redis.hset(self.attempts_key, f"{entry_id}#error", failure.message[:MAX_ERROR_CHARS])
         log.warning(
             "attempt %d/%d of %s (%s) failed, retrying in %.2fs: %s",
-            attempts, self.config.max_attempts, entry_id, event.get_type(), delay, failure.message,
+            attempts,
+            self.config.max_attempts,
+            entry_id,
+            event.get_type(),
+            delay,
+            failure.message,
         )
 
     def dead_letter(
@@ -323,15 +365,27 @@ class RouteWorker:
     ) -> None:
         """Move an entry to the dead-letter stream (atomically with its XACK) and tell its owner."""
         letter = write_dead_letter(
-            self.redis, self.stream, self.group, self.consumer, entry_id, fields,
-            error=error, status=status, attempts=attempts, dead_stream=self.dead_stream,
+            self.redis,
+            self.stream,
+            self.group,
+            self.consumer,
+            entry_id,
+            fields,
+            error=error,
+            status=status,
+            attempts=attempts,
+            dead_stream=self.dead_stream,
             attempts_key=self.attempts_key,
         )
         self._retry_at.pop(entry_id, None)
         DELIVERIES.labels(self.route.consumer, "dead_letter").inc()
         log.error(
             "dead-lettered %s (%s) after %d attempt(s) to %s: %s",
-            entry_id, letter["type"] or "?", attempts, self.dead_stream, error,
+            entry_id,
+            letter["type"] or "?",
+            attempts,
+            self.dead_stream,
+            error,
         )
         announce_failure(self.redis, fields, status, attempts, prefix=self.prefix)
 

@@ -8,6 +8,7 @@ consuming function (`weave`); without it every route's dead letters are used. Na
 REDIS_KEY_PREFIX. Replay appends the entry's original fields to the original stream and
 deletes the dead letter, in one transaction; the replayed entry starts with fresh attempts.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,6 +17,7 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+
 import redis
 
 from shared.errors import BadRequest, NotFound

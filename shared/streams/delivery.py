@@ -8,6 +8,7 @@ A function that renders several events in one call reports `max_batch` in its re
 (`/readyz` over HTTP); `ready()` reads it into `max_batch`, and the runner then delivers up
 to that many entries in one batch (HTTP: the batched content mode, one request).
 """
+
 from __future__ import annotations
 
 import json
@@ -99,7 +100,9 @@ class HttpDelivery:
             failure = DeliveryFailed(f"unreadable batch reply from {self.url}: {exc}", status=None, retryable=True)
             return [failure] * len(events)
         return [
-            None if outcome.ok else DeliveryFailed(
+            None
+            if outcome.ok
+            else DeliveryFailed(
                 f"HTTP {outcome.status} from {self.url}: {outcome.message or outcome.code or 'no message'}",
                 status=outcome.status,
                 retryable=not 400 <= outcome.status < 500,
@@ -137,7 +140,9 @@ class HttpDelivery:
         except urllib3.exceptions.HTTPError as exc:  # ProtocolError: dropped before an answer
             raise DeliveryFailed(
                 f"{self.url} closed the connection without an answer: {_reason(exc)}",
-                status=None, retryable=True, unreachable=True,
+                status=None,
+                retryable=True,
+                unreachable=True,
             ) from None
 
     def _refused(self, response: urllib3.BaseHTTPResponse) -> DeliveryFailed:
@@ -165,9 +170,10 @@ class PullDelivery:
     def deliver_batch(self, events: Sequence[CloudEvent]) -> list[DeliveryFailed | None]:
         if not self._batches:
             return [outcome for event in events for outcome in self._deliver_one(event)]
-        return [None if error is None else DeliveryFailed(error.message, status=error.status,
-                                                          retryable=error.retryable)
-                for error in run_batch(self.function, events)]
+        return [
+            None if error is None else DeliveryFailed(error.message, status=error.status, retryable=error.retryable)
+            for error in run_batch(self.function, events)
+        ]
 
     def ready(self) -> bool:
         state = function_readiness(self.function)
@@ -183,7 +189,7 @@ class PullDelivery:
         try:
             validate_event(event)
             self.function.handle(event)
-        except Exception as exc:  # noqa: BLE001 - every failure is classified
+        except Exception as exc:
             error = classify_error(exc, self.function)
             return [DeliveryFailed(error.message, status=error.status, retryable=error.retryable)]
         return [None]

@@ -5,6 +5,7 @@ on the route's dead-letter stream for `python -m shared.streams.deadletters` to 
 replay. When the entry was a job request, the route's failure event is published so the
 job fails visibly instead of staying queued.
 """
+
 from __future__ import annotations
 
 import json
@@ -73,9 +74,14 @@ def announce_failure(
             error = "The request was refused as invalid, so it was not processed."
         else:
             error = f"Processing failed {attempts} time(s) in a row; please try again later."
-        body: dict[str, Any] = {"job_id": data["job_id"], "user_id": data["user_id"],
-                                "vton_id": data.get("vton_id"), "error": error, "code": "dead_lettered",
-                                "retryable": False}
+        body: dict[str, Any] = {
+            "job_id": data["job_id"],
+            "user_id": data["user_id"],
+            "vton_id": data.get("vton_id"),
+            "error": error,
+            "code": "dead_lettered",
+            "retryable": False,
+        }
         publish(client, make_event(failure_type, body, source="/proteus/runner"), prefix=prefix)
     except Exception:
         log.exception("could not announce the failure of a dead-lettered entry")

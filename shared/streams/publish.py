@@ -1,4 +1,5 @@
 """publish(): validate an event and append it to the stream the routing table names."""
+
 from __future__ import annotations
 
 from typing import Final

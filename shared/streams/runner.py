@@ -35,6 +35,7 @@ request (the CloudEvents batched content mode; pull mode: one handle_batch call)
 reply says per entry whether it is acknowledged, retried or dead-lettered. Every other
 route is delivered one entry at a time, in order.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,9 +50,9 @@ from typing import Any
 import redis
 
 from shared.config import Settings
+from shared.events import load_schemas
 from shared.observability import tracing
 from shared.routing import ROUTES, Route
-from shared.events import load_schemas
 from shared.runtime import configure_logging
 from shared.streams.consumer import RouteWorker, RunnerConfig
 from shared.streams.delivery import HttpDelivery, PullDelivery
@@ -125,7 +126,9 @@ def select_routes(only: str | None) -> list[Route]:
     known = {r.consumer for r in ROUTES}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise SystemExit(f"--only: unknown function(s) {', '.join(unknown)}; streamed functions: {', '.join(sorted(known))}")
+        raise SystemExit(
+            f"--only: unknown function(s) {', '.join(unknown)}; streamed functions: {', '.join(sorted(known))}"
+        )
     return [r for r in ROUTES if r.consumer in names]
 
 

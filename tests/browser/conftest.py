@@ -3,6 +3,7 @@
 Playwright's own browser download can't work offline, so the tests launch /usr/bin/chromium
 (tests/browser/install-chromium.sh installs it) and are skipped, not failed, where it is missing.
 """
+
 from __future__ import annotations
 
 import io
@@ -55,9 +56,11 @@ class Session:
         self.page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
         self.page.on(
             "console",
-            lambda msg: self.errors.append(f"console.error: {msg.text}")
-            if msg.type == "error" and not any(n in msg.text for n in NETWORK_NOISE)
-            else None,
+            lambda msg: (
+                self.errors.append(f"console.error: {msg.text}")
+                if msg.type == "error" and not any(n in msg.text for n in NETWORK_NOISE)
+                else None
+            ),
         )
         self.page.set_default_timeout(15_000)
 
@@ -116,9 +119,19 @@ def make_jpeg(path: Path, kind: str, size: tuple[int, int] = (240, 320)) -> Path
         draw.rectangle((w * 0.52, h * 0.62, w * 0.66, h * 0.95), fill=(40, 40, 60))
     else:
         draw.polygon(
-            [(w * 0.3, h * 0.15), (w * 0.5, h * 0.22), (w * 0.7, h * 0.15), (w * 0.92, h * 0.35),
-             (w * 0.78, h * 0.45), (w * 0.72, h * 0.4), (w * 0.72, h * 0.88), (w * 0.28, h * 0.88),
-             (w * 0.28, h * 0.4), (w * 0.22, h * 0.45), (w * 0.08, h * 0.35)],
+            [
+                (w * 0.3, h * 0.15),
+                (w * 0.5, h * 0.22),
+                (w * 0.7, h * 0.15),
+                (w * 0.92, h * 0.35),
+                (w * 0.78, h * 0.45),
+                (w * 0.72, h * 0.4),
+                (w * 0.72, h * 0.88),
+                (w * 0.28, h * 0.88),
+                (w * 0.28, h * 0.4),
+                (w * 0.22, h * 0.45),
+                (w * 0.08, h * 0.35),
+            ],
             fill=(200, 40, 60),
         )
     buf = io.BytesIO()

@@ -5,6 +5,7 @@ server is only asked directly to check what the page claims (that a deleted try-
 that another person sees nothing) or, in the reconnect test, to finish a job while the page
 is offline. Screenshots land in test-artifacts/ (git-ignored).
 """
+
 from __future__ import annotations
 
 import base64
@@ -50,8 +51,9 @@ RECORDER = """
 
 def loaded(page: Any, img: Any) -> bool:
     """Wait until the <img> has really decoded a picture (not a broken link)."""
-    page.wait_for_function("(el) => el.complete && el.naturalWidth > 0", arg=img.element_handle(),
-                           timeout=JOB_TIMEOUT_MS)
+    page.wait_for_function(
+        "(el) => el.complete && el.naturalWidth > 0", arg=img.element_handle(), timeout=JOB_TIMEOUT_MS
+    )
     return True
 
 
@@ -135,8 +137,10 @@ def test_try_on_appears_live_opens_downloads_retries_and_deletes(new_session, ph
     # the card went back to work and then showed a new result (a new job: a new picture)
     page.wait_for_function(
         "([id, n]) => { const s = window.__seen.statuses[id]; return s.length > n && s[s.length - 1] === 'done'; }",
-        arg=[vton_id, len(statuses)], timeout=JOB_TIMEOUT_MS)
-    assert "queued" in page.evaluate("window.__seen")["statuses"][vton_id][len(statuses):]
+        arg=[vton_id, len(statuses)],
+        timeout=JOB_TIMEOUT_MS,
+    )
+    assert "queued" in page.evaluate("window.__seen")["statuses"][vton_id][len(statuses) :]
     expect(result).not_to_have_attribute("src", first_src or "")
     assert loaded(page, result)
 
@@ -312,7 +316,8 @@ def test_pickers_say_what_is_wrong_in_plain_words(new_session, photos, tmp_path:
     card = page.locator("#history-list > li")
     expect(card).to_have_attribute("data-status", "failed", timeout=JOB_TIMEOUT_MS)
     expect(card.locator(".tryon-error")).to_have_text(
-        "The garment photo is not an image we can read. Choose another photo and try again.")
+        "The garment photo is not an image we can read. Choose another photo and try again."
+    )
     expect(card.get_by_role("button", name="Try again")).to_be_visible()
     s.screenshot("webapp-errors-desktop.png")
 
@@ -376,12 +381,27 @@ def test_reconnects_after_the_network_drops_and_catches_up(new_session, photos) 
 
     # While the page is offline, a new try-on runs to the end on the server.
     row = api_json(s.context, s.base_url, "GET", "/vton")[0]
-    created = api_json(s.context, s.base_url, "POST", "/vton",
-                       data={"user_snap": row["user_snap"], "uncleaned_outfit": row["uncleaned_outfit"]})
-    api_json(s.context, s.base_url, "POST", "/jobs/weaver",
-             headers={"Idempotency-Key": str(uuid.uuid4())},
-             data={"vton_id": created["id"], "user_snap_s3": row["user_snap"],
-                   "uncleaned_outfit_s3": row["uncleaned_outfit"], "seed": 7, "steps": FEW_STEPS})
+    created = api_json(
+        s.context,
+        s.base_url,
+        "POST",
+        "/vton",
+        data={"user_snap": row["user_snap"], "uncleaned_outfit": row["uncleaned_outfit"]},
+    )
+    api_json(
+        s.context,
+        s.base_url,
+        "POST",
+        "/jobs/weaver",
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+        data={
+            "vton_id": created["id"],
+            "user_snap_s3": row["user_snap"],
+            "uncleaned_outfit_s3": row["uncleaned_outfit"],
+            "seed": 7,
+            "steps": FEW_STEPS,
+        },
+    )
     deadline = time.monotonic() + JOB_TIMEOUT_MS / 1000
     while True:
         rows = {r["id"]: r for r in api_json(s.context, s.base_url, "GET", "/vton")}
@@ -411,8 +431,13 @@ def solid_jpeg(path: Path, color: tuple[int, int, int], size: tuple[int, int] = 
 
 def upload_bytes(context: Any, base: str, name: str, content_type: str, data: bytes) -> str:
     """Upload `data` as the context's user does (presigned PUT or POST); returns the storage key."""
-    signed = api_json(context, base, "POST", "/images/presignedUploadUrl",
-                      data={"fileName": name, "fileType": content_type, "fileSize": len(data)})
+    signed = api_json(
+        context,
+        base,
+        "POST",
+        "/images/presignedUploadUrl",
+        data={"fileName": name, "fileType": content_type, "fileSize": len(data)},
+    )
     if (signed.get("method") or "PUT").upper() == "POST":
         fields = {**signed.get("fields", {}), "file": {"name": name, "mimeType": content_type, "buffer": data}}
         sent = context.request.post(signed["url"], multipart=fields)
@@ -420,8 +445,6 @@ def upload_bytes(context: Any, base: str, name: str, content_type: str, data: by
         sent = context.request.put(signed["url"], headers=signed.get("headers") or {}, data=data)
     assert sent.ok, f"upload of {name}: {sent.status} {sent.text()}"
     return signed["key"]
-
-
 
 
 def test_tailor_cut_out_detected_category_area_to_repaint_and_mask_variant(new_session, tmp_path: Path) -> None:
@@ -502,7 +525,9 @@ def test_tailor_cut_out_detected_category_area_to_repaint_and_mask_variant(new_s
     assert retry["vton_id"] == mask_id and retry["variant"] == "mask" and retry["category"] == "lower", retry
     page.wait_for_function(
         "([id, n]) => { const s = window.__seen.statuses[id]; return s.length > n && s[s.length - 1] === 'failed'; }",
-        arg=[mask_id, len(statuses)], timeout=JOB_TIMEOUT_MS)
+        arg=[mask_id, len(statuses)],
+        timeout=JOB_TIMEOUT_MS,
+    )
     expect(mask_card.locator(".tryon-error")).to_have_text(f"The model failed: {reason}")
 
     # "Area to repaint": the smoke model never makes a person mask, so the list the page reads
@@ -531,14 +556,16 @@ def test_tailor_cut_out_detected_category_area_to_repaint_and_mask_variant(new_s
     expect(card.locator(".tryon-category")).to_have_text("Category: lower body (detected)")
     area = card.get_by_role("figure", name="Area to repaint").locator("canvas")
     expect(area).to_have_attribute("aria-label", re.compile(r"area the model repaints tinted"))
-    page.wait_for_function("(c) => c.width === 240 && c.height === 320", arg=area.element_handle(),
-                           timeout=JOB_TIMEOUT_MS)
+    page.wait_for_function(
+        "(c) => c.width === 240 && c.height === 320", arg=area.element_handle(), timeout=JOB_TIMEOUT_MS
+    )
     inside = (w // 2, (box[1] + box[3]) // 2)  # the shirt (60, 90, 160), in the mask
     outside = (10, 10)  # the background (236, 232, 224), outside it
     (r_in, g_in, b_in), (r_out, g_out, b_out) = area.evaluate(
         "(c, points) => { const x = c.getContext('2d');"
         " return points.map(([a, b]) => [...x.getImageData(a, b, 1, 1).data.slice(0, 3)]); }",
-        [inside, outside])
+        [inside, outside],
+    )
     # person * 0.45 + pink (255, 0, 150) * 0.55 inside; the photo as it is outside
     assert r_in > 140 and g_in < 70 and abs(r_in - 167) < 25 and abs(b_in - 155) < 25, (r_in, g_in, b_in)
     assert max(abs(r_out - 236), abs(g_out - 232), abs(b_out - 224)) < 12, (r_out, g_out, b_out)

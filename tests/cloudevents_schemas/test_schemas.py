@@ -1,4 +1,5 @@
 """Every event type has a schema whose examples validate and whose rules bite."""
+
 from __future__ import annotations
 
 import copy

@@ -8,6 +8,7 @@ Module-scoped fixtures (`module_prefix`, `module_settings`) let a test module bu
 app once; they mirror the root `settings` / `redis_prefix` fixtures. Plain helpers are
 imported by the test modules: `from tests.functions.conftest import ...`.
 """
+
 from __future__ import annotations
 
 import io
@@ -72,9 +73,7 @@ def storage(module_settings: Settings) -> Storage:
 
 
 @pytest.fixture(scope="module")
-def module_settings(
-    tmp_path_factory: pytest.TempPathFactory, redis_server_url: str, module_prefix: str
-) -> Settings:
+def module_settings(tmp_path_factory: pytest.TempPathFactory, redis_server_url: str, module_prefix: str) -> Settings:
     """The root `settings` fixture for a whole module (SQLite, migrated), on the real Redis."""
     data_dir = tmp_path_factory.mktemp("fn-var")
     settings = settings_in(
@@ -158,8 +157,14 @@ def add_user(sessions: sessionmaker[Session], user_id: str | None = None) -> str
 
 
 def add_tryon(
-    sessions: sessionmaker[Session], user_id: str, *, person_key: str = "p", garment_key: str = "g",
-    job_id: str | None = None, job_type: str = "try_on", params: dict[str, Any] | None = None,
+    sessions: sessionmaker[Session],
+    user_id: str,
+    *,
+    person_key: str = "p",
+    garment_key: str = "g",
+    job_id: str | None = None,
+    job_type: str = "try_on",
+    params: dict[str, Any] | None = None,
 ) -> tuple[str, str | None]:
     """A queued try-on of `user_id` (and a queued job for it when `job_id` is given)."""
     vton_id = new_id()
@@ -183,7 +188,12 @@ def get_row(sessions: sessionmaker[Session], model: type, row_id: str) -> Any:
 
 
 def binary_request(
-    event_type: str, data: Any, *, user_id: str, subject: str | None = None, event_id: str | None = None,
+    event_type: str,
+    data: Any,
+    *,
+    user_id: str,
+    subject: str | None = None,
+    event_id: str | None = None,
     content_type: str | None = JSON,
 ) -> tuple[dict[str, str], bytes]:
     """`curl -H 'ce-...' -H 'Content-Type: application/json' -d '<data>'`."""
@@ -203,8 +213,14 @@ def binary_request(
 
 
 def structured_request(
-    event_type: str, data: Any, *, user_id: str, subject: str | None = None, event_id: str | None = None,
-    content_type: str = STRUCTURED, drop: tuple[str, ...] = (),
+    event_type: str,
+    data: Any,
+    *,
+    user_id: str,
+    subject: str | None = None,
+    event_id: str | None = None,
+    content_type: str = STRUCTURED,
+    drop: tuple[str, ...] = (),
 ) -> tuple[dict[str, str], bytes]:
     """`curl -H 'Content-Type: application/cloudevents+json' -d '<the whole event>'`."""
     document: dict[str, Any] = {
@@ -311,30 +327,88 @@ def _binary(v: Valid, **kw: Any) -> tuple[dict[str, str], bytes]:
 UNKNOWN_TYPE = "dev.proteus.nothing.requested"
 
 INVALID_CASES: tuple[Invalid, ...] = (
-    Invalid("binary without ce-id", lambda v: _without(_binary(v), "ce-id"), 400, lambda v: "id",
-            lambda v: ("ce-id",), "invalid_event"),
-    Invalid("structured without id", lambda v: structured_request(
-        v.event_type, v.data, user_id=v.user_id, subject=v.subject, drop=("id",)), 400, lambda v: "id",
-            lambda v: ("id",), "invalid_event"),
-    Invalid("unknown type", lambda v: binary_request(UNKNOWN_TYPE, v.data, user_id=v.user_id, subject=v.subject),
-            400, lambda v: "type", lambda v: (UNKNOWN_TYPE,), "unknown_event_type"),
-    Invalid("data breaks the schema (required field missing)", lambda v: _binary(
-        v, data={k: x for k, x in v.data.items() if k != v.required}), 400, lambda v: f"data.{v.required}",
-            lambda v: (v.required, "is required"), "invalid_event_data"),
-    Invalid("data breaks the schema (unknown field)", lambda v: _binary(v, data={**v.data, "colour": "red"}),
-            400, lambda v: "data.colour", lambda v: ("colour", "not an allowed field"), "invalid_event_data"),
-    Invalid("structured data breaks the schema", lambda v: structured_request(
-        v.event_type, {k: x for k, x in v.data.items() if k != v.required}, user_id=v.user_id, subject=v.subject),
-            400, lambda v: f"data.{v.required}", lambda v: (v.required,), "invalid_event_data"),
-    Invalid("data is not JSON", lambda v: _binary(v, data=b'{"user_id": '), 400, lambda v: "data",
-            lambda v: ("not valid JSON",), "invalid_event"),
-    Invalid("structured body is not JSON", lambda v: ({"Content-Type": STRUCTURED}, b"{specversion: 1.0"), 400,
-            lambda v: "body", lambda v: ("not valid JSON",), "invalid_event"),
-    Invalid("binary with text/plain", lambda v: _binary(v, content_type="text/plain"), 415,
-            lambda v: "content-type", lambda v: ("text/plain",), "unsupported_media_type"),
-    Invalid("no ce-* headers and text/plain", lambda v: (
-        {"Content-Type": "text/plain"}, json.dumps(v.data).encode()), 415, lambda v: "content-type",
-            lambda v: ("text/plain", STRUCTURED), "unsupported_media_type"),
+    Invalid(
+        "binary without ce-id",
+        lambda v: _without(_binary(v), "ce-id"),
+        400,
+        lambda v: "id",
+        lambda v: ("ce-id",),
+        "invalid_event",
+    ),
+    Invalid(
+        "structured without id",
+        lambda v: structured_request(v.event_type, v.data, user_id=v.user_id, subject=v.subject, drop=("id",)),
+        400,
+        lambda v: "id",
+        lambda v: ("id",),
+        "invalid_event",
+    ),
+    Invalid(
+        "unknown type",
+        lambda v: binary_request(UNKNOWN_TYPE, v.data, user_id=v.user_id, subject=v.subject),
+        400,
+        lambda v: "type",
+        lambda v: (UNKNOWN_TYPE,),
+        "unknown_event_type",
+    ),
+    Invalid(
+        "data breaks the schema (required field missing)",
+        lambda v: _binary(v, data={k: x for k, x in v.data.items() if k != v.required}),
+        400,
+        lambda v: f"data.{v.required}",
+        lambda v: (v.required, "is required"),
+        "invalid_event_data",
+    ),
+    Invalid(
+        "data breaks the schema (unknown field)",
+        lambda v: _binary(v, data={**v.data, "colour": "red"}),
+        400,
+        lambda v: "data.colour",
+        lambda v: ("colour", "not an allowed field"),
+        "invalid_event_data",
+    ),
+    Invalid(
+        "structured data breaks the schema",
+        lambda v: structured_request(
+            v.event_type, {k: x for k, x in v.data.items() if k != v.required}, user_id=v.user_id, subject=v.subject
+        ),
+        400,
+        lambda v: f"data.{v.required}",
+        lambda v: (v.required,),
+        "invalid_event_data",
+    ),
+    Invalid(
+        "data is not JSON",
+        lambda v: _binary(v, data=b'{"user_id": '),
+        400,
+        lambda v: "data",
+        lambda v: ("not valid JSON",),
+        "invalid_event",
+    ),
+    Invalid(
+        "structured body is not JSON",
+        lambda v: ({"Content-Type": STRUCTURED}, b"{specversion: 1.0"),
+        400,
+        lambda v: "body",
+        lambda v: ("not valid JSON",),
+        "invalid_event",
+    ),
+    Invalid(
+        "binary with text/plain",
+        lambda v: _binary(v, content_type="text/plain"),
+        415,
+        lambda v: "content-type",
+        lambda v: ("text/plain",),
+        "unsupported_media_type",
+    ),
+    Invalid(
+        "no ce-* headers and text/plain",
+        lambda v: ({"Content-Type": "text/plain"}, json.dumps(v.data).encode()),
+        415,
+        lambda v: "content-type",
+        lambda v: ("text/plain", STRUCTURED),
+        "unsupported_media_type",
+    ),
 )
 
 
@@ -355,7 +429,11 @@ def check_invalid(client: Any, case: Invalid, valid: Valid, redis_client: redis.
 
 
 def check_valid_pair(
-    client: Any, first: Valid, second: Valid, *, reply_type: str | None,
+    client: Any,
+    first: Valid,
+    second: Valid,
+    *,
+    reply_type: str | None,
 ) -> tuple[TestResponse, TestResponse]:
     """`first` in binary mode and `second` in structured mode, both accepted the same way.
 
@@ -363,8 +441,9 @@ def check_valid_pair(
     """
     responses = (
         post(client, binary_request(first.event_type, first.data, user_id=first.user_id, subject=first.subject)),
-        post(client, structured_request(second.event_type, second.data, user_id=second.user_id,
-                                        subject=second.subject)),
+        post(
+            client, structured_request(second.event_type, second.data, user_id=second.user_id, subject=second.subject)
+        ),
     )
     for response in responses:
         if reply_type is None:

@@ -1,6 +1,7 @@
 """Gateway fixtures: an app on a migrated database with a private Redis prefix (SQLite, or
 SQLite and PostgreSQL for the main flows), clients that check every response against the
 OpenAPI document, two signed-up people, and a real server for WebSocket tests."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator

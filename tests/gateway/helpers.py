@@ -1,5 +1,6 @@
 """Helpers for the gateway tests: building apps, people who sign up and log in, checking
 responses against the OpenAPI document, and a real (werkzeug, threaded) server."""
+
 from __future__ import annotations
 
 import io
@@ -90,7 +91,7 @@ def check_against_openapi(app: Flask, method: str, path: str, response: Any) -> 
 class CheckedClient(FlaskClient):
     """A test client that checks every answer against /openapi.json."""
 
-    def open(self, *args: Any, **kwargs: Any) -> Any:  # noqa: A003
+    def open(self, *args: Any, **kwargs: Any) -> Any:
         response = super().open(*args, **kwargs)
         check_against_openapi(self.application, response.request.method, response.request.path, response)
         return response
@@ -122,7 +123,7 @@ def migrate(database_url: str) -> None:
     if not database_url.startswith("sqlite:///"):
         upgrade(database_url)
         return
-    target = Path(database_url[len("sqlite:///"):])
+    target = Path(database_url[len("sqlite:///") :])
     if "template" not in _TEMPLATES:
         template = Path(tempfile.mkdtemp(prefix="proteus-gw-template-")) / "template.db"
         upgrade(f"sqlite:///{template}")
@@ -285,7 +286,6 @@ class WSClient(simple_websocket.Client):
         super().handshake()
         self._handle_events()
         self.connected = True  # a close that came along: the reader thread then finds the EOF
-
 
 
 class LiveServer:

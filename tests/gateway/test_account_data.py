@@ -1,4 +1,5 @@
 """GET /user/export and DELETE /user on SQLite and PostgreSQL, local storage and S3 (moto)."""
+
 from __future__ import annotations
 
 import json
@@ -26,10 +27,19 @@ from tests.gateway.helpers import (
 
 
 @pytest.fixture
-def data_app(settings: Settings, database_url: str, storage_backend: str, redis_server_url: str, redis_prefix: str,
-             request: pytest.FixtureRequest) -> Iterator[Flask]:
-    app = build_app(make_settings(settings, database_url, redis_server_url, redis_prefix,
-                                  **storage_overrides(storage_backend, request)))
+def data_app(
+    settings: Settings,
+    database_url: str,
+    storage_backend: str,
+    redis_server_url: str,
+    redis_prefix: str,
+    request: pytest.FixtureRequest,
+) -> Iterator[Flask]:
+    app = build_app(
+        make_settings(
+            settings, database_url, redis_server_url, redis_prefix, **storage_overrides(storage_backend, request)
+        )
+    )
     yield app
     close_app(app)
 
@@ -41,8 +51,9 @@ def give_data(app: Flask, who: Person, redis_client: redis.Redis, stream: str) -
     for key in (person, garment):
         storage.put(key, PNG, "image/png")
     tryon = who.post("/vton", json={"user_snap": person, "uncleaned_outfit": garment}).get_json()
-    job = who.post("/jobs/weaver", json={"vton_id": tryon["id"], "user_snap_s3": person,
-                                         "uncleaned_outfit_s3": garment}).get_json()
+    job = who.post(
+        "/jobs/weaver", json={"vton_id": tryon["id"], "user_snap_s3": person, "uncleaned_outfit_s3": garment}
+    ).get_json()
     result, cutout = f"outputs/weaver/{who.id}/{job['job_id']}.png", f"outputs/tailor/{who.id}/{'c' * 64}-cutout.png"
     storage.put(result, PNG + b"result", "image/png")
     storage.put(cutout, PNG + b"cutout", "image/png")
@@ -62,7 +73,14 @@ def two_people(data_app: Flask, redis_server_url: str) -> Iterator[tuple[Person,
     client = redis.Redis.from_url(redis_server_url, decode_responses=True)
     stream = prefixed(NOTIFICATION_STREAM, data_app.config["PROTEUS_SETTINGS"].redis_key_prefix)
     alice, bob = Person(data_app, "alice"), Person(data_app, "bob")
-    yield alice, bob, give_data(data_app, alice, client, stream), give_data(data_app, bob, client, stream), client, stream
+    yield (
+        alice,
+        bob,
+        give_data(data_app, alice, client, stream),
+        give_data(data_app, bob, client, stream),
+        client,
+        stream,
+    )
     client.close()
 
 
@@ -75,7 +93,11 @@ def test_export_holds_everything_of_the_user_and_nothing_else(data_app: Flask, t
     files = read_archive(response.get_data())
 
     account = json.loads(files["account.json"])
-    assert account["email"] == alice.email and "password_hash" not in account and "password" not in files["account.json"].decode()
+    assert (
+        account["email"] == alice.email
+        and "password_hash" not in account
+        and "password" not in files["account.json"].decode()
+    )
     assert [t["id"] for t in json.loads(files["tryons.json"])] == [mine["tryon"]]
     jobs = json.loads(files["jobs.json"])
     assert [j["id"] for j in jobs] == [mine["job"]] and "params" in jobs[0]

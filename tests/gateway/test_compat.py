@@ -6,6 +6,7 @@ uncleaned_outfit -> POST /jobs/weaver -> the WebSocket message with job_type "tr
 status "done" (published as notify does, after shared.jobs.complete_job) -> GET /vton
 reading user_id, updatedAt and outfit_try_on -> a download URL for the result.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,12 +18,14 @@ from shared.uploads import result_key
 from tests.gateway.helpers import PNG, LiveServer, WSClient, redis_of, sessions_of, settings_of, storage_of
 
 
-def test_the_original_frontend_flow(db_app) -> None:  # noqa: ANN001
+def test_the_original_frontend_flow(db_app) -> None:
     app = db_app
     client = app.test_client()
 
     # Auth: signup with user_name, login reading `token`.
-    signup = client.post("/user/signup", json={"user_name": "maya", "email": "maya@example.com", "password": "hunter2hunter2"})
+    signup = client.post(
+        "/user/signup", json={"user_name": "maya", "email": "maya@example.com", "password": "hunter2hunter2"}
+    )
     assert signup.status_code == 201
     login = client.post("/user/login", json={"email": "maya@example.com", "password": "hunter2hunter2"})
     assert login.status_code == 200
@@ -34,7 +37,9 @@ def test_the_original_frontend_flow(db_app) -> None:  # noqa: ANN001
     # Images: presign, then PUT the bytes with Content-Type to the returned url.
     keys = {}
     for name, file_name in (("user_snap", "me.jpg"), ("uncleaned_outfit", "dress.png")):
-        presigned = client.post("/images/presignedUploadUrl", json={"fileName": file_name, "fileType": "image/png"}, headers=auth)
+        presigned = client.post(
+            "/images/presignedUploadUrl", json={"fileName": file_name, "fileType": "image/png"}, headers=auth
+        )
         assert presigned.status_code == 200
         body = presigned.get_json()
         url = urlsplit(body["url"])
@@ -44,12 +49,18 @@ def test_the_original_frontend_flow(db_app) -> None:  # noqa: ANN001
     assert storage_of(app).get(keys["user_snap"]) == PNG
 
     # The try-on, then the job.
-    created = client.post("/vton", json={"user_snap": keys["user_snap"], "uncleaned_outfit": keys["uncleaned_outfit"]}, headers=auth)
+    created = client.post(
+        "/vton", json={"user_snap": keys["user_snap"], "uncleaned_outfit": keys["uncleaned_outfit"]}, headers=auth
+    )
     assert created.status_code == 201
     vton = created.get_json()
     job = client.post(
         "/jobs/weaver",
-        json={"vton_id": vton["id"], "user_snap_s3": keys["user_snap"], "uncleaned_outfit_s3": keys["uncleaned_outfit"]},
+        json={
+            "vton_id": vton["id"],
+            "user_snap_s3": keys["user_snap"],
+            "uncleaned_outfit_s3": keys["uncleaned_outfit"],
+        },
         headers=auth,
     )
     assert job.status_code == 202
@@ -68,11 +79,20 @@ def test_the_original_frontend_flow(db_app) -> None:  # noqa: ANN001
             with sessions_of(app)() as session:
                 assert jobs.complete_job(session, job_id, result_key=result)
                 session.commit()
-            message = {"job_id": job_id, "job_type": "try_on", "status": "done", "user_id": me["id"],
-                       "vton_id": vton["id"], "result_s3_key": result, "error": None,
-                       "finished_at": "2026-01-01T00:00:00Z"}
+            message = {
+                "job_id": job_id,
+                "job_type": "try_on",
+                "status": "done",
+                "user_id": me["id"],
+                "vton_id": vton["id"],
+                "result_s3_key": result,
+                "error": None,
+                "finished_at": "2026-01-01T00:00:00Z",
+            }
             prefix = settings_of(app).redis_key_prefix
-            entry = redis_of(app).xadd(prefix + NOTIFICATION_STREAM, {"user_id": me["id"], "message": json.dumps(message)})
+            entry = redis_of(app).xadd(
+                prefix + NOTIFICATION_STREAM, {"user_id": me["id"], "message": json.dumps(message)}
+            )
             redis_of(app).publish(prefix + NOTIFICATION_CHANNEL, json.dumps({**message, "event_id": entry}))
 
             pushed = json.loads(ws.receive(timeout=5))

@@ -2,6 +2,7 @@
 with a valid login token and once without one. No answer may be a 5xx, and every answer
 must conform to the document (a documented status, a body matching its schema, the
 documented content type). Seeded and bounded, so the suite stays quick and repeatable."""
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,11 @@ def fuzzed_app(tmp_path_factory: pytest.TempPathFactory, redis_server_url: str) 
     import uuid
 
     base = settings_in(tmp_path_factory.mktemp("fuzz"))
-    app = build_app(make_settings(base, base.database_url, redis_server_url, f"fuzz-{uuid.uuid4().hex[:8]}:",
-                                  rate_limit="100000 per minute"))
+    app = build_app(
+        make_settings(
+            base, base.database_url, redis_server_url, f"fuzz-{uuid.uuid4().hex[:8]}:", rate_limit="100000 per minute"
+        )
+    )
     yield app
     close_app(app)
 
@@ -56,8 +60,9 @@ OPERATIONS = _operations()
 
 def _fuzz(operation: Any, app: Flask, headers: dict[str, str]) -> None:
     @given(case=operation.as_strategy())
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+    )
     def run(case: Any) -> None:
         if case.headers:
             case.headers.pop("Authorization", None)

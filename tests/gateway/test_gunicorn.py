@@ -1,5 +1,6 @@
 """The gateway under gunicorn's gevent worker (gateway/gunicorn.conf.py) on PostgreSQL and
 Redis: monkey-patching leaves SQLAlchemy/psycopg and redis-py working, concurrently."""
+
 from __future__ import annotations
 
 import json
@@ -14,10 +15,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from shared.config import Settings
 from shared.db.migrate import upgrade
 from shared.devstack import free_port
 from shared.routing import NOTIFICATION_CHANNEL, NOTIFICATION_STREAM
-from shared.config import Settings
 from tests.gateway.helpers import PNG, UploadSigningServer, WSClient
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,15 +30,27 @@ def gunicorn_gateway(tmp_path: Path, postgres_url: str, redis_server_url: str, r
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_"))}
     env.update(
-        PROTEUS_ENV="test", PROTEUS_DATA_DIR=str(tmp_path), DATABASE_URL=postgres_url, REDIS_URL=redis_server_url,
-        REDIS_KEY_PREFIX=redis_prefix, JWT_SECRET="gunicorn-test-" + "z" * 40, PORT=str(port),
-        PUBLIC_URL=f"http://127.0.0.1:{port}", RATE_LIMIT="1000 per minute", LOG_LEVEL="WARNING",
+        PROTEUS_ENV="test",
+        PROTEUS_DATA_DIR=str(tmp_path),
+        DATABASE_URL=postgres_url,
+        REDIS_URL=redis_server_url,
+        REDIS_KEY_PREFIX=redis_prefix,
+        JWT_SECRET="gunicorn-test-" + "z" * 40,
+        PORT=str(port),
+        PUBLIC_URL=f"http://127.0.0.1:{port}",
+        RATE_LIMIT="1000 per minute",
+        LOG_LEVEL="WARNING",
     )
     signer = UploadSigningServer(Settings.from_env(env))  # the stage the gateway calls for uploads
     env["UPLOAD_SIGNING_URL"] = signer.url
-    log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gateway/gunicorn.conf.py"], cwd=REPO, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    log = open(tmp_path / "gunicorn.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gateway/gunicorn.conf.py"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -61,7 +74,12 @@ def test_gevent_worker_on_postgres(gunicorn_gateway: str, redis_server_url: str,
     import redis
 
     base = gunicorn_gateway
-    assert requests.post(f"{base}/user/signup", json={"user_name": "g", "email": "g@example.com", "password": "password-1"}).status_code == 201
+    assert (
+        requests.post(
+            f"{base}/user/signup", json={"user_name": "g", "email": "g@example.com", "password": "password-1"}
+        ).status_code
+        == 201
+    )
     login = requests.post(f"{base}/user/login", json={"email": "g@example.com", "password": "password-1"})
     token = login.json()["token"]
     user_id = login.json()["user"]["id"]
@@ -72,11 +90,18 @@ def test_gevent_worker_on_postgres(gunicorn_gateway: str, redis_server_url: str,
         codes = list(pool.map(lambda _: requests.get(f"{base}/user", headers=auth, timeout=10).status_code, range(64)))
     assert codes == [200] * 64
 
-    signed = requests.post(f"{base}/images/presignedUploadUrl", json={"fileName": "a.png", "fileType": "image/png"}, headers=auth).json()
+    signed = requests.post(
+        f"{base}/images/presignedUploadUrl", json={"fileName": "a.png", "fileType": "image/png"}, headers=auth
+    ).json()
     assert requests.put(signed["url"], data=PNG, headers=signed["headers"], timeout=10).status_code == 200
-    vton = requests.post(f"{base}/vton", json={"user_snap": signed["key"], "uncleaned_outfit": signed["key"]}, headers=auth).json()
-    job = requests.post(f"{base}/jobs/weaver", json={"vton_id": vton["id"], "user_snap_s3": signed["key"],
-                                                    "uncleaned_outfit_s3": signed["key"]}, headers=auth)
+    vton = requests.post(
+        f"{base}/vton", json={"user_snap": signed["key"], "uncleaned_outfit": signed["key"]}, headers=auth
+    ).json()
+    job = requests.post(
+        f"{base}/jobs/weaver",
+        json={"vton_id": vton["id"], "user_snap_s3": signed["key"], "uncleaned_outfit_s3": signed["key"]},
+        headers=auth,
+    )
     assert job.status_code == 202
 
     ws_token = requests.get(f"{base}/user/ws-token", headers=auth).json()["token"]
@@ -85,8 +110,16 @@ def test_gevent_worker_on_postgres(gunicorn_gateway: str, redis_server_url: str,
         for tab in tabs:
             assert json.loads(tab.receive(timeout=5))["event"] == "ready"
         client = redis.Redis.from_url(redis_server_url, decode_responses=True)
-        message = {"job_id": job.json()["job_id"], "job_type": "try_on", "status": "done", "user_id": user_id,
-                   "vton_id": vton["id"], "result_s3_key": None, "error": None, "finished_at": "2026-01-01T00:00:00Z"}
+        message = {
+            "job_id": job.json()["job_id"],
+            "job_type": "try_on",
+            "status": "done",
+            "user_id": user_id,
+            "vton_id": vton["id"],
+            "result_s3_key": None,
+            "error": None,
+            "finished_at": "2026-01-01T00:00:00Z",
+        }
         entry = client.xadd(redis_prefix + NOTIFICATION_STREAM, {"user_id": user_id, "message": json.dumps(message)})
         client.publish(redis_prefix + NOTIFICATION_CHANNEL, json.dumps({**message, "event_id": entry}))
         for tab in tabs:

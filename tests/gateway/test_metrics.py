@@ -1,4 +1,5 @@
 """GET /metrics on the gateway: requests by route rule and status, 429s, open sockets; no ids as labels."""
+
 from __future__ import annotations
 
 from prometheus_client import REGISTRY
@@ -30,7 +31,9 @@ def test_rate_limit_refusals_are_counted(make_app) -> None:
     app = make_app(rate_limit="2 per minute")
     client = app.test_client()
     before = sample("proteus_rate_limit_refusals_total", route="/user/login")
-    statuses = [client.post("/user/login", json={"email": "x@example.com", "password": "wrong password"}).status_code
-                for _ in range(3)]
+    statuses = [
+        client.post("/user/login", json={"email": "x@example.com", "password": "wrong password"}).status_code
+        for _ in range(3)
+    ]
     assert statuses[-1] == 429
     assert sample("proteus_rate_limit_refusals_total", route="/user/login") == before + 1

@@ -1,4 +1,5 @@
 """The OpenAPI 3.1 document: valid, served, and describing exactly the app's routes."""
+
 from __future__ import annotations
 
 import re
@@ -15,12 +16,12 @@ def test_the_document_is_valid_openapi_3_1() -> None:
     validate(doc)
 
 
-def test_it_is_served(client) -> None:  # noqa: ANN001
+def test_it_is_served(client) -> None:
     response = client.get("/openapi.json")
     assert response.status_code == 200 and response.get_json() == document()
 
 
-def _app_routes(app) -> set[tuple[str, str]]:  # noqa: ANN001
+def _app_routes(app) -> set[tuple[str, str]]:
     routes = set()
     for rule in app.url_map.iter_rules():
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
@@ -29,7 +30,7 @@ def _app_routes(app) -> set[tuple[str, str]]:  # noqa: ANN001
     return routes
 
 
-def test_every_route_is_described_and_nothing_else(app) -> None:  # noqa: ANN001
+def test_every_route_is_described_and_nothing_else(app) -> None:
     documented = {(path, method) for path, item in document()["paths"].items() for method in item}
     assert _app_routes(app) == documented
 
@@ -50,8 +51,14 @@ def test_every_operation_has_an_id_and_json_errors() -> None:
 
 def test_websocket_messages_are_described() -> None:
     completion = {
-        "job_id": "j1", "job_type": "try_on", "status": "done", "user_id": "u1", "vton_id": "v1",
-        "result_s3_key": "outputs/weaver/u1/j1.png", "error": None, "finished_at": "2026-01-01T00:00:00Z",
+        "job_id": "j1",
+        "job_type": "try_on",
+        "status": "done",
+        "user_id": "u1",
+        "vton_id": "v1",
+        "result_s3_key": "outputs/weaver/u1/j1.png",
+        "error": None,
+        "finished_at": "2026-01-01T00:00:00Z",
         "event_id": "1-0",
     }
     progress = {"event": "progress", "job_id": "j1", "vton_id": "v1", "user_id": "u1", "step": 3, "steps": 50}

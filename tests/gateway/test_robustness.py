@@ -3,6 +3,7 @@ writers that queue instead of failing, 5xx answers that do not count against a r
 Retry-After never 0, password hashing off the request thread at one cost for real and
 dummy hashes (upgraded from the original's cost 10), SameSite=None cookies that are Secure,
 GET /vton without paging answering every try-on, and replay after lost history."""
+
 from __future__ import annotations
 
 import threading
@@ -59,8 +60,12 @@ def test_a_5xx_does_not_count_against_the_rate_limit(make_app: Any, monkeypatch:
 
     monkeypatch.setattr("gateway.users._find_by_email", broken)
     for _ in range(3):
-        assert client.post("/user/login", json={"email": person.email, "password": PASSWORD},
-                           headers=person.headers).status_code == 503
+        assert (
+            client.post(
+                "/user/login", json={"email": person.email, "password": PASSWORD}, headers=person.headers
+            ).status_code
+            == 503
+        )
     monkeypatch.undo()
     ok = client.post("/user/login", json={"email": person.email, "password": PASSWORD}, headers=person.headers)
     assert ok.status_code == 200  # the three 503s were not held against the caller
@@ -96,8 +101,9 @@ def test_hashes_run_on_the_pool_not_the_request_thread(app: Flask, monkeypatch: 
     assert threads and threading.get_ident() not in threads
 
 
-def test_an_unknown_email_is_checked_against_a_hash_of_the_current_cost(make_app: Any,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unknown_email_is_checked_against_a_hash_of_the_current_cost(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = make_app(bcrypt_rounds=5)
     person = Person(app)
     with sessions_of(app)() as session:
@@ -131,7 +137,10 @@ def test_a_higher_cost_hash_is_left_alone(make_app: Any) -> None:
     with sessions_of(app)() as session:
         session.add(User(id="strong", user_name="s", email="strong@example.com", password_hash=strong))
         session.commit()
-    assert app.test_client().post("/user/login", json={"email": "strong@example.com", "password": PASSWORD}).status_code == 200
+    assert (
+        app.test_client().post("/user/login", json={"email": "strong@example.com", "password": PASSWORD}).status_code
+        == 200
+    )
     with sessions_of(app)() as session:
         assert session.get(User, "strong").password_hash == strong
 
@@ -159,8 +168,15 @@ def test_under_gevent_a_hash_does_not_block_other_greenlets(tmp_path: Any) -> No
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, str(script)], check=False, cwd=root, capture_output=True, text=True, timeout=60,
-                         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        check=False,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.strip()) > 0  # blocked in the loop's thread, it would be 0
 

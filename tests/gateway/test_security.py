@@ -1,4 +1,5 @@
 """Security headers, and a Content-Security-Policy that lets the page reach its storage only."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,7 +10,7 @@ from shared.config import Settings
 
 
 @pytest.fixture(autouse=True)
-def _stop_embedded_redis():  # noqa: ANN202 - /health starts the embedded Redis of `settings`
+def _stop_embedded_redis():
     yield
     from shared import redis_client
 
@@ -29,9 +30,15 @@ def test_the_page_has_a_strict_policy_and_every_answer_the_basic_headers(setting
 
 
 def test_the_policy_allows_the_s3_origin_browsers_use(settings: Settings) -> None:
-    s3 = settings.with_overrides(storage_backend="s3", s3_endpoint_url="http://minio:9000",
-                                 s3_public_endpoint_url="https://us-east-1.linodeobjects.com")
+    s3 = settings.with_overrides(
+        storage_backend="s3",
+        s3_endpoint_url="http://minio:9000",
+        s3_public_endpoint_url="https://us-east-1.linodeobjects.com",
+    )
     policy = content_security_policy(s3)
-    assert "connect-src 'self' ws: wss: https://us-east-1.linodeobjects.com https://*.us-east-1.linodeobjects.com" in policy
+    assert (
+        "connect-src 'self' ws: wss: https://us-east-1.linodeobjects.com https://*.us-east-1.linodeobjects.com"
+        in policy
+    )
     assert "minio" not in policy
     assert "linodeobjects" not in content_security_policy(settings)  # local storage: the gateway itself

@@ -1,4 +1,5 @@
 """Accounts: signup, login, logout, GET/PUT/DELETE /user, ws-token, and every way auth fails."""
+
 from __future__ import annotations
 
 import time
@@ -20,7 +21,7 @@ LEGACY_PASSWORD = "U*U"
 # -- signup -----------------------------------------------------------------------------------
 
 
-def test_signup_answers_the_user_without_its_hash(client) -> None:  # noqa: ANN001
+def test_signup_answers_the_user_without_its_hash(client) -> None:
     response = client.post("/user/signup", json={"user_name": "Ann", "email": "Ann@Example.COM", "password": PASSWORD})
     assert response.status_code == 201
     body = response.get_json()
@@ -29,20 +30,27 @@ def test_signup_answers_the_user_without_its_hash(client) -> None:  # noqa: ANN0
     assert "$2" not in response.get_data(as_text=True)
 
 
-def test_signup_accepts_name_for_user_name(client) -> None:  # noqa: ANN001
+def test_signup_accepts_name_for_user_name(client) -> None:
     response = client.post("/user/signup", json={"name": "Bo", "email": "bo@example.com", "password": PASSWORD})
     assert response.status_code == 201 and response.get_json()["user_name"] == "Bo"
 
 
-def test_signup_stores_a_bcrypt_hash(app, client) -> None:  # noqa: ANN001
-    user_id = client.post("/user/signup", json={"user_name": "c", "email": "c@example.com", "password": PASSWORD}).get_json()["id"]
+def test_signup_stores_a_bcrypt_hash(app, client) -> None:
+    user_id = client.post(
+        "/user/signup", json={"user_name": "c", "email": "c@example.com", "password": PASSWORD}
+    ).get_json()["id"]
     with sessions_of(app)() as session:
         stored = session.get(User, user_id).password_hash
     assert stored.startswith("$2b$") and bcrypt.checkpw(PASSWORD.encode(), stored.encode())
 
 
-def test_a_taken_email_is_refused_whatever_its_case(client) -> None:  # noqa: ANN001
-    assert client.post("/user/signup", json={"user_name": "a", "email": "dup@example.com", "password": PASSWORD}).status_code == 201
+def test_a_taken_email_is_refused_whatever_its_case(client) -> None:
+    assert (
+        client.post(
+            "/user/signup", json={"user_name": "a", "email": "dup@example.com", "password": PASSWORD}
+        ).status_code
+        == 201
+    )
     response = client.post("/user/signup", json={"user_name": "b", "email": "DUP@example.com", "password": PASSWORD})
     assert response.status_code == 400
     assert response.get_json()["field"] == "email"
@@ -63,7 +71,7 @@ def test_a_taken_email_is_refused_whatever_its_case(client) -> None:  # noqa: AN
         ({"user_name": "", "email": "x@example.com", "password": PASSWORD}, "user_name"),
     ],
 )
-def test_signup_bad_bodies_name_the_field(client, body, field) -> None:  # noqa: ANN001
+def test_signup_bad_bodies_name_the_field(client, body, field) -> None:
     response = client.post("/user/signup", json=body)
     assert response.status_code == 400
     error = response.get_json()
@@ -73,7 +81,7 @@ def test_signup_bad_bodies_name_the_field(client, body, field) -> None:  # noqa:
         assert str(body.get("password")) not in error["message"]  # a password is never echoed
 
 
-def test_bad_values_are_named_in_the_message(client) -> None:  # noqa: ANN001
+def test_bad_values_are_named_in_the_message(client) -> None:
     response = client.post("/user/signup", json={"user_name": "x", "email": "nope", "password": PASSWORD})
     assert "nope" in response.get_json()["message"]
 
@@ -88,13 +96,13 @@ def test_bad_values_are_named_in_the_message(client) -> None:  # noqa: ANN001
         ("", "application/json"),
     ],
 )
-def test_non_json_bodies_are_400(client, data, content_type) -> None:  # noqa: ANN001
+def test_non_json_bodies_are_400(client, data, content_type) -> None:
     response = client.post("/user/signup", data=data, content_type=content_type)
     assert response.status_code == 400
     assert response.get_json()["code"] == "bad_request"
 
 
-def test_an_oversized_json_body_is_413(client) -> None:  # noqa: ANN001
+def test_an_oversized_json_body_is_413(client) -> None:
     response = client.post("/user/signup", json={"user_name": "x" * 70_000, "email": "a@b.co", "password": PASSWORD})
     assert response.status_code == 413
 
@@ -102,7 +110,7 @@ def test_an_oversized_json_body_is_413(client) -> None:  # noqa: ANN001
 # -- login --------------------------------------------------------------------------------------
 
 
-def test_login_answers_a_token_and_sets_it_as_an_httponly_lax_cookie(app, client) -> None:  # noqa: ANN001
+def test_login_answers_a_token_and_sets_it_as_an_httponly_lax_cookie(app, client) -> None:
     client.post("/user/signup", json={"user_name": "d", "email": "d@example.com", "password": PASSWORD})
     response = client.post("/user/login", json={"email": "D@example.com", "password": PASSWORD})
     assert response.status_code == 200
@@ -118,7 +126,7 @@ def test_login_answers_a_token_and_sets_it_as_an_httponly_lax_cookie(app, client
     assert jwt.get_unverified_header(body["token"])["alg"] == "HS256"
 
 
-def test_the_cookie_is_secure_behind_https(client) -> None:  # noqa: ANN001
+def test_the_cookie_is_secure_behind_https(client) -> None:
     client.post("/user/signup", json={"user_name": "e", "email": "e@example.com", "password": PASSWORD})
     response = client.post(
         "/user/login", json={"email": "e@example.com", "password": PASSWORD}, headers={"X-Forwarded-Proto": "https"}
@@ -126,7 +134,7 @@ def test_the_cookie_is_secure_behind_https(client) -> None:  # noqa: ANN001
     assert "Secure" in response.headers["Set-Cookie"]
 
 
-def test_cookie_settings_for_a_cross_site_frontend(make_app) -> None:  # noqa: ANN001
+def test_cookie_settings_for_a_cross_site_frontend(make_app) -> None:
     app = make_app(frontend_origins=("https://app.example.com",), cookie_secure=True)
     client = app.test_client()
     client.post("/user/signup", json={"user_name": "f", "email": "f@example.com", "password": PASSWORD})
@@ -134,7 +142,7 @@ def test_cookie_settings_for_a_cross_site_frontend(make_app) -> None:  # noqa: A
     assert "SameSite=None" in cookie and "Secure" in cookie and "HttpOnly" in cookie
 
 
-def test_cookie_secure_false_wins_over_https(make_app) -> None:  # noqa: ANN001
+def test_cookie_secure_false_wins_over_https(make_app) -> None:
     app = make_app(cookie_secure=False)
     client = app.test_client()
     client.post("/user/signup", json={"user_name": "g", "email": "g@example.com", "password": PASSWORD})
@@ -144,7 +152,7 @@ def test_cookie_secure_false_wins_over_https(make_app) -> None:  # noqa: ANN001
     assert "Secure" not in response.headers["Set-Cookie"]
 
 
-def test_wrong_password_and_unknown_email_answer_the_same_401(client, person) -> None:  # noqa: ANN001
+def test_wrong_password_and_unknown_email_answer_the_same_401(client, person) -> None:
     wrong = client.post("/user/login", json={"email": person.email, "password": "not the password"})
     unknown = client.post("/user/login", json={"email": "nobody@example.com", "password": "not the password"})
     assert wrong.status_code == unknown.status_code == 401
@@ -153,11 +161,11 @@ def test_wrong_password_and_unknown_email_answer_the_same_401(client, person) ->
 
 
 @pytest.mark.parametrize("body", [{"email": "a@b.co"}, {"password": "x"}, {"email": 1, "password": "x"}])
-def test_login_bad_bodies(client, body) -> None:  # noqa: ANN001
+def test_login_bad_bodies(client, body) -> None:
     assert client.post("/user/login", json=body).status_code == 400
 
 
-def test_a_legacy_2a_hash_from_the_node_database_still_logs_in(app, client) -> None:  # noqa: ANN001
+def test_a_legacy_2a_hash_from_the_node_database_still_logs_in(app, client) -> None:
     assert bcrypt.checkpw(LEGACY_PASSWORD.encode(), LEGACY_HASH.encode())
     with sessions_of(app)() as session:
         session.add(User(id="legacy-user", user_name="old", email="old@example.com", password_hash=LEGACY_HASH))
@@ -168,11 +176,13 @@ def test_a_legacy_2a_hash_from_the_node_database_still_logs_in(app, client) -> N
     assert client.post("/user/login", json={"email": "old@example.com", "password": "U*U*"}).status_code == 401
 
 
-def test_a_legacy_mixed_case_email_is_found(app, client) -> None:  # noqa: ANN001
+def test_a_legacy_mixed_case_email_is_found(app, client) -> None:
     with sessions_of(app)() as session:
         session.add(User(id="legacy-2", user_name="old", email="Mixed@Example.com", password_hash=LEGACY_HASH))
         session.commit()
-    assert client.post("/user/login", json={"email": "mixed@example.com", "password": LEGACY_PASSWORD}).status_code == 200
+    assert (
+        client.post("/user/login", json={"email": "mixed@example.com", "password": LEGACY_PASSWORD}).status_code == 200
+    )
     taken = client.post("/user/signup", json={"user_name": "n", "email": "MIXED@example.com", "password": PASSWORD})
     assert taken.status_code == 400
 
@@ -186,56 +196,58 @@ def _token(app: Flask, user_id: str, **claims: object) -> str:
     return jwt.encode(payload, settings_of(app).jwt_secret, algorithm="HS256")
 
 
-def _unauthorized(response) -> None:  # noqa: ANN001
+def _unauthorized(response) -> None:
     assert response.status_code == 401
     assert response.get_json()["message"] == "Unauthorized"
     assert response.get_json()["code"] == "unauthorized"
 
 
-def test_no_token_is_401(client) -> None:  # noqa: ANN001
+def test_no_token_is_401(client) -> None:
     _unauthorized(client.get("/user"))
 
 
-def test_a_tampered_token_is_401(client, person) -> None:  # noqa: ANN001
+def test_a_tampered_token_is_401(client, person) -> None:
     header, payload, signature = person.token.split(".")
     flipped = signature[:-2] + ("AA" if signature[-2:] != "AA" else "BB")
     _unauthorized(client.get("/user", headers={"Authorization": f"Bearer {header}.{payload}.{flipped}"}))
-    forged = jwt.encode({"sub": person.id, "userId": person.id, "ver": 0, "exp": int(time.time()) + 60}, "wrong-secret-" * 4)
+    forged = jwt.encode(
+        {"sub": person.id, "userId": person.id, "ver": 0, "exp": int(time.time()) + 60}, "wrong-secret-" * 4
+    )
     _unauthorized(client.get("/user", headers={"Authorization": f"Bearer {forged}"}))
 
 
-def test_an_unsigned_token_is_401(client, person) -> None:  # noqa: ANN001
+def test_an_unsigned_token_is_401(client, person) -> None:
     unsigned = jwt.encode({"sub": person.id, "ver": 0, "exp": int(time.time()) + 60}, None, algorithm="none")
     _unauthorized(client.get("/user", headers={"Authorization": f"Bearer {unsigned}"}))
 
 
-def test_an_expired_token_is_401(app, client, person) -> None:  # noqa: ANN001
+def test_an_expired_token_is_401(app, client, person) -> None:
     expired = _token(app, person.id, iat=int(time.time()) - 100, exp=int(time.time()) - 10)
     _unauthorized(client.get("/user", headers={"Authorization": f"Bearer {expired}"}))
     assert client.get("/user", headers={"Authorization": f"Bearer {_token(app, person.id)}"}).status_code == 200
 
 
-def test_a_token_without_exp_is_401(app, client, person) -> None:  # noqa: ANN001
+def test_a_token_without_exp_is_401(app, client, person) -> None:
     token = jwt.encode({"sub": person.id, "ver": 0}, settings_of(app).jwt_secret, algorithm="HS256")
     _unauthorized(client.get("/user", headers={"Authorization": f"Bearer {token}"}))
 
 
-def test_a_malformed_authorization_header_is_401(client, person) -> None:  # noqa: ANN001
+def test_a_malformed_authorization_header_is_401(client, person) -> None:
     _unauthorized(client.get("/user", headers={"Authorization": f"Basic {person.token}"}))
     _unauthorized(client.get("/user", headers={"Authorization": "Bearer not.a.jwt"}))
 
 
-def test_the_cookie_authenticates(client, person) -> None:  # noqa: ANN001
+def test_the_cookie_authenticates(client, person) -> None:
     client.set_cookie("token", person.token)
     assert client.get("/user").get_json()["id"] == person.id
 
 
-def test_a_ws_token_is_refused_on_rest_routes(client, person) -> None:  # noqa: ANN001
+def test_a_ws_token_is_refused_on_rest_routes(client, person) -> None:
     ws_token = person.get("/user/ws-token").get_json()["token"]
     _unauthorized(client.get("/user", headers={"Authorization": f"Bearer {ws_token}"}))
 
 
-def test_logout_revokes_earlier_tokens_and_clears_the_cookie(app, person) -> None:  # noqa: ANN001
+def test_logout_revokes_earlier_tokens_and_clears_the_cookie(app, person) -> None:
     second = person.login()  # another device
     response = person.post("/user/logout")
     assert response.status_code == 200
@@ -246,7 +258,7 @@ def test_logout_revokes_earlier_tokens_and_clears_the_cookie(app, person) -> Non
     assert person.get("/user").status_code == 200
 
 
-def test_logout_without_a_valid_token_answers_200_and_clears_the_cookie(client) -> None:  # noqa: ANN001
+def test_logout_without_a_valid_token_answers_200_and_clears_the_cookie(client) -> None:
     """As the original did: a second tab logging out after the first one must not see an error."""
     for headers in ({}, {"Authorization": "Bearer not-a-token"}):
         response = client.post("/user/logout", headers=headers)
@@ -254,30 +266,30 @@ def test_logout_without_a_valid_token_answers_200_and_clears_the_cookie(client) 
         assert "token=;" in response.headers["Set-Cookie"]
 
 
-def test_a_second_logout_with_the_revoked_token_answers_200(person) -> None:  # noqa: ANN001
+def test_a_second_logout_with_the_revoked_token_answers_200(person) -> None:
     assert person.post("/user/logout").status_code == 200
     again = person.post("/user/logout")
     assert again.status_code == 200 and "token=;" in again.headers["Set-Cookie"]
 
 
-def test_a_deleted_users_token_is_401(person) -> None:  # noqa: ANN001
+def test_a_deleted_users_token_is_401(person) -> None:
     assert person.delete("/user").status_code == 204
     _unauthorized(person.get("/user"))
 
 
-def test_a_token_for_someone_who_does_not_exist_is_401(app, client) -> None:  # noqa: ANN001
+def test_a_token_for_someone_who_does_not_exist_is_401(app, client) -> None:
     _unauthorized(client.get("/user", headers={"Authorization": f"Bearer {_token(app, 'no-such-user')}"}))
 
 
 # -- GET / PUT /user ------------------------------------------------------------------------------
 
 
-def test_get_user(person) -> None:  # noqa: ANN001
+def test_get_user(person) -> None:
     body = person.get("/user").get_json()
     assert body["id"] == person.id and body["email"] == person.email and "password_hash" not in body
 
 
-def test_put_user_changes_name_and_email(person, client) -> None:  # noqa: ANN001
+def test_put_user_changes_name_and_email(person, client) -> None:
     response = person.put("/user", json={"user_name": "Alice B", "email": "NEW@example.com"})
     assert response.status_code == 200
     assert response.get_json()["user_name"] == "Alice B" and response.get_json()["email"] == "new@example.com"
@@ -285,7 +297,7 @@ def test_put_user_changes_name_and_email(person, client) -> None:  # noqa: ANN00
     assert person.get("/user").status_code == 200  # no password change: the token still works
 
 
-def test_put_user_password_rehashes_and_revokes_old_tokens(app, person, client) -> None:  # noqa: ANN001
+def test_put_user_password_rehashes_and_revokes_old_tokens(app, person, client) -> None:
     old = person.token
     response = person.put("/user", json={"password": "a brand new password"})
     assert response.status_code == 200
@@ -293,7 +305,9 @@ def test_put_user_password_rehashes_and_revokes_old_tokens(app, person, client) 
     _unauthorized(client.get("/user", headers={"Authorization": f"Bearer {old}"}))
     assert client.get("/user", headers={"Authorization": f"Bearer {new_token}"}).status_code == 200
     assert client.post("/user/login", json={"email": person.email, "password": PASSWORD}).status_code == 401
-    assert client.post("/user/login", json={"email": person.email, "password": "a brand new password"}).status_code == 200
+    assert (
+        client.post("/user/login", json={"email": person.email, "password": "a brand new password"}).status_code == 200
+    )
     with sessions_of(app)() as session:
         user = session.get(User, person.id)
         assert bcrypt.checkpw(b"a brand new password", user.password_hash.encode())
@@ -312,23 +326,23 @@ def test_put_user_password_rehashes_and_revokes_old_tokens(app, person, client) 
         ({"user_name": 3}, "user_name"),
     ],
 )
-def test_put_user_refuses_other_fields_and_bad_values(person, body, field) -> None:  # noqa: ANN001
+def test_put_user_refuses_other_fields_and_bad_values(person, body, field) -> None:
     response = person.put("/user", json=body)
     assert response.status_code == 400
     assert response.get_json()["field"] == field
 
 
-def test_put_user_empty_body_and_non_json(person) -> None:  # noqa: ANN001
+def test_put_user_empty_body_and_non_json(person) -> None:
     assert person.put("/user", json={}).status_code == 400
     assert person.put("/user", data="x", content_type="text/plain").status_code == 400
 
 
-def test_put_user_taken_email(person, other) -> None:  # noqa: ANN001
+def test_put_user_taken_email(person, other) -> None:
     response = person.put("/user", json={"email": other.email.upper()})
     assert response.status_code == 400 and response.get_json()["field"] == "email"
 
 
-def test_user_routes_without_auth(client) -> None:  # noqa: ANN001
+def test_user_routes_without_auth(client) -> None:
     for method in ("get", "put", "delete"):
         _unauthorized(getattr(client, method)("/user", json={} if method == "put" else None))
     _unauthorized(client.get("/user/ws-token"))
@@ -337,18 +351,28 @@ def test_user_routes_without_auth(client) -> None:  # noqa: ANN001
 # -- DELETE /user ---------------------------------------------------------------------------------
 
 
-def test_delete_user_removes_their_rows_and_objects_only(app, person, other) -> None:  # noqa: ANN001
+def test_delete_user_removes_their_rows_and_objects_only(app, person, other) -> None:
     storage = storage_of(app)
     mine = person.create_tryon()
     theirs = other.create_tryon()
-    job = person.post("/jobs/weaver", json={"vton_id": mine["id"], "user_snap_s3": mine["user_snap"],
-                                             "uncleaned_outfit_s3": mine["uncleaned_outfit"]}).get_json()
+    job = person.post(
+        "/jobs/weaver",
+        json={
+            "vton_id": mine["id"],
+            "user_snap_s3": mine["user_snap"],
+            "uncleaned_outfit_s3": mine["uncleaned_outfit"],
+        },
+    ).get_json()
     for who in (person, other):
         storage.put(f"outputs/weaver/{who.id}/result.png", b"png", "image/png")
         storage.put(f"outputs/tailor/{who.id}/hash-cutout.png", b"png", "image/png")
     with sessions_of(app)() as session:
         for who in (person, other):
-            session.add(GarmentAsset(user_id=who.id, content_hash="h", kind="cutout", key=f"outputs/tailor/{who.id}/hash-cutout.png"))
+            session.add(
+                GarmentAsset(
+                    user_id=who.id, content_hash="h", kind="cutout", key=f"outputs/tailor/{who.id}/hash-cutout.png"
+                )
+            )
         session.commit()
 
     response = person.delete("/user")
@@ -372,7 +396,7 @@ def test_delete_user_removes_their_rows_and_objects_only(app, person, other) -> 
 # -- ws-token ---------------------------------------------------------------------------------------
 
 
-def test_ws_token_is_short_lived_with_purpose_ws(app, person) -> None:  # noqa: ANN001
+def test_ws_token_is_short_lived_with_purpose_ws(app, person) -> None:
     response = person.get("/user/ws-token")
     assert response.status_code == 200
     token = response.get_json()["token"]

@@ -3,6 +3,7 @@
 The whole path to a finished prediction (real processes, the fashn SDK, webhooks) is in
 tests/test_public_api.py; here the gateway's own answers, against real Redis and the
 database (SQLite, and PostgreSQL for the main flow)."""
+
 from __future__ import annotations
 
 import base64
@@ -142,13 +143,24 @@ def test_each_key_has_its_rate_limit_with_standard_headers(person: Person) -> No
 def test_run_queues_a_try_on_and_status_follows_it(db_app: Flask) -> None:
     shop = Integrator(Person(db_app))
     response = shop.client.post(  # webhook_url in the query, as FASHN's SDK sends it
-        "/v1/run?webhook_url=https://shop.example.com/hook", headers=shop.headers,
-        json={"model_name": "tryon-v1.6", "inputs": {**shop.images(), "category": "tops", "mode": "performance",
-                                                      "num_samples": 3, "seed": 7, "output_format": "webp"}})
+        "/v1/run?webhook_url=https://shop.example.com/hook",
+        headers=shop.headers,
+        json={
+            "model_name": "tryon-v1.6",
+            "inputs": {
+                **shop.images(),
+                "category": "tops",
+                "mode": "performance",
+                "num_samples": 3,
+                "seed": 7,
+                "output_format": "webp",
+            },
+        },
+    )
     assert response.status_code == 200
     body = response.get_json()
     assert body["error"] is None
-    (_, event), = stream_entries(db_app, "proteus:tryon")
+    ((_, event),) = stream_entries(db_app, "proteus:tryon")
     data = event["data"]
     assert data["job_id"] == body["id"] and data["category"] == "upper" and data["steps"] == 20
     assert data["num_samples"] == 3 and data["seed"] == 7 and data["output_format"] == "webp"
@@ -159,8 +171,15 @@ def test_run_queues_a_try_on_and_status_follows_it(db_app: Flask) -> None:
     with sessions_of(db_app)() as session:
         assert session.get(Job, body["id"]).params["api"]["webhook_url"] == "https://shop.example.com/hook"
     status = shop.status(body["id"]).get_json()
-    assert status == {"id": body["id"], "status": "in_queue", "output": None, "error": None,
-                      "model_name": "tryon-v1.6", "created_at": status["created_at"], "seeds": None}
+    assert status == {
+        "id": body["id"],
+        "status": "in_queue",
+        "output": None,
+        "error": None,
+        "model_name": "tryon-v1.6",
+        "created_at": status["created_at"],
+        "seeds": None,
+    }
 
 
 def test_a_completed_run_lists_every_sample(app: Flask, shop: Integrator) -> None:
@@ -198,10 +217,16 @@ def test_cancel_stops_a_queued_run_at_once(app: Flask, shop: Integrator, other: 
 
 
 def test_an_idempotency_key_answers_the_same_prediction(app: Flask, shop: Integrator) -> None:
-    first = shop.client.post("/v1/run", json={"model_name": "catvton-mask", "inputs": shop.images()},
-                             headers={**shop.headers, "Idempotency-Key": "order-1"})
-    second = shop.client.post("/v1/run", json={"model_name": "catvton-mask", "inputs": shop.images()},
-                              headers={**shop.headers, "Idempotency-Key": "order-1"})
+    first = shop.client.post(
+        "/v1/run",
+        json={"model_name": "catvton-mask", "inputs": shop.images()},
+        headers={**shop.headers, "Idempotency-Key": "order-1"},
+    )
+    second = shop.client.post(
+        "/v1/run",
+        json={"model_name": "catvton-mask", "inputs": shop.images()},
+        headers={**shop.headers, "Idempotency-Key": "order-1"},
+    )
     assert first.get_json()["id"] == second.get_json()["id"]
     assert len(stream_entries(app, "proteus:tryon")) == 1
     with sessions_of(app)() as session:
@@ -210,9 +235,14 @@ def test_an_idempotency_key_answers_the_same_prediction(app: Flask, shop: Integr
 
 def test_model_names_fashn_aliases_and_proteus_names(app: Flask, shop: Integrator) -> None:
     shop.run({"segmentation_free": False})  # a FASHN name: the default CatVTON, masked variant
-    shop.client.post("/v1/run", headers=shop.headers, json={
-        "model_name": "fashn-vton-1.5", "inputs": {**shop.images(), "garment_photo_type": "flat-lay",
-                                                   "mode": "quality"}})
+    shop.client.post(
+        "/v1/run",
+        headers=shop.headers,
+        json={
+            "model_name": "fashn-vton-1.5",
+            "inputs": {**shop.images(), "garment_photo_type": "flat-lay", "mode": "quality"},
+        },
+    )
     (_, masked), (_, fashn) = stream_entries(app, "proteus:tryon")
     assert masked["data"]["model"] == "catvton-mask" and masked["data"]["variant"] == "mask"
     assert fashn["data"]["model"] == "fashn-vton-1.5" and fashn["data"]["garment_photo_type"] == "flat-lay"
@@ -243,8 +273,9 @@ def test_model_names_fashn_aliases_and_proteus_names(app: Flask, shop: Integrato
         ({"webhook_url": "ftp://x"}, "webhook_url", "'ftp://x'"),
     ],
 )
-def test_bad_input_is_a_4xx_naming_the_field_and_value(shop: Integrator, change: dict[str, Any], field: str,
-                                                       words: str) -> None:
+def test_bad_input_is_a_4xx_naming_the_field_and_value(
+    shop: Integrator, change: dict[str, Any], field: str, words: str
+) -> None:
     payload: dict[str, Any] = {"model_name": "tryon-v1.6", "inputs": shop.images()}
     for name, value in change.items():
         payload[name] = {**payload[name], **value} if name == "inputs" else value
@@ -296,13 +327,14 @@ def image_server() -> Iterator[str]:
     server.shutdown()
 
 
-def test_images_by_url_are_fetched_checked_and_redirects_guarded(make_app: Callable[..., Flask],
-                                                                  image_server: str) -> None:
+def test_images_by_url_are_fetched_checked_and_redirects_guarded(
+    make_app: Callable[..., Flask], image_server: str
+) -> None:
     app = make_app(api_fetch_allowed_hosts=("127.0.0.1",))
     shop = Integrator(Person(app))
     ok = shop.run({"model_image": f"{image_server}/person.png"})
     assert ok.status_code == 200, ok.get_json()
-    (_, event), = stream_entries(app, "proteus:tryon")
+    ((_, event),) = stream_entries(app, "proteus:tryon")
     assert storage_of(app).get(event["data"]["person_key"]) == png()
     text = shop.run({"model_image": f"{image_server}/text"})
     assert text.status_code == 400 and "readable" in text.get_json()["message"]

@@ -1,4 +1,5 @@
 """Try-ons: create, list (paging, newest first), update, delete; only ever the caller's own."""
+
 from __future__ import annotations
 
 import time
@@ -10,8 +11,21 @@ from shared.db.models import Job, TryOn
 from tests.gateway.helpers import PNG, Person, sessions_of, storage_of
 
 TRYON_KEYS = {
-    "id", "user_id", "user_snap", "uncleaned_outfit", "cleaned_outfit", "outfit_try_on", "person_mask",
-    "category", "category_requested", "status", "error", "progress", "progress_step", "progress_steps", "createdAt",
+    "id",
+    "user_id",
+    "user_snap",
+    "uncleaned_outfit",
+    "cleaned_outfit",
+    "outfit_try_on",
+    "person_mask",
+    "category",
+    "category_requested",
+    "status",
+    "error",
+    "progress",
+    "progress_step",
+    "progress_steps",
+    "createdAt",
     "updatedAt",
     "result_expired_at",
     "inputs_expired_at",
@@ -20,7 +34,7 @@ TRYON_KEYS = {
 }
 
 
-def test_create_list_update_delete(db_app) -> None:  # noqa: ANN001
+def test_create_list_update_delete(db_app) -> None:
     """The main flow, on SQLite and on PostgreSQL."""
     alice, bob = Person(db_app, "alice"), Person(db_app, "bob")
     snap, outfit = alice.upload("me.jpg"), alice.upload("shirt.jpg")
@@ -35,7 +49,9 @@ def test_create_list_update_delete(db_app) -> None:  # noqa: ANN001
     assert listed.status_code == 200 and [r["id"] for r in listed.get_json()] == [row["id"]]
     assert bob.get("/vton").get_json() == []
 
-    updated = alice.put(f"/vton/{row['id']}", json={"category": "upper", "cleaned_outfit": f"outputs/tailor/{alice.id}/h-cutout.png"})
+    updated = alice.put(
+        f"/vton/{row['id']}", json={"category": "upper", "cleaned_outfit": f"outputs/tailor/{alice.id}/h-cutout.png"}
+    )
     assert updated.status_code == 200
     assert updated.get_json()["category"] == "upper"
     assert updated.get_json()["cleaned_outfit"] == f"outputs/tailor/{alice.id}/h-cutout.png"
@@ -47,7 +63,7 @@ def test_create_list_update_delete(db_app) -> None:  # noqa: ANN001
     assert alice.delete(f"/vton/{row['id']}").status_code == 404
 
 
-def test_the_original_s3_spellings_and_a_category(person) -> None:  # noqa: ANN001
+def test_the_original_s3_spellings_and_a_category(person) -> None:
     body = {"user_snap_s3": person.upload(), "uncleaned_outfit_s3": person.upload(), "category": "overall"}
     row = person.post("/vton", json=body).get_json()
     assert row["user_snap"] == body["user_snap_s3"] and row["category"] == "overall"
@@ -64,7 +80,7 @@ def test_the_original_s3_spellings_and_a_category(person) -> None:  # noqa: ANN0
         ({"uncleaned_outfit": "../etc/passwd"}, "uncleaned_outfit"),
     ],
 )
-def test_create_bad_bodies(person, change, field) -> None:  # noqa: ANN001
+def test_create_bad_bodies(person, change, field) -> None:
     body = {"user_snap": f"uploads/{person.id}/a.png", "uncleaned_outfit": f"uploads/{person.id}/b.png"}
     body.update(change)
     body = {k: v for k, v in body.items() if v is not None}
@@ -73,22 +89,27 @@ def test_create_bad_bodies(person, change, field) -> None:  # noqa: ANN001
     assert response.get_json()["field"] == field
 
 
-def test_create_non_json_and_someone_elses_keys(person, other) -> None:  # noqa: ANN001
+def test_create_non_json_and_someone_elses_keys(person, other) -> None:
     assert person.post("/vton", data="user_snap=x", content_type="application/x-www-form-urlencoded").status_code == 400
     theirs = other.upload()
     response = person.post("/vton", json={"user_snap": theirs, "uncleaned_outfit": f"uploads/{person.id}/b.png"})
     assert response.status_code == 400 and response.get_json()["field"] == "user_snap"
 
 
-def _make(app, person: Person, n: int) -> list[str]:  # noqa: ANN001
+def _make(app, person: Person, n: int) -> list[str]:
     """n try-ons, one second apart in created_at, oldest first."""
     base = datetime(2026, 1, 1, tzinfo=UTC)
     ids = []
     with sessions_of(app)() as session:
         for i in range(n):
-            row = TryOn(user_id=person.id, user_snap=f"uploads/{person.id}/p{i}.png",
-                        uncleaned_outfit=f"uploads/{person.id}/g{i}.png", category="upper",
-                        created_at=base + timedelta(seconds=i), updated_at=base + timedelta(seconds=i))
+            row = TryOn(
+                user_id=person.id,
+                user_snap=f"uploads/{person.id}/p{i}.png",
+                uncleaned_outfit=f"uploads/{person.id}/g{i}.png",
+                category="upper",
+                created_at=base + timedelta(seconds=i),
+                updated_at=base + timedelta(seconds=i),
+            )
             session.add(row)
             session.flush()
             ids.append(row.id)
@@ -96,7 +117,7 @@ def _make(app, person: Person, n: int) -> list[str]:  # noqa: ANN001
     return ids
 
 
-def test_list_is_newest_first_with_limit_and_before(app, person, other) -> None:  # noqa: ANN001
+def test_list_is_newest_first_with_limit_and_before(app, person, other) -> None:
     ids = _make(app, person, 5)
     _make(app, other, 2)
     everything = person.get("/vton").get_json()
@@ -112,7 +133,7 @@ def test_list_is_newest_first_with_limit_and_before(app, person, other) -> None:
     assert person.get(f"/vton?before={ids[0]}").get_json() == []
 
 
-def test_list_reads_user_id_but_only_ever_shows_the_callers_own(app, person, other) -> None:  # noqa: ANN001
+def test_list_reads_user_id_but_only_ever_shows_the_callers_own(app, person, other) -> None:
     ids = _make(app, person, 1)
     _make(app, other, 1)
     assert [r["id"] for r in person.get(f"/vton?user_id={person.id}").get_json()] == ids
@@ -121,13 +142,13 @@ def test_list_reads_user_id_but_only_ever_shows_the_callers_own(app, person, oth
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=ten", "limit=-1", "before=not-a-time-or-id"])
-def test_list_bad_parameters(person, query) -> None:  # noqa: ANN001
+def test_list_bad_parameters(person, query) -> None:
     response = person.get(f"/vton?{query}")
     assert response.status_code == 400
     assert response.get_json()["field"] == query.split("=")[0]
 
 
-def test_list_before_someone_elses_id_is_refused(app, person, other) -> None:  # noqa: ANN001
+def test_list_before_someone_elses_id_is_refused(app, person, other) -> None:
     theirs = _make(app, other, 1)[0]
     assert person.get(f"/vton?before={theirs}").status_code == 400
 
@@ -143,24 +164,26 @@ def test_list_before_someone_elses_id_is_refused(app, person, other) -> None:  #
         ({}, 400, None),
     ],
 )
-def test_update_refuses_other_fields(person, body, status, field) -> None:  # noqa: ANN001
+def test_update_refuses_other_fields(person, body, status, field) -> None:
     row = person.create_tryon()
     response = person.put(f"/vton/{row['id']}", json=body)
     assert response.status_code == status
     assert response.get_json()["field"] == field
 
 
-def test_update_and_delete_unknown_ids(person) -> None:  # noqa: ANN001
+def test_update_and_delete_unknown_ids(person) -> None:
     for vton_id in ("no-such-id", "x" * 100, "bad id!"):
         assert person.put(f"/vton/{vton_id}", json={"category": "upper"}).status_code == 404
         assert person.delete(f"/vton/{vton_id}").status_code == 404
 
 
-def test_delete_removes_results_and_unshared_inputs_only(app, person, other) -> None:  # noqa: ANN001
+def test_delete_removes_results_and_unshared_inputs_only(app, person, other) -> None:
     storage = storage_of(app)
     first = person.create_tryon()
     shared_snap = first["user_snap"]
-    second = person.post("/vton", json={"user_snap": shared_snap, "uncleaned_outfit": person.upload("other.png")}).get_json()
+    second = person.post(
+        "/vton", json={"user_snap": shared_snap, "uncleaned_outfit": person.upload("other.png")}
+    ).get_json()
     job = person.start_weave(first).get_json()
     result = f"outputs/weaver/{person.id}/{job['job_id']}.png"
     tailor_asset = f"outputs/tailor/{person.id}/abc-cutout.png"
@@ -187,13 +210,13 @@ def test_delete_removes_results_and_unshared_inputs_only(app, person, other) -> 
         assert session.get(TryOn, second["id"]) is not None
 
 
-def test_vton_routes_need_authentication(client) -> None:  # noqa: ANN001
+def test_vton_routes_need_authentication(client) -> None:
     for method, path in (("get", "/vton"), ("post", "/vton"), ("put", "/vton/x"), ("delete", "/vton/x")):
         response = getattr(client, method)(path, json={} if method in ("post", "put") else None)
         assert response.status_code == 401, (method, path)
 
 
-def test_updated_at_moves_on_update(person) -> None:  # noqa: ANN001
+def test_updated_at_moves_on_update(person) -> None:
     row = person.create_tryon()
     time.sleep(0.01)
     updated = person.put(f"/vton/{row['id']}", json={"category": "lower"}).get_json()

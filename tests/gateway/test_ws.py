@@ -1,5 +1,6 @@
 """WS /ws: pushes go to every socket of their user and no one else's; replay after a
 reconnect; bad tokens close with 4401; heartbeats; one listener per process that resubscribes."""
+
 from __future__ import annotations
 
 import base64
@@ -29,8 +30,14 @@ from tests.gateway.helpers import (
 )
 
 
-def connect(server: LiveServer, token: str | None = None, *, query: str = "", headers: dict[str, str] | None = None,
-            expect_ready: bool = True) -> WSClient:
+def connect(
+    server: LiveServer,
+    token: str | None = None,
+    *,
+    query: str = "",
+    headers: dict[str, str] | None = None,
+    expect_ready: bool = True,
+) -> WSClient:
     params = []
     if token:
         params.append(f"token={token}")
@@ -59,20 +66,38 @@ def notify_completion(app: Flask, person: Person, *, status: str = "done", job_t
         else:
             jobs.fail_job(session, job_id, error="boom")
         session.commit()
-    return publish_completion(app, person.id, job_id, tryon["id"], result if status == "done" else None, status, job_type)
+    return publish_completion(
+        app, person.id, job_id, tryon["id"], result if status == "done" else None, status, job_type
+    )
 
 
-def publish_completion(app: Flask, user_id: str, job_id: str, vton_id: str | None, result: str | None,
-                       status: str = "done", job_type: str = "try_on") -> dict[str, Any]:
+def publish_completion(
+    app: Flask,
+    user_id: str,
+    job_id: str,
+    vton_id: str | None,
+    result: str | None,
+    status: str = "done",
+    job_type: str = "try_on",
+) -> dict[str, Any]:
     prefix = settings_of(app).redis_key_prefix
     redis = redis_of(app)
     message: dict[str, Any] = {
-        "job_id": job_id, "job_type": job_type, "status": status, "user_id": user_id, "vton_id": vton_id,
-        "result_s3_key": result, "error": None if status == "done" else "boom",
+        "job_id": job_id,
+        "job_type": job_type,
+        "status": status,
+        "user_id": user_id,
+        "vton_id": vton_id,
+        "result_s3_key": result,
+        "error": None if status == "done" else "boom",
         "finished_at": "2026-01-01T00:00:00Z",
     }
-    entry_id = redis.xadd(prefix + NOTIFICATION_STREAM, {"user_id": user_id, "message": json.dumps(message)},
-                          maxlen=10_000, approximate=True)
+    entry_id = redis.xadd(
+        prefix + NOTIFICATION_STREAM,
+        {"user_id": user_id, "message": json.dumps(message)},
+        maxlen=10_000,
+        approximate=True,
+    )
     message["event_id"] = entry_id
     redis.publish(prefix + NOTIFICATION_CHANNEL, json.dumps(message))
     return message
@@ -103,7 +128,7 @@ def close_code(ws: simple_websocket.Client, timeout: float = 5) -> int:
 # -- delivery --------------------------------------------------------------------------------------
 
 
-def test_a_completion_reaches_both_tabs_of_its_user_and_nobody_else(app, live_server) -> None:  # noqa: ANN001
+def test_a_completion_reaches_both_tabs_of_its_user_and_nobody_else(app, live_server) -> None:
     alice, bob = Person(app, "alice"), Person(app, "bob")
     tab1 = connect(live_server, ws_token(alice))
     tab2 = connect(live_server, alice.token)  # a login token works too
@@ -124,7 +149,7 @@ def test_a_completion_reaches_both_tabs_of_its_user_and_nobody_else(app, live_se
             ws.close()
 
 
-def test_progress_messages_are_forwarded_as_they_are(app, live_server, person) -> None:  # noqa: ANN001
+def test_progress_messages_are_forwarded_as_they_are(app, live_server, person) -> None:
     tab = connect(live_server, ws_token(person))
     try:
         progress = {"event": "progress", "job_id": "j1", "vton_id": "v1", "user_id": person.id, "step": 3, "steps": 50}
@@ -135,7 +160,7 @@ def test_progress_messages_are_forwarded_as_they_are(app, live_server, person) -
         tab.close()
 
 
-def test_one_listener_serves_every_socket(app, live_server, person, other) -> None:  # noqa: ANN001
+def test_one_listener_serves_every_socket(app, live_server, person, other) -> None:
     sockets = [connect(live_server, ws_token(p)) for p in (person, person, other)]
     try:
         channel = settings_of(app).redis_key_prefix + NOTIFICATION_CHANNEL
@@ -146,7 +171,7 @@ def test_one_listener_serves_every_socket(app, live_server, person, other) -> No
             ws.close()
 
 
-def test_a_closed_socket_is_dropped(app, live_server, person) -> None:  # noqa: ANN001
+def test_a_closed_socket_is_dropped(app, live_server, person) -> None:
     ws = connect(live_server, ws_token(person))
     hub = app.extensions["proteus"].hub
     assert hub.socket_count() == 1
@@ -161,7 +186,7 @@ def test_a_closed_socket_is_dropped(app, live_server, person) -> None:  # noqa: 
 # -- replay ------------------------------------------------------------------------------------------
 
 
-def test_a_reconnect_with_the_last_event_id_replays_what_was_missed(app, live_server, person, other) -> None:  # noqa: ANN001
+def test_a_reconnect_with_the_last_event_id_replays_what_was_missed(app, live_server, person, other) -> None:
     tab = connect(live_server, ws_token(person))
     first = notify_completion(app, person)
     assert receive_json(tab) == first
@@ -182,14 +207,16 @@ def test_a_reconnect_with_the_last_event_id_replays_what_was_missed(app, live_se
         again.close()
 
 
-def test_replay_is_bounded_by_the_replay_limit(make_app, person_factory=None) -> None:  # noqa: ANN001
+def test_replay_is_bounded_by_the_replay_limit(make_app, person_factory=None) -> None:
     app = make_app(ws_replay_limit=2)
     server = LiveServer(app)
     try:
         someone = Person(app)
         before = publish_completion(app, someone.id, "job-0", None, None)
-        newer = [publish_completion(app, someone.id, f"job-{i}", None, f"outputs/weaver/{someone.id}/job-{i}.png")
-                 for i in range(1, 4)]
+        newer = [
+            publish_completion(app, someone.id, f"job-{i}", None, f"outputs/weaver/{someone.id}/job-{i}.png")
+            for i in range(1, 4)
+        ]
         ws = connect(server, ws_token(someone), query=f"last_event_id={before['event_id']}", expect_ready=False)
         try:
             assert [receive_json(ws) for _ in range(2)] == newer[1:]  # the two most recent, in order
@@ -200,7 +227,7 @@ def test_replay_is_bounded_by_the_replay_limit(make_app, person_factory=None) ->
         server.stop()
 
 
-def test_a_malformed_last_event_id_replays_nothing(app, live_server, person) -> None:  # noqa: ANN001
+def test_a_malformed_last_event_id_replays_nothing(app, live_server, person) -> None:
     publish_completion(app, person.id, "job-x", None, None)
     ws = connect(live_server, ws_token(person), query="last_event_id=yesterday", expect_ready=False)
     try:
@@ -239,7 +266,7 @@ class LoopPair:
                 size, at = int.from_bytes(data[2:4], "big"), 4
             elif size == 127:
                 size, at = int.from_bytes(data[2:10], "big"), 10
-            payload, data = data[at:at + size], data[at + size:]
+            payload, data = data[at : at + size], data[at + size :]
             out.append(payload.decode() if opcode == 0x1 else f"close {int.from_bytes(payload[:2], 'big')}")
         return out
 
@@ -275,7 +302,7 @@ def test_a_socket_too_slow_to_read_is_closed() -> None:
         pair.stop()
 
 
-def test_the_listener_resubscribes_and_catches_up(app) -> None:  # noqa: ANN001
+def test_the_listener_resubscribes_and_catches_up(app) -> None:
     settings = settings_of(app)
     redis = redis_of(app)
     hub = Hub(redis, prefix=settings.redis_key_prefix)
@@ -288,8 +315,16 @@ def test_the_listener_resubscribes_and_catches_up(app) -> None:  # noqa: ANN001
         stream = settings.redis_key_prefix + NOTIFICATION_STREAM
         hub._subscribed.clear()
         hub._pubsub.connection.disconnect()  # the subscription breaks...
-        message = {"job_id": "j", "job_type": "try_on", "status": "done", "user_id": "u1", "vton_id": None,
-                   "result_s3_key": None, "error": None, "finished_at": "2026-01-01T00:00:00Z"}
+        message = {
+            "job_id": "j",
+            "job_type": "try_on",
+            "status": "done",
+            "user_id": "u1",
+            "vton_id": None,
+            "result_s3_key": None,
+            "error": None,
+            "finished_at": "2026-01-01T00:00:00Z",
+        }
         entry = redis.xadd(stream, {"user_id": "u1", "message": json.dumps(message)})  # ...and misses a publish
         assert hub.wait_subscribed(10)
         assert [json.loads(text) for text, _ in pushed] == [{**message, "event_id": entry}]
@@ -309,16 +344,21 @@ def _expired(app: Flask, person: Person) -> str:
     return jwt.encode(claims, settings_of(app).jwt_secret, algorithm="HS256")
 
 
-def test_bad_tokens_close_with_4401(app, live_server, person) -> None:  # noqa: ANN001
+def test_bad_tokens_close_with_4401(app, live_server, person) -> None:
     good = ws_token(person)
     tampered = good[:-3] + ("AAA" if not good.endswith("AAA") else "BBB")
-    for token in (None, "garbage", tampered, _expired(app, person),
-                  jwt.encode({"sub": person.id, "ver": 0, "exp": int(time.time()) + 60}, "x" * 40, algorithm="HS256")):
+    for token in (
+        None,
+        "garbage",
+        tampered,
+        _expired(app, person),
+        jwt.encode({"sub": person.id, "ver": 0, "exp": int(time.time()) + 60}, "x" * 40, algorithm="HS256"),
+    ):
         ws = connect(live_server, token, expect_ready=False)
         assert close_code(ws) == 4401, token
 
 
-def test_tokens_revoked_by_logout_close_with_4401(app, live_server, person) -> None:  # noqa: ANN001
+def test_tokens_revoked_by_logout_close_with_4401(app, live_server, person) -> None:
     token = ws_token(person)
     login_token = person.token
     assert person.post("/user/logout").status_code == 200
@@ -326,11 +366,12 @@ def test_tokens_revoked_by_logout_close_with_4401(app, live_server, person) -> N
         assert close_code(connect(live_server, revoked, expect_ready=False)) == 4401
 
 
-def test_the_bearer_header_and_the_cookie_work(app, live_server, person) -> None:  # noqa: ANN001
+def test_the_bearer_header_and_the_cookie_work(app, live_server, person) -> None:
     by_header = connect(live_server, headers={"Authorization": f"Bearer {person.token}"})
     by_cookie = connect(live_server, headers={"Cookie": f"token={person.token}"})
-    same_origin = connect(live_server, headers={"Cookie": f"token={person.token}",
-                                                "Origin": "http://127.0.0.1"})  # the client's Host has no port
+    same_origin = connect(
+        live_server, headers={"Cookie": f"token={person.token}", "Origin": "http://127.0.0.1"}
+    )  # the client's Host has no port
     try:
         sent = notify_completion(app, person)
         for ws in (by_header, by_cookie, same_origin):
@@ -340,9 +381,10 @@ def test_the_bearer_header_and_the_cookie_work(app, live_server, person) -> None
             ws.close()
 
 
-def test_a_cookie_from_a_foreign_origin_closes_with_4403(live_server, person) -> None:  # noqa: ANN001
-    ws = connect(live_server, headers={"Cookie": f"token={person.token}", "Origin": "https://evil.example"},
-                 expect_ready=False)
+def test_a_cookie_from_a_foreign_origin_closes_with_4403(live_server, person) -> None:
+    ws = connect(
+        live_server, headers={"Cookie": f"token={person.token}", "Origin": "https://evil.example"}, expect_ready=False
+    )
     assert close_code(ws) == 4403
 
 
@@ -353,9 +395,11 @@ def _raw_handshake(port: int, token: str) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
-        (f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-         "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n").encode()
+        (
+            f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+        ).encode()
     )
     response = b""
     while b"\r\n\r\n" not in response:
@@ -389,13 +433,13 @@ def _frames(sock: socket.socket, until: float) -> list[int]:
             if len(buffer) < header + length:
                 break
             opcodes.append(buffer[0] & 0x0F)
-            buffer = buffer[header + length:]
+            buffer = buffer[header + length :]
             if opcodes[-1] == 0x8:  # the close: whatever follows is not a frame (werkzeug's dev
                 return opcodes  # server writes an HTTP status line after a WebSocket ends)
     return opcodes
 
 
-def test_the_server_pings_and_drops_a_client_that_never_answers(make_app) -> None:  # noqa: ANN001
+def test_the_server_pings_and_drops_a_client_that_never_answers(make_app) -> None:
     app = make_app(ws_heartbeat_s=0.3)
     server = LiveServer(app)
     try:
@@ -416,7 +460,7 @@ def test_the_server_pings_and_drops_a_client_that_never_answers(make_app) -> Non
         server.stop()
 
 
-def test_a_client_that_answers_pings_stays(make_app) -> None:  # noqa: ANN001
+def test_a_client_that_answers_pings_stays(make_app) -> None:
     app = make_app(ws_heartbeat_s=0.2)
     server = LiveServer(app)
     try:
@@ -431,7 +475,7 @@ def test_a_client_that_answers_pings_stays(make_app) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("path", ["/ws?token=x"])
-def test_the_ws_route_is_described_in_openapi(path) -> None:  # noqa: ANN001
+def test_the_ws_route_is_described_in_openapi(path) -> None:
     from gateway.openapi import document
 
     assert "/ws" in document()["paths"] and document()["x-websocket"]["closeCodes"]["4401"]

@@ -2,6 +2,7 @@
 
 Used by test_dockerfiles.py and test_compose.py.
 """
+
 from __future__ import annotations
 
 import ast
@@ -110,7 +111,6 @@ def dockerfile_problems(text: str) -> list[str]:
     if final.env.get("PORT") != "8080":
         problems.append("ENV PORT=8080: the functions' gunicorn binds $PORT (its default is the dev port)")
     return problems
-
 
 
 def requirement_files(path: Path) -> list[Path]:

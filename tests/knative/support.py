@@ -2,6 +2,7 @@
 
 Import as `from tests.knative import support`.
 """
+
 from __future__ import annotations
 
 import copy

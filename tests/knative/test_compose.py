@@ -1,6 +1,7 @@
 """docker-compose.yml validates against the Compose Specification's JSON Schema and is
 wired like the rest: images built as docker/images.yaml says, Settings' variable
 names only, function URLs pointing at the compose services, one set of credentials."""
+
 from __future__ import annotations
 
 import copy

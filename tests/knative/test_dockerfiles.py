@@ -1,5 +1,6 @@
 """Dockerfile lint and the build matrix (docker/images.yaml): pinned bases, non-root,
 no secrets, and every command, module and requirements file named actually exists."""
+
 from __future__ import annotations
 
 import ast
@@ -37,9 +38,17 @@ ARG API_TOKEN
 CMD gunicorn app:app
 """
     problems = "\n".join(dockerfile_problems(bad))
-    for expected in ("pin the tag", "runs as root", "ENV DB_PASSWORD", "ENV DATABASE_URL", "ARG API_TOKEN", "exec-form CMD", "PORT"):
+    for expected in (
+        "pin the tag",
+        "runs as root",
+        "ENV DB_PASSWORD",
+        "ENV DATABASE_URL",
+        "ARG API_TOKEN",
+        "exec-form CMD",
+        "PORT",
+    ):
         assert expected in problems
-    assert dockerfile_problems("FROM python:3.11-slim\nUSER 10001\nENV PORT=8080\nCMD [\"x\"]\n") == [
+    assert dockerfile_problems('FROM python:3.11-slim\nUSER 10001\nENV PORT=8080\nCMD ["x"]\n') == [
         "FROM python:3.11-slim: pin the tag to an exact version (or a digest)"
     ]
 
@@ -124,7 +133,9 @@ def _command_of(container: dict[str, Any]) -> list[str] | None:
     return container.get("command")
 
 
-@pytest.mark.parametrize("item", list(support.workloads()), ids=[str(d["metadata"]["name"]) for _, d in support.workloads()])
+@pytest.mark.parametrize(
+    "item", list(support.workloads()), ids=[str(d["metadata"]["name"]) for _, d in support.workloads()]
+)
 def test_manifest_commands_exist_in_their_image(item: tuple[Path, dict[str, Any]]) -> None:
     """Containers of project images that override the command name real modules."""
     for container in support.containers(item[1]):

@@ -1,5 +1,6 @@
 """.env.example lists every variable Settings.from_env reads, each commented, with the
 embedded defaults (loading the file changes nothing) and production examples."""
+
 from __future__ import annotations
 
 import dataclasses

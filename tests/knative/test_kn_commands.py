@@ -1,6 +1,7 @@
 """knative/kn_commands.py and knative/deploy.mk: the generated commands say what the
 manifests say (image, env, annotations, concurrency, timeout, resources), and
 `make ... DRY_RUN=1` prints exactly those commands."""
+
 from __future__ import annotations
 
 import copy
@@ -94,7 +95,11 @@ def kn_problems(argv: list[str], path: Path, service: dict[str, Any]) -> list[st
     expect("concurrency-limit", flags.get("--concurrency-limit"), [str(spec["containerConcurrency"])])
     expect("timeout", flags.get("--timeout"), [str(spec["timeoutSeconds"])])
     resources = container.get("resources", {})
-    expect("requests", _resources(flags.get("--request", [])), {k: str(v) for k, v in resources.get("requests", {}).items()})
+    expect(
+        "requests",
+        _resources(flags.get("--request", [])),
+        {k: str(v) for k, v in resources.get("requests", {}).items()},
+    )
     expect("limits", _resources(flags.get("--limit", [])), {k: str(v) for k, v in resources.get("limits", {}).items()})
     expect(
         "ports",
@@ -251,7 +256,16 @@ def test_make_deploy_applies_one_event_source_per_route(source: str) -> None:
 
 @needs_make
 def test_make_deploy_options_swap_the_right_pieces() -> None:
-    text = "\n".join(make_dry_run("deploy", REGISTRY=REGISTRY, TAG=TAG, WEAVE_MODE="keda", EVENT_SOURCE="redisstreamsource", POSTGRES="external"))
+    text = "\n".join(
+        make_dry_run(
+            "deploy",
+            REGISTRY=REGISTRY,
+            TAG=TAG,
+            WEAVE_MODE="keda",
+            EVENT_SOURCE="redisstreamsource",
+            POSTGRES="external",
+        )
+    )
     assert "kn service apply weave" not in text
     assert "delete ksvc weave" in text
     assert "render knative/keda/weave-worker.yaml knative/keda/weave-scaledobject.yaml | kubectl apply -f -" in text
@@ -291,14 +305,21 @@ def test_make_deploy_really_runs_the_commands_it_prints(tmp_path: Path) -> None:
     log = tmp_path / "calls.log"
     for tool in ("kubectl", "kn"):
         script = tmp_path / tool
-        script.write_text(
-            f'#!/bin/sh\necho "{tool} $*" >> {log}\n'
-            f'case "$*" in *"-f -"*) cat >> {log} ;; esac\n'
-        )
+        script.write_text(f'#!/bin/sh\necho "{tool} $*" >> {log}\ncase "$*" in *"-f -"*) cat >> {log} ;; esac\n')
         script.chmod(0o755)
     out = subprocess.run(
-        ["make", "-s", "-f", "knative/deploy.mk", "deploy", f"REGISTRY={REGISTRY}", f"TAG={TAG}",
-         f"KUBECTL={tmp_path / 'kubectl'}", f"KN={tmp_path / 'kn'}", f"KN_PY={kn_python()}"],
+        [
+            "make",
+            "-s",
+            "-f",
+            "knative/deploy.mk",
+            "deploy",
+            f"REGISTRY={REGISTRY}",
+            f"TAG={TAG}",
+            f"KUBECTL={tmp_path / 'kubectl'}",
+            f"KN={tmp_path / 'kn'}",
+            f"KN_PY={kn_python()}",
+        ],
         cwd=support.ROOT,
         capture_output=True,
         text=True,
@@ -314,7 +335,16 @@ def test_make_deploy_really_runs_the_commands_it_prints(tmp_path: Path) -> None:
 @needs_make
 def test_nothing_runs_when_generating_the_commands_fails() -> None:
     out = subprocess.run(
-        ["make", "-s", "-f", "knative/deploy.mk", "deploy", "DRY_RUN=1", f"REGISTRY={REGISTRY}", "KN_PY=/nonexistent/python"],
+        [
+            "make",
+            "-s",
+            "-f",
+            "knative/deploy.mk",
+            "deploy",
+            "DRY_RUN=1",
+            f"REGISTRY={REGISTRY}",
+            "KN_PY=/nonexistent/python",
+        ],
         cwd=support.ROOT,
         capture_output=True,
         text=True,

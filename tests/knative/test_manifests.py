@@ -1,6 +1,7 @@
 """Every manifest under knative/ validates against its kind's schema, and follows the
 rules the schemas cannot express (Knative limits, GPU scheduling, probes vs. progress
 deadline, placeholders-only secrets, pinned images, non-root pods)."""
+
 from __future__ import annotations
 
 import copy
@@ -186,9 +187,7 @@ def test_knative_service_scaling_and_limits(name: str) -> None:
         assert float(annotations["autoscaling.knative.dev/target"]) <= spec["containerConcurrency"]
     container = spec["containers"][0]
     assert [p["containerPort"] for p in container["ports"]] == [8080]
-    assert {"/readyz", "/healthz"} <= {
-        container[p]["httpGet"]["path"] for p in ("readinessProbe", "livenessProbe")
-    }
+    assert {"/readyz", "/healthz"} <= {container[p]["httpGet"]["path"] for p in ("readinessProbe", "livenessProbe")}
     assert doc["metadata"]["labels"].get("networking.knative.dev/visibility") == "cluster-local"
     refs = [next(iter(s.values()))["name"] for s in container["envFrom"]]
     assert refs == ["proteus-config", "proteus-secrets"]
@@ -296,7 +295,9 @@ def test_read_write_once_model_volumes_limit_replicas_to_one() -> None:
         if doc["spec"]["accessModes"] == ["ReadWriteOnce"]
     }
     for name, (_, doc) in KSVCS.items():
-        if any(v.get("persistentVolumeClaim", {}).get("claimName") in rwo for v in support.pod_spec(doc).get("volumes", [])):
+        if any(
+            v.get("persistentVolumeClaim", {}).get("claimName") in rwo for v in support.pod_spec(doc).get("volumes", [])
+        ):
             assert _annotations(doc)["autoscaling.knative.dev/max-scale"] == "1", name
     scaled = support.one("ScaledObject", "weave-worker")
     assert scaled["spec"]["maxReplicaCount"] == 1
@@ -399,7 +400,9 @@ def test_the_reconciler_runs_every_minute_one_pass_at_a_time() -> None:
     assert container["command"] == ["python", "-m", "shared.reconcile"]
     assert container["image"] == "proteus-runner:dev"
     assert {ref.get("configMapRef", ref.get("secretRef"))["name"] for ref in container["envFrom"]} == {
-        "proteus-config", "proteus-secrets"}
+        "proteus-config",
+        "proteus-secrets",
+    }
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert float(support.configmap()["RECONCILE_INTERVAL_S"]) == 60
@@ -408,6 +411,7 @@ def test_the_reconciler_runs_every_minute_one_pass_at_a_time() -> None:
 def test_only_the_services_a_person_waits_on_stay_warm() -> None:
     """upload-signing answers the browser through the gateway (min-scale 1, like the gateway);
     the stream-fed functions scale to zero."""
-    warm = {name for name, (_, doc) in KSVCS.items()
-            if int(_annotations(doc)["autoscaling.knative.dev/min-scale"]) >= 1}
+    warm = {
+        name for name, (_, doc) in KSVCS.items() if int(_annotations(doc)["autoscaling.knative.dev/min-scale"]) >= 1
+    }
     assert warm == {"gateway", "upload-signing"}

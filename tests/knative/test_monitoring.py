@@ -1,6 +1,7 @@
 """knative/monitoring/: a PodMonitor for every service and runner, the alerts the issue asks
 for, and a Grafana dashboard; every metric they name exists in shared/observability/.
 (Schema validation of the PodMonitors and the PrometheusRule: test_manifests.py.)"""
+
 from __future__ import annotations
 
 import json
@@ -15,15 +16,20 @@ from tests.knative import support
 
 MONITORING = support.KNATIVE / "monitoring"
 DASHBOARD = MONITORING / "grafana-dashboard.json"
-STREAM_METRICS = {"proteus_stream_length", "proteus_stream_pending_entries", "proteus_stream_lag_entries",
-                  "proteus_stream_dead_letters", "proteus_stream_metrics_up"}
+STREAM_METRICS = {
+    "proteus_stream_length",
+    "proteus_stream_pending_entries",
+    "proteus_stream_lag_entries",
+    "proteus_stream_dead_letters",
+    "proteus_stream_metrics_up",
+}
 SUFFIXES = ("_bucket", "_count", "_sum", "_created")
 
 
 def defined_metrics() -> set[str]:
     names = set(STREAM_METRICS)
-    for collector in list(REGISTRY._collector_to_names):  # noqa: SLF001 - the registry's own index
-        names.update(REGISTRY._collector_to_names[collector])  # noqa: SLF001
+    for collector in list(REGISTRY._collector_to_names):
+        names.update(REGISTRY._collector_to_names[collector])
     return {n for n in names if n.startswith("proteus_")}
 
 
@@ -38,8 +44,10 @@ def named_metrics(text: str) -> set[str]:
 
 
 def test_every_knative_service_has_a_pod_monitor_on_its_user_port() -> None:
-    monitors = {doc["spec"]["selector"].get("matchLabels", {}).get("serving.knative.dev/service"): doc
-                for _, doc in support.docs_of("PodMonitor", under="monitoring")}
+    monitors = {
+        doc["spec"]["selector"].get("matchLabels", {}).get("serving.knative.dev/service"): doc
+        for _, doc in support.docs_of("PodMonitor", under="monitoring")
+    }
     for name in support.knative_services():
         assert name in monitors, f"no PodMonitor for {name}"
         endpoint = monitors[name]["spec"]["podMetricsEndpoints"][0]
@@ -50,8 +58,11 @@ def test_every_runner_is_scraped_on_its_metrics_port() -> None:
     monitor = support.one("PodMonitor", "proteus-runners")
     selected = set(monitor["spec"]["selector"]["matchExpressions"][0]["values"])
     port = int(support.configmap()["METRICS_PORT"])
-    runners = [doc for _, doc in support.docs_of("Deployment")
-               if "shared.streams.runner" in " ".join(support.containers(doc)[0].get("command", []))]
+    runners = [
+        doc
+        for _, doc in support.docs_of("Deployment")
+        if "shared.streams.runner" in " ".join(support.containers(doc)[0].get("command", []))
+    ]
     assert len(runners) >= 5
     for doc in runners:
         assert doc["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] in selected
@@ -63,8 +74,14 @@ def test_every_runner_is_scraped_on_its_metrics_port() -> None:
 def test_the_alerts_cover_what_an_operator_needs() -> None:
     rules = support.one("PrometheusRule", "proteus-alerts")
     alerts = {r["alert"]: r for g in rules["spec"]["groups"] for r in g["rules"]}
-    for wanted in ("ProteusDeadLetters", "ProteusStreamLagGrowing", "ProteusWeaveNotReady",
-                   "ProteusFunctionErrorRate", "ProteusGatewayErrorRate", "ProteusTryOnP99OverTarget"):
+    for wanted in (
+        "ProteusDeadLetters",
+        "ProteusStreamLagGrowing",
+        "ProteusWeaveNotReady",
+        "ProteusFunctionErrorRate",
+        "ProteusGatewayErrorRate",
+        "ProteusTryOnP99OverTarget",
+    ):
         assert wanted in alerts
         assert alerts[wanted]["labels"]["severity"] in ("warning", "critical")
         assert alerts[wanted]["annotations"]["summary"]
@@ -85,7 +102,9 @@ def test_the_dashboard_shows_lag_throughput_latency_gpu_and_failures() -> None:
         assert topic in titles, topic
     assert dashboard["templating"]["list"][0]["type"] == "datasource"
     for panel in dashboard["panels"]:
-        assert panel["targets"] and all(t["expr"] and t["datasource"]["uid"] == "${datasource}" for t in panel["targets"])
+        assert panel["targets"] and all(
+            t["expr"] and t["datasource"]["uid"] == "${datasource}" for t in panel["targets"]
+        )
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
 
@@ -93,7 +112,7 @@ def test_the_dashboard_shows_lag_throughput_latency_gpu_and_failures() -> None:
 def test_metric_names_follow_prometheus_conventions() -> None:
     from prometheus_client import Counter, Histogram
 
-    for collector, names in REGISTRY._collector_to_names.items():  # noqa: SLF001
+    for collector, names in REGISTRY._collector_to_names.items():
         base = getattr(collector, "_name", "")
         if not base.startswith("proteus_"):
             continue
@@ -102,4 +121,6 @@ def test_metric_names_follow_prometheus_conventions() -> None:
             assert f"{base}_total" in names
         if isinstance(collector, Histogram) and "duration" in base:
             assert base.endswith("_seconds")
-        assert "user" not in getattr(collector, "_labelnames", ()) and "job_id" not in getattr(collector, "_labelnames", ())
+        assert "user" not in getattr(collector, "_labelnames", ()) and "job_id" not in getattr(
+            collector, "_labelnames", ()
+        )

@@ -3,6 +3,7 @@ agree: stream names, consumer groups, and where each stream's events are deliver
 
 `routing_problems` collects every disagreement; the tests assert there are none, and
 feed it a deliberately wrong table to prove it notices."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -76,7 +77,9 @@ def routing_problems(routes: tuple[Route, ...], docs: list[tuple[Any, dict[str, 
             problems.append(f"{name}: expected the name runner-{support.ksvc_name(consumer)}")
         notes = deployment["metadata"].get("annotations", {})
         if notes.get("proteus.dev/stream") != prefixed(route.stream, prefix):
-            problems.append(f"{name}: annotation proteus.dev/stream {notes.get('proteus.dev/stream')} != {route.stream}")
+            problems.append(
+                f"{name}: annotation proteus.dev/stream {notes.get('proteus.dev/stream')} != {route.stream}"
+            )
         if notes.get("proteus.dev/consumer-group") != route.group:
             problems.append(f"{name}: annotation proteus.dev/consumer-group != {route.group}")
     for route in routes:
@@ -97,7 +100,11 @@ def routing_problems(routes: tuple[Route, ...], docs: list[tuple[Any, dict[str, 
         if spec.get("group") != route.group:
             problems.append(f"{name}: group {spec.get('group')} != {route.group}")
         sink = spec["sink"].get("ref", {})
-        expected = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": support.ksvc_name(route.consumer)}
+        expected = {
+            "apiVersion": "serving.knative.dev/v1",
+            "kind": "Service",
+            "name": support.ksvc_name(route.consumer),
+        }
         if sink != expected:
             problems.append(f"{name}: sink {sink} != {expected}")
         if urlsplit(spec["address"]).hostname != redis_host:
@@ -133,7 +140,9 @@ def routing_problems(routes: tuple[Route, ...], docs: list[tuple[Any, dict[str, 
             if trigger["type"] != "redis-streams":
                 problems.append(f"trigger {trigger.get('name')}: type {trigger['type']}")
             if meta["stream"] != prefixed(weave.stream, prefix) or meta["consumerGroup"] != weave.group:
-                problems.append(f"trigger {trigger.get('name')}: {meta['stream']}/{meta['consumerGroup']} != weave route")
+                problems.append(
+                    f"trigger {trigger.get('name')}: {meta['stream']}/{meta['consumerGroup']} != weave route"
+                )
             if meta["address"].split(":")[0] != redis_host or meta.get("databaseIndex", "0") != redis_db:
                 problems.append(f"trigger {trigger.get('name')}: not the Redis database of REDIS_URL")
     return problems
@@ -176,7 +185,12 @@ def test_a_manifest_pointing_elsewhere_is_noticed() -> None:
 
 def test_synchronous_functions_have_a_service_but_no_event_source() -> None:
     docs = support.all_documents()
-    fed = {c for _, d in docs if d["kind"] == "Deployment" for c in _only(support.pod_spec(d)["containers"][0].get("command", []))}
+    fed = {
+        c
+        for _, d in docs
+        if d["kind"] == "Deployment"
+        for c in _only(support.pod_spec(d)["containers"][0].get("command", []))
+    }
     sinks = {d["spec"]["sink"]["ref"]["name"] for _, d in docs if d["kind"] == "RedisStreamSource"}
     for function in SYNCHRONOUS_FUNCTIONS:
         assert support.ksvc_name(function) in support.knative_services()

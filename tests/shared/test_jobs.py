@@ -1,4 +1,5 @@
 """Job and try-on transitions: idempotent, monotonic, finished means finished."""
+
 from __future__ import annotations
 
 import re
@@ -47,7 +48,7 @@ def new_job(sessions: sessionmaker[Session], tryon: TryOn, job_type: str = "try_
         return job.id
 
 
-def call(sessions: sessionmaker[Session], function, *args, **kwargs):  # noqa: ANN001, ANN201
+def call(sessions: sessionmaker[Session], function, *args, **kwargs):
     with session_scope(sessions) as session:
         return function(session, *args, **kwargs)
 
@@ -122,12 +123,18 @@ def test_a_job_runs_progresses_and_completes_once(sessions: sessionmaker[Session
     assert not call(sessions, jobs.mark_running, job_id)
     job, view = state(sessions, job_id)
     assert (job["status"], job["result_key"], job["seed"], job["model"]) == (
-        "succeeded", "outputs/weaver/u/j.png", 7, "smoke"
+        "succeeded",
+        "outputs/weaver/u/j.png",
+        7,
+        "smoke",
     )
     assert (job["step"], job["steps"], job["error"]) == (4, 4, None)
     assert job["finished_at"] and ISO_Z.match(job["finished_at"])
     assert (view["status"], view["outfit_try_on"], view["progress"], view["error"]) == (
-        "done", "outputs/weaver/u/j.png", 1.0, None
+        "done",
+        "outputs/weaver/u/j.png",
+        1.0,
+        None,
     )
 
 
@@ -156,7 +163,10 @@ def test_completion_without_progress_and_tailor_results(sessions: sessionmaker[S
     job, view = state(sessions, tailor_id)
     assert (job["step"], job["steps"]) == (1, 1)
     assert (view["cleaned_outfit"], view["outfit_try_on"], view["status"], view["progress"]) == (
-        "outputs/tailor/u/h-cutout.png", None, "done", 1.0
+        "outputs/tailor/u/h-cutout.png",
+        None,
+        "done",
+        1.0,
     )
     # Another job of a done try-on failing late does not undo it.
     other = new_job(sessions, tryon)
@@ -183,14 +193,45 @@ def test_serialisers(sessions: sessionmaker[Session], tryon: TryOn) -> None:
     job_id = new_job(sessions, tryon, idempotency_key="k")
     job, view = state(sessions, job_id)
     assert list(job) == [
-        "id", "jobId", "job_id", "vton_id", "job_type", "status", "step", "steps", "error",
-        "result_key", "result_keys", "seed", "model", "createdAt", "updatedAt", "finished_at",
+        "id",
+        "jobId",
+        "job_id",
+        "vton_id",
+        "job_type",
+        "status",
+        "step",
+        "steps",
+        "error",
+        "result_key",
+        "result_keys",
+        "seed",
+        "model",
+        "createdAt",
+        "updatedAt",
+        "finished_at",
     ]
     assert job["id"] == job["jobId"] == job["job_id"] == job_id and job["finished_at"] is None
     assert list(view) == [
-        "id", "user_id", "user_snap", "uncleaned_outfit", "cleaned_outfit", "outfit_try_on", "person_mask",
-        "category", "category_requested", "status", "error", "progress", "progress_step", "progress_steps",
-        "result_expired_at", "inputs_expired_at", "model", "seed", "createdAt", "updatedAt",
+        "id",
+        "user_id",
+        "user_snap",
+        "uncleaned_outfit",
+        "cleaned_outfit",
+        "outfit_try_on",
+        "person_mask",
+        "category",
+        "category_requested",
+        "status",
+        "error",
+        "progress",
+        "progress_step",
+        "progress_steps",
+        "result_expired_at",
+        "inputs_expired_at",
+        "model",
+        "seed",
+        "createdAt",
+        "updatedAt",
     ]
     for stamp in (job["createdAt"], job["updatedAt"], view["createdAt"], view["updatedAt"]):
         assert ISO_Z.match(stamp), stamp
@@ -211,7 +252,7 @@ def test_concurrent_get_or_create_with_one_key_makes_one_job(
         looked = threading.local()
         find = jobs._find_job
 
-        def find_then_wait(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        def find_then_wait(*args, **kwargs):
             found = find(*args, **kwargs)
             if not getattr(looked, "once", False):
                 looked.once = True
@@ -226,8 +267,12 @@ def test_concurrent_get_or_create_with_one_key_makes_one_job(
         start.wait(timeout=10)
         with session_scope(sessions) as session:
             job, created = jobs.get_or_create_job(
-                session, user_id=tryon.user_id, vton_id=tryon.id, job_type="try_on",
-                params={}, idempotency_key="double-click",
+                session,
+                user_id=tryon.user_id,
+                vton_id=tryon.id,
+                job_type="try_on",
+                params={},
+                idempotency_key="double-click",
             )
             return job.id, created
 

@@ -1,5 +1,6 @@
 """Processes die with their parent: gunicorn's workers with their master (even one killed
 with SIGKILL in the middle of a long request), children started with preexec_die_with_parent."""
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,13 @@ def test_a_busy_worker_dies_with_its_killed_master(tmp_path: Path, config: str) 
     port = free_port()
     env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": "1"}
     with open(tmp_path / "gunicorn.log", "wb") as log:
-        master = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", config, "tests.shared.slow_wsgi:app"],
-                                  cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        master = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", config, "tests.shared.slow_wsgi:app"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     workers: set[int] = set()
     try:
         assert wait_for(lambda: _answers(port), 30), (tmp_path / "gunicorn.log").read_text()

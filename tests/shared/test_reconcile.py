@@ -1,6 +1,7 @@
 """The reconciler (python -m shared.reconcile): a job with no progress past its deadline is
 sent again once from its row, then failed with its notification; pending notifications
 are published. On SQLite and on PostgreSQL, with a real Redis."""
+
 from __future__ import annotations
 
 import json
@@ -24,26 +25,36 @@ from shared.reconcile import Reconciler
 from shared.routing import NOTIFICATION_STREAM, prefixed, route_for
 from tests.functions.conftest import add_tryon, add_user, get_row, new_id, sessions_for
 
-PARAMS: dict[str, Any] = {"person_key": "uploads/u/p.jpg", "garment_key": "uploads/u/g.jpg", "category": "upper",
-                          "steps": 2}
+PARAMS: dict[str, Any] = {
+    "person_key": "uploads/u/p.jpg",
+    "garment_key": "uploads/u/g.jpg",
+    "category": "upper",
+    "steps": 2,
+}
 
 
 @pytest.fixture
-def world(settings: Settings, database_url: str, redis_server_url: str,
-          redis_prefix: str) -> Iterator[tuple[Reconciler, sessionmaker[Session], redis.Redis, str]]:
+def world(
+    settings: Settings, database_url: str, redis_server_url: str, redis_prefix: str
+) -> Iterator[tuple[Reconciler, sessionmaker[Session], redis.Redis, str]]:
     upgrade(database_url)
     sessions = sessions_for(database_url)
     client = redis.Redis.from_url(redis_server_url, decode_responses=True)
-    settings = settings.with_overrides(database_url=database_url, redis_url=redis_server_url,
-                                       redis_key_prefix=redis_prefix, job_queued_deadline_s=60,
-                                       job_running_deadline_s=120)
+    settings = settings.with_overrides(
+        database_url=database_url,
+        redis_url=redis_server_url,
+        redis_key_prefix=redis_prefix,
+        job_queued_deadline_s=60,
+        job_running_deadline_s=120,
+    )
     yield Reconciler(sessions, client, settings), sessions, client, redis_prefix
     client.close()
     sessions.kw["bind"].dispose()
 
 
-def make_job(sessions: sessionmaker[Session], *, status: str = "queued", idle_s: float = 0,
-             job_type: str = "try_on") -> tuple[str, str, str]:
+def make_job(
+    sessions: sessionmaker[Session], *, status: str = "queued", idle_s: float = 0, job_type: str = "try_on"
+) -> tuple[str, str, str]:
     user_id = add_user(sessions)
     params = PARAMS if job_type == "try_on" else {"garment_key": "uploads/u/g.jpg", "category": "auto"}
     vton_id, job_id = add_tryon(sessions, user_id, job_id=new_id(), job_type=job_type, params=params)
@@ -73,7 +84,8 @@ def test_a_stalled_job_is_sent_again_once_then_failed_and_told(world, caplog: py
     report = reconciler.run_once()
     assert report.reemitted == [job_id] and report.failed == []
     assert requests_on(client, prefix, t.TRYON_REQUESTED) == [
-        {"job_id": job_id, "user_id": user_id, "vton_id": vton_id, **PARAMS}]
+        {"job_id": job_id, "user_id": user_id, "vton_id": vton_id, **PARAMS}
+    ]
     job = get_row(sessions, Job, job_id)
     assert job.status == "queued" and job.reemitted_at is not None, "enqueue sends a queued job on again"
     assert get_row(sessions, Job, fresh).status == "running"
@@ -85,7 +97,7 @@ def test_a_stalled_job_is_sent_again_once_then_failed_and_told(world, caplog: py
     job, tryon = get_row(sessions, Job, job_id), get_row(sessions, TryOn, vton_id)
     assert job.status == "failed" and "No progress for 100 s while queued" in job.error
     assert tryon.status == "failed" and tryon.error == job.error
-    (_, fields), = client.xrange(prefixed(NOTIFICATION_STREAM, prefix))
+    ((_, fields),) = client.xrange(prefixed(NOTIFICATION_STREAM, prefix))
     message = json.loads(fields["message"])
     assert (message["job_id"], message["status"], message["error"]) == (job_id, "failed", job.error)
     assert f"job {job_id} of user {user_id} failed" in caplog.text
@@ -99,8 +111,8 @@ def test_a_stalled_tailor_job_gets_its_tailor_request(world) -> None:
     user_id, vton_id, job_id = make_job(sessions, status="queued", idle_s=61, job_type="tailor")
     assert reconciler.run_once().reemitted == [job_id]
     assert requests_on(client, prefix, t.TAILOR_REQUESTED) == [
-        {"job_id": job_id, "user_id": user_id, "vton_id": vton_id, "garment_key": "uploads/u/g.jpg",
-         "category": "auto"}]
+        {"job_id": job_id, "user_id": user_id, "vton_id": vton_id, "garment_key": "uploads/u/g.jpg", "category": "auto"}
+    ]
 
 
 def test_a_finished_job_is_left_alone(world) -> None:
@@ -115,12 +127,25 @@ def test_a_notification_a_crash_left_pending_is_published(world) -> None:
     reconciler, sessions, client, prefix = world
     user_id, vton_id, job_id = make_job(sessions, status="succeeded")
     with session_scope(sessions, write=True) as session:
-        row = add_to_outbox(session, completion_message(job_id=job_id, job_type="try_on", status="done",
-                                                        user_id=user_id, vton_id=vton_id, result_key="k", error=None))
+        row = add_to_outbox(
+            session,
+            completion_message(
+                job_id=job_id,
+                job_type="try_on",
+                status="done",
+                user_id=user_id,
+                vton_id=vton_id,
+                result_key="k",
+                error=None,
+            ),
+        )
         outbox_id = row.id
-        session.execute(update(OutboxMessage).where(OutboxMessage.id == outbox_id)
-                        .values(created_at=utcnow() - timedelta(seconds=60)))
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == outbox_id)
+            .values(created_at=utcnow() - timedelta(seconds=60))
+        )
     assert reconciler.run_once().notifications == 1
-    (entry_id, _), = client.xrange(prefixed(NOTIFICATION_STREAM, prefix))
+    ((entry_id, _),) = client.xrange(prefixed(NOTIFICATION_STREAM, prefix))
     assert get_row(sessions, OutboxMessage, outbox_id).stream_id == entry_id
     assert reconciler.run_once().notifications == 0

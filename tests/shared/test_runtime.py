@@ -1,4 +1,5 @@
 """shared.runtime (the CloudEvents Flask app) and shared.gunicorn_base."""
+
 from __future__ import annotations
 
 import json
@@ -98,8 +99,15 @@ def test_structured_event_is_handled(client, toy: Toy) -> None:
 
 
 def test_reply_event_comes_back_in_binary_mode(client, toy: Toy) -> None:
-    completed = {"job_id": JOB, "user_id": USER, "vton_id": VTON, "result_key": f"outputs/weaver/{USER}/{JOB}.png",
-                 "seed": 42, "model": "smoke", "metadata": {"steps": 50}}
+    completed = {
+        "job_id": JOB,
+        "user_id": USER,
+        "vton_id": VTON,
+        "result_key": f"outputs/weaver/{USER}/{JOB}.png",
+        "seed": 42,
+        "model": "smoke",
+        "metadata": {"steps": 50},
+    }
     toy.action = lambda event: make_event(t.WEAVE_COMPLETED, completed, source="/proteus/weave", id="reply-1")
     response = client.post("/", headers=curl_headers(), data=BODY)
     assert response.status_code == 200
@@ -119,7 +127,9 @@ def assert_error(response, status: int, code: str, field: str | None) -> dict:
 
 
 def test_missing_ce_id_is_400_naming_it(client, toy: Toy) -> None:
-    body = assert_error(client.post("/", headers=curl_headers(**{"ce-id": None}), data=BODY), 400, "invalid_event", "id")
+    body = assert_error(
+        client.post("/", headers=curl_headers(**{"ce-id": None}), data=BODY), 400, "invalid_event", "id"
+    )
     assert "ce-id" in body["message"]
     assert toy.events == []
 
@@ -160,8 +170,15 @@ def test_wrong_content_type_is_415(client, headers: dict) -> None:
 def test_knative_redis_stream_source_wrapper_reaches_the_function(client, toy: Toy) -> None:
     inner = make_event(t.WEAVE_PROGRESS, PROGRESS, source="/proteus/weave")
     fields = to_stream_fields(inner)
-    headers = curl_headers(**{"ce-type": REDIS_STREAM_SOURCE_TYPE, "ce-id": "1767225600000-0",
-                              "ce-source": "redis:6379/proteus:results", "ce-subject": None, "ce-userid": None})
+    headers = curl_headers(
+        **{
+            "ce-type": REDIS_STREAM_SOURCE_TYPE,
+            "ce-id": "1767225600000-0",
+            "ce-source": "redis:6379/proteus:results",
+            "ce-subject": None,
+            "ce-userid": None,
+        }
+    )
     response = client.post("/", headers=headers, data=json.dumps(["event", fields["event"], "type", fields["type"]]))
     assert response.status_code == 202
     assert toy.events[0].get_id() == inner.get_id() and event_data(toy.events[0]) == PROGRESS
@@ -217,7 +234,9 @@ def test_one_json_log_line_per_request(client, caplog) -> None:
         client.post("/", headers=curl_headers(**{"ce-type": "dev.nope"}), data=BODY)
     lines = [r.fields for r in caplog.records if hasattr(r, "fields")]
     assert [(x["type"], x["event_id"], x["status"], x["outcome"]) for x in lines] == [
-        (t.WEAVE_PROGRESS, "a1b2c3", 202, "ok"), ("dev.nope", "a1b2c3", 400, "rejected")]
+        (t.WEAVE_PROGRESS, "a1b2c3", 202, "ok"),
+        ("dev.nope", "a1b2c3", 400, "rejected"),
+    ]
     assert all(isinstance(x["ms"], float) and "job_id" in x and "trace_id" in x for x in lines)
     assert not any("data" in x for x in lines)  # ids and outcome only, never the event's data
 

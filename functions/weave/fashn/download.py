@@ -9,6 +9,7 @@ networks) and, unless --no-parser (the COMMERCIAL setting never loads it), the
 DWPose files against their published SHA-256); the network's tensors are checked by name
 and shape by the loader. Re-running skips files already complete.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,10 +37,20 @@ class Remote:
 FILES = (
     # 971,813,808 bf16 parameters + the 432-value buffer + the safetensors header: ~1.94 GB.
     Remote("fashn-ai/fashn-vton-1.5", "model.safetensors", WEIGHTS, min_size=1_943_000_000),
-    Remote("fashn-ai/DWPose", "yolox_l.onnx", DETECTOR, size=216_746_733,
-           sha256="7860ae79de6c89a3c1eb72ae9a2756c0ccfbe04b7791bb5880afabd97855a411"),
-    Remote("fashn-ai/DWPose", "dw-ll_ucoco_384.onnx", POSE_MODEL, size=134_399_116,
-           sha256="724f4ff2439ed61afb86fb8a1951ec39c6220682803b4a8bd4f598cd913b1843"),
+    Remote(
+        "fashn-ai/DWPose",
+        "yolox_l.onnx",
+        DETECTOR,
+        size=216_746_733,
+        sha256="7860ae79de6c89a3c1eb72ae9a2756c0ccfbe04b7791bb5880afabd97855a411",
+    ),
+    Remote(
+        "fashn-ai/DWPose",
+        "dw-ll_ucoco_384.onnx",
+        POSE_MODEL,
+        size=134_399_116,
+        sha256="724f4ff2439ed61afb86fb8a1951ec39c6220682803b4a8bd4f598cd913b1843",
+    ),
 )
 PARSER_REPO = "fashn-ai/fashn-human-parser"
 PARSER_FILES = ("config.json", "model.safetensors")
@@ -64,8 +75,10 @@ def check(path: Path, item: Remote) -> str | None:
     if size < item.min_size:
         return f"{path} is {size} bytes, expected at least {item.min_size}"
     if item.sha256 is not None and sha256_of(path) != item.sha256:
-        return (f"{path} has SHA-256 {sha256_of(path)}, expected {item.sha256} (the published hash of the "
-                f"yzd-v/DWPose file; the fashn-ai copy is believed identical)")
+        return (
+            f"{path} has SHA-256 {sha256_of(path)}, expected {item.sha256} (the published hash of the "
+            f"yzd-v/DWPose file; the fashn-ai copy is believed identical)"
+        )
     return None
 
 
@@ -93,7 +106,7 @@ def download(models_dir: Path, parser: bool = True, token: str | None = None) ->
             print(f"==> {PARSER_REPO}/{name} -> {root / PARSER_DIR / name}", flush=True)
             _fetch(PARSER_REPO, name, root / PARSER_DIR / name, token)
         weights = root / PARSER_DIR / "model.safetensors"
-        if (problem := check(weights, Remote(PARSER_REPO, "model.safetensors", "", min_size=PARSER_MIN_SIZE))):
+        if problem := check(weights, Remote(PARSER_REPO, "model.safetensors", "", min_size=PARSER_MIN_SIZE)):
             problems.append(problem)
     problems += [f"{p} is missing" for p in FashnFiles(root).missing(parser) if f"{p} is missing" not in problems]
     return problems
@@ -102,15 +115,17 @@ def download(models_dir: Path, parser: bool = True, token: str | None = None) ->
 def main(argv: list[str] | None = None) -> int:
     import os
 
-    parser = argparse.ArgumentParser(prog="python -m functions.weave.fashn.download",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m functions.weave.fashn.download", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
-    parser.add_argument("--no-parser", action="store_true",
-                        help="skip the non-commercial human parser (COMMERCIAL deployments)")
+    parser.add_argument(
+        "--no-parser", action="store_true", help="skip the non-commercial human parser (COMMERCIAL deployments)"
+    )
     args = parser.parse_args(argv)
     try:
         problems = download(args.models_dir, not args.no_parser, os.environ.get("HF_TOKEN") or None)
-    except Exception as exc:  # noqa: BLE001 - say what failed
+    except Exception as exc:
         print(f"FASHN VTON download failed: {exc}", file=sys.stderr)
         return 1
     if problems:

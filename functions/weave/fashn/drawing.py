@@ -3,6 +3,7 @@
 Order: limbs (filled ellipses on their own layer, x 0.6), body points, hands, face; later
 shapes overwrite earlier ones. Coordinates are int(x * W), int(y * H).
 """
+
 from __future__ import annotations
 
 import math
@@ -12,9 +13,26 @@ import numpy as np
 
 from functions.weave.fashn.pose import Pose
 
-LIMBS = ((1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12),
-         (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17))
-LIMB_GREYS = np.linspace(20, 240, 18).astype(np.uint8)[:len(LIMBS)]
+LIMBS = (
+    (1, 2),
+    (1, 5),
+    (2, 3),
+    (3, 4),
+    (5, 6),
+    (6, 7),
+    (1, 8),
+    (8, 9),
+    (9, 10),
+    (1, 11),
+    (11, 12),
+    (12, 13),
+    (1, 0),
+    (0, 14),
+    (14, 16),
+    (0, 15),
+    (15, 17),
+)
+LIMB_GREYS = np.linspace(20, 240, 18).astype(np.uint8)[: len(LIMBS)]
 LIMB_LAYER_FACTOR = 0.6
 LIMB_HALF_WIDTH = 4
 POINT_RADIUS = 4
@@ -48,8 +66,9 @@ def draw_pose(pose: Pose, height: int, width: int) -> np.ndarray:
         (xa, ya), (xb, yb) = pixels[a], pixels[b]
         length = math.hypot(xa - xb, ya - yb)
         angle = int(math.degrees(math.atan2(ya - yb, xa - xb)))
-        polygon = cv2.ellipse2Poly(((xa + xb) // 2, (ya + yb) // 2), (int(length) // 2, LIMB_HALF_WIDTH), angle,
-                                   0, 360, 1)
+        polygon = cv2.ellipse2Poly(
+            ((xa + xb) // 2, (ya + yb) // 2), (int(length) // 2, LIMB_HALF_WIDTH), angle, 0, 360, 1
+        )
         cv2.fillConvexPoly(layer, polygon, int(LIMB_GREYS[i]))
     canvas = (layer * LIMB_LAYER_FACTOR).astype(np.uint8)
     for point, (x, y) in enumerate(pixels):

@@ -13,6 +13,7 @@ Folder layout (real weights under `models_dir/fashn-vton-1.5`, the smoke model u
 naming every missing, unexpected or mis-shaped tensor and any size read from the weights
 that disagrees with the configuration.
 """
+
 from __future__ import annotations
 
 import json
@@ -112,8 +113,11 @@ def architecture_of(shapes: dict[str, tuple[int, ...]]) -> dict[str, int]:
         found["channels_in"] = (s[1] - 1) // 2
     if (s := shapes.get("y_embedder.weight")) is not None:
         found["n_classes"] = s[0] - 1
-    for depth, prefix in (("patch_mixer_depth", "x_patch_mixer"), ("double_blocks_depth", "double_blocks"),
-                          ("single_blocks_depth", "single_blocks")):
+    for depth, prefix in (
+        ("patch_mixer_depth", "x_patch_mixer"),
+        ("double_blocks_depth", "double_blocks"),
+        ("single_blocks_depth", "single_blocks"),
+    ):
         indices = {int(m.group(1)) for k in shapes if (m := re.match(rf"{prefix}\.(\d+)\.", k))}
         found[depth] = max(indices) + 1 if indices else 0
     return found
@@ -124,10 +128,16 @@ def check_state_dict(shapes: dict[str, tuple[int, ...]], config: TryOnConfig, so
     expected = expected_shapes(config)
     problems = []
     read = architecture_of(shapes)
-    wanted = {"hidden_size": config.hidden_size, "head_dim": config.head_dim, "patch_size": config.patch_size,
-              "channels_in": config.channels_in, "n_classes": config.n_classes,
-              "patch_mixer_depth": config.patch_mixer_depth, "double_blocks_depth": config.double_blocks_depth,
-              "single_blocks_depth": config.single_blocks_depth}
+    wanted = {
+        "hidden_size": config.hidden_size,
+        "head_dim": config.head_dim,
+        "patch_size": config.patch_size,
+        "channels_in": config.channels_in,
+        "n_classes": config.n_classes,
+        "patch_mixer_depth": config.patch_mixer_depth,
+        "double_blocks_depth": config.double_blocks_depth,
+        "single_blocks_depth": config.single_blocks_depth,
+    }
     disagree = [f"{k} {read[k]} (configured {v})" for k, v in wanted.items() if k in read and read[k] != v]
     if disagree:
         problems.append(f"the weights say {', '.join(disagree)}")
@@ -137,17 +147,23 @@ def check_state_dict(shapes: dict[str, tuple[int, ...]], config: TryOnConfig, so
         problems.append(f"{len(missing)} missing: {_listed(missing)}")
     if extra:
         problems.append(f"{len(extra)} unexpected: {_listed(extra)}")
-    wrong = [f"{k} {tuple(shapes[k])} (expected {expected[k]})" for k in sorted(set(shapes) & set(expected))
-             if tuple(shapes[k]) != expected[k]]
+    wrong = [
+        f"{k} {tuple(shapes[k])} (expected {expected[k]})"
+        for k in sorted(set(shapes) & set(expected))
+        if tuple(shapes[k]) != expected[k]
+    ]
     if wrong:
         problems.append(f"{len(wrong)} with the wrong shape: {_listed(wrong)}")
     if problems:
-        raise CheckpointError(f"{source} does not match the FASHN VTON network ({len(expected)} tensors "
-                              f"expected, {len(shapes)} found): " + "; ".join(problems))
+        raise CheckpointError(
+            f"{source} does not match the FASHN VTON network ({len(expected)} tensors "
+            f"expected, {len(shapes)} found): " + "; ".join(problems)
+        )
 
 
-def load_transformer(files: FashnFiles, device: torch.device, dtype: torch.dtype,
-                     config: TryOnConfig | None = None) -> TryOnModel:
+def load_transformer(
+    files: FashnFiles, device: torch.device, dtype: torch.dtype, config: TryOnConfig | None = None
+) -> TryOnModel:
     """The network with every tensor of the checkpoint checked by name and shape."""
     from safetensors.torch import load_file
 
@@ -171,9 +187,15 @@ def save_transformer(model: TryOnModel, root: Path, dtype: torch.dtype = torch.b
     (root / CONFIG).write_text(json.dumps(model.config.to_dict(), indent=2))
 
 
-def load_fashn_pipeline(root: Path, *, device: torch.device, dtype: torch.dtype, parser: bool = True,
-                        safety: tuple[object | None, object | None] = (None, None), options: object | None = None,
-                        ) -> FashnVTONPipeline:
+def load_fashn_pipeline(
+    root: Path,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    parser: bool = True,
+    safety: tuple[object | None, object | None] = (None, None),
+    options: object | None = None,
+) -> FashnVTONPipeline:
     """The pipeline from a folder in the layout above. `parser=False` (the commercial setting)
     neither needs nor loads the non-commercial human parser."""
     from functions.weave.fashn.parsing import HumanParser
@@ -184,8 +206,9 @@ def load_fashn_pipeline(root: Path, *, device: torch.device, dtype: torch.dtype,
     files = FashnFiles(Path(root))
     absent = files.missing(parser)
     if absent:
-        raise DependencyUnavailable(f"FASHN VTON files incomplete, missing: {', '.join(map(str, absent))} "
-                                    f"(run `make models`)")
+        raise DependencyUnavailable(
+            f"FASHN VTON files incomplete, missing: {', '.join(map(str, absent))} (run `make models`)"
+        )
     transformer = load_transformer(files, device, dtype)
     pose = DWPose.from_files(files.detector, files.pose_model, device=str(device))
     human_parser = HumanParser.from_pretrained(files.parser, device=str(device)) if parser else None
@@ -193,8 +216,22 @@ def load_fashn_pipeline(root: Path, *, device: torch.device, dtype: torch.dtype,
     if files.is_smoke and opts.num_threads is None:
         opts.num_threads = json.loads((files.root / SMOKE_MARKER).read_text()).get("num_threads")
     checker, extractor = safety
-    pipe = FashnVTONPipeline(transformer, pose, human_parser, safety_checker=checker, feature_extractor=extractor,
-                             model_name=MODEL_NAME, options=opts, is_smoke=files.is_smoke)
-    logger.info("loaded %s%s on %s as %s (human parser %s)", MODEL_NAME, " (SMOKE weights)" if files.is_smoke else "",
-                device, dtype, "loaded" if parser else "off: commercial")
+    pipe = FashnVTONPipeline(
+        transformer,
+        pose,
+        human_parser,
+        safety_checker=checker,
+        feature_extractor=extractor,
+        model_name=MODEL_NAME,
+        options=opts,
+        is_smoke=files.is_smoke,
+    )
+    logger.info(
+        "loaded %s%s on %s as %s (human parser %s)",
+        MODEL_NAME,
+        " (SMOKE weights)" if files.is_smoke else "",
+        device,
+        dtype,
+        "loaded" if parser else "off: commercial",
+    )
     return pipe

@@ -11,6 +11,7 @@ embedding of 1000 t (cosines first) through an MLP, plus a class embedding (row 
 `TryOnConfig` holds what the weights cannot say (input_shape, axes_dim, theta) beside the
 sizes; `TryOnConfig.tiny()` is the test architecture of the spec.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,7 +72,7 @@ class TryOnConfig:
 
     @property
     def patch_dim(self) -> int:
-        return self.channels_in * self.patch_size ** 2
+        return self.channels_in * self.patch_size**2
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -82,14 +83,23 @@ class TryOnConfig:
     @classmethod
     def from_dict(cls, data: dict) -> TryOnConfig:
         known = {f.name for f in fields(cls)} - {"extra"}
-        return cls(**{k: v for k, v in data.items() if k in known},
-                   extra={k: v for k, v in data.items() if k not in known})
+        return cls(
+            **{k: v for k, v in data.items() if k in known}, extra={k: v for k, v in data.items() if k not in known}
+        )
 
     @classmethod
     def tiny(cls) -> TryOnConfig:
         """The spec's test architecture: 48 x 32 pixels, 12 x 8 patches, 591,536 parameters."""
-        return cls(input_shape=(48, 32), hidden_size=64, n_heads=2, axes_dim=(8, 12, 12), patch_size=4,
-                   double_blocks_depth=2, single_blocks_depth=2, patch_mixer_depth=2)
+        return cls(
+            input_shape=(48, 32),
+            hidden_size=64,
+            n_heads=2,
+            axes_dim=(8, 12, 12),
+            patch_size=4,
+            double_blocks_depth=2,
+            single_blocks_depth=2,
+            patch_mixer_depth=2,
+        )
 
 
 # -- building blocks ------------------------------------------------------------------------
@@ -173,8 +183,9 @@ def _heads(qkv: torch.Tensor, n_heads: int) -> tuple[torch.Tensor, torch.Tensor,
     return q, k, v
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: tuple[torch.Tensor, torch.Tensor]
-              ) -> torch.Tensor:
+def attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: tuple[torch.Tensor, torch.Tensor]
+) -> torch.Tensor:
     """RoPE on q and k, plain scaled dot-product attention, heads joined: (B, L, H * D)."""
     out = F.scaled_dot_product_attention(apply_rope(q, table), apply_rope(k, table), v)
     b, h, length, d = out.shape
@@ -229,25 +240,33 @@ class DoubleStreamBlock(nn.Module):
         for stream in ("img", "txt"):
             setattr(self, f"{stream}_mod", Modulation(hidden, 6))
             setattr(self, f"{stream}_attn", SelfAttention(hidden, n_heads, qkv_bias))
-            setattr(self, f"{stream}_mlp", nn.Sequential(
-                nn.Linear(hidden, mlp_hidden), nn.GELU(approximate="tanh"), nn.Linear(mlp_hidden, hidden)))
+            setattr(
+                self,
+                f"{stream}_mlp",
+                nn.Sequential(
+                    nn.Linear(hidden, mlp_hidden), nn.GELU(approximate="tanh"), nn.Linear(mlp_hidden, hidden)
+                ),
+            )
 
-    def _qkv(self, stream: str, h: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _qkv(
+        self, stream: str, h: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         attn: SelfAttention = getattr(self, f"{stream}_attn")
         q, k, v = _heads(attn.qkv((1 + scale) * _layer_norm(h) + shift), self.n_heads)
         q, k = attn.norm(q, k, v)
         return q, k, v
 
-    def forward(self, img: torch.Tensor, txt: torch.Tensor, vec: torch.Tensor,
-                table: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, img: torch.Tensor, txt: torch.Tensor, vec: torch.Tensor, table: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         img_mod, txt_mod = self.img_mod(vec), self.txt_mod(vec)
         img_q, img_k, img_v = self._qkv("img", img, img_mod[0], img_mod[1])
         txt_q, txt_k, txt_v = self._qkv("txt", txt, txt_mod[0], txt_mod[1])
         # Joint attention in token order [garment; person].
-        joint = attention(torch.cat([txt_q, img_q], dim=2), torch.cat([txt_k, img_k], dim=2),
-                          torch.cat([txt_v, img_v], dim=2), table)
-        txt_out, img_out = joint[:, :txt.shape[1]], joint[:, txt.shape[1]:]
+        joint = attention(
+            torch.cat([txt_q, img_q], dim=2), torch.cat([txt_k, img_k], dim=2), torch.cat([txt_v, img_v], dim=2), table
+        )
+        txt_out, img_out = joint[:, : txt.shape[1]], joint[:, txt.shape[1] :]
         outs = []
         for stream, h, out, mod in (("img", img, img_out, img_mod), ("txt", txt, txt_out, txt_mod)):
             shift1, scale1, gate1, shift2, scale2, gate2 = mod
@@ -270,8 +289,7 @@ class SingleStreamBlock(nn.Module):
 
     def forward(self, h: torch.Tensor, vec: torch.Tensor, table: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         shift, scale, gate = self.modulation(vec)
-        qkv, mlp = self.linear1((1 + scale) * _layer_norm(h) + shift).split(
-            [3 * self.hidden, self.mlp_hidden], dim=-1)
+        qkv, mlp = self.linear1((1 + scale) * _layer_norm(h) + shift).split([3 * self.hidden, self.mlp_hidden], dim=-1)
         q, k, v = _heads(qkv, self.n_heads)
         q, k = self.norm(q, k, v)
         out = attention(q, k, v, table)
@@ -308,12 +326,15 @@ class TryOnModel(nn.Module):
         self.y_embedder = nn.Embedding(c.n_classes + 1, hidden)
         self.x_embedder = PatchEmbed(2 * c.channels_in + 1, hidden, c.patch_size)
         self.garment_embedder = PatchEmbed(c.channels_in + 1, hidden, c.patch_size)
-        self.x_patch_mixer = nn.ModuleList(SingleStreamBlock(hidden, c.n_heads, mlp)
-                                           for _ in range(c.patch_mixer_depth))
-        self.double_blocks = nn.ModuleList(DoubleStreamBlock(hidden, c.n_heads, mlp, c.qkv_bias)
-                                           for _ in range(c.double_blocks_depth))
-        self.single_blocks = nn.ModuleList(SingleStreamBlock(hidden, c.n_heads, mlp)
-                                           for _ in range(c.single_blocks_depth))
+        self.x_patch_mixer = nn.ModuleList(
+            SingleStreamBlock(hidden, c.n_heads, mlp) for _ in range(c.patch_mixer_depth)
+        )
+        self.double_blocks = nn.ModuleList(
+            DoubleStreamBlock(hidden, c.n_heads, mlp, c.qkv_bias) for _ in range(c.double_blocks_depth)
+        )
+        self.single_blocks = nn.ModuleList(
+            SingleStreamBlock(hidden, c.n_heads, mlp) for _ in range(c.single_blocks_depth)
+        )
         self.final_layer = FinalLayer(hidden, c.patch_dim)
         self.register_buffer("patch_mixer_token", torch.zeros(1, 1, c.patch_dim))  # stored, unused
         self._tables: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -334,15 +355,25 @@ class TryOnModel(nn.Module):
             self._tables[key] = rope_table(grid_ids(rows, cols, device), self.config.axes_dim, self.config.theta)
         return self._tables[key]
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, ca: torch.Tensor, person_pose: torch.Tensor,
-                garment: torch.Tensor, garment_pose: torch.Tensor, category: torch.Tensor,
-                keep: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        ca: torch.Tensor,
+        person_pose: torch.Tensor,
+        garment: torch.Tensor,
+        garment_pose: torch.Tensor,
+        category: torch.Tensor,
+        keep: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         c = self.config
         if tuple(x.shape[-2:]) != c.input_shape:
             raise ValueError(f"the network takes exactly {c.input_shape} pixels, got {tuple(x.shape[-2:])}")
         if keep is not None:
-            conds = [torch.where(keep.view(-1, 1, 1, 1), image, torch.zeros_like(image))
-                     for image in (ca, person_pose, garment, garment_pose)]
+            conds = [
+                torch.where(keep.view(-1, 1, 1, 1), image, torch.zeros_like(image))
+                for image in (ca, person_pose, garment, garment_pose)
+            ]
             ca, person_pose, garment, garment_pose = conds
             category = torch.where(keep, category, torch.zeros_like(category))
         img = self.x_embedder(torch.cat([x, ca, person_pose], dim=1))
@@ -357,7 +388,7 @@ class TryOnModel(nn.Module):
         h = torch.cat([txt, img], dim=1)
         for block in self.single_blocks:
             h = block(h, vec, joint_table)
-        out = self.final_layer(h[:, txt.shape[1]:], vec)
+        out = self.final_layer(h[:, txt.shape[1] :], vec)
         return self.unpatchify(out)
 
     def unpatchify(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -391,8 +422,15 @@ def flops_per_row(config: TryOnConfig) -> float:
     def single(tokens: int) -> float:
         return linear(tokens, h, 3 * h + m) + linear(tokens, h + m, h) + attn(tokens)
 
-    embed = linear(n, (2 * c.channels_in + 1) * c.patch_size ** 2, h) + linear(n, (c.channels_in + 1) * c.patch_size ** 2, h)
+    embed = linear(n, (2 * c.channels_in + 1) * c.patch_size**2, h) + linear(
+        n, (c.channels_in + 1) * c.patch_size**2, h
+    )
     double = 2 * (linear(n, h, 3 * h) + linear(n, h, h) + linear(n, h, m) + linear(n, m, h)) + attn(2 * n)
     final = linear(n, h, c.patch_dim)
-    return (embed + c.patch_mixer_depth * single(n) + c.double_blocks_depth * double
-            + c.single_blocks_depth * single(2 * n) + final)
+    return (
+        embed
+        + c.patch_mixer_depth * single(n)
+        + c.double_blocks_depth * double
+        + c.single_blocks_depth * single(2 * n)
+        + final
+    )

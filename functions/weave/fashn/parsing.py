@@ -5,6 +5,7 @@
 `parse(rgb)` returns the (H, W) uint8 label map at the image's own size.
 `garment_image` and `clothing_agnostic` build the two conditioning images (spec steps 5-7).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,26 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-LABELS = ("background", "face", "hair", "top", "dress", "skirt", "pants", "belt", "bag", "hat", "scarf",
-          "glasses", "arms", "hands", "legs", "feet", "torso", "jewelry")
+LABELS = (
+    "background",
+    "face",
+    "hair",
+    "top",
+    "dress",
+    "skirt",
+    "pants",
+    "belt",
+    "bag",
+    "hat",
+    "scarf",
+    "glasses",
+    "arms",
+    "hands",
+    "legs",
+    "feet",
+    "torso",
+    "jewelry",
+)
 L = {name: i for i, name in enumerate(LABELS)}
 PARSER_SIZE = (576, 384)  # height, width the parser sees (stretched)
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -67,8 +86,9 @@ class HumanParser:
         out: Any = self.model(torch.from_numpy(np.ascontiguousarray(x)).to(self.device))
         logits = out.logits if hasattr(out, "logits") else out
         if logits.shape[1] != len(LABELS):
-            raise ParserModelError(f"the human parser returned {logits.shape[1]} label channels, "
-                                   f"expected {len(LABELS)}")
+            raise ParserModelError(
+                f"the human parser returned {logits.shape[1]} label channels, expected {len(LABELS)}"
+            )
         logits = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
         return logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
 
@@ -102,7 +122,7 @@ def _box(mask: np.ndarray) -> np.ndarray:
     box = np.zeros_like(mask)
     rows, cols = np.where(mask)
     if rows.size:
-        box[rows.min():rows.max() + 1, cols.min():cols.max() + 1] = True
+        box[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] = True
     return box
 
 

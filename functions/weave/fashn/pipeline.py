@@ -16,6 +16,7 @@ The only random draw is each request's initial noise, from its own generator see
 its seed, in the working dtype on the working device: a seed fixes the image, and a
 request gives the same image alone or in a batch.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,14 @@ from shared.errors import BadRequest, LicenceRestricted
 from shared.observability import tracing
 
 MODEL_NAME = "fashn-vton-1.5"
-FASHN_CATEGORIES = {"upper": "tops", "lower": "bottoms", "overall": "one-pieces",
-                    "tops": "tops", "bottoms": "bottoms", "one-pieces": "one-pieces"}
+FASHN_CATEGORIES = {
+    "upper": "tops",
+    "lower": "bottoms",
+    "overall": "one-pieces",
+    "tops": "tops",
+    "bottoms": "bottoms",
+    "one-pieces": "one-pieces",
+}
 CLASS_IDS = {"tops": 1, "bottoms": 2, "one-pieces": 3}
 PHOTO_TYPES = ("model", "flat-lay")
 DEFAULT_STEPS = 30
@@ -99,9 +106,17 @@ class Conditioning:
 class FashnVTONPipeline:
     """Pose + parsing pre-processing, the MMDiT with guided Euler sampling, output crop."""
 
-    def __init__(self, transformer: TryOnModel, pose_estimator: DWPose, human_parser: HumanParser | None = None,
-                 safety_checker: Any = None, feature_extractor: Any = None, model_name: str = MODEL_NAME,
-                 options: PipelineOptions | None = None, is_smoke: bool = False) -> None:
+    def __init__(
+        self,
+        transformer: TryOnModel,
+        pose_estimator: DWPose,
+        human_parser: HumanParser | None = None,
+        safety_checker: Any = None,
+        feature_extractor: Any = None,
+        model_name: str = MODEL_NAME,
+        options: PipelineOptions | None = None,
+        is_smoke: bool = False,
+    ) -> None:
         self.transformer = transformer
         self.is_smoke = is_smoke  # tiny random weights: results are noise
         self.pose_estimator = pose_estimator
@@ -134,44 +149,72 @@ class FashnVTONPipeline:
         """Validate one request and decode its images; typed errors name the value."""
         p, r = _prefix(index), request
         if r.category not in FASHN_CATEGORIES:
-            raise BadRequest(f"{p}category must be one of {', '.join(FASHN_CATEGORIES)}, got {r.category!r}",
-                             field="category")
+            raise BadRequest(
+                f"{p}category must be one of {', '.join(FASHN_CATEGORIES)}, got {r.category!r}", field="category"
+            )
         if r.garment_photo_type not in PHOTO_TYPES:
-            raise BadRequest(f"{p}garment_photo_type must be model or flat-lay, got {r.garment_photo_type!r}",
-                             field="garment_photo_type")
+            raise BadRequest(
+                f"{p}garment_photo_type must be model or flat-lay, got {r.garment_photo_type!r}",
+                field="garment_photo_type",
+            )
         if not isinstance(r.segmentation_free, bool):
-            raise BadRequest(f"{p}segmentation_free must be true or false, got {r.segmentation_free!r}",
-                             field="segmentation_free")
+            raise BadRequest(
+                f"{p}segmentation_free must be true or false, got {r.segmentation_free!r}", field="segmentation_free"
+            )
         if not _is_int(r.steps) or not STEPS_RANGE[0] <= r.steps <= STEPS_RANGE[1]:
-            raise BadRequest(f"{p}steps must be an integer in {STEPS_RANGE[0]}..{STEPS_RANGE[1]} for "
-                             f"{self.model_name}, got {r.steps!r}", field="steps")
-        if (isinstance(r.guidance, bool) or not isinstance(r.guidance, (int, float)) or not math.isfinite(r.guidance)
-                or not GUIDANCE_RANGE[0] <= r.guidance <= GUIDANCE_RANGE[1]):
-            raise BadRequest(f"{p}guidance must be a number in {GUIDANCE_RANGE[0]:g}..{GUIDANCE_RANGE[1]:g} for "
-                             f"{self.model_name}, got {r.guidance!r}", field="guidance")
+            raise BadRequest(
+                f"{p}steps must be an integer in {STEPS_RANGE[0]}..{STEPS_RANGE[1]} for "
+                f"{self.model_name}, got {r.steps!r}",
+                field="steps",
+            )
+        if (
+            isinstance(r.guidance, bool)
+            or not isinstance(r.guidance, (int, float))
+            or not math.isfinite(r.guidance)
+            or not GUIDANCE_RANGE[0] <= r.guidance <= GUIDANCE_RANGE[1]
+        ):
+            raise BadRequest(
+                f"{p}guidance must be a number in {GUIDANCE_RANGE[0]:g}..{GUIDANCE_RANGE[1]:g} for "
+                f"{self.model_name}, got {r.guidance!r}",
+                field="guidance",
+            )
         if not _is_int(r.skip_cfg_last_n) or not 0 <= r.skip_cfg_last_n <= r.steps:
-            raise BadRequest(f"{p}skip_cfg_last_n must be an integer in 0..steps ({r.steps}), got "
-                             f"{r.skip_cfg_last_n!r}", field="skip_cfg_last_n")
+            raise BadRequest(
+                f"{p}skip_cfg_last_n must be an integer in 0..steps ({r.steps}), got {r.skip_cfg_last_n!r}",
+                field="skip_cfg_last_n",
+            )
         if r.seed is not None and (not _is_int(r.seed) or not 0 <= r.seed <= MAX_SEED):
             raise BadRequest(f"{p}seed must be an integer in 0..{MAX_SEED}, got {r.seed!r}", field="seed")
         if self.human_parser is None and r.needs_parser():
-            needs = [what for what, used in (("garment_photo_type 'model' (the worn garment is cut out)",
-                                               r.garment_photo_type == "model"),
-                                              ("segmentation_free false (the person is masked)",
-                                               not r.segmentation_free)) if used]
+            needs = [
+                what
+                for what, used in (
+                    ("garment_photo_type 'model' (the worn garment is cut out)", r.garment_photo_type == "model"),
+                    ("segmentation_free false (the person is masked)", not r.segmentation_free),
+                )
+                if used
+            ]
             raise LicenceRestricted(
                 f"{p}{' and '.join(needs)} needs {PARSER_LICENCE}, which this commercial deployment does not "
                 f"run; send a product-shot garment with garment_photo_type 'flat-lay' and segmentation_free true",
-                field="garment_photo_type" if r.garment_photo_type == "model" else "segmentation_free")
+                field="garment_photo_type" if r.garment_photo_type == "model" else "segmentation_free",
+            )
         person = _as_image(r.person, "person image", index)
         garment = _as_image(r.garment, "garment image", index)
-        return FashnChecked(r, -1 if index is None else index, FASHN_CATEGORIES[r.category], person, garment,
-                            seed=0 if r.seed is None else int(r.seed))
+        return FashnChecked(
+            r,
+            -1 if index is None else index,
+            FASHN_CATEGORIES[r.category],
+            person,
+            garment,
+            seed=0 if r.seed is None else int(r.seed),
+        )
 
     # -- the call ------------------------------------------------------------------------
 
-    def __call__(self, requests: Sequence[FashnRequest] | FashnRequest,
-                 callback: Callable[[int, int], None] | None = None) -> list[TryOnResult]:
+    def __call__(
+        self, requests: Sequence[FashnRequest] | FashnRequest, callback: Callable[[int, int], None] | None = None
+    ) -> list[TryOnResult]:
         """Run try-ons; requests with the same steps share network calls. Results keep order."""
         # 1. Check every request before any heavy work.
         if isinstance(requests, FashnRequest):
@@ -194,7 +237,7 @@ class FashnVTONPipeline:
         for item in items:
             groups.setdefault((item.request.steps, item.request.skip_cfg_last_n), []).append(item)
         size = max(1, self.options.max_batch_size)
-        return [g[i:i + size] for g in groups.values() for i in range(0, len(g), size)]
+        return [g[i : i + size] for g in groups.values() for i in range(0, len(g), size)]
 
     @torch.inference_mode()
     def run_checked(self, checked: list[FashnChecked], progress: _Progress | None = None) -> list[TryOnResult]:
@@ -223,44 +266,93 @@ class FashnVTONPipeline:
         # 3. Pre-process: pose, parsing, clothing-agnostic and garment images, fit and pad.
         with tracing.span("weave preprocess", attributes={"proteus.batch_size": len(items)}):
             conds = [self.prepare(item) for item in items]
-        batch = {name: torch.stack([getattr(c, name) for c in conds]).to(device=device, dtype=dtype)
-                 for name in ("ca", "person_pose", "garment", "garment_pose")}
+        batch = {
+            name: torch.stack([getattr(c, name) for c in conds]).to(device=device, dtype=dtype)
+            for name in ("ca", "person_pose", "garment", "garment_pose")
+        }
         category = torch.tensor([CLASS_IDS[it.category] for it in items], dtype=torch.int64, device=device)
         # 4. Initial noise: each request's first draw from its own generator, in the working dtype.
         h, w = self.transformer.config.input_shape
         gen_device = device if device.type == "cuda" else torch.device("cpu")
-        noise = torch.cat([torch.randn((1, 3, h, w), generator=torch.Generator(gen_device).manual_seed(it.seed),
-                                       device=gen_device, dtype=dtype) for it in items]).to(device)
-        guidance = torch.tensor([float(it.request.guidance) for it in items], dtype=dtype,
-                                device=device).view(-1, 1, 1, 1)
+        noise = torch.cat(
+            [
+                torch.randn(
+                    (1, 3, h, w),
+                    generator=torch.Generator(gen_device).manual_seed(it.seed),
+                    device=gen_device,
+                    dtype=dtype,
+                )
+                for it in items
+            ]
+        ).to(device)
+        guidance = torch.tensor([float(it.request.guidance) for it in items], dtype=dtype, device=device).view(
+            -1, 1, 1, 1
+        )
 
         # 5. Guided Euler steps over [conditional; null] rows.
         def velocity(x: torch.Tensor, t: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
             doubled = {k: torch.cat([v, v]) for k, v in batch.items()}
             if self.options.cuda_graphs:
                 torch.compiler.cudagraph_mark_step_begin()
-            return self._network(x, t, doubled["ca"], doubled["person_pose"], doubled["garment"],
-                                 doubled["garment_pose"], torch.cat([category, category]), keep)
+            return self._network(
+                x,
+                t,
+                doubled["ca"],
+                doubled["person_pose"],
+                doubled["garment"],
+                doubled["garment_pose"],
+                torch.cat([category, category]),
+                keep,
+            )
 
         first = items[0].request
         with tracing.span("weave denoise", attributes={"proteus.steps": first.steps, "proteus.batch_size": len(items)}):
-            x = euler_sample(velocity, noise, first.steps, guidance, skip_cfg_last_n=first.skip_cfg_last_n,
-                             step_done=lambda _k, _n: step_done())
+            x = euler_sample(
+                velocity,
+                noise,
+                first.steps,
+                guidance,
+                skip_cfg_last_n=first.skip_cfg_last_n,
+                step_done=lambda _k, _n: step_done(),
+            )
         # 6. Output: float32, clamp, truncate to 8 bits, crop the person's padding.
         images = [to_image(x[i], c.padding) for i, c in enumerate(conds)]
         # 7. Safety check.
-        verdicts = safety_verdicts(self.safety_checker, self.feature_extractor, device, images,
-                                   [it.request.safety_check for it in items],
-                                   [f"request {it.index} (seed {it.seed})" for it in items])
+        verdicts = safety_verdicts(
+            self.safety_checker,
+            self.feature_extractor,
+            device,
+            images,
+            [it.request.safety_check for it in items],
+            [f"request {it.index} (seed {it.seed})" for it in items],
+        )
         seconds = round(time.perf_counter() - start, 4)
-        return [TryOnResult(image=image, seed=it.seed, nsfw=nsfw, metadata={
-            "model": self.model_name, "category": it.request.category, "fashn_category": it.category,
-            "garment_photo_type": it.request.garment_photo_type, "segmentation_free": it.request.segmentation_free,
-            "steps": it.request.steps, "guidance": it.request.guidance, "skip_cfg_last_n": it.request.skip_cfg_last_n,
-            "seed": it.seed, "height": image.height, "width": image.width, "safety": safety,
-            "device": str(device), "dtype": str(dtype).removeprefix("torch."), "batch_size": len(items),
-            "seconds": seconds,
-        }) for it, image, c, (nsfw, safety) in zip(items, images, conds, verdicts)]
+        return [
+            TryOnResult(
+                image=image,
+                seed=it.seed,
+                nsfw=nsfw,
+                metadata={
+                    "model": self.model_name,
+                    "category": it.request.category,
+                    "fashn_category": it.category,
+                    "garment_photo_type": it.request.garment_photo_type,
+                    "segmentation_free": it.request.segmentation_free,
+                    "steps": it.request.steps,
+                    "guidance": it.request.guidance,
+                    "skip_cfg_last_n": it.request.skip_cfg_last_n,
+                    "seed": it.seed,
+                    "height": image.height,
+                    "width": image.width,
+                    "safety": safety,
+                    "device": str(device),
+                    "dtype": str(dtype).removeprefix("torch."),
+                    "batch_size": len(items),
+                    "seconds": seconds,
+                },
+            )
+            for it, image, c, (nsfw, safety) in zip(items, images, conds, verdicts)
+        ]
 
     def prepare(self, item: FashnChecked) -> Conditioning:
         """Spec steps 1-9 for one request: the four conditioning tensors and the person padding."""
@@ -271,8 +363,7 @@ class FashnVTONPipeline:
         garment = np.asarray(pre_resize(item.garment, max(h, w)).convert("RGB"))
         person_pose = draw_pose(self.pose_estimator(np.ascontiguousarray(person[:, :, ::-1])), *person.shape[:2])
         if request.garment_photo_type == "model":
-            garment_pose = draw_pose(self.pose_estimator(np.ascontiguousarray(garment[:, :, ::-1])),
-                                     *garment.shape[:2])
+            garment_pose = draw_pose(self.pose_estimator(np.ascontiguousarray(garment[:, :, ::-1])), *garment.shape[:2])
         else:
             garment_pose = draw_pose(Pose.empty(), *garment.shape[:2])
         ca = person

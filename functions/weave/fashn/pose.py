@@ -6,6 +6,7 @@ names and the pose model's input size are read from the sessions); `DWPose.from_
 opens them on the CPU or CUDA provider and checks their signatures. `dwpose(image_bgr)`
 returns a `Pose` with coordinates normalised to 0..1.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -65,15 +66,20 @@ class DWPose:
         self.detector, self.pose_model = detector, pose_model
         det_in, det_out = detector.get_inputs(), detector.get_outputs()
         if len(det_in) != 1 or _shape(det_in[0])[1:] not in ((3, DETECTOR_SIZE, DETECTOR_SIZE), (3, -1, -1)):
-            raise PoseModelError(f"person detector: expected one input (1, 3, {DETECTOR_SIZE}, {DETECTOR_SIZE}), "
-                                 f"got {[_shape(i) for i in det_in]}")
+            raise PoseModelError(
+                f"person detector: expected one input (1, 3, {DETECTOR_SIZE}, {DETECTOR_SIZE}), "
+                f"got {[_shape(i) for i in det_in]}"
+            )
         if len(det_out) != 1 or _shape(det_out[0])[-1] not in (85, -1):
-            raise PoseModelError(f"person detector: expected one output (1, 8400, 85), got {[_shape(o) for o in det_out]}")
+            raise PoseModelError(
+                f"person detector: expected one output (1, 8400, 85), got {[_shape(o) for o in det_out]}"
+            )
         pose_in, pose_out = pose_model.get_inputs(), pose_model.get_outputs()
         shape = _shape(pose_in[0]) if len(pose_in) == 1 else ()
         if len(shape) != 4 or shape[1] != 3 or min(shape[2:]) <= 0:
-            raise PoseModelError(f"pose model: expected one input (1, 3, H, W) with a fixed H, W, got "
-                                 f"{[_shape(i) for i in pose_in]}")
+            raise PoseModelError(
+                f"pose model: expected one input (1, 3, H, W) with a fixed H, W, got {[_shape(i) for i in pose_in]}"
+            )
         self.pose_h, self.pose_w = shape[2], shape[3]
         want = [(1, N_KEYPOINTS, int(self.pose_w * SIMCC_SPLIT)), (1, N_KEYPOINTS, int(self.pose_h * SIMCC_SPLIT))]
         got = [_shape(o) for o in pose_out]
@@ -92,8 +98,10 @@ class DWPose:
             providers.insert(0, "CUDAExecutionProvider")
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        sessions = [ort.InferenceSession(str(path), sess_options=options, providers=providers)
-                    for path in (detector, pose_model)]
+        sessions = [
+            ort.InferenceSession(str(path), sess_options=options, providers=providers)
+            for path in (detector, pose_model)
+        ]
         return cls(*sessions)
 
     # -- detection ----------------------------------------------------------------------
@@ -104,7 +112,7 @@ class DWPose:
         canvas = np.full((DETECTOR_SIZE, DETECTOR_SIZE, 3), DETECTOR_PAD, dtype=np.uint8)
         r = min(DETECTOR_SIZE / h, DETECTOR_SIZE / w)
         resized = cv2.resize(image_bgr, (int(w * r), int(h * r)), interpolation=cv2.INTER_LINEAR)
-        canvas[:resized.shape[0], :resized.shape[1]] = resized
+        canvas[: resized.shape[0], : resized.shape[1]] = resized
         blob = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=np.float32)
         out = self.detector.run([self._det_names[1]], {self._det_names[0]: blob})[0][0]
         return decode_detections(out, r)

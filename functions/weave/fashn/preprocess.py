@@ -4,6 +4,7 @@ Sizes follow the network's input_shape (864 x 576 for the released model): pre-r
 long side of max(h, w) (never upsampling), fit into w x h (upsampling small images) and pad
 black, centred. The person image's padding is kept to crop the output.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,8 +32,7 @@ def pre_resize(image: Image.Image, long_side: int) -> Image.Image:
     return image.resize((int(s * w), int(s * h)), Image.Resampling.LANCZOS)
 
 
-def fit_and_pad(array: np.ndarray, height: int, width: int, *, pose: bool = False
-                ) -> tuple[np.ndarray, Padding]:
+def fit_and_pad(array: np.ndarray, height: int, width: int, *, pose: bool = False) -> tuple[np.ndarray, Padding]:
     """Fit into (height, width) keeping the aspect (area down, Lanczos-4 up, nearest-exact for
     pose drawings), then pad with 0 centred (left / top get the floor half)."""
     h, w = array.shape[:2]
@@ -62,5 +62,5 @@ def to_image(x: torch.Tensor, pad: Padding) -> Image.Image:
     """(3, H, W) state -> RGB: float32, clamp, truncate((x + 1) / 2 * 255), padding cropped."""
     pixels = ((x.float().clamp(-1, 1) + 1) * 0.5).mul(255).to(torch.uint8)
     h, w = pixels.shape[1:]
-    crop = pixels[:, pad.top:h - pad.bottom, pad.left:w - pad.right]
+    crop = pixels[:, pad.top : h - pad.bottom, pad.left : w - pad.right]
     return Image.fromarray(crop.permute(1, 2, 0).cpu().numpy(), "RGB")

@@ -4,6 +4,7 @@ Time runs from 0 (noise) to 1 (image); each step ADDS dt * v. Every step evaluat
 network once on [conditional rows; null rows]; v = v_u + g (v_c - v_u), except on the last
 `skip_cfg_last_n` steps, which use v_c alone.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,7 @@ def time_schedule(steps: int, mu: float = DEFAULT_MU) -> torch.Tensor:
     return u.flip(0)
 
 
-def combine(v_cond: torch.Tensor, v_null: torch.Tensor, guidance: torch.Tensor | float, guided: bool
-            ) -> torch.Tensor:
+def combine(v_cond: torch.Tensor, v_null: torch.Tensor, guidance: torch.Tensor | float, guided: bool) -> torch.Tensor:
     """The step's velocity: v_u + g (v_c - v_u) when guided (also at g = 1), else v_c."""
     if not guided:
         return v_cond
@@ -42,9 +42,16 @@ def is_guided(step: int, steps: int, skip_cfg_last_n: int) -> bool:
     return step < steps - skip_cfg_last_n
 
 
-def euler_sample(velocity: Velocity, x: torch.Tensor, steps: int, guidance: torch.Tensor | float, *,
-                 skip_cfg_last_n: int = 1, mu: float = DEFAULT_MU,
-                 step_done: Callable[[int, int], None] | None = None) -> torch.Tensor:
+def euler_sample(
+    velocity: Velocity,
+    x: torch.Tensor,
+    steps: int,
+    guidance: torch.Tensor | float,
+    *,
+    skip_cfg_last_n: int = 1,
+    mu: float = DEFAULT_MU,
+    step_done: Callable[[int, int], None] | None = None,
+) -> torch.Tensor:
     """Integrate x (B, ...) from t = 0 to 1 in `steps` Euler steps; x stays in its dtype.
 
     `guidance` is a number or a (B, 1, 1, 1) tensor (one scale per row). `step_done(i + 1,

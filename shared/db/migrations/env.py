@@ -1,4 +1,5 @@
 """Alembic environment: the URL (or an open connection) comes from `shared.db.migrate`."""
+
 from __future__ import annotations
 
 import sqlalchemy as sa

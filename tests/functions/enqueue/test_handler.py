@@ -4,6 +4,7 @@ tailor.requested, or weave.failed) out, on the reply and on the streams.
 Objects must exist, belong to the user and be images; defaults are filled in and the seed
 is drawn once per job (the same on redelivery); a job that has moved on is not sent again.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -51,9 +52,6 @@ def app(module_settings: Settings):
     app = create_app(module_settings)
     yield app
     dispose_function(app)
-
-
-
 
 
 class World:
@@ -107,8 +105,9 @@ def test_binary_and_structured_events_are_answered_with_weave_requested(client, 
 
 
 @pytest.mark.parametrize("case", INVALID_CASES, ids=lambda c: c.name)
-def test_invalid_event_is_refused(client, world: World, case: Invalid, redis_client: redis.Redis,
-                                  module_prefix: str) -> None:
+def test_invalid_event_is_refused(
+    client, world: World, case: Invalid, redis_client: redis.Redis, module_prefix: str
+) -> None:
     valid = world.valid()
     check_invalid(client, case, valid, redis_client, module_prefix)
     assert get_row(world.sessions, Job, valid.data["job_id"]) is None, "an invalid event created a job"
@@ -185,8 +184,9 @@ def test_redelivery_keeps_the_seed_and_a_job_that_moved_on_is_not_sent_again(
     assert get_row(world.sessions, Job, data["job_id"]).status == "running"
 
 
-def test_category_auto_goes_to_tailor_first(client, world: World, redis_client: redis.Redis,
-                                            module_prefix: str) -> None:
+def test_category_auto_goes_to_tailor_first(
+    client, world: World, redis_client: redis.Redis, module_prefix: str
+) -> None:
     data = world.data(category="auto", steps=4)
     reply = reply_of(send(client, data))
     assert reply.get_type() == t.TAILOR_REQUESTED
@@ -209,12 +209,19 @@ def _refusal_cases(world: World) -> dict[str, tuple[str, str, bytes | None, str]
     """name -> (field, key, bytes to store there or None, error code)."""
     other_user = new_id()
     return {
-        "object of another user": ("garment_key", f"uploads/{other_user}/{new_id()}-shirt.jpg",
-                                   image_bytes((1, 2, 3)), "not_found"),
-        "missing object": ("person_key", f"uploads/{world.user_id}/{new_id()}-never-uploaded.jpg", None,
-                           "not_found"),
-        "not an image": ("garment_key", f"uploads/{world.user_id}/{new_id()}-notes.png", b"these are notes",
-                         "invalid_image"),
+        "object of another user": (
+            "garment_key",
+            f"uploads/{other_user}/{new_id()}-shirt.jpg",
+            image_bytes((1, 2, 3)),
+            "not_found",
+        ),
+        "missing object": ("person_key", f"uploads/{world.user_id}/{new_id()}-never-uploaded.jpg", None, "not_found"),
+        "not an image": (
+            "garment_key",
+            f"uploads/{world.user_id}/{new_id()}-notes.png",
+            b"these are notes",
+            "invalid_image",
+        ),
         "empty object": ("person_key", f"uploads/{world.user_id}/{new_id()}-empty.jpg", b"", "bad_request"),
     }
 

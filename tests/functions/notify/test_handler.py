@@ -5,6 +5,7 @@ the message sees the new state); a completion is published once per job, on the 
 `events:job_done` in the original shape with `event_id` = its entry in the replay stream;
 progress goes to the channel only. The behaviour runs on SQLite and on PostgreSQL.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,18 @@ from tests.functions.conftest import (
 pytestmark = pytest.mark.redis
 
 # The original shape, plus result_keys: every sample (result_s3_key stays the first).
-COMPLETION_KEYS = {"job_id", "job_type", "status", "user_id", "vton_id", "result_s3_key", "result_keys", "error",
-                   "finished_at", "event_id"}
+COMPLETION_KEYS = {
+    "job_id",
+    "job_type",
+    "status",
+    "user_id",
+    "vton_id",
+    "result_s3_key",
+    "result_keys",
+    "error",
+    "finished_at",
+    "event_id",
+}
 
 
 class Notify:
@@ -81,11 +92,14 @@ class Notify:
 
 
 @pytest.fixture
-def notify(settings: Settings, database_url: str, redis_server_url: str, redis_prefix: str,
-           redis_client: redis.Redis) -> Iterator[Notify]:
+def notify(
+    settings: Settings, database_url: str, redis_server_url: str, redis_prefix: str, redis_client: redis.Redis
+) -> Iterator[Notify]:
     """Notify on SQLite and on PostgreSQL (a fresh database each), with a private prefix."""
-    n = Notify(settings.with_overrides(database_url=database_url, redis_url=redis_server_url,
-                                       redis_key_prefix=redis_prefix), redis_client)
+    n = Notify(
+        settings.with_overrides(database_url=database_url, redis_url=redis_server_url, redis_key_prefix=redis_prefix),
+        redis_client,
+    )
     yield n
     n.close()
 
@@ -139,8 +153,18 @@ def completed_data(user_id: str, vton_id: str, job_id: str, **extra: Any) -> dic
     }
 
 
-def check_completion(message: dict[str, Any], *, job_id: str, user_id: str, vton_id: str, job_type: str,
-                     status: str, result_key: str | None, error: str | None, event_id: str) -> None:
+def check_completion(
+    message: dict[str, Any],
+    *,
+    job_id: str,
+    user_id: str,
+    vton_id: str,
+    job_type: str,
+    status: str,
+    result_key: str | None,
+    error: str | None,
+    event_id: str,
+) -> None:
     """The original completion shape, exactly, plus the replay stream's entry id."""
     assert set(message) == COMPLETION_KEYS, message
     assert message["job_id"] == job_id and message["user_id"] == user_id and message["vton_id"] == vton_id
@@ -203,7 +227,12 @@ def test_weave_completed_updates_rows_before_one_completion(
 
     job = get_row(notify.sessions, Job, job_id)
     assert (job.status, job.result_key, job.seed, job.model, job.error) == (
-        "succeeded", data["result_key"], 42, "smoke", None)
+        "succeeded",
+        data["result_key"],
+        42,
+        "smoke",
+        None,
+    )
     assert job.finished_at is not None
     tryon = get_row(notify.sessions, TryOn, vton_id)
     assert (tryon.status, tryon.outfit_try_on, tryon.error) == ("done", data["result_key"], None)
@@ -213,9 +242,18 @@ def test_weave_completed_updates_rows_before_one_completion(
     ], "the rows must be committed before the completion is sent"
 
     (message,) = channel.messages()
-    (entry_id, fields), = notify.replay()
-    check_completion(message, job_id=job_id, user_id=user_id, vton_id=vton_id, job_type="try_on",
-                     status="done", result_key=data["result_key"], error=None, event_id=entry_id)
+    ((entry_id, fields),) = notify.replay()
+    check_completion(
+        message,
+        job_id=job_id,
+        user_id=user_id,
+        vton_id=vton_id,
+        job_type="try_on",
+        status="done",
+        result_key=data["result_key"],
+        error=None,
+        event_id=entry_id,
+    )
     assert fields["user_id"] == user_id
     assert json.loads(fields["message"]) == {k: v for k, v in message.items() if k != "event_id"}
     assert event_data(reply) == message
@@ -223,8 +261,13 @@ def test_weave_completed_updates_rows_before_one_completion(
 
 def test_second_delivery_publishes_nothing(notify: Notify, channel: Channel) -> None:
     user_id, vton_id, job_id = notify.job()
-    headers, body = binary_request(t.WEAVE_COMPLETED, completed_data(user_id, vton_id, job_id), user_id=user_id,
-                                   subject=job_id, event_id="delivery-1")
+    headers, body = binary_request(
+        t.WEAVE_COMPLETED,
+        completed_data(user_id, vton_id, job_id),
+        user_id=user_id,
+        subject=job_id,
+        event_id="delivery-1",
+    )
     assert notify.client.post("/", headers=headers, data=body).status_code == 200
     assert len(channel.messages()) == 1
     again = notify.client.post("/", headers=headers, data=body)
@@ -238,12 +281,19 @@ def test_second_delivery_publishes_nothing(notify: Notify, channel: Channel) -> 
     assert get_row(notify.sessions, TryOn, vton_id).status == "done"
 
 
-def test_weave_failed_marks_failed_with_the_error(notify: Notify, channel: Channel,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_weave_failed_marks_failed_with_the_error(
+    notify: Notify, channel: Channel, monkeypatch: pytest.MonkeyPatch
+) -> None:
     user_id, vton_id, job_id = notify.job()
     error = "person_key is not a readable image (15 bytes)"
-    data = {"job_id": job_id, "user_id": user_id, "vton_id": vton_id, "error": error, "code": "invalid_image",
-            "retryable": False}
+    data = {
+        "job_id": job_id,
+        "user_id": user_id,
+        "vton_id": vton_id,
+        "error": error,
+        "code": "invalid_image",
+        "retryable": False,
+    }
     spy = StateAtPublish(notify, monkeypatch)
     reply = reply_of(notify.send(t.WEAVE_FAILED, data))
     assert reply.get_type() == t.USER_NOTIFICATION
@@ -255,9 +305,18 @@ def test_weave_failed_marks_failed_with_the_error(notify: Notify, channel: Chann
     assert [(n, j, v) for n, _, j, v in spy.seen] == [("eval", "failed", "failed")]
 
     (message,) = channel.messages()
-    (entry_id, _), = notify.replay()
-    check_completion(message, job_id=job_id, user_id=user_id, vton_id=vton_id, job_type="try_on",
-                     status="failed", result_key=None, error=error, event_id=entry_id)
+    ((entry_id, _),) = notify.replay()
+    check_completion(
+        message,
+        job_id=job_id,
+        user_id=user_id,
+        vton_id=vton_id,
+        job_type="try_on",
+        status="failed",
+        result_key=None,
+        error=error,
+        event_id=entry_id,
+    )
 
 
 def test_weave_progress_is_a_progress_message_and_the_rows_progress(notify: Notify, channel: Channel) -> None:
@@ -267,8 +326,14 @@ def test_weave_progress_is_a_progress_message_and_the_rows_progress(notify: Noti
     assert reply.get_type() == t.USER_NOTIFICATION
 
     (message,) = channel.messages()
-    assert message == {"event": "progress", "job_id": job_id, "vton_id": vton_id, "user_id": user_id,
-                       "step": 3, "steps": 10}
+    assert message == {
+        "event": "progress",
+        "job_id": job_id,
+        "vton_id": vton_id,
+        "user_id": user_id,
+        "step": 3,
+        "steps": 10,
+    }
     assert event_data(reply) == message
     assert notify.replay() == [], "progress is not replayed"
     job = get_row(notify.sessions, Job, job_id)
@@ -285,28 +350,50 @@ def test_weave_progress_is_a_progress_message_and_the_rows_progress(notify: Noti
 def test_tailor_completed_finishes_a_tailor_job(notify: Notify, channel: Channel) -> None:
     user_id, vton_id, job_id = notify.job(job_type="tailor")
     cutout = f"outputs/tailor/{user_id}/{'ab' * 32}-cutout.png"
-    data = {"job_id": job_id, "user_id": user_id, "vton_id": vton_id, "cutout_key": cutout, "category": "lower",
-            "confidence": 0.9, "model": "smoke"}
+    data = {
+        "job_id": job_id,
+        "user_id": user_id,
+        "vton_id": vton_id,
+        "cutout_key": cutout,
+        "category": "lower",
+        "confidence": 0.9,
+        "model": "smoke",
+    }
     reply = reply_of(notify.send(t.TAILOR_COMPLETED, data))
     assert reply.get_type() == t.USER_NOTIFICATION
 
     job = get_row(notify.sessions, Job, job_id)
     assert (job.status, job.result_key) == ("succeeded", cutout)
     tryon = get_row(notify.sessions, TryOn, vton_id)
-    assert (tryon.status, tryon.cleaned_outfit, tryon.category, tryon.outfit_try_on) == (
-        "done", cutout, "lower", None)
+    assert (tryon.status, tryon.cleaned_outfit, tryon.category, tryon.outfit_try_on) == ("done", cutout, "lower", None)
 
     (message,) = channel.messages()
-    (entry_id, _), = notify.replay()
-    check_completion(message, job_id=job_id, user_id=user_id, vton_id=vton_id, job_type="tailor",
-                     status="done", result_key=cutout, error=None, event_id=entry_id)
+    ((entry_id, _),) = notify.replay()
+    check_completion(
+        message,
+        job_id=job_id,
+        user_id=user_id,
+        vton_id=vton_id,
+        job_type="tailor",
+        status="done",
+        result_key=cutout,
+        error=None,
+        event_id=entry_id,
+    )
 
 
 def test_tailor_completed_on_the_way_to_a_try_on_only_records_the_assets(notify: Notify, channel: Channel) -> None:
     user_id, vton_id, job_id = notify.job(job_type="try_on")
     cutout = f"outputs/tailor/{user_id}/{'cd' * 32}-cutout.png"
-    data = {"job_id": job_id, "user_id": user_id, "vton_id": vton_id, "cutout_key": cutout, "category": "upper",
-            "confidence": 0.8, "model": "smoke"}
+    data = {
+        "job_id": job_id,
+        "user_id": user_id,
+        "vton_id": vton_id,
+        "cutout_key": cutout,
+        "category": "upper",
+        "confidence": 0.8,
+        "model": "smoke",
+    }
     response = notify.send(t.TAILOR_COMPLETED, data)
     assert response.status_code == 202
     assert channel.messages() == [] and notify.replay() == []
@@ -317,14 +404,30 @@ def test_tailor_completed_on_the_way_to_a_try_on_only_records_the_assets(notify:
 
 def test_tailor_failed_fails_the_job(notify: Notify, channel: Channel) -> None:
     user_id, vton_id, job_id = notify.job(job_type="tailor")
-    data = {"job_id": job_id, "user_id": user_id, "vton_id": vton_id, "error": "No garment found",
-            "code": "unusable_photo", "retryable": False, "reason": "no_garment"}
+    data = {
+        "job_id": job_id,
+        "user_id": user_id,
+        "vton_id": vton_id,
+        "error": "No garment found",
+        "code": "unusable_photo",
+        "retryable": False,
+        "reason": "no_garment",
+    }
     assert reply_of(notify.send(t.TAILOR_FAILED, data)).get_type() == t.USER_NOTIFICATION
     assert get_row(notify.sessions, Job, job_id).status == "failed"
     (message,) = channel.messages()
-    (entry_id, _), = notify.replay()
-    check_completion(message, job_id=job_id, user_id=user_id, vton_id=vton_id, job_type="tailor",
-                     status="failed", result_key=None, error="No garment found", event_id=entry_id)
+    ((entry_id, _),) = notify.replay()
+    check_completion(
+        message,
+        job_id=job_id,
+        user_id=user_id,
+        vton_id=vton_id,
+        job_type="tailor",
+        status="failed",
+        result_key=None,
+        error="No garment found",
+        event_id=entry_id,
+    )
 
 
 class RedisDropsOnce:
@@ -354,8 +457,11 @@ def test_a_notification_lost_between_commit_and_publish_is_sent_by_the_retry(
     the runner retries), and the retry, which finds the job already finished, publishes the
     notification that was recorded with the state change: once, on the socket and in replay."""
     user_id, vton_id, job_id = notify.job()
-    data = (completed_data(user_id, vton_id, job_id) if event_type == t.WEAVE_COMPLETED else
-            {"job_id": job_id, "user_id": user_id, "vton_id": vton_id, "error": "boom", "code": "internal_error"})
+    data = (
+        completed_data(user_id, vton_id, job_id)
+        if event_type == t.WEAVE_COMPLETED
+        else {"job_id": job_id, "user_id": user_id, "vton_id": vton_id, "error": "boom", "code": "internal_error"}
+    )
     headers, body = binary_request(event_type, data, user_id=user_id, subject=job_id, event_id="delivery-1")
     drops = RedisDropsOnce(notify, monkeypatch)
     first = notify.client.post("/", headers=headers, data=body)
@@ -366,7 +472,7 @@ def test_a_notification_lost_between_commit_and_publish_is_sent_by_the_retry(
     again = notify.client.post("/", headers=headers, data=body)
     assert again.status_code == 200
     (message,) = channel.messages()
-    (entry_id, _), = notify.replay()
+    ((entry_id, _),) = notify.replay()
     assert message["job_id"] == job_id and message["event_id"] == entry_id
     assert event_data(reply_of(again)) == message
     # a third delivery publishes nothing more
@@ -382,13 +488,24 @@ def test_a_pending_notification_is_published_once_by_racing_publishers(notify: N
 
     user_id, vton_id, job_id = notify.job()
     with session_scope(notify.sessions, write=True) as session:
-        add_to_outbox(session, completion_message(job_id=job_id, job_type="try_on", status="failed", user_id=user_id,
-                                                  vton_id=vton_id, result_key=None, error="x"))
+        add_to_outbox(
+            session,
+            completion_message(
+                job_id=job_id,
+                job_type="try_on",
+                status="failed",
+                user_id=user_id,
+                vton_id=vton_id,
+                result_key=None,
+                error="x",
+            ),
+        )
     notifier = Notifier(notify.redis, function_of(notify.app).settings.redis_key_prefix)
     # the first publisher died after publishing, before marking the row: the mark in Redis decides
     from sqlalchemy import select
 
     from shared.db.models import OutboxMessage
+
     with session_scope(notify.sessions) as session:
         row = session.scalars(select(OutboxMessage).where(OutboxMessage.job_id == job_id)).one()
         outbox_id, text = row.id, row.message

@@ -1,4 +1,5 @@
 """Masks, cut-outs, categories and checks on hand-drawn label maps (no model)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -19,8 +20,9 @@ LEFT_FINGERTIP = (259, 70)
 
 def draw_person(labels: np.ndarray, dx: int = 0) -> np.ndarray:
     """One standing person, arms hanging beside the torso, shifted right by dx."""
+
     def box(label: int, top: int, bottom: int, left: int, right: int) -> None:
-        labels[top:bottom, left + dx:right + dx] = label
+        labels[top:bottom, left + dx : right + dx] = label
 
     box(g.HAIR, 20, 50, 120, 180)
     box(g.FACE, *FACE_ROWS, 125, 175)
@@ -54,6 +56,7 @@ def near(point: tuple[int, int], radius: float) -> np.ndarray:
 
 # --- tools -----------------------------------------------------------------------------
 
+
 def test_dilate_is_a_disc_of_the_given_radius():
     mask = np.zeros((41, 41), dtype=bool)
     mask[20, 20] = True
@@ -76,6 +79,7 @@ def test_components_counts_8_connected_blobs():
 
 
 # --- person checks -------------------------------------------------------------------
+
 
 def test_one_person_passes(person):
     g.check_person(person)
@@ -121,6 +125,7 @@ def test_garment_without_body_is_not_a_person():
 
 
 # --- person masks --------------------------------------------------------------------
+
 
 def test_hands_are_the_far_end_of_the_arms(person):
     hands = g.hand_mask(person)
@@ -187,6 +192,7 @@ def test_unknown_category_name_is_a_bad_request(person):
 
 # --- garment category ----------------------------------------------------------------
 
+
 def test_category_votes():
     labels = np.zeros((100, 100), dtype=np.uint8)
     labels[:70, :] = g.UPPER_CLOTHES
@@ -223,6 +229,7 @@ def test_too_few_clothing_pixels_is_no_garment():
 
 # --- cut-outs ------------------------------------------------------------------------
 
+
 def photo(labels: np.ndarray) -> Image.Image:
     rng = np.random.default_rng(0)
     return Image.fromarray(rng.integers(0, 255, (*labels.shape, 3), dtype=np.uint8))
@@ -241,7 +248,7 @@ def check_cutout(cutout: g.Cutout, image: Image.Image, garment: np.ndarray) -> N
     assert canvas.mode == "RGBA" and canvas.width * 4 == canvas.height * 3
     ox, oy = cutout.offset
     rgba = np.asarray(canvas)
-    crop = rgba[oy:oy + bottom - top, ox:ox + right - left]
+    crop = rgba[oy : oy + bottom - top, ox : ox + right - left]
     assert np.array_equal(crop[..., 3] == 255, garment[top:bottom, left:right])
     source = np.asarray(image)[top:bottom, left:right]
     inside = garment[top:bottom, left:right]
@@ -307,13 +314,20 @@ def test_cutout_without_garment_is_refused():
 
 # --- cache keys ----------------------------------------------------------------------
 
+
 def test_content_hash_and_asset_keys():
     digest = content_hash(b"garment bytes")
     assert digest == hashlib.sha256(b"garment bytes").hexdigest()
     assert asset_key("user-1", digest, "cutout") == f"outputs/tailor/user-1/{digest}-cutout.png"
     assert asset_key("user-1", digest, "cutout", "upper") == f"outputs/tailor/user-1/{digest}-cutout-upper.png"
     assert asset_key("user-1", digest, "mask", "lower") == f"outputs/tailor/user-1/{digest}-mask-lower.png"
-    for args in [("../x", digest, "cutout"), ("u", "abc", "cutout"), ("u", digest, "mask"),
-                 ("u", digest, "mask", "hat"), ("u", digest, "cutout", "hat"), ("u", digest, "matte")]:
+    for args in [
+        ("../x", digest, "cutout"),
+        ("u", "abc", "cutout"),
+        ("u", digest, "mask"),
+        ("u", digest, "mask", "hat"),
+        ("u", digest, "cutout", "hat"),
+        ("u", digest, "matte"),
+    ]:
         with pytest.raises(BadRequest):
             asset_key(*args)

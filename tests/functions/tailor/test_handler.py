@@ -8,6 +8,7 @@ cover 1%, else no_garment), exactly which of tailor.completed / tailor.failed mu
 With the weights of today the blue photo is a "lower" garment and the red one is refused
 as unknown_category, so both outcomes are exercised.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -86,9 +87,6 @@ def app(module_settings: Settings, tailor_smoke_models: Path) -> Iterator[Flask]
     dispose_function(app)
 
 
-
-
-
 # --------------------------------------------------------------------------- what must happen, from the label map
 
 
@@ -144,23 +142,46 @@ def test_todays_smoke_weights_exercise_both_outcomes(expected: dict[str, Expecte
 class Request:
     """A user, a garment photo uploaded, a try-on with its queued job, and the tailor request."""
 
-    def __init__(self, sessions: sessionmaker[Session], storage: Any, photo: bytes, *,
-                 user_id: str | None = None, category: str = "auto", then_weave: bool = False) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        storage: Any,
+        photo: bytes,
+        *,
+        user_id: str | None = None,
+        category: str = "auto",
+        then_weave: bool = False,
+    ) -> None:
         self.sessions, self.storage, self.photo = sessions, storage, photo
         self.user_id = user_id or add_user(sessions)
         self.garment_key = f"uploads/{self.user_id}/{new_id()}-garment.jpg"
         self.person_key = f"uploads/{self.user_id}/{new_id()}-person.jpg"
         storage.put(self.garment_key, photo, "image/jpeg")
         self.job_id = new_id()
-        self.vton_id, _ = add_tryon(sessions, self.user_id, person_key=self.person_key,
-                                    garment_key=self.garment_key, job_id=self.job_id)
-        self.data: dict[str, Any] = {"job_id": self.job_id, "user_id": self.user_id, "vton_id": self.vton_id,
-                                     "garment_key": self.garment_key, "category": category}
+        self.vton_id, _ = add_tryon(
+            sessions, self.user_id, person_key=self.person_key, garment_key=self.garment_key, job_id=self.job_id
+        )
+        self.data: dict[str, Any] = {
+            "job_id": self.job_id,
+            "user_id": self.user_id,
+            "vton_id": self.vton_id,
+            "garment_key": self.garment_key,
+            "category": category,
+        }
         if then_weave:  # what enqueue sends for category "auto"
             self.data["then_weave"] = {
-                "job_id": self.job_id, "user_id": self.user_id, "vton_id": self.vton_id,
-                "person_key": self.person_key, "garment_key": self.garment_key, "category": "auto",
-                "steps": 4, "guidance": 2.5, "seed": 1234, "variant": "maskfree", "height": 1024, "width": 768,
+                "job_id": self.job_id,
+                "user_id": self.user_id,
+                "vton_id": self.vton_id,
+                "person_key": self.person_key,
+                "garment_key": self.garment_key,
+                "category": "auto",
+                "steps": 4,
+                "guidance": 2.5,
+                "seed": 1234,
+                "variant": "maskfree",
+                "height": 1024,
+                "width": 768,
                 "repaint": False,
             }
 
@@ -213,16 +234,16 @@ def test_readyz_names_the_smoke_model(client, redis_client: redis.Redis, module_
     assert '"model": "smoke"' in redis_client.hget(module_prefix + "proteus:models", "tailor")
 
 
-def test_binary_and_structured_events_are_answered(client, sessions, storage,
-                                                   expected: dict[str, Expected]) -> None:
+def test_binary_and_structured_events_are_answered(client, sessions, storage, expected: dict[str, Expected]) -> None:
     first, second = Request(sessions, storage, PHOTOS["blue"]), Request(sessions, storage, PHOTOS["blue"])
     reply_type = t.TAILOR_COMPLETED if expected["blue"].outcome == "completed" else t.TAILOR_FAILED
     check_valid_pair(client, first.valid(), second.valid(), reply_type=reply_type)
 
 
 @pytest.mark.parametrize("case", INVALID_CASES, ids=lambda c: c.name)
-def test_invalid_event_is_refused(client, sessions, storage, case: Invalid, redis_client: redis.Redis,
-                                  module_prefix: str) -> None:
+def test_invalid_event_is_refused(
+    client, sessions, storage, case: Invalid, redis_client: redis.Redis, module_prefix: str
+) -> None:
     request = Request(sessions, storage, PHOTOS["blue"])
     check_invalid(client, case, request.valid(), redis_client, module_prefix)
     assert get_row(sessions, Job, request.job_id).status == "queued"
@@ -234,7 +255,12 @@ def test_invalid_event_is_refused(client, sessions, storage, case: Invalid, redi
 
 @pytest.mark.parametrize("photo", ["blue", "red"])
 def test_garment_request_gives_the_outcome_the_label_map_decides(
-    client, sessions, storage, expected: dict[str, Expected], redis_client: redis.Redis, module_prefix: str,
+    client,
+    sessions,
+    storage,
+    expected: dict[str, Expected],
+    redis_client: redis.Redis,
+    module_prefix: str,
     photo: str,
 ) -> None:
     want = expected[photo]
@@ -258,8 +284,13 @@ def test_garment_request_gives_the_outcome_the_label_map_decides(
 
     assert reply.get_type() == t.TAILOR_COMPLETED
     assert data == {
-        "job_id": request.job_id, "user_id": request.user_id, "vton_id": request.vton_id, "model": "smoke",
-        "cutout_key": request.cutout_key, "category": want.category, "confidence": pytest.approx(want.confidence),
+        "job_id": request.job_id,
+        "user_id": request.user_id,
+        "vton_id": request.vton_id,
+        "model": "smoke",
+        "cutout_key": request.cutout_key,
+        "category": want.category,
+        "confidence": pytest.approx(want.confidence),
     }
     with Image.open(io.BytesIO(storage.get(request.cutout_key))) as cutout:
         assert cutout.format == "PNG" and cutout.mode == "RGBA"
@@ -273,7 +304,12 @@ def test_garment_request_gives_the_outcome_the_label_map_decides(
 
 @pytest.mark.parametrize("photo", ["blue", "red"])
 def test_second_identical_request_is_a_cache_hit(
-    client, app: Flask, sessions, storage, expected: dict[str, Expected], monkeypatch: pytest.MonkeyPatch,
+    client,
+    app: Flask,
+    sessions,
+    storage,
+    expected: dict[str, Expected],
+    monkeypatch: pytest.MonkeyPatch,
     photo: str,
 ) -> None:
     want = expected[photo]
@@ -303,7 +339,12 @@ def test_second_identical_request_is_a_cache_hit(
 
 @pytest.mark.parametrize("photo", ["blue", "red"])
 def test_then_weave_sends_the_weave_request_with_the_resolved_category(
-    client, sessions, storage, expected: dict[str, Expected], redis_client: redis.Redis, module_prefix: str,
+    client,
+    sessions,
+    storage,
+    expected: dict[str, Expected],
+    redis_client: redis.Redis,
+    module_prefix: str,
     photo: str,
 ) -> None:
     want = expected[photo]
@@ -317,15 +358,26 @@ def test_then_weave_sends_the_weave_request_with_the_resolved_category(
     assert event_data(reply)["category"] == want.category
     (event,) = weave
     assert event.get_type() == t.WEAVE_REQUESTED and event.get_extension("userid") == request.user_id
-    assert event_data(event) == {**request.data["then_weave"], "category": want.category,
-                                 "garment_key": request.cutout_key}
+    assert event_data(event) == {
+        **request.data["then_weave"],
+        "category": want.category,
+        "garment_key": request.cutout_key,
+    }
     results = for_job(redis_client, module_prefix, RESULTS, request.job_id)
     assert [e.get_type() for e in results] == [t.TAILOR_COMPLETED]
 
 
 @pytest.mark.parametrize("outcome", ["succeeded", "failed"])
-def test_finished_job_is_left_alone(client, app: Flask, sessions, storage, redis_client: redis.Redis,
-                                    module_prefix: str, monkeypatch: pytest.MonkeyPatch, outcome: str) -> None:
+def test_finished_job_is_left_alone(
+    client,
+    app: Flask,
+    sessions,
+    storage,
+    redis_client: redis.Redis,
+    module_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+    outcome: str,
+) -> None:
     request = Request(sessions, storage, PHOTOS["blue"], then_weave=True)
     with session_scope(sessions, write=True) as session:
         if outcome == "succeeded":
@@ -359,8 +411,9 @@ def two_cutouts(app: Flask, monkeypatch: pytest.MonkeyPatch) -> bytes:
     return photo
 
 
-def test_cut_out_for_a_named_category_does_not_depend_on_earlier_requests(client, sessions, storage,
-                                                                          two_cutouts: bytes) -> None:
+def test_cut_out_for_a_named_category_does_not_depend_on_earlier_requests(
+    client, sessions, storage, two_cutouts: bytes
+) -> None:
     someone = Request(sessions, storage, two_cutouts, category="upper")
     assert reply_of(send(client, someone)).get_type() == t.TAILOR_COMPLETED
     later = Request(sessions, storage, two_cutouts, user_id=someone.user_id, category="lower")

@@ -1,4 +1,5 @@
 """The parsing model: smoke weights through the real loading code, folding, upsampling."""
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from functions.tailor.loading import (
-    MODEL_NAME, TailorModelConfig, load_folder, load_parser, missing_files,
+    MODEL_NAME,
+    TailorModelConfig,
+    load_folder,
+    load_parser,
+    missing_files,
 )
 from functions.tailor.parsing import HumanParser
 from functions.tailor.smoke import smoke_config, write_smoke_model

@@ -1,4 +1,5 @@
 """tailor tells a worn garment from a product shot by the body it can see in the photo."""
+
 from __future__ import annotations
 
 import numpy as np

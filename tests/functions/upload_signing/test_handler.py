@@ -4,6 +4,7 @@ The reply must name a fresh key under the user's upload prefix and a working pre
 upload (PUT by default, POST when a size is declared); a type or size the service does
 not accept is refused with the status and the value named.
 """
+
 from __future__ import annotations
 
 import io
@@ -40,7 +41,6 @@ pytestmark = pytest.mark.redis
 @pytest.fixture(scope="module")
 def app(module_settings: Settings) -> Flask:
     return create_app(module_settings)
-
 
 
 def request_data(user_id: str, **extra: object) -> dict[str, object]:
@@ -108,8 +108,9 @@ def test_declared_size_gives_a_post_form(client, module_settings: Settings) -> N
 def test_non_image_type_is_415_naming_it(client, mode: str) -> None:
     user_id = new_id()
     build = binary_request if mode == "binary" else structured_request
-    response = post(client, build(t.UPLOAD_REQUESTED, request_data(user_id, content_type="image/svg+xml"),
-                                  user_id=user_id))
+    response = post(
+        client, build(t.UPLOAD_REQUESTED, request_data(user_id, content_type="image/svg+xml"), user_id=user_id)
+    )
     assert response.status_code == 415, response.get_data(as_text=True)
     body = response.get_json()
     assert body["code"] == "unsupported_media_type"
@@ -168,11 +169,9 @@ def test_signed_post_form_uploads_to_local_storage(client, files_app: Flask, mod
     data = sign(client, user_id, size=len(body))
     form: dict[str, object] = dict(data["fields"])
     form["file"] = (io.BytesIO(body), "upload.png", "image/png")
-    response = files_app.test_client().post(urlsplit(data["url"]).path, data=form,
-                                            content_type="multipart/form-data")
+    response = files_app.test_client().post(urlsplit(data["url"]).path, data=form, content_type="multipart/form-data")
     assert response.status_code == 204, response.get_data(as_text=True)
     assert storage_from_settings(module_settings).get(data["key"]) == body
-
 
 
 def test_each_missing_field_is_listed_once(client) -> None:

@@ -1,4 +1,5 @@
 """Weave fixtures: the smoke model written once per session, its two pipelines, UNet hooks."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -58,8 +59,7 @@ def unet_batches() -> Iterator[Callable[[CatVTONPipeline], list[tuple[int, ...]]
 
     def attach(pipe: CatVTONPipeline) -> list[tuple[int, ...]]:
         shapes: list[tuple[int, ...]] = []
-        handles.append(pipe.unet.register_forward_pre_hook(
-            lambda module, args: shapes.append(tuple(args[0].shape))))
+        handles.append(pipe.unet.register_forward_pre_hook(lambda module, args: shapes.append(tuple(args[0].shape))))
         return shapes
 
     yield attach

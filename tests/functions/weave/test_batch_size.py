@@ -1,4 +1,5 @@
 """functions/weave/batch_size.py: measuring images/s per batch size and keeping what pays."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -13,13 +14,16 @@ from shared.contracts.tryon import CATVTON_VARIANT_MODELS
 from shared.stage import Dependencies
 
 
-@pytest.mark.parametrize(("throughput", "limit"), [
-    ({1: 10.0, 2: 19.0, 3: 27.0, 4: 30.0, 5: 30.5, 6: 29.0}, 4),  # 5 adds under 5%
-    ({1: 10.0, 2: 9.0, 3: 8.0}, 1),  # batching never pays
-    ({1: 10.0, 2: 9.0, 3: 12.0}, 3),  # a dip, then a size that beats every smaller one
-    ({1: 10.0, 2: 20.0, 3: 30.0, 4: 40.0, 5: 50.0, 6: 60.0, 7: 70.0, 8: 80.0}, 8),
-    ({1: 5.0}, 1),
-])
+@pytest.mark.parametrize(
+    ("throughput", "limit"),
+    [
+        ({1: 10.0, 2: 19.0, 3: 27.0, 4: 30.0, 5: 30.5, 6: 29.0}, 4),  # 5 adds under 5%
+        ({1: 10.0, 2: 9.0, 3: 8.0}, 1),  # batching never pays
+        ({1: 10.0, 2: 9.0, 3: 12.0}, 3),  # a dip, then a size that beats every smaller one
+        ({1: 10.0, 2: 20.0, 3: 30.0, 4: 40.0, 5: 50.0, 6: 60.0, 7: 70.0, 8: 80.0}, 8),
+        ({1: 5.0}, 1),
+    ],
+)
 def test_the_largest_size_that_still_raises_throughput_is_kept(throughput: dict[int, float], limit: int) -> None:
     assert choose_batch_limit(throughput) == limit
 
@@ -35,7 +39,8 @@ class _NoRedis:
 
 
 def test_a_real_model_reports_the_measured_limit(
-        pipelines: Mapping[str, CatVTONPipeline], settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    pipelines: Mapping[str, CatVTONPipeline], settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Not the smoke model: weave measures at warm-up, keeps what pays, and says so."""
     from functions.weave import handler
 

@@ -4,6 +4,7 @@ PNG in storage and progress then weave.completed (or weave.failed) on the result
 A finished job is left alone on redelivery; a result already written is announced again
 without rendering; an unreadable input becomes weave.failed with a readable reason.
 """
+
 from __future__ import annotations
 
 import io
@@ -29,7 +30,6 @@ from shared.db.session import session_scope
 from shared.events import event_data
 from shared.uploads import result_key
 from tests.functions.conftest import (
-    function_of,
     INVALID_CASES,
     Invalid,
     Valid,
@@ -39,6 +39,7 @@ from tests.functions.conftest import (
     check_invalid,
     check_valid_pair,
     dispose_function,
+    function_of,
     get_row,
     image_bytes,
     new_id,
@@ -80,13 +81,23 @@ class Job1:
         storage.put(self.person_key, person if person is not None else image_bytes((200, 150, 120)), "image/jpeg")
         storage.put(self.garment_key, image_bytes((20, 40, 200)), "image/jpeg")
         self.job_id = new_id()
-        self.vton_id, _ = add_tryon(sessions, self.user_id, person_key=self.person_key,
-                                    garment_key=self.garment_key, job_id=self.job_id)
+        self.vton_id, _ = add_tryon(
+            sessions, self.user_id, person_key=self.person_key, garment_key=self.garment_key, job_id=self.job_id
+        )
         self.data = {
-            "job_id": self.job_id, "user_id": self.user_id, "vton_id": self.vton_id,
-            "person_key": self.person_key, "garment_key": self.garment_key, "category": "upper",
-            "steps": STEPS, "guidance": 2.5, "seed": 7, "variant": "maskfree",
-            "height": 1024, "width": 768, "repaint": False,
+            "job_id": self.job_id,
+            "user_id": self.user_id,
+            "vton_id": self.vton_id,
+            "person_key": self.person_key,
+            "garment_key": self.garment_key,
+            "category": "upper",
+            "steps": STEPS,
+            "guidance": 2.5,
+            "seed": 7,
+            "variant": "maskfree",
+            "height": 1024,
+            "width": 768,
+            "repaint": False,
         }
 
     @property
@@ -114,15 +125,22 @@ def results_for(redis_client: redis.Redis, prefix: str, job_id: str) -> list:
 # --------------------------------------------------------------------------- readiness and the contract
 
 
-def test_readyz_names_the_smoke_model_and_warns(app: Flask, client, redis_client: redis.Redis, module_prefix: str) -> None:
+def test_readyz_names_the_smoke_model_and_warns(
+    app: Flask, client, redis_client: redis.Redis, module_prefix: str
+) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
     state = response.get_json()
     assert state["ready"] is True and state["model"] == "smoke" and state["smoke"] is True
     assert state["warning"] == SMOKE_WARNING and "SMOKE" in state["warning"]
     assert state["variants"] == ["mask", "maskfree"] and state["device"] == "cpu"
-    assert state["speed"] == {"compile": False, "cuda_graphs": False, "channels_last": False,
-                              "sdpa_backend": "auto", "vae_slicing": True}
+    assert state["speed"] == {
+        "compile": False,
+        "cuda_graphs": False,
+        "channels_last": False,
+        "sdpa_backend": "auto",
+        "vae_slicing": True,
+    }
     # The smoke model's speed says nothing about a real model's: it is not measured and
     # batches up to WEAVE_MAX_BATCH.
     assert state["max_batch"] == app.config["PROTEUS_SETTINGS"].weave_max_batch
@@ -142,8 +160,9 @@ def test_binary_and_structured_events_are_answered_with_weave_completed(
 
 
 @pytest.mark.parametrize("case", INVALID_CASES, ids=lambda c: c.name)
-def test_invalid_event_is_refused(client, job: Job1, case: Invalid, redis_client: redis.Redis,
-                                  module_prefix: str) -> None:
+def test_invalid_event_is_refused(
+    client, job: Job1, case: Invalid, redis_client: redis.Redis, module_prefix: str
+) -> None:
     check_invalid(client, case, job.valid(), redis_client, module_prefix)
     assert get_row(job.sessions, Job, job.job_id).status == "queued"
     assert not job.storage.exists(job.result_key)
@@ -178,7 +197,11 @@ def test_request_renders_the_result_and_reports_progress_then_completion(
 
     completed = event_data(events[-1])
     assert completed == event_data(reply)
-    assert completed["result_key"] == job.result_key and completed["seed"] == 7 and completed["model"] == "catvton-maskfree"
+    assert (
+        completed["result_key"] == job.result_key
+        and completed["seed"] == 7
+        and completed["model"] == "catvton-maskfree"
+    )
     assert completed["metadata"]["smoke"] is True
     assert completed["metadata"]["steps"] == STEPS and completed["metadata"]["model"] == "catvton-maskfree"
     assert completed["vton_id"] == job.vton_id
@@ -189,8 +212,9 @@ def test_request_renders_the_result_and_reports_progress_then_completion(
 
 
 @pytest.mark.parametrize("outcome", ["succeeded", "failed"])
-def test_finished_job_is_left_alone(client, job: Job1, redis_client: redis.Redis, module_prefix: str,
-                                    monkeypatch: pytest.MonkeyPatch, outcome: str) -> None:
+def test_finished_job_is_left_alone(
+    client, job: Job1, redis_client: redis.Redis, module_prefix: str, monkeypatch: pytest.MonkeyPatch, outcome: str
+) -> None:
     assert send(client, job).status_code == 200
     png = job.storage.get(job.result_key)
     with session_scope(job.sessions, write=True) as session:  # what notify does on the result
@@ -230,7 +254,11 @@ def test_redelivery_after_the_result_was_written_announces_it_without_rendering(
 
 @pytest.mark.parametrize("person", [b"this is not an image at all", b""], ids=["garbage", "empty"])
 def test_unreadable_image_is_weave_failed_not_a_500(
-    client, sessions: sessionmaker[Session], storage: Any, redis_client: redis.Redis, module_prefix: str,
+    client,
+    sessions: sessionmaker[Session],
+    storage: Any,
+    redis_client: redis.Redis,
+    module_prefix: str,
     person: bytes,
 ) -> None:
     job = Job1(sessions, storage, person=person)
@@ -269,14 +297,18 @@ def test_result_flagged_by_the_safety_checker_fails_the_job_and_is_not_stored(
     assert not storage.exists(job.result_key)
 
 
-def weave_event(job: Job1):  # noqa: ANN201
+def weave_event(job: Job1):
     from shared.events import make_event
 
     return make_event(t.WEAVE_REQUESTED, job.data, source="/tests")
 
 
 def test_a_batch_renders_in_one_pipeline_call_and_equals_single_runs(
-    app: Flask, sessions: sessionmaker[Session], storage: Any, redis_client: redis.Redis, module_prefix: str,
+    app: Flask,
+    sessions: sessionmaker[Session],
+    storage: Any,
+    redis_client: redis.Redis,
+    module_prefix: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import functions.weave.handler as handler
@@ -284,7 +316,7 @@ def test_a_batch_renders_in_one_pipeline_call_and_equals_single_runs(
     calls: list[int] = []
     real = handler.run_models
 
-    def counting(pipelines, requests, callback=None):  # noqa: ANN001, ANN202
+    def counting(pipelines, requests, callback=None):
         calls.append(len(requests))
         return real(pipelines, requests, callback=callback)
 
@@ -307,7 +339,11 @@ def test_a_batch_renders_in_one_pipeline_call_and_equals_single_runs(
 
 
 def test_a_batch_request_renders_in_one_call_and_answers_per_event(
-    app: Flask, sessions: sessionmaker[Session], storage: Any, redis_client: redis.Redis, module_prefix: str,
+    app: Flask,
+    sessions: sessionmaker[Session],
+    storage: Any,
+    redis_client: redis.Redis,
+    module_prefix: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The runner sends what is waiting as ONE application/cloudevents-batch+json request:
@@ -318,7 +354,7 @@ def test_a_batch_request_renders_in_one_call_and_answers_per_event(
     calls: list[int] = []
     real = handler.run_models
 
-    def counting(pipelines, requests, callback=None):  # noqa: ANN001, ANN202
+    def counting(pipelines, requests, callback=None):
         calls.append(len(requests))
         return real(pipelines, requests, callback=callback)
 
@@ -345,7 +381,11 @@ def test_a_batch_request_renders_in_one_call_and_answers_per_event(
 
 
 def test_a_bad_request_in_a_batch_fails_alone(
-    app: Flask, sessions: sessionmaker[Session], storage: Any, redis_client: redis.Redis, module_prefix: str,
+    app: Flask,
+    sessions: sessionmaker[Session],
+    storage: Any,
+    redis_client: redis.Redis,
+    module_prefix: str,
 ) -> None:
     good, bad = Job1(sessions, storage), Job1(sessions, storage, person=b"not an image")
     assert function_of(app).handle_batch([weave_event(bad), weave_event(good)]) == [None, None]
@@ -354,9 +394,17 @@ def test_a_bad_request_in_a_batch_fails_alone(
 
 
 def test_model_config_carries_the_speed_switches_from_the_environment() -> None:
-    settings = Settings.from_env({"PROTEUS_ENV": "test", "JWT_SECRET": "s" * 48, "WEAVE_COMPILE": "true",
-                                  "WEAVE_CUDA_GRAPHS": "true", "WEAVE_CHANNELS_LAST": "true",
-                                  "WEAVE_SDPA_BACKEND": "flash", "WEAVE_MAX_BATCH": "2"})
+    settings = Settings.from_env(
+        {
+            "PROTEUS_ENV": "test",
+            "JWT_SECRET": "s" * 48,
+            "WEAVE_COMPILE": "true",
+            "WEAVE_CUDA_GRAPHS": "true",
+            "WEAVE_CHANNELS_LAST": "true",
+            "WEAVE_SDPA_BACKEND": "flash",
+            "WEAVE_MAX_BATCH": "2",
+        }
+    )
     options = model_config(settings).options
     assert (options.compile, options.cuda_graphs, options.channels_last) == (True, True, True)
     assert (options.sdpa_backend, options.max_batch_size) == ("flash", 2)

@@ -1,6 +1,7 @@
 """weave serves its models by name: FASHN VTON beside CatVTON, readiness lists them with their
 licences, a model that is not loaded fails the job with a 4xx reason, and COMMERCIAL serves
 only the parser-free FASHN combination."""
+
 from __future__ import annotations
 
 import io
@@ -18,7 +19,7 @@ from functions.weave.main import create_app
 from shared import event_types as t
 from shared.config import Settings
 from shared.events import event_data
-from tests.functions.conftest import dispose_function, post, reply_of, binary_request
+from tests.functions.conftest import binary_request, dispose_function, post, reply_of
 from tests.functions.weave.test_handler import Job1
 
 pytestmark = pytest.mark.redis
@@ -37,30 +38,48 @@ def _app(settings: Settings) -> Flask:
 
 @pytest.fixture(scope="module")
 def app(module_settings: Settings, weave_smoke_models: Path) -> Iterator[Flask]:
-    app = _app(module_settings.with_overrides(models_dir=str(weave_smoke_models), weave_device="cpu",
-                                              weave_models=("catvton-maskfree", "fashn-vton-1.5")))
+    app = _app(
+        module_settings.with_overrides(
+            models_dir=str(weave_smoke_models), weave_device="cpu", weave_models=("catvton-maskfree", "fashn-vton-1.5")
+        )
+    )
     yield app
     dispose_function(app)
 
 
 @pytest.fixture(scope="module")
 def commercial_app(module_settings: Settings, weave_smoke_models: Path) -> Iterator[Flask]:
-    app = _app(module_settings.with_overrides(models_dir=str(weave_smoke_models), weave_device="cpu", commercial=True,
-                                              weave_models=("fashn-vton-1.5",),
-                                              weave_default_model="fashn-vton-1.5"))
+    app = _app(
+        module_settings.with_overrides(
+            models_dir=str(weave_smoke_models),
+            weave_device="cpu",
+            commercial=True,
+            weave_models=("fashn-vton-1.5",),
+            weave_default_model="fashn-vton-1.5",
+        )
+    )
     yield app
     dispose_function(app)
 
 
 def send(app: Flask, job: Job1) -> Any:
-    return reply_of(post(app.test_client(), binary_request(t.WEAVE_REQUESTED, job.data, user_id=job.user_id,
-                                                           subject=job.job_id)))
+    return reply_of(
+        post(app.test_client(), binary_request(t.WEAVE_REQUESTED, job.data, user_id=job.user_id, subject=job.job_id))
+    )
 
 
 def fashn_job(sessions: sessionmaker[Session], storage: Any, **fields: Any) -> Job1:
     job = Job1(sessions, storage)
-    job.data.update({"model": "fashn-vton-1.5", "steps": 3, "guidance": 1.5, "garment_photo_type": "model",
-                     "segmentation_free": True, **fields})
+    job.data.update(
+        {
+            "model": "fashn-vton-1.5",
+            "steps": 3,
+            "guidance": 1.5,
+            "garment_photo_type": "model",
+            "segmentation_free": True,
+            **fields,
+        }
+    )
     return job
 
 
@@ -73,8 +92,9 @@ def test_readyz_lists_the_loaded_models_with_licences(app: Flask) -> None:
     assert "non-commercial" in state["models"][0]["licence"] and state["models"][0]["commercial"] is False
 
 
-@pytest.mark.parametrize("photo_type,segmentation_free", [("model", True), ("model", False), ("flat-lay", True),
-                                                          ("flat-lay", False)])
+@pytest.mark.parametrize(
+    "photo_type,segmentation_free", [("model", True), ("model", False), ("flat-lay", True), ("flat-lay", False)]
+)
 def test_fashn_request_renders_and_names_its_model(app, sessions, storage, photo_type, segmentation_free) -> None:
     job = fashn_job(sessions, storage, garment_photo_type=photo_type, segmentation_free=segmentation_free)
     reply = send(app, job)

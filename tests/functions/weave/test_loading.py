@@ -1,4 +1,5 @@
 """Loading: the smoke model's layout, the attention checkpoint check, smoke vs real, hub."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,10 +14,26 @@ from safetensors.torch import load_file, save_file
 
 from functions.weave import download
 from functions.weave.loading import (
-    ATTENTION_DIRS, ATTENTION_SUBPATH, BASE_DIRS, HUB_IDS, MODEL_WEIGHTS, SMOKE_MARKER, VAE_DIR,
-    HubFetch, ModelLoadError, WeaveModelConfig, attn1_modules, build_scheduler, fetch,
-    find_weights, load_attention_weights, load_pipeline, load_pipelines, missing_files,
-    resolve_dtype, resolve_model,
+    ATTENTION_DIRS,
+    ATTENTION_SUBPATH,
+    BASE_DIRS,
+    HUB_IDS,
+    MODEL_WEIGHTS,
+    SMOKE_MARKER,
+    VAE_DIR,
+    HubFetch,
+    ModelLoadError,
+    WeaveModelConfig,
+    attn1_modules,
+    build_scheduler,
+    fetch,
+    find_weights,
+    load_attention_weights,
+    load_pipeline,
+    load_pipelines,
+    missing_files,
+    resolve_dtype,
+    resolve_model,
 )
 from functions.weave.pipeline import PipelineOptions, TryOnRequest
 from functions.weave.smoke import is_complete, tiny_unet, write_smoke_model
@@ -37,12 +54,16 @@ def copy_real_layout(smoke: Path, dest: Path) -> Path:
 
 def test_smoke_model_has_the_real_layout(weave_models_dir: Path) -> None:
     root = weave_models_dir / "smoke"
-    for rel in ("sd-vae-ft-mse/config.json", "sd-vae-ft-mse/diffusion_pytorch_model.safetensors",
-                "stable-diffusion-inpainting/unet/config.json",
-                "stable-diffusion-inpainting/scheduler/scheduler_config.json",
-                "instruct-pix2pix/unet/diffusion_pytorch_model.safetensors",
-                "CatVTON/mix-48k-1024/attention/model.safetensors",
-                "CatVTON-MaskFree/mix-48k-1024/attention/model.safetensors", SMOKE_MARKER):
+    for rel in (
+        "sd-vae-ft-mse/config.json",
+        "sd-vae-ft-mse/diffusion_pytorch_model.safetensors",
+        "stable-diffusion-inpainting/unet/config.json",
+        "stable-diffusion-inpainting/scheduler/scheduler_config.json",
+        "instruct-pix2pix/unet/diffusion_pytorch_model.safetensors",
+        "CatVTON/mix-48k-1024/attention/model.safetensors",
+        "CatVTON-MaskFree/mix-48k-1024/attention/model.safetensors",
+        SMOKE_MARKER,
+    ):
         assert (root / rel).is_file(), rel
     keys = load_file(str(attention_file(root)))
     assert sorted({int(k.split(".")[0]) for k in keys}) == [0, 8, 16, 24]  # released scheme
@@ -73,8 +94,7 @@ def test_pipelines_share_vae_and_safety_checker(pipelines) -> None:
     assert free.unet is not masked.unet
 
 
-def test_attention_weights_map_released_indices_onto_attn1_modules(pipelines,
-                                                                   weave_models_dir) -> None:
+def test_attention_weights_map_released_indices_onto_attn1_modules(pipelines, weave_models_dir) -> None:
     for variant, pipe in pipelines.items():
         state = load_file(str(attention_file(weave_models_dir / "smoke", variant)))
         modules = attn1_modules(pipe.unet)
@@ -103,15 +123,16 @@ def _broken(tmp_path: Path, weave_models_dir: Path, edit) -> Path:
     return path
 
 
-@pytest.mark.parametrize("edit,expected", [
-    (lambda s: s.pop("8.to_k.weight"), ["found 19", "missing: 8.to_k.weight"]),
-    (lambda s: [s.pop(f"24.{x}") for x in SUFFIXES],
-     ["found 15", "missing: 24.to_q.weight, 24.to_k.weight"]),
-    (lambda s: s.update({"32.to_q.weight": s["0.to_q.weight"].clone()}), ["5 module indices"]),
-    (lambda s: s.update({"0.norm.weight": torch.ones(1)}), ["unexpected keys: 0.norm.weight"]),
-])
-def test_loader_refuses_incomplete_attention_weights(tmp_path, weave_models_dir, edit,
-                                                     expected) -> None:
+@pytest.mark.parametrize(
+    "edit,expected",
+    [
+        (lambda s: s.pop("8.to_k.weight"), ["found 19", "missing: 8.to_k.weight"]),
+        (lambda s: [s.pop(f"24.{x}") for x in SUFFIXES], ["found 15", "missing: 24.to_q.weight, 24.to_k.weight"]),
+        (lambda s: s.update({"32.to_q.weight": s["0.to_q.weight"].clone()}), ["5 module indices"]),
+        (lambda s: s.update({"0.norm.weight": torch.ones(1)}), ["unexpected keys: 0.norm.weight"]),
+    ],
+)
+def test_loader_refuses_incomplete_attention_weights(tmp_path, weave_models_dir, edit, expected) -> None:
     path = _broken(tmp_path, weave_models_dir, edit)
     with pytest.raises(ModelLoadError) as info:
         load_attention_weights(tiny_unet(8), path)
@@ -122,8 +143,7 @@ def test_loader_refuses_incomplete_attention_weights(tmp_path, weave_models_dir,
 
 
 def test_loader_refuses_mis_shaped_tensor(tmp_path, weave_models_dir) -> None:
-    path = _broken(tmp_path, weave_models_dir,
-                   lambda s: s.update({"0.to_q.weight": torch.zeros(3, 3)}))
+    path = _broken(tmp_path, weave_models_dir, lambda s: s.update({"0.to_q.weight": torch.zeros(3, 3)}))
     with pytest.raises(ModelLoadError, match=r"0\.to_q\.weight has shape \(3, 3\)"):
         load_attention_weights(tiny_unet(8), path)
 
@@ -134,8 +154,7 @@ def test_load_pipeline_refuses_a_checkpoint_lacking_a_tensor(tmp_path, weave_mod
     state = load_file(str(target))
     del state["16.to_out.0.bias"]
     save_file(state, str(target))
-    config = WeaveModelConfig(model="real", models_dir=models, device="cpu",
-                              variants=("mask",))
+    config = WeaveModelConfig(model="real", models_dir=models, device="cpu", variants=("mask",))
     with pytest.raises(ModelLoadError, match=r"missing: 16\.to_out\.0\.bias"):
         load_pipeline(config, "mask")
 
@@ -155,8 +174,7 @@ def test_auto_smoke_is_written_on_demand_and_tagged(tmp_path) -> None:
     config = WeaveModelConfig(model="auto", models_dir=tmp_path / "models", device="cpu")
     pipe = load_pipeline(config, "maskfree")
     assert pipe.model_name == "smoke" and is_complete(tmp_path / "models" / "smoke")
-    result = pipe([TryOnRequest(person=_image(), garment=_image(), steps=1, height=128,
-                                width=64, seed=1)])[0]
+    result = pipe([TryOnRequest(person=_image(), garment=_image(), steps=1, height=128, width=64, seed=1)])[0]
     assert result.metadata["model"] == "smoke"
 
 
@@ -179,15 +197,22 @@ def test_real_model_required_but_missing(tmp_path) -> None:
 def test_scheduler_settings_are_forced(tmp_path) -> None:
     folder = tmp_path / "scheduler"
     folder.mkdir()
-    (folder / "scheduler_config.json").write_text(json.dumps({
-        "_class_name": "EulerAncestralDiscreteScheduler", "beta_schedule": "linear",
-        "clip_sample": True, "set_alpha_to_one": True, "steps_offset": 0}))
+    (folder / "scheduler_config.json").write_text(
+        json.dumps(
+            {
+                "_class_name": "EulerAncestralDiscreteScheduler",
+                "beta_schedule": "linear",
+                "clip_sample": True,
+                "set_alpha_to_one": True,
+                "steps_offset": 0,
+            }
+        )
+    )
     scheduler = build_scheduler(folder)
     c = scheduler.config
     assert type(scheduler).__name__ == "DDIMScheduler"
     assert (c.clip_sample, c.set_alpha_to_one, c.steps_offset) == (False, False, 1)
-    assert (c.beta_schedule, c.beta_start, c.beta_end, c.num_train_timesteps) == (
-        "scaled_linear", 0.00085, 0.012, 1000)
+    assert (c.beta_schedule, c.beta_start, c.beta_end, c.num_train_timesteps) == ("scaled_linear", 0.00085, 0.012, 1000)
 
 
 def test_dtype_and_config_choices() -> None:
@@ -206,10 +231,13 @@ def _fake_hub(monkeypatch, smoke: Path, tmp_path: Path, calls: list) -> None:
 
     import huggingface_hub
 
-    sources = {HUB_IDS["vae"]: smoke / VAE_DIR, HUB_IDS["maskfree"]: smoke / BASE_DIRS["maskfree"],
-               HUB_IDS["mask"]: smoke / BASE_DIRS["mask"],
-               HUB_IDS["attention-maskfree"]: smoke / ATTENTION_DIRS["maskfree"],
-               HUB_IDS["attention-mask"]: smoke / ATTENTION_DIRS["mask"]}
+    sources = {
+        HUB_IDS["vae"]: smoke / VAE_DIR,
+        HUB_IDS["maskfree"]: smoke / BASE_DIRS["maskfree"],
+        HUB_IDS["mask"]: smoke / BASE_DIRS["mask"],
+        HUB_IDS["attention-maskfree"]: smoke / ATTENTION_DIRS["maskfree"],
+        HUB_IDS["attention-mask"]: smoke / ATTENTION_DIRS["mask"],
+    }
 
     def files(repo_id: str) -> list[str]:
         root = sources[repo_id]
@@ -224,8 +252,7 @@ def _fake_hub(monkeypatch, smoke: Path, tmp_path: Path, calls: list) -> None:
                 shutil.copyfile(sources[repo_id] / rel, dest / rel)
         return str(dest)
 
-    monkeypatch.setattr(huggingface_hub, "list_repo_files",
-                        lambda repo_id, token=None: files(repo_id))
+    monkeypatch.setattr(huggingface_hub, "list_repo_files", lambda repo_id, token=None: files(repo_id))
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot)
 
 
@@ -239,8 +266,12 @@ def test_hub_source_downloads_by_id_with_token(monkeypatch, weave_models_dir, tm
     assert resolve_model(WeaveModelConfig(source="hub", models_dir=tmp_path)) == "real"
     pipe = load_pipeline(config, "maskfree")
     assert pipe.model_name == "catvton" and pipe.safety_checker is not None
-    assert {c[0] for c in calls} == {HUB_IDS["vae"], HUB_IDS["maskfree"], HUB_IDS["mask"],
-                                     HUB_IDS["attention-maskfree"]}
+    assert {c[0] for c in calls} == {
+        HUB_IDS["vae"],
+        HUB_IDS["maskfree"],
+        HUB_IDS["mask"],
+        HUB_IDS["attention-maskfree"],
+    }
     assert all(c[1] == "hf_test" for c in calls)
     base = next(c for c in calls if c[0] == HUB_IDS["maskfree"])
     assert "unet/diffusion_pytorch_model.safetensors" in base[2]
@@ -253,21 +284,33 @@ def test_hub_source_downloads_by_id_with_token(monkeypatch, weave_models_dir, tm
         load_pipeline(config, "maskfree")
 
 
-@pytest.mark.parametrize("present,chosen", [
-    (["a.safetensors"], None),
-    (["unet/diffusion_pytorch_model.bin"], "unet/diffusion_pytorch_model.bin"),
-    (["unet/diffusion_pytorch_model.bin", "unet/diffusion_pytorch_model.fp16.safetensors"],
-     "unet/diffusion_pytorch_model.fp16.safetensors"),
-    (["unet/diffusion_pytorch_model.bin", "unet/diffusion_pytorch_model.safetensors",
-      "unet/diffusion_pytorch_model.fp16.safetensors"], "unet/diffusion_pytorch_model.safetensors"),
-])
+@pytest.mark.parametrize(
+    "present,chosen",
+    [
+        (["a.safetensors"], None),
+        (["unet/diffusion_pytorch_model.bin"], "unet/diffusion_pytorch_model.bin"),
+        (
+            ["unet/diffusion_pytorch_model.bin", "unet/diffusion_pytorch_model.fp16.safetensors"],
+            "unet/diffusion_pytorch_model.fp16.safetensors",
+        ),
+        (
+            [
+                "unet/diffusion_pytorch_model.bin",
+                "unet/diffusion_pytorch_model.safetensors",
+                "unet/diffusion_pytorch_model.fp16.safetensors",
+            ],
+            "unet/diffusion_pytorch_model.safetensors",
+        ),
+    ],
+)
 def test_fetch_picks_the_best_weights_a_repo_has(monkeypatch, tmp_path, present, chosen) -> None:
     import huggingface_hub
 
     got: list = []
     monkeypatch.setattr(huggingface_hub, "list_repo_files", lambda repo_id, token=None: present)
-    monkeypatch.setattr(huggingface_hub, "snapshot_download",
-                        lambda repo_id, allow_patterns, **k: got.append(allow_patterns) or "x")
+    monkeypatch.setattr(
+        huggingface_hub, "snapshot_download", lambda repo_id, allow_patterns, **k: got.append(allow_patterns) or "x"
+    )
     item = HubFetch("org/base", "base", ("unet/config.json",), (("unet/", MODEL_WEIGHTS),))
     if chosen is None:
         with pytest.raises(DependencyUnavailable, match="org/base has no weights in 'unet/'"):
@@ -294,13 +337,11 @@ def test_bin_or_fp16_only_weights_load(tmp_path, weave_models_dir, save) -> None
     assert resolve_model(config) == "real"
     pipe = load_pipeline(config, "maskfree")
     assert pipe.unet.dtype == torch.float32
-    result = pipe([TryOnRequest(person=_image(), garment=_image(), steps=1, height=128,
-                                width=64, seed=1)])[0]
+    result = pipe([TryOnRequest(person=_image(), garment=_image(), steps=1, height=128, width=64, seed=1)])[0]
     assert result.image.size == (64, 128)
 
 
-def test_download_script_fetches_each_repo_with_patterns(monkeypatch, tmp_path,
-                                                         weave_models_dir) -> None:
+def test_download_script_fetches_each_repo_with_patterns(monkeypatch, tmp_path, weave_models_dir) -> None:
     calls: list = []
     _fake_hub(monkeypatch, weave_models_dir / "smoke", tmp_path / "hub", calls)
     monkeypatch.setenv("HF_TOKEN", "hf_secret")
@@ -309,20 +350,26 @@ def test_download_script_fetches_each_repo_with_patterns(monkeypatch, tmp_path,
     repos = [c[0] for c in calls]
     assert sorted(repos) == sorted(HUB_IDS.values())
     assert all(c[1] == "hf_secret" for c in calls)
-    assert ("zhengchong/CatVTON-MaskFree", "hf_secret", ["mix-48k-1024/attention/*"],
-            str(models / "CatVTON-MaskFree")) in calls
+    assert (
+        "zhengchong/CatVTON-MaskFree",
+        "hf_secret",
+        ["mix-48k-1024/attention/*"],
+        str(models / "CatVTON-MaskFree"),
+    ) in calls
     assert not missing_files(models, ("maskfree", "mask"))
     assert (models / "stable-diffusion-inpainting/safety_checker/config.json").is_file()
     assert sorted(p.name for p in (models / "instruct-pix2pix/unet").iterdir()) == [
-        "config.json", "diffusion_pytorch_model.safetensors"]  # only what is loaded
+        "config.json",
+        "diffusion_pytorch_model.safetensors",
+    ]  # only what is loaded
     pipe = load_pipeline(WeaveModelConfig(models_dir=models, device="cpu"), "mask")
     assert pipe.model_name == "catvton" and pipe.safety_checker is not None
 
     calls.clear()
-    assert download.main(["--models-dir", str(tmp_path / "other"), "--variants", "maskfree",
-                          "--no-safety-checker"]) == 0
-    assert sorted(c[0] for c in calls) == sorted(
-        [HUB_IDS["vae"], HUB_IDS["maskfree"], HUB_IDS["attention-maskfree"]])
+    assert (
+        download.main(["--models-dir", str(tmp_path / "other"), "--variants", "maskfree", "--no-safety-checker"]) == 0
+    )
+    assert sorted(c[0] for c in calls) == sorted([HUB_IDS["vae"], HUB_IDS["maskfree"], HUB_IDS["attention-maskfree"]])
 
 
 def _image():
@@ -331,10 +378,10 @@ def _image():
     return Image.linear_gradient("L").convert("RGB").resize((96, 160))
 
 
-@pytest.mark.parametrize("switches, mode", [({"compile": True}, "default"),
-                                            ({"cuda_graphs": True}, "reduce-overhead")])
+@pytest.mark.parametrize("switches, mode", [({"compile": True}, "default"), ({"cuda_graphs": True}, "reduce-overhead")])
 def test_compiled_pipelines_are_warmed_up_before_they_are_returned(
-        monkeypatch, smoke_config, caplog, switches, mode) -> None:
+    monkeypatch, smoke_config, caplog, switches, mode
+) -> None:
     """torch.compile is replaced by a recorder here (compiling on this CPU takes minutes);
     the real compile was checked by hand to give the eager pixels within 1/255."""
     compiled: list[tuple[torch.nn.Module, str]] = []

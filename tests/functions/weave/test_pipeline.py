@@ -1,5 +1,6 @@
 """CatVTONPipeline on the smoke model: determinism, batching, guidance, variants, repaint,
 safety, progress and every bad input."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,7 +16,11 @@ from PIL import Image
 
 from functions.weave.loading import WeaveModelConfig, load_pipelines
 from functions.weave.pipeline import (
-    CatVTONPipeline, PipelineOptions, SkipCrossAttnProcessor, TryOnRequest, run_requests,
+    CatVTONPipeline,
+    PipelineOptions,
+    SkipCrossAttnProcessor,
+    TryOnRequest,
+    run_requests,
 )
 from functions.weave.preprocess import center_crop_resize, prepare_mask, repaint_kernel_size
 from shared.errors import BadRequest, ClientError, ImageTooLarge, InvalidImage
@@ -47,9 +52,12 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 def png_header(width: int, height: int) -> bytes:
     """A tiny PNG file that claims width x height (a decompression bomb's header)."""
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2,
-                                                                   0, 0, 0))
-            + _chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + _chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + _chunk(b"IEND", b"")
+    )
 
 
 PERSON = noise_image(96, 160, seed=1)
@@ -69,7 +77,7 @@ def dilate(mask: np.ndarray, reach: int) -> np.ndarray:
     out = np.zeros_like(mask)
     for dy in range(2 * reach + 1):
         for dx in range(2 * reach + 1):
-            out |= padded[dy:dy + mask.shape[0], dx:dx + mask.shape[1]]
+            out |= padded[dy : dy + mask.shape[0], dx : dx + mask.shape[1]]
     return out
 
 
@@ -78,6 +86,7 @@ def pixels(image: Image.Image) -> np.ndarray:
 
 
 # -- determinism, seeds, batching ----------------------------------------------------------
+
 
 def test_same_seed_same_pixels_other_seed_other_pixels(maskfree: CatVTONPipeline) -> None:
     a, b = maskfree([request(seed=11)]), maskfree([request(seed=11)])
@@ -106,10 +115,10 @@ def test_seed_also_drives_vae_sampling(maskfree: CatVTONPipeline) -> None:
 
 def test_vae_sample_comes_from_the_request_seed(maskfree) -> None:
     """The conditioning latents are a seeded sample, not the distribution's mean."""
+
     def conditioning(seed: int) -> torch.Tensor:
         captured: list[torch.Tensor] = []
-        handle = maskfree.unet.register_forward_pre_hook(
-            lambda module, args: captured.append(args[0][:1, 4:].clone()))
+        handle = maskfree.unet.register_forward_pre_hook(lambda module, args: captured.append(args[0][:1, 4:].clone()))
         try:
             maskfree([request(seed=seed, steps=1)])
         finally:
@@ -124,8 +133,10 @@ def test_vae_sample_comes_from_the_request_seed(maskfree) -> None:
 def test_batched_equals_single(pipelines, unet_batches, variant: str) -> None:
     pipe = pipelines[variant]
     mask = MASK if variant == "mask" else None
-    reqs = [request(seed=s, guidance=g, mask=mask, garment=noise_image(70, 90, seed=s))
-            for s, g in ((1, 2.5), (2, 3.0), (3, 2.0))]
+    reqs = [
+        request(seed=s, guidance=g, mask=mask, garment=noise_image(70, 90, seed=s))
+        for s, g in ((1, 2.5), (2, 3.0), (3, 2.0))
+    ]
     shapes = unet_batches(pipe)
     batched = pipe(reqs)
     assert [s[0] for s in shapes] == [6] * 4  # 3 requests x (cond + uncond), 4 steps
@@ -138,13 +149,19 @@ def test_batched_equals_single(pipelines, unet_batches, variant: str) -> None:
 
 
 def test_incompatible_requests_are_grouped_never_mixed(maskfree, unet_batches) -> None:
-    reqs = [request(seed=1), request(seed=2, height=64, width=64), request(seed=3, steps=2),
-            request(seed=4), request(seed=5, guidance=1.0)]
+    reqs = [
+        request(seed=1),
+        request(seed=2, height=64, width=64),
+        request(seed=3, steps=2),
+        request(seed=4),
+        request(seed=5, guidance=1.0),
+    ]
     shapes = unet_batches(maskfree)
     results = maskfree(reqs)
     # groups: {0, 3} 4 steps x batch 4; {1} 4 x 2; {2} 2 x 2; {4} 4 x 1 (no guidance pair)
-    assert sorted(shapes) == sorted([(4, 8, 16, 16)] * 4 + [(2, 8, 8, 16)] * 4
-                                    + [(2, 8, 16, 16)] * 2 + [(1, 8, 16, 16)] * 4)
+    assert sorted(shapes) == sorted(
+        [(4, 8, 16, 16)] * 4 + [(2, 8, 8, 16)] * 4 + [(2, 8, 16, 16)] * 2 + [(1, 8, 16, 16)] * 4
+    )
     assert [r.image.size for r in results] == [(W, H), (64, 64), (W, H), (W, H), (W, H)]
     assert [r.seed for r in results] == [1, 2, 3, 4, 5]
     alone = maskfree([reqs[3]])[0]
@@ -164,9 +181,9 @@ def test_max_batch_size_splits_groups(maskfree, unet_batches) -> None:
 
 # -- guidance and the attention processor -------------------------------------------------
 
+
 @pytest.mark.parametrize("guidance,batch", [(1.0, 1), (0.5, 1), (0.0, 1), (2.5, 2)])
-def test_guidance_one_or_less_skips_unconditional_pass(maskfree, unet_batches, guidance,
-                                                       batch) -> None:
+def test_guidance_one_or_less_skips_unconditional_pass(maskfree, unet_batches, guidance, batch) -> None:
     shapes = unet_batches(maskfree)
     maskfree([request(guidance=guidance)])
     assert [s[0] for s in shapes] == [batch] * 4
@@ -174,8 +191,7 @@ def test_guidance_one_or_less_skips_unconditional_pass(maskfree, unet_batches, g
 
 def test_unconditional_member_has_zeroed_garment(maskfree, unet_batches) -> None:
     captured: list[torch.Tensor] = []
-    handle = maskfree.unet.register_forward_pre_hook(
-        lambda module, args: captured.append(args[0].clone()))
+    handle = maskfree.unet.register_forward_pre_hook(lambda module, args: captured.append(args[0].clone()))
     try:
         maskfree([request(steps=1)])
     finally:
@@ -195,15 +211,17 @@ def test_cross_attention_processor_returns_its_input(maskfree) -> None:
     processors = maskfree.unet.attn_processors
     attn2 = [n for n in processors if ".attn2." in f".{n}"]
     assert attn2 and all(isinstance(processors[n], SkipCrossAttnProcessor) for n in attn2)
-    assert not any(isinstance(processors[n], SkipCrossAttnProcessor)
-                   for n in processors if ".attn1." in f".{n}")
+    assert not any(isinstance(processors[n], SkipCrossAttnProcessor) for n in processors if ".attn1." in f".{n}")
     # inside the real network: every attn2 output equals its input, and it is not zero
     seen: list[bool] = []
     modules = [m for n, m in maskfree.unet.named_modules() if n.endswith("attn2")]
-    hooks = [m.register_forward_hook(
-        lambda mod, args, kwargs, out: seen.append(bool(torch.equal(out, args[0])
-                                                        and out.abs().sum() > 0)),
-        with_kwargs=True) for m in modules]
+    hooks = [
+        m.register_forward_hook(
+            lambda mod, args, kwargs, out: seen.append(bool(torch.equal(out, args[0]) and out.abs().sum() > 0)),
+            with_kwargs=True,
+        )
+        for m in modules
+    ]
     try:
         with torch.no_grad():
             maskfree.unet(torch.randn(1, 8, 16, 16), 10, encoder_hidden_states=None)
@@ -214,6 +232,7 @@ def test_cross_attention_processor_returns_its_input(maskfree) -> None:
 
 
 # -- variants, outputs, repaint ----------------------------------------------------------
+
 
 def test_both_variants_join_and_channels(pipelines, unet_batches) -> None:
     free_shapes = unet_batches(pipelines["maskfree"])
@@ -227,8 +246,7 @@ def test_both_variants_join_and_channels(pipelines, unet_batches) -> None:
 
 def test_mask_channel_marks_the_person_region(masked) -> None:
     captured: list[torch.Tensor] = []
-    handle = masked.unet.register_forward_pre_hook(
-        lambda module, args: captured.append(args[0].clone()))
+    handle = masked.unet.register_forward_pre_hook(lambda module, args: captured.append(args[0].clone()))
     try:
         masked([request(steps=1, mask=MASK)])
     finally:
@@ -244,12 +262,23 @@ def test_output_size_mode_and_metadata(pipelines) -> None:
     assert result.image.mode == "RGB" and result.image.size == (W, H)
     assert pixels(result.image).max() > 0  # never a black image
     meta = result.metadata
-    for key in ("model", "variant", "steps", "guidance", "height", "width", "rendered_height",
-                "rendered_width", "upscaled", "device", "dtype", "seconds"):
+    for key in (
+        "model",
+        "variant",
+        "steps",
+        "guidance",
+        "height",
+        "width",
+        "rendered_height",
+        "rendered_width",
+        "upscaled",
+        "device",
+        "dtype",
+        "seconds",
+    ):
         assert key in meta
     assert meta["model"] == "smoke" and meta["device"] == "cpu" and meta["dtype"] == "float32"
-    assert (meta["height"], meta["width"], meta["rendered_height"], meta["rendered_width"]) == (
-        H, W, H, W)
+    assert (meta["height"], meta["width"], meta["rendered_height"], meta["rendered_width"]) == (H, W, H, W)
     assert meta["upscaled"] is False and meta["category"] == "lower" and meta["steps"] == 4
 
 
@@ -290,6 +319,7 @@ def test_maskfree_variant_can_repaint_with_a_mask(maskfree) -> None:
 
 # -- progress and safety -----------------------------------------------------------------
 
+
 def test_progress_callback_reports_every_step(maskfree) -> None:
     calls: list[tuple[int, int]] = []
     maskfree([request(steps=3)], callback=lambda k, n: calls.append((k, n)))
@@ -320,12 +350,28 @@ def test_safety_checker_flags_without_blacking_out(maskfree) -> None:
 
 # -- bad input ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("field,value", [
-    ("steps", 0), ("steps", 151), ("steps", 2.5), ("steps", True), ("guidance", -0.1),
-    ("guidance", 20.5), ("guidance", math.nan), ("guidance", "2"), ("height", 100),
-    ("width", 96), ("height", 0), ("width", 4096), ("category", "hat"), ("variant", "x"),
-    ("seed", -1), ("seed", "7"),
-])
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("steps", 0),
+        ("steps", 151),
+        ("steps", 2.5),
+        ("steps", True),
+        ("guidance", -0.1),
+        ("guidance", 20.5),
+        ("guidance", math.nan),
+        ("guidance", "2"),
+        ("height", 100),
+        ("width", 96),
+        ("height", 0),
+        ("width", 4096),
+        ("category", "hat"),
+        ("variant", "x"),
+        ("seed", -1),
+        ("seed", "7"),
+    ],
+)
 def test_bad_parameters_are_typed_errors_naming_the_value(maskfree, field, value) -> None:
     with pytest.raises(BadRequest) as info:
         maskfree([request(**{field: value})])
@@ -390,8 +436,13 @@ def test_image_bytes_in_any_format(maskfree) -> None:
     from shared.images import register_openers
 
     register_openers()  # HEIF via pillow-heif (load_image does this itself too)
-    for data in (encode(PERSON, "JPEG"), encode(PERSON.convert("RGBA"), "PNG"),
-                 encode(PERSON, "HEIF"), encode(PERSON, "AVIF"), encode(PERSON, "WEBP")):
+    for data in (
+        encode(PERSON, "JPEG"),
+        encode(PERSON.convert("RGBA"), "PNG"),
+        encode(PERSON, "HEIF"),
+        encode(PERSON, "AVIF"),
+        encode(PERSON, "WEBP"),
+    ):
         result = maskfree([request(person=data, garment=encode(GARMENT), steps=1)])[0]
         assert result.image.size == (W, H)
 
@@ -432,21 +483,18 @@ def bf16_pipelines(smoke_config: WeaveModelConfig) -> dict[str, CatVTONPipeline]
 def test_bf16_runs_both_variants_close_to_fp32(pipelines, bf16_pipelines, variant) -> None:
     mask = MASK if variant == "mask" else None
     alone = bf16_pipelines[variant]([request(mask=mask, repaint=mask is not None)])[0]
-    batched = bf16_pipelines[variant]([request(mask=mask, repaint=mask is not None),
-                                       request(mask=mask, seed=8)])[0]
+    batched = bf16_pipelines[variant]([request(mask=mask, repaint=mask is not None), request(mask=mask, seed=8)])[0]
     full = pipelines[variant]([request(mask=mask, repaint=mask is not None)])[0]
     assert alone.metadata["dtype"] == "bfloat16" and alone.image.size == (W, H)
     assert np.abs(pixels(alone.image) - pixels(batched.image)).max() <= 2
     assert np.abs(pixels(alone.image) - pixels(full.image)).mean() < 2.0
 
 
-@pytest.mark.parametrize("switch", [{"channels_last": True}, {"sdpa_backend": "math"},
-                                    {"vae_slicing": False}])
+@pytest.mark.parametrize("switch", [{"channels_last": True}, {"sdpa_backend": "math"}, {"vae_slicing": False}])
 def test_speed_switches_keep_the_pixels(smoke_config, maskfree, switch) -> None:
     assert maskfree.vae.use_slicing  # on by default
     options = PipelineOptions(**{**vars(maskfree.options), **switch})
-    switched = load_pipelines(dataclasses.replace(smoke_config, variants=("maskfree",),
-                                                  options=options))["maskfree"]
+    switched = load_pipelines(dataclasses.replace(smoke_config, variants=("maskfree",), options=options))["maskfree"]
     pair = [request(), request(seed=8)]  # a batch: the VAE sees 4 images at once, or one by one
     for ours, theirs in zip(switched(pair), maskfree(pair)):
         assert np.abs(pixels(ours.image) - pixels(theirs.image)).max() <= 2

@@ -1,4 +1,5 @@
 """The committed schemas are exactly what the contract models generate (`make schemas`)."""
+
 from __future__ import annotations
 
 import json
@@ -22,13 +23,13 @@ def test_committed_files_equal_what_the_models_generate() -> None:
     assert generate.main(["--check"]) == 0 and generate.main(["--check"], files=openapi.expected_files) == 0
 
 
-def test_the_check_reports_a_drifted_file(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+def test_the_check_reports_a_drifted_file(tmp_path, monkeypatch, capsys) -> None:
     target = generate.SCHEMA_DIR / "dev.proteus.weave.progress.json"
     copy = tmp_path / target.name
     copy.write_text(target.read_text().replace('"maximum": 1000', '"maximum": 999', 1))
     real = generate.expected_files
 
-    def redirected():  # noqa: ANN202
+    def redirected():
         files = real()
         return {copy if path == target else path: text for path, text in files.items()}
 
@@ -59,6 +60,8 @@ def test_legacy_spellings_are_documented_and_accepted() -> None:
     assert {"user_snap", "user_snap_s3", "uncleaned_outfit", "uncleaned_outfit_s3", "mask"} <= set(schema["properties"])
     assert {"anyOf": [{"required": ["user_snap_s3"]}, {"required": ["user_snap"]}]} in schema["allOf"]
     for spelling in ("user_snap", "user_snap_s3"):
-        body = WeaveJobRequest.parse({"vton_id": "v", spelling: "uploads/u/a.png", "uncleaned_outfit": "uploads/u/b.png"},
-                                     context={"user_id": "u"})
+        body = WeaveJobRequest.parse(
+            {"vton_id": "v", spelling: "uploads/u/a.png", "uncleaned_outfit": "uploads/u/b.png"},
+            context={"user_id": "u"},
+        )
         assert body.person_key == "uploads/u/a.png"

@@ -1,4 +1,5 @@
 """A migrated database (SQLite and PostgreSQL) and sessions on it."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -1,4 +1,5 @@
 """The one Alembic revision builds exactly the models' schema, on SQLite and PostgreSQL."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -72,7 +73,7 @@ def test_upgrade_matches_the_models_and_round_trips(database_url: str) -> None:
     assert schema_diffs(database_url) == []
 
 
-def test_cli_upgrades_the_configured_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # noqa: ANN001
+def test_cli_upgrades_the_configured_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     url = f"sqlite:///{tmp_path}/cli/proteus.db"
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("PROTEUS_DATA_DIR", str(tmp_path / "var"))
@@ -88,11 +89,20 @@ def test_0002_keeps_the_category_asked_for(database_url: str) -> None:
     migrate.upgrade(database_url, "0001")
     engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO users (id, user_name, email, password_hash, token_version, created_at, "
-                             "updated_at) VALUES ('u1', 'a', 'a@x.test', 'h', 0, :t, :t)"), {"t": "2026-01-01 00:00:00+00"})
-        conn.execute(sa.text("INSERT INTO vtons (id, user_id, user_snap, uncleaned_outfit, category, status, created_at, "
-                             "updated_at) VALUES ('v1', 'u1', 'uploads/u1/a', 'uploads/u1/b', 'auto', 'queued', :t, :t)"),
-                     {"t": "2026-01-01 00:00:00+00"})
+        conn.execute(
+            sa.text(
+                "INSERT INTO users (id, user_name, email, password_hash, token_version, created_at, "
+                "updated_at) VALUES ('u1', 'a', 'a@x.test', 'h', 0, :t, :t)"
+            ),
+            {"t": "2026-01-01 00:00:00+00"},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO vtons (id, user_id, user_snap, uncleaned_outfit, category, status, created_at, "
+                "updated_at) VALUES ('v1', 'u1', 'uploads/u1/a', 'uploads/u1/b', 'auto', 'queued', :t, :t)"
+            ),
+            {"t": "2026-01-01 00:00:00+00"},
+        )
     migrate.upgrade(database_url)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT category_requested FROM vtons WHERE id = 'v1'")).scalar() == "auto"

@@ -1,4 +1,5 @@
 """The models on a migrated SQLite and PostgreSQL database; engines and sessions."""
+
 from __future__ import annotations
 
 import socket
@@ -37,7 +38,9 @@ def test_defaults_and_aware_timestamps(sessions: sessionmaker[Session]) -> None:
     with session_scope(sessions) as session:
         user = add_user(session)
         tryon = add_tryon(session, user)
-        job = Job(user_id=user.id, vton_id=tryon.id, params={"steps": 30, "name": "Ünïcode ✓", "nested": [1, {"a": None}]})
+        job = Job(
+            user_id=user.id, vton_id=tryon.id, params={"steps": 30, "name": "Ünïcode ✓", "nested": [1, {"a": None}]}
+        )
         session.add(job)
         ids = user.id, tryon.id, job.id
     with sessions() as session:
@@ -69,7 +72,7 @@ def test_updated_at_moves_on_update_and_offsets_are_kept(sessions: sessionmaker[
 
 def test_naive_datetimes_are_refused(sessions: sessionmaker[Session]) -> None:
     with pytest.raises(sa.exc.StatementError, match="naive"), session_scope(sessions) as session:
-        add_user(session).created_at = datetime(2024, 1, 1)  # noqa: DTZ001
+        add_user(session).created_at = datetime(2024, 1, 1)
 
 
 def test_deleting_a_user_cascades_in_the_database(sessions: sessionmaker[Session]) -> None:
@@ -103,7 +106,9 @@ def test_deleting_a_tryon_cascades_to_its_jobs(sessions: sessionmaker[Session]) 
 BAD_ROWS = {
     "duplicate email": lambda u, t: User(user_name="dup", email=u.email, password_hash="x"),
     "duplicate idempotency key": lambda u, t: Job(user_id=u.id, vton_id=t.id, params={}, idempotency_key="k1"),
-    "duplicate asset": lambda u, t: GarmentAsset(user_id=u.id, content_hash="h", kind="mask", category="upper", key="k"),
+    "duplicate asset": lambda u, t: GarmentAsset(
+        user_id=u.id, content_hash="h", kind="mask", category="upper", key="k"
+    ),
     "try-on status": lambda u, t: TryOn(user_id=u.id, user_snap="a", uncleaned_outfit="b", status="bogus"),
     "job status": lambda u, t: Job(user_id=u.id, vton_id=t.id, params={}, status="paused"),
     "job type": lambda u, t: Job(user_id=u.id, vton_id=t.id, params={}, job_type="dance"),

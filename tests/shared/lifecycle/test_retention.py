@@ -1,4 +1,5 @@
 """The retention sweep on SQLite and PostgreSQL, local storage and S3, with an injected clock."""
+
 from __future__ import annotations
 
 import threading
@@ -59,15 +60,28 @@ def add_user(session: Session, name: str = "ada") -> User:
     return user
 
 
-def add_tryon(session: Session, storage: Storage, user: User, created: datetime, *,
-              person: str | None = None, garment: str | None = None) -> TryOn:
+def add_tryon(
+    session: Session,
+    storage: Storage,
+    user: User,
+    created: datetime,
+    *,
+    person: str | None = None,
+    garment: str | None = None,
+) -> TryOn:
     person = person or f"uploads/{user.id}/{created:%j%H%M%S}-person.jpg"
     garment = garment or f"uploads/{user.id}/{created:%j%H%M%S}-garment.jpg"
     for key in (person, garment):
         if not storage.exists(key):
             storage.put(key, PNG, "image/jpeg")
-    tryon = TryOn(user_id=user.id, user_snap=person, uncleaned_outfit=garment, status="queued",
-                  created_at=created, updated_at=created)
+    tryon = TryOn(
+        user_id=user.id,
+        user_snap=person,
+        uncleaned_outfit=garment,
+        status="queued",
+        created_at=created,
+        updated_at=created,
+    )
     session.add(tryon)
     session.flush()
     return tryon
@@ -103,8 +117,12 @@ def test_results_expire_and_history_says_so(sessions: sessionmaker[Session], sto
     assert (report.results, report.objects_deleted) == (1, 1)
     assert not storage.exists(old_key) and storage.exists(young_key)
     with sessions() as session:
-        old, young, old_job, young_job = (session.get(TryOn, ids[0]), session.get(TryOn, ids[1]),
-                                          session.get(Job, ids[2]), session.get(Job, ids[3]))
+        old, young, old_job, young_job = (
+            session.get(TryOn, ids[0]),
+            session.get(TryOn, ids[1]),
+            session.get(Job, ids[2]),
+            session.get(Job, ids[3]),
+        )
         assert old.outfit_try_on is None and old.result_expired_at == clock.now and old.status == "done"
         assert old_job.result_key is None
         assert young.outfit_try_on == young_key and young.result_expired_at is None
@@ -150,8 +168,9 @@ def test_cutouts_expire_with_their_rows(sessions: sessionmaker[Session], storage
         keys = [f"outputs/tailor/{user.id}/{'a' * 64}-cutout.png", f"outputs/tailor/{user.id}/{'b' * 64}-cutout.png"]
         for key, created in zip(keys, (T0, T0 + timedelta(days=29)), strict=True):
             storage.put(key, PNG, "image/png")
-            session.add(GarmentAsset(user_id=user.id, content_hash=key[-75:-11], kind="cutout", key=key,
-                                     created_at=created))
+            session.add(
+                GarmentAsset(user_id=user.id, content_hash=key[-75:-11], kind="cutout", key=key, created_at=created)
+            )
         tryon.cleaned_outfit = keys[0]
         session.commit()
         tryon_id = tryon.id
@@ -186,8 +205,11 @@ def test_orphaned_uploads_go_after_a_day(sessions: sessionmaker[Session], storag
 
 
 def test_zero_keeps_for_ever(sessions: sessionmaker[Session], storage: Storage, settings: Settings) -> None:
-    policy = RetentionPolicy.from_settings(settings.with_overrides(
-        retention_uploads_days=0, retention_cutouts_days=0, retention_results_days=0, retention_orphans_hours=0))
+    policy = RetentionPolicy.from_settings(
+        settings.with_overrides(
+            retention_uploads_days=0, retention_cutouts_days=0, retention_results_days=0, retention_orphans_hours=0
+        )
+    )
     assert (policy.uploads, policy.cutouts, policy.results, policy.orphans) == (None, None, None, None)
     with sessions() as session:
         user = add_user(session)
@@ -200,7 +222,11 @@ def test_zero_keeps_for_ever(sessions: sessionmaker[Session], storage: Storage, 
 def test_defaults_are_documented_values() -> None:
     policy = RetentionPolicy.from_settings(Settings())
     assert (policy.uploads, policy.cutouts, policy.results, policy.orphans) == (
-        timedelta(days=30), timedelta(days=30), timedelta(days=90), timedelta(hours=24))
+        timedelta(days=30),
+        timedelta(days=30),
+        timedelta(days=90),
+        timedelta(hours=24),
+    )
 
 
 def expired_results(sessions: sessionmaker[Session], storage: Storage, count: int) -> list[str]:
@@ -232,7 +258,7 @@ def test_two_sweeps_at_once_share_the_work(sessions: sessionmaker[Session], stor
         try:
             start.wait()
             reports.append(RetentionSweep(sessions, storage, policy, clock=Clock(T0 + timedelta(days=100))).run())
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=sweep) for _ in range(2)]

@@ -1,4 +1,5 @@
 """`python -m shared.lifecycle.sweep`: what the CronJob and `make run` run."""
+
 from __future__ import annotations
 
 import json
@@ -15,10 +16,23 @@ def test_one_sweep_prints_its_report(tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path / 'proteus.db'}"
     upgrade(database)
     orphan = tmp_path / "storage" / "objects" / "uploads" / "u1" / "x.jpg"
-    env = {"PATH": "/usr/bin:/bin", "PROTEUS_ENV": "test", "PROTEUS_DATA_DIR": str(tmp_path),
-           "DATABASE_URL": database, "JWT_SECRET": "s" * 48, "RETENTION_ORPHANS_HOURS": "1"}
-    done = subprocess.run([sys.executable, "-m", "shared.lifecycle.sweep"], check=False, cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PROTEUS_ENV": "test",
+        "PROTEUS_DATA_DIR": str(tmp_path),
+        "DATABASE_URL": database,
+        "JWT_SECRET": "s" * 48,
+        "RETENTION_ORPHANS_HOURS": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "shared.lifecycle.sweep"],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["objects_deleted"] == 0 and report["orphans"] == 0 and report["finished_at"]

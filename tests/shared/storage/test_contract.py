@@ -3,6 +3,7 @@
 What differs between them (presigned URL mechanics, the local blueprint, S3 batches and
 endpoints) stays in test_local.py and test_s3.py.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -27,8 +28,9 @@ def storage(request: pytest.FixtureRequest, settings: Settings) -> Storage:
         assert isinstance(made, LocalStorage)
         return made
     endpoint = request.getfixturevalue("s3_server")
-    s3 = S3Storage(f"proteus-{uuid.uuid4().hex[:12]}", endpoint_url=endpoint, access_key_id="testing",
-                   secret_access_key="testing")
+    s3 = S3Storage(
+        f"proteus-{uuid.uuid4().hex[:12]}", endpoint_url=endpoint, access_key_id="testing", secret_access_key="testing"
+    )
     assert s3.ensure_bucket() is True
     assert s3.ensure_bucket() is False  # idempotent
     return s3

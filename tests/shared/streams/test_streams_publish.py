@@ -1,4 +1,5 @@
 """publish(): validated events land on the stream the routing table names."""
+
 from __future__ import annotations
 
 import pytest

@@ -4,6 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2025-01-01
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -54,12 +55,8 @@ def upgrade() -> None:
         sa.Column("progress_steps", sa.Integer(), nullable=True),
         *_timestamps(),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_vtons")),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_vtons_user_id_users"), ondelete="CASCADE"
-        ),
-        sa.CheckConstraint(
-            "status IN ('queued', 'processing', 'done', 'failed')", name=op.f("ck_vtons_status")
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_vtons_user_id_users"), ondelete="CASCADE"),
+        sa.CheckConstraint("status IN ('queued', 'processing', 'done', 'failed')", name=op.f("ck_vtons_status")),
     )
     op.create_index(op.f("ix_vtons_user_id_created_at"), "vtons", ["user_id", "created_at"])
     op.create_table(
@@ -84,9 +81,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_jobs_user_id_users"), ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["vton_id"], ["vtons.id"], name=op.f("fk_jobs_vton_id_vtons"), ondelete="CASCADE"),
         sa.UniqueConstraint("user_id", "idempotency_key", name=op.f("uq_jobs_user_id_idempotency_key")),
-        sa.CheckConstraint(
-            "status IN ('queued', 'running', 'succeeded', 'failed')", name=op.f("ck_jobs_status")
-        ),
+        sa.CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed')", name=op.f("ck_jobs_status")),
         sa.CheckConstraint("job_type IN ('try_on', 'tailor')", name=op.f("ck_jobs_job_type")),
     )
     op.create_index(op.f("ix_jobs_vton_id"), "jobs", ["vton_id"])
@@ -107,7 +102,10 @@ def upgrade() -> None:
             ["user_id"], ["users.id"], name=op.f("fk_garment_assets_user_id_users"), ondelete="CASCADE"
         ),
         sa.UniqueConstraint(
-            "user_id", "content_hash", "kind", "category",
+            "user_id",
+            "content_hash",
+            "kind",
+            "category",
             name=op.f("uq_garment_assets_user_id_content_hash_kind_category"),
         ),
         sa.CheckConstraint("kind IN ('cutout', 'mask')", name=op.f("ck_garment_assets_kind")),

@@ -5,6 +5,7 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-03
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -31,8 +32,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_notification_outbox")),
     )
     op.create_index(op.f("ix_notification_outbox_job_id"), "notification_outbox", ["job_id"])
-    op.create_index(op.f("ix_notification_outbox_published_at_created_at"), "notification_outbox",
-                    ["published_at", "created_at"])
+    op.create_index(
+        op.f("ix_notification_outbox_published_at_created_at"), "notification_outbox", ["published_at", "created_at"]
+    )
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("reemitted_at", sa.DateTime(timezone=True), nullable=True))
     op.create_index(op.f("ix_jobs_status_updated_at"), "jobs", ["status", "updated_at"])

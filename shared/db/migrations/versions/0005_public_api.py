@@ -5,6 +5,7 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-03
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -56,9 +57,7 @@ def upgrade() -> None:
             ["user_id"], ["users.id"], name=op.f("fk_webhook_deliveries_user_id_users"), ondelete="CASCADE"
         ),
     )
-    op.create_index(
-        op.f("ix_webhook_deliveries_user_id_created_at"), "webhook_deliveries", ["user_id", "created_at"]
-    )
+    op.create_index(op.f("ix_webhook_deliveries_user_id_created_at"), "webhook_deliveries", ["user_id", "created_at"])
     with op.batch_alter_table("users") as batch:
         batch.add_column(sa.Column("webhook_secret", sa.String(100), nullable=True))
         batch.add_column(sa.Column("webhook_url", sa.String(2048), nullable=True))

@@ -1,4 +1,5 @@
 """FASHN fixtures: the tiny family written once per session and loaded by the real loader."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,5 +33,5 @@ def photo(width: int = 200, height: int = 300, seed: int = 0) -> Image.Image:
     """A noisy photo with a bright figure in the middle (the tiny detector finds bright regions)."""
     rng = np.random.default_rng(seed)
     pixels = rng.integers(0, 120, (height, width, 3), dtype=np.uint8)
-    pixels[height // 6: 5 * height // 6, width // 4: 3 * width // 4] += 120
+    pixels[height // 6 : 5 * height // 6, width // 4 : 3 * width // 4] += 120
     return Image.fromarray(pixels)

@@ -1,5 +1,6 @@
 """make models for FASHN VTON: every file fetched into the layout the loader reads, then checked
 by size and hash (huggingface_hub replaced by a local fake: no network in tests)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,9 +13,13 @@ from functions.weave.fashn import download as dl
 
 @pytest.fixture
 def fake_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
-    files = {"fashn-ai/fashn-vton-1.5/model.safetensors": b"w" * 64,
-             "fashn-ai/DWPose/yolox_l.onnx": b"d" * 32, "fashn-ai/DWPose/dw-ll_ucoco_384.onnx": b"p" * 16,
-             "fashn-ai/fashn-human-parser/config.json": b"{}", "fashn-ai/fashn-human-parser/model.safetensors": b"s" * 8}
+    files = {
+        "fashn-ai/fashn-vton-1.5/model.safetensors": b"w" * 64,
+        "fashn-ai/DWPose/yolox_l.onnx": b"d" * 32,
+        "fashn-ai/DWPose/dw-ll_ucoco_384.onnx": b"p" * 16,
+        "fashn-ai/fashn-human-parser/config.json": b"{}",
+        "fashn-ai/fashn-human-parser/model.safetensors": b"s" * 8,
+    }
     cache = tmp_path / "cache"
 
     def hf_hub_download(repo_id: str, filename: str, token: str | None = None) -> str:
@@ -27,10 +32,21 @@ def fake_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
     sizes = {"yolox_l.onnx": 32, "dw-ll_ucoco_384.onnx": 16}
-    monkeypatch.setattr(dl, "FILES", tuple(
-        dl.Remote(r.repo_id, r.filename, r.target, size=sizes.get(r.filename), min_size=1,
-                  sha256=hashlib.sha256(files[f"{r.repo_id}/{r.filename}"]).hexdigest() if r.sha256 else None)
-        for r in dl.FILES))
+    monkeypatch.setattr(
+        dl,
+        "FILES",
+        tuple(
+            dl.Remote(
+                r.repo_id,
+                r.filename,
+                r.target,
+                size=sizes.get(r.filename),
+                min_size=1,
+                sha256=hashlib.sha256(files[f"{r.repo_id}/{r.filename}"]).hexdigest() if r.sha256 else None,
+            )
+            for r in dl.FILES
+        ),
+    )
     monkeypatch.setattr(dl, "PARSER_MIN_SIZE", 1)
     return files
 

@@ -1,4 +1,5 @@
 """The loader refuses incomplete or mismatched checkpoints, naming the tensors."""
+
 from __future__ import annotations
 
 import shutil
@@ -9,7 +10,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from functions.weave.fashn.loading import (
-    CheckpointError, FashnFiles, check_state_dict, load_fashn_pipeline, load_transformer,
+    CheckpointError,
+    FashnFiles,
+    check_state_dict,
+    load_fashn_pipeline,
+    load_transformer,
 )
 from functions.weave.fashn.network import TryOnConfig, expected_shapes
 from functions.weave.fashn.smoke import tiny_transformer

@@ -1,4 +1,5 @@
 """The MMDiT against the spec: parameter counts, key scheme, FLOPs, null conditioning, RoPE, time embedding."""
+
 from __future__ import annotations
 
 import math
@@ -6,7 +7,14 @@ import math
 import torch
 
 from functions.weave.fashn.network import (
-    TryOnConfig, TryOnModel, apply_rope, expected_shapes, flops_per_row, grid_ids, rope_table, timestep_embedding,
+    TryOnConfig,
+    TryOnModel,
+    apply_rope,
+    expected_shapes,
+    flops_per_row,
+    grid_ids,
+    rope_table,
+    timestep_embedding,
 )
 from functions.weave.fashn.smoke import tiny_transformer
 
@@ -52,7 +60,9 @@ def test_rope_rotates_adjacent_pairs_axis_by_axis() -> None:
     # token 3 is (row 1, col 1): axis 0 pair unrotated, rows and cols pairs by 1 radian.
     assert torch.allclose(out[3, :2], x[0, 0, 3, :2])
     a, b = 2.0, 3.0
-    assert torch.allclose(out[3, 2:4], torch.tensor([a * math.cos(1) - b * math.sin(1), a * math.sin(1) + b * math.cos(1)]))
+    assert torch.allclose(
+        out[3, 2:4], torch.tensor([a * math.cos(1) - b * math.sin(1), a * math.sin(1) + b * math.cos(1)])
+    )
 
 
 def test_null_rows_zero_the_four_images_and_the_class_but_keep_x_and_t() -> None:

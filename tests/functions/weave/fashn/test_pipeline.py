@@ -1,5 +1,6 @@
 """FashnVTONPipeline on the tiny family: determinism, batching, every input combination,
 the commercial restriction, seeds, progress and cancellation."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,8 +32,10 @@ def test_fixed_seed_gives_identical_output_twice(fashn: FashnVTONPipeline) -> No
 
 
 def test_batched_equals_single(fashn: FashnVTONPipeline) -> None:
-    reqs = [request(seed=s, guidance=g, garment=photo(200, 260, seed=s), category=c)
-            for s, g, c in ((1, 1.5, "upper"), (2, 2.5, "lower"), (3, 1.0, "overall"))]
+    reqs = [
+        request(seed=s, guidance=g, garment=photo(200, 260, seed=s), category=c)
+        for s, g, c in ((1, 1.5, "upper"), (2, 2.5, "lower"), (3, 1.0, "overall"))
+    ]
     batched = fashn(reqs)
     singles = [fashn([r])[0] for r in reqs]
     for b, s in zip(batched, singles):
@@ -45,8 +48,13 @@ def test_batched_equals_single(fashn: FashnVTONPipeline) -> None:
 @pytest.mark.parametrize("segmentation_free", [True, False])
 @pytest.mark.parametrize("category", ["upper", "lower", "overall"])
 def test_every_input_combination_runs(fashn, photo_type, segmentation_free, category) -> None:
-    result = fashn([request(seed=3, garment_photo_type=photo_type, segmentation_free=segmentation_free,
-                            category=category, steps=2)])[0]
+    result = fashn(
+        [
+            request(
+                seed=3, garment_photo_type=photo_type, segmentation_free=segmentation_free, category=category, steps=2
+            )
+        ]
+    )[0]
     assert result.image.mode == "RGB" and result.image.size == (32, 48)
     meta = result.metadata
     assert meta["model"] == "fashn-vton-1.5" and meta["garment_photo_type"] == photo_type
@@ -56,8 +64,12 @@ def test_every_input_combination_runs(fashn, photo_type, segmentation_free, cate
 
 def test_inputs_change_the_result(fashn) -> None:
     base = pixels(fashn([request(seed=4)])[0].image)
-    for change in ({"segmentation_free": False}, {"garment_photo_type": "flat-lay"}, {"category": "lower"},
-                   {"guidance": 3.0}):
+    for change in (
+        {"segmentation_free": False},
+        {"garment_photo_type": "flat-lay"},
+        {"category": "lower"},
+        {"guidance": 3.0},
+    ):
         assert not np.array_equal(base, pixels(fashn([request(seed=4, **change)])[0].image)), change
 
 
@@ -104,9 +116,18 @@ def test_unseeded_request_draws_and_reports_its_seed(fashn) -> None:
     assert np.array_equal(pixels(result.image), pixels(again.image))
 
 
-@pytest.mark.parametrize("field,value", [("category", "hats"), ("garment_photo_type", "auto"),
-                                         ("steps", 0), ("guidance", float("nan")), ("seed", -1),
-                                         ("segmentation_free", "yes"), ("skip_cfg_last_n", 9)])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("category", "hats"),
+        ("garment_photo_type", "auto"),
+        ("steps", 0),
+        ("guidance", float("nan")),
+        ("seed", -1),
+        ("segmentation_free", "yes"),
+        ("skip_cfg_last_n", 9),
+    ],
+)
 def test_bad_values_are_refused_by_name(fashn, field, value) -> None:
     with pytest.raises(BadRequest) as err:
         fashn([request(**{field: value})])

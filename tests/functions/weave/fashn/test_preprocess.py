@@ -1,4 +1,5 @@
 """Pre-processing facts of the spec: sizes, padding, pose drawing, DWPose decoding, masks."""
+
 from __future__ import annotations
 
 import numpy as np
