@@ -186,6 +186,7 @@ def api_key_required(view: F) -> F:
             raise Unauthorized("Unauthorized: the API key's account no longer exists", field="Authorization")
         now = utcnow()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+            resources.begin_write(session)
             session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
             session.commit()
         g.user, g.api_key = user, key

@@ -31,6 +31,7 @@ bp = Blueprint("images", __name__, url_prefix="/images")
 @bp.post("/presignedUploadUrl")
 @rate_limited
 @auth.login_required
+@resources.write_lock_later  # writes nothing; waits on the upload-signing stage
 def presigned_upload_url() -> Response:
     body = parse_body(PresignUploadRequest)
     settings = resources.settings()
@@ -64,6 +65,7 @@ def presigned_upload_url() -> Response:
 
 @bp.post("/presignedDownloadUrl")
 @auth.login_required
+@resources.write_lock_later  # writes nothing
 def presigned_download_url() -> Response:
     key = parse_body(PresignDownloadRequest).key
     if len(key) > MAX_KEY_LENGTH or not re.match(KEY_PATTERN, key) or not is_owned_key(auth.current_user().id, key):

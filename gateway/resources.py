@@ -8,8 +8,11 @@ it, so a gunicorn worker opens its own connections after the fork (and after gev
 A request that may write (POST, PUT, PATCH, DELETE) gets a session whose transaction takes
 the database's write lock up front (`begin_write`: BEGIN IMMEDIATE on SQLite), so two
 writers queue on the busy timeout instead of one failing with "database is locked" when it
-upgrades a read. Views that do slow work (password hashing) before they write are marked
-`@write_lock_later` and call `begin_write` themselves after that work.
+upgrades a read. Views that do slow work (password hashing, a call to another service,
+fetching an image) before they write, or that write nothing, are marked `@write_lock_later`
+and call `begin_write` themselves right before they write. Under gevent this matters twice:
+SQLite's busy wait does not yield, so a request that held the lock while it waited on the
+network would stall every other writer of its worker.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def write_lock_later(view: F) -> F:
-    """Mark a writing view that takes the write lock itself (after its slow part)."""
+    """Mark a view that takes the write lock itself (after its slow part), or writes nothing."""
     setattr(view, _LATER, True)
     return view
 

@@ -101,6 +101,7 @@ def _allow_inline_images() -> None:
 
 @bp.post("/run")
 @api_key_required
+@resources.write_lock_later  # fetching and checking the images comes first
 def run() -> Response:
     body = json_body(max_run_body(resources.settings().max_upload_bytes))
     run_request = parse_run(body)
@@ -141,6 +142,7 @@ def run() -> Response:
         "moderation_level": inputs.moderation_level,
         "garment_photo_type": inputs.garment_photo_type,
     }
+    resources.begin_write(session)
     tryon = TryOn(
         user_id=user_id, user_snap=person, uncleaned_outfit=garment, status="queued", category_requested=category
     )

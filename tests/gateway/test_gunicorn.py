@@ -1,5 +1,6 @@
 """The gateway under gunicorn's gevent worker (gateway/gunicorn.conf.py) on PostgreSQL and
-Redis: monkey-patching leaves SQLAlchemy/psycopg and redis-py working, concurrently."""
+Redis: monkey-patching leaves SQLAlchemy/psycopg and redis-py working, concurrently; and on
+SQLite, where a request that waits on another service must not hold the write lock."""
 
 from __future__ import annotations
 
@@ -26,13 +27,22 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def gunicorn_gateway(tmp_path: Path, postgres_url: str, redis_server_url: str, redis_prefix: str) -> Iterator[str]:
-    upgrade(postgres_url)
+    yield from _serve(tmp_path, postgres_url, redis_server_url, redis_prefix)
+
+
+@pytest.fixture
+def sqlite_gunicorn_gateway(tmp_path: Path, redis_server_url: str, redis_prefix: str) -> Iterator[str]:
+    yield from _serve(tmp_path, f"sqlite:///{tmp_path / 'proteus.db'}", redis_server_url, redis_prefix)
+
+
+def _serve(tmp_path: Path, database_url: str, redis_server_url: str, redis_prefix: str) -> Iterator[str]:
+    upgrade(database_url)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_"))}
     env.update(
         PROTEUS_ENV="test",
         PROTEUS_DATA_DIR=str(tmp_path),
-        DATABASE_URL=postgres_url,
+        DATABASE_URL=database_url,
         REDIS_URL=redis_server_url,
         REDIS_KEY_PREFIX=redis_prefix,
         JWT_SECRET="gunicorn-test-" + "z" * 40,
@@ -132,3 +142,26 @@ def test_gevent_worker_on_postgres(gunicorn_gateway: str, redis_server_url: str,
     finally:
         for tab in tabs:
             tab.close()
+
+
+def test_uploads_signed_at_once_on_sqlite(sqlite_gunicorn_gateway: str) -> None:
+    """Several presigned uploads at once (the page asks for two together): each waits on the
+    upload-signing stage, and none may hold SQLite's write lock meanwhile (a busy wait under
+    gevent stalls the worker until the busy timeout)."""
+    base = sqlite_gunicorn_gateway
+    body = {"user_name": "s", "email": "s@example.com", "password": "password-1"}
+    assert requests.post(f"{base}/user/signup", json=body, timeout=10).status_code == 201
+    token = requests.post(f"{base}/user/login", json=body, timeout=10).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+
+    def sign(i: int) -> int:
+        answer = requests.post(
+            f"{base}/images/presignedUploadUrl",
+            json={"fileName": f"{i}.png", "fileType": "image/png"},
+            headers=auth,
+            timeout=5,
+        )
+        return answer.status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(sign, range(8))) == [200] * 8
