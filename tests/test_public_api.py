@@ -180,3 +180,28 @@ def test_a_running_prediction_is_canceled_between_steps(account: dict[str, str],
     # weave stopped: nothing was stored for it
     time.sleep(2)
     assert client.predictions.status(run.id).output is None
+
+
+def test_the_sdk_runs_fashn_vton_by_its_own_name(account: dict[str, str], sdk_env: None) -> None:
+    """A Proteus model name selects that model explicitly; its name and seed reach the history."""
+    from fashn import Fashn
+
+    result = Fashn().predictions.subscribe(
+        model_name="fashn-vton-1.5",
+        inputs={
+            "model_image": jpeg((180, 140, 110)),
+            "garment_image": jpeg((200, 30, 40)),
+            "category": "tops",
+            "garment_photo_type": "flat-lay",
+            "segmentation_free": True,
+            "mode": "performance",
+            "seed": 7,
+        },
+        poll_interval=200,
+        timeout=240_000,
+    )
+    assert result.status == "completed" and result.error is None and len(result.output or []) == 1, result
+    job = requests.get(
+        f"{account['base']}/jobs/{result.id}", headers={"Authorization": f"Bearer {account['token']}"}, timeout=30
+    ).json()
+    assert job["model"] == "fashn-vton-1.5" and job["seed"] == 7, job
