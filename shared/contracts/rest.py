@@ -17,9 +17,8 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from shared.contracts.base import Contract, show
-from shared.contracts.events import TryOnOptions
 from shared.contracts.fields import DEF_MARKER, KEY_PATTERN, MAX_KEY_LENGTH, CategoryOrAuto
-from shared.contracts.tryon import DEFAULT_REQUEST_CATEGORY, Preset
+from shared.contracts.tryon import DEFAULT_REQUEST_CATEGORY, Preset, TryOnOptions
 from shared.uploads import MAX_FILE_NAME, is_owned_key
 
 EMAIL_PATTERN: Final = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}$"

@@ -4,7 +4,7 @@ The REST body (`rest.WeaveJobRequest`), the events (`events.TryonRequested`,
 `events.WeaveRequested`, tailor's `then_weave`), the generated JSON Schemas and OpenAPI
 document, and the weave pipeline's `check_inputs` all read these. Torch-free.
 
-Adding an optional try-on setting: add a field to `TryOnOptions` (and a required one to
+Adding an optional try-on setting: add a field to `TryOnOptions` (below; and a required one to
 `events.WeaveRequested` if weave must always get it), then run `make schemas`.
 """
 
@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from typing import Annotated, Final, Literal, get_args
 
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
+
+from shared.contracts.base import Contract
 
 CATEGORY_FOR_AUTO: Final = "upper"  # what "auto" means where nothing has classified the garment
 DEFAULT_REQUEST_CATEGORY: Final = "auto"  # a request that names no category lets tailor classify it
@@ -261,3 +264,20 @@ def api_mode(model: str, mode: str) -> dict[str, int | float]:
     spec = MODELS[model]
     steps = {"performance": spec.fast_steps, "quality": spec.steps}.get(mode, (spec.fast_steps + spec.steps) // 2)
     return {"steps": steps, "guidance": spec.guidance}
+
+
+class TryOnOptions(Contract):
+    """The try-on settings a request may leave out (enqueue fills them in)."""
+
+    steps: Steps | SkipJsonSchema[None] = None
+    guidance: Guidance | SkipJsonSchema[None] = None
+    seed: Seed | SkipJsonSchema[None] = None
+    variant: Variant | SkipJsonSchema[None] = None
+    height: Height | SkipJsonSchema[None] = None
+    width: Width | SkipJsonSchema[None] = None
+    repaint: Repaint | SkipJsonSchema[None] = None
+    model: TryOnModel | SkipJsonSchema[None] = None
+    garment_photo_type: GarmentPhotoType | SkipJsonSchema[None] = None
+    segmentation_free: SegmentationFree | SkipJsonSchema[None] = None
+    num_samples: NumSamples | SkipJsonSchema[None] = None
+    output_format: OutputFormat | SkipJsonSchema[None] = None
