@@ -19,7 +19,7 @@ from sqlalchemy import and_, delete, or_, select
 from gateway import auth, resources
 from gateway.serializers import last_runs, tryon_to_dict
 from gateway.validation import check_id, parse_body, show
-from shared.contracts.rest import TryOnCreate, TryOnUpdate
+from shared.contracts.rest import HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, TryOnCreate, TryOnUpdate
 from shared.db.models import Job, TryOn
 from shared.errors import BadRequest, NotFound
 from shared.timestamps import parse_timestamp
@@ -27,8 +27,6 @@ from shared.timestamps import parse_timestamp
 log = logging.getLogger("proteus.gateway")
 bp = Blueprint("vton", __name__, url_prefix="/vton")
 
-DEFAULT_LIMIT = 50  # a page's size when `before` is given without `limit`
-MAX_LIMIT = 100
 KEY_COLUMNS = ("user_snap", "uncleaned_outfit", "cleaned_outfit", "outfit_try_on", "person_mask")
 
 LIST_COLUMNS = tuple(getattr(TryOn, attr.key) for attr in TryOn.__mapper__.column_attrs)
@@ -47,13 +45,13 @@ def _limit() -> int | None:
     """The page size; None (every row) when neither `limit` nor `before` is given."""
     raw = request.args.get("limit")
     if raw is None or raw == "":
-        return DEFAULT_LIMIT if request.args.get("before") else None
+        return HISTORY_DEFAULT_LIMIT if request.args.get("before") else None
     try:
         value = int(raw)
     except ValueError:
         value = 0
-    if not 1 <= value <= MAX_LIMIT:
-        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}, got {show(raw)}", field="limit")
+    if not 1 <= value <= HISTORY_MAX_LIMIT:
+        raise BadRequest(f"limit must be an integer from 1 to {HISTORY_MAX_LIMIT}, got {show(raw)}", field="limit")
     return value
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
+from shared.contracts.fields import UploadMethod
 from shared.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ def sign_upload(
     name, ctype, declared = check_upload(settings, file_name=file_name, content_type=content_type, size=size)
     if method is not None and method not in ("PUT", "POST"):
         raise BadRequest(f"method must be PUT or POST, got {method!r}", field="method")
-    chosen: Literal["PUT", "POST"] = "POST" if method == "POST" or (method is None and declared is not None) else "PUT"
+    chosen: UploadMethod = "POST" if method == "POST" or (method is None and declared is not None) else "PUT"
     return storage.presign_upload(
         upload_key(user_id, name),
         content_type=ctype,

@@ -5,6 +5,7 @@
 - `fields`: the shared field types (ids, storage keys, categories, codes, messages).
 - `events`: the data of each CloudEvent type (`EVENT_MODELS`), one module per concern.
 - `rest`: the gateway's REST request bodies (`REQUEST_MODELS`).
+- `responses`: its answers and WebSocket messages (`RESPONSE_MODELS`).
 - `generate`: writes cloudevents-schemas/*.json and docs/openapi.json from the models
   (`make schemas`; a test fails when the committed files differ).
 """

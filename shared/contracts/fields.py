@@ -1,4 +1,5 @@
-"""The field types every contract shares: ids, storage keys, categories, codes, messages.
+"""The field types every contract shares: ids, storage keys, categories, codes, messages,
+and the states a try-on and a job go through.
 
 Each is an `Annotated` type carrying its own rule (pattern, length, enum), so a model field
 declared with it validates and documents itself. In the generated JSON Schemas they are the
@@ -26,6 +27,10 @@ CategoryName = Literal["upper", "lower", "overall"]
 CategoryOrAutoName = Literal["upper", "lower", "overall", "auto"]
 CATEGORIES: Final[tuple[str, ...]] = get_args(CategoryName)
 CATEGORIES_OR_AUTO: Final[tuple[str, ...]] = get_args(CategoryOrAutoName)
+UploadMethod = Literal["PUT", "POST"]
+TryOnStatus = Literal["queued", "processing", "done", "failed"]
+JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
+JobType = Literal["try_on", "tailor"]
 
 SHARED_DEFS: Final[dict[str, dict[str, Any]]] = {
     "id": {

@@ -9,7 +9,7 @@ document as "either spelling". A key field checks that the key is one of the cal
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final
 
 from pydantic import AliasChoices, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.functional_validators import AfterValidator
@@ -17,7 +17,7 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from shared.contracts.base import Contract, show
-from shared.contracts.fields import DEF_MARKER, KEY_PATTERN, MAX_KEY_LENGTH, CategoryOrAuto
+from shared.contracts.fields import DEF_MARKER, KEY_PATTERN, MAX_KEY_LENGTH, CategoryOrAuto, UploadMethod
 from shared.contracts.tryon import DEFAULT_REQUEST_CATEGORY, Preset, TryOnOptions
 from shared.uploads import MAX_FILE_NAME, is_owned_key
 
@@ -27,6 +27,8 @@ MAX_USER_NAME: Final = 100
 MIN_PASSWORD: Final = 8
 MAX_PASSWORD_BYTES: Final = 72  # bcrypt's limit
 MAX_LOGIN_FIELD: Final = 1000
+HISTORY_MAX_LIMIT: Final = 100  # GET /vton?limit=: a page of the history holds 1 to this many try-ons
+HISTORY_DEFAULT_LIMIT: Final = 50  # a page's size when `before` is given without `limit`
 _KEY = re.compile(KEY_PATTERN)
 
 
@@ -135,7 +137,7 @@ class PresignUploadRequest(Contract):
     fileSize: Annotated[int, Field(ge=1)] | SkipJsonSchema[None] = Field(
         default=None, description="Declared size: gives a presigned POST."
     )
-    method: Annotated[Literal["PUT", "POST"], BeforeValidator(_upper)] | SkipJsonSchema[None] = None
+    method: Annotated[UploadMethod, BeforeValidator(_upper)] | SkipJsonSchema[None] = None
 
 
 class PresignDownloadRequest(Contract):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy import (
     JSON,
@@ -29,9 +29,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-TRYON_STATUSES = ("queued", "processing", "done", "failed")
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
-JOB_TYPES = ("try_on", "tailor")
+from shared.contracts.fields import JobStatus, JobType, TryOnStatus
+
+TRYON_STATUSES: tuple[str, ...] = get_args(TryOnStatus)
+JOB_STATUSES: tuple[str, ...] = get_args(JobStatus)
+JOB_TYPES: tuple[str, ...] = get_args(JobType)
 ASSET_KINDS = ("cutout", "mask")
 KEY = String(1024)  # storage keys
 

@@ -11,13 +11,13 @@ import abc
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
+from shared.contracts.fields import UploadMethod
 from shared.errors import BadRequest
 
 MAX_KEY_BYTES = 1024  # S3's limit
 MAX_PRESIGN_S = 7 * 24 * 3600  # SigV4's limit
-UploadMethod = Literal["PUT", "POST"]
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 
 from shared import event_types as t
 from shared.contracts.events.base import EventData
-from shared.contracts.fields import Id, Key
+from shared.contracts.fields import Id, Key, UploadMethod
 
 
 class UploadRequested(EventData):
@@ -32,7 +32,7 @@ class UploadRequested(EventData):
     size: Annotated[int, Field(ge=1)] | SkipJsonSchema[None] = Field(
         default=None, description=("Size in bytes, when known (checked against MAX_UPLOAD_BYTES).")
     )
-    method: Literal["PUT", "POST"] | SkipJsonSchema[None] = Field(
+    method: UploadMethod | SkipJsonSchema[None] = Field(
         default=None,
         description=("PUT the bytes, or POST a multipart form; left out: POST when size is given, else PUT."),
     )
@@ -46,9 +46,7 @@ class UploadSigned(EventData):
     url: str = Field(
         max_length=4096, json_schema_extra={"format": "uri"}, description="Absolute URL to send the file to."
     )
-    method: Literal["PUT", "POST"] = Field(
-        description="PUT the bytes, or POST a multipart form with `fields` and the file last."
-    )
+    method: UploadMethod = Field(description="PUT the bytes, or POST a multipart form with `fields` and the file last.")
     headers: dict[str, str] = Field(description="Headers the upload request must carry.")
     fields: dict[str, str] = Field(description="Form fields for a POST upload ({} for PUT).")
     expires_at: str = Field(
