@@ -51,7 +51,7 @@ from functions.weave.preprocess import (
     tensor_to_image,
 )
 from shared.config import SDPA_BACKENDS
-from shared.contracts.tryon import PRESETS
+from shared.contracts.tryon import PRESETS, VARIANTS
 
 # stable-diffusion-inpainting / instruct-pix2pix `unet/config.json` (SD-1.5 layout).
 SD15_UNET = dict(
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, help="overrides the preset's steps")
     parser.add_argument("--height", type=int)
     parser.add_argument("--width", type=int)
-    parser.add_argument("--variant", choices=["maskfree", "mask"], default="maskfree")
+    parser.add_argument("--variant", choices=VARIANTS, default=VARIANTS[0])
     parser.add_argument(
         "--model",
         choices=["catvton", "fashn-vton-1.5"],

@@ -108,6 +108,8 @@ CUTOUT_LABELS: dict[str, tuple[int, ...]] = {
     "lower": (PANTS, SKIRT, BELT),
     "overall": (UPPER_CLOTHES, SKIRT, PANTS, DRESS, BELT),
 }
+# Each table has one entry per garment category of the contract (shared/contracts/fields.py).
+assert all(set(table) == set(CATEGORIES) for table in (REGION_LABELS, VOTE_LABELS, CUTOUT_LABELS))
 
 MIN_PERSON_FRAC = 0.05
 MIN_BODY_FRAC = 0.005

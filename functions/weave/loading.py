@@ -100,7 +100,7 @@ class WeaveModelConfig:
     models_dir: Path = Path("models")
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp16 | fp32
-    variants: tuple[str, ...] = ("maskfree", "mask")
+    variants: tuple[str, ...] = VARIANTS
     safety_checker: bool = True  # load it when its files exist
     options: PipelineOptions = field(default_factory=PipelineOptions)
 

@@ -38,10 +38,13 @@ from functions.weave.fashn.preprocess import Padding, fit_and_pad, pre_resize, t
 from functions.weave.fashn.sampling import euler_sample
 from functions.weave.pipeline import MAX_SEED, PipelineOptions, TryOnResult, _as_image, _is_int, _prefix, _Progress
 from functions.weave.safety import safety_verdicts
+from shared.contracts.fields import CATEGORIES
+from shared.contracts.tryon import FASHN_MODEL, GARMENT_PHOTO_TYPES, MODELS
 from shared.errors import BadRequest, LicenceRestricted
 from shared.observability import tracing
 
-MODEL_NAME = "fashn-vton-1.5"
+MODEL_NAME = FASHN_MODEL
+_SPEC = MODELS[FASHN_MODEL]  # its defaults and bounds, defined once in shared/contracts/tryon.py
 FASHN_CATEGORIES = {
     "upper": "tops",
     "lower": "bottoms",
@@ -50,12 +53,13 @@ FASHN_CATEGORIES = {
     "bottoms": "bottoms",
     "one-pieces": "one-pieces",
 }
+assert set(CATEGORIES) <= set(FASHN_CATEGORIES), "every garment category of the contract maps to FASHN's"
 CLASS_IDS = {"tops": 1, "bottoms": 2, "one-pieces": 3}
-PHOTO_TYPES = ("model", "flat-lay")
-DEFAULT_STEPS = 30
-DEFAULT_GUIDANCE = 1.5
-STEPS_RANGE = (1, 100)
-GUIDANCE_RANGE = (0.0, 10.0)
+PHOTO_TYPES = tuple(t for t in GARMENT_PHOTO_TYPES if t != "auto")  # "auto" is decided before weave
+DEFAULT_STEPS = _SPEC.steps
+DEFAULT_GUIDANCE = _SPEC.guidance
+STEPS_RANGE = _SPEC.steps_range
+GUIDANCE_RANGE = _SPEC.guidance_range
 PARSER_LICENCE = "the FASHN human parser (NVIDIA Source Code License for SegFormer: non-commercial use only)"
 
 
