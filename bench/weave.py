@@ -35,21 +35,17 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from functions.weave.attention import set_catvton_attention
 from functions.weave.loading import DDIM_SETTINGS, WeaveModelConfig, load_pipeline
-from functions.weave.pipeline import (
-    ETA,
-    LATENT_SCALE,
-    CatVTONPipeline,
-    PipelineOptions,
-    TryOnRequest,
-    set_catvton_attention,
-)
+from functions.weave.pipeline import ETA, LATENT_SCALE, CatVTONPipeline
+from functions.weave.pipeline_common import PipelineOptions
 from functions.weave.preprocess import (
     center_crop_resize,
     image_to_tensor,
     letterbox,
     tensor_to_image,
 )
+from functions.weave.request import TryOnRequest
 from shared.config import SDPA_BACKENDS
 from shared.contracts.tryon import PRESETS, VARIANTS
 

@@ -32,7 +32,7 @@ from functions.weave.fashn.parsing import HumanParser
 from functions.weave.fashn.pipeline import FashnRequest, FashnVTONPipeline
 from functions.weave.fashn.pose import DWPose
 from functions.weave.fashn.smoke import write_smoke_fashn
-from functions.weave.pipeline import PipelineOptions
+from functions.weave.pipeline_common import PipelineOptions
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -12,10 +12,10 @@ from typing import Any
 
 _EXPORTS = {
     "CatVTONPipeline": "pipeline",
-    "TryOnRequest": "pipeline",
-    "TryOnResult": "pipeline",
-    "PipelineOptions": "pipeline",
-    "run_requests": "pipeline",
+    "TryOnRequest": "request",
+    "TryOnResult": "pipeline_common",
+    "PipelineOptions": "pipeline_common",
+    "run_requests": "request",
     "WeaveModelConfig": "loading",
     "load_pipeline": "loading",
     "load_pipelines": "loading",

@@ -20,7 +20,8 @@ from PIL import Image
 
 from functions.weave.fashn.pipeline import FashnRequest, FashnVTONPipeline
 from functions.weave.models import Pipeline, Request
-from functions.weave.pipeline import DEFAULT_HEIGHT, DEFAULT_WIDTH, TryOnRequest
+from functions.weave.request import TryOnRequest
+from shared.contracts.tryon import DEFAULT_HEIGHT, DEFAULT_WIDTH
 
 MIN_GAIN: Final = 0.05  # a larger batch must add at least 5% images/s to be worth its wait
 REPEATS: Final = 2

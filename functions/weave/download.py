@@ -16,8 +16,8 @@ import os
 import sys
 from pathlib import Path
 
-from functions.weave.loading import fetch, hub_fetches, missing_files
-from functions.weave.pipeline import VARIANTS
+from functions.weave.weights import fetch, hub_fetches, missing_files
+from shared.contracts.tryon import VARIANTS
 
 
 def download(models_dir: Path, variants: tuple[str, ...] = VARIANTS, safety_checker: bool = True) -> list[Path]:

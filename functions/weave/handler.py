@@ -5,13 +5,13 @@ request, writes the result to the job's one result key, and publishes progress (
 a few a second), then completed, or failed with a reason a person can read. Redelivery
 is harmless: a finished job is skipped, and a result already written is announced again
 rather than rendered twice (the seed, fixed by enqueue, makes a re-render identical too).
+Events become pipeline requests in events.py; what weave reports about itself is in status.py.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -21,44 +21,28 @@ from typing import Any
 from cloudevents.core.base import BaseCloudEvent
 
 from functions.weave.batch_size import choose_batch_limit, measure_throughput
-from functions.weave.fashn.pipeline import FashnRequest, FashnVTONPipeline
+from functions.weave.events import json_safe, model_name, request_from_event, result_fields, sample_count, sample_keys
+from functions.weave.fashn.pipeline import FashnRequest
 from functions.weave.loading import WeaveModelConfig, resolve_model
 from functions.weave.models import Pipeline, Request, is_smoke, load_models, run_models
-from functions.weave.pipeline import PipelineOptions, TryOnRequest, TryOnResult
+from functions.weave.pipeline_common import PipelineOptions, TryOnResult
+from functions.weave.status import SMOKE_WARNING, describe_models, record_batch
 from shared import event_types as t
 from shared import jobs
 from shared.config import Settings
-from shared.contracts.events import StageFailed, WeaveRequested
-from shared.contracts.tryon import (
-    CATEGORY_FOR_AUTO,
-    CATVTON_VARIANT_MODELS,
-    FASHN_MODEL,
-    MODELS,
-)
-from shared.contracts.tryon import resolve_model as model_for_request
+from shared.contracts.events import StageFailed
 from shared.db.models import Job
 from shared.db.session import session_scope
-from shared.errors import BadRequest, ClientError, DependencyUnavailable, ModelNotLoaded
+from shared.errors import ClientError, DependencyUnavailable, ModelNotLoaded
 from shared.observability import tracing
-from shared.observability.metrics import (
-    GPU_MEMORY_BYTES,
-    GPU_MEMORY_PEAK_BYTES,
-    MODEL_LOAD_SECONDS,
-    WEAVE_BATCH_SIZE,
-    WEAVE_PIPELINE_SECONDS,
-    WEAVE_STEPS,
-    WEAVE_STEPS_PER_SECOND,
-)
+from shared.observability.metrics import MODEL_LOAD_SECONDS
 from shared.provenance import MEDIA_TYPES, encode_result
 from shared.stage import Dependencies, Stage
-from shared.uploads import result_key
 
 log = logging.getLogger(__name__)
 Todo = tuple[int, dict[str, Any], Request]  # (position in the call, event data, checked request)
 MODELS_KEY = "proteus:models"
-SMOKE_WARNING = "weave runs the SMOKE model: tiny random weights, results are noise"
 LOAD_WAIT_S = 120.0
-SPEED_SWITCHES = ("compile", "cuda_graphs", "channels_last", "sdpa_backend", "vae_slicing")  # in /readyz
 FLAGGED_MESSAGE = (
     "The safety checker flagged this result, so it was not saved. It sometimes flags harmless "
     "images: try again with another seed or photo."
@@ -154,42 +138,14 @@ class WeaveFunction(Stage):
         )
 
     def model_info(self) -> dict[str, Any]:
-        """What runs: every loaded model with its licence, the default, device, dtype, and a
-        warning when any of them is a smoke model."""
-        if not self._pipelines:
-            return {"model": None, "smoke": None, "loaded": False, "models": []}
-        first = next(iter(self._pipelines.values()))
-        smoke = any(is_smoke(p) for p in self._pipelines.values())
-        catvton = [p for p in self._pipelines.values() if not isinstance(p, FashnVTONPipeline)]
-        models = [
-            {
-                "name": name,
-                "family": MODELS[name].family,
-                "licence": MODELS[name].licence,
-                "commercial": MODELS[name].commercial,
-                "smoke": is_smoke(pipe),
-                "default": name == self._default_model(),
-                **({"human_parser": pipe.human_parser is not None} if isinstance(pipe, FashnVTONPipeline) else {}),
-            }
-            for name, pipe in self._pipelines.items()
-        ]
-        return {
-            "model": "smoke" if smoke else self._default_model(),
-            "default_model": self._default_model(),
-            "models": models,
-            "commercial": self.settings.commercial,
-            "variants": sorted(v for v, n in CATVTON_VARIANT_MODELS.items() if n in self._pipelines),
-            "device": str(first.device),
-            "dtype": str(first.dtype if isinstance(first, FashnVTONPipeline) else first.unet.dtype).removeprefix(
-                "torch."
-            ),
-            "smoke": smoke,
-            "speed": {name: getattr((catvton[0] if catvton else first).options, name) for name in SPEED_SWITCHES},
-            "max_batch": self.batch_limit,
-            "batch_images_per_s": self.batch_throughput,
-            "warning": SMOKE_WARNING if smoke else None,
-            "loaded": True,
-        }
+        """What runs (functions/weave/status.py): the loaded models, the default, device, dtype."""
+        return describe_models(
+            self._pipelines,
+            self._default_model(),
+            commercial=self.settings.commercial,
+            batch_limit=self.batch_limit,
+            batch_throughput=self.batch_throughput,
+        )
 
     def _default_model(self) -> str:
         loaded = self._pipelines or {}
@@ -275,20 +231,20 @@ class WeaveFunction(Stage):
             return self._publish(
                 t.WEAVE_COMPLETED,
                 data,
-                **_result_fields(keys),
+                **result_fields(keys),
                 seed=data.get("seed"),
                 model=self.model_info()["model"],
                 metadata={"recovered": True},
             ), None
         pipelines = self._ready_pipelines(LOAD_WAIT_S)
         try:
-            name = self._model_name(data)
+            name = model_name(data, self.settings.weave_default_model)
             if name not in pipelines:
                 raise ModelNotLoaded(
                     f"model {name!r} is not loaded by this weave instance (loaded: {', '.join(pipelines)})",
                     field="model",
                 )
-            request = self._request(data)
+            request = request_from_event(data, self.settings, self.storage)
             with tracing.span("weave decode images", attributes={"proteus.job_id": job_id}):
                 checked = pipelines[name].check_inputs(request)  # type: ignore[arg-type]
         except ClientError as exc:
@@ -312,7 +268,7 @@ class WeaveFunction(Stage):
         expanded = [
             (position, replace(request, seed=(request.seed or 0) + i))
             for position, (_, data, request) in enumerate(todo)
-            for i in range(_samples(data))
+            for i in range(sample_count(data))
         ]
         try:
             with (
@@ -379,10 +335,10 @@ class WeaveFunction(Stage):
         return self._publish(
             t.WEAVE_COMPLETED,
             data,
-            **_result_fields(keys),
+            **result_fields(keys),
             seed=first.seed,
             model=first.metadata.get("model"),
-            metadata=_json_safe(first.metadata),
+            metadata=json_safe(first.metadata),
         )
 
     def _canceled(self, data: dict[str, Any]) -> BaseCloudEvent:
@@ -393,55 +349,6 @@ class WeaveFunction(Stage):
         """How many of these jobs their owners canceled (POST /v1/cancel sets a key per job)."""
         prefix = self.settings.redis_key_prefix + jobs.CANCEL_FLAG
         return int(self.redis.exists(*(prefix + job_id for job_id in job_ids)))
-
-    def _request(self, data: dict[str, Any]) -> Request:
-        """The pipeline request of the event's model: images from storage, every setting from the
-        event (enqueue resolved them; the event was validated on receipt)."""
-        asked = WeaveRequested.parse(data)
-        model = self._model_name(data)
-        person = self.storage.get(asked.person_key)
-        garment = self.storage.get(asked.garment_key)
-        category = CATEGORY_FOR_AUTO if asked.category == "auto" else asked.category
-        options = {"steps": asked.steps, "guidance": asked.guidance, "seed": asked.seed}
-        if model == FASHN_MODEL:
-            photo_type = asked.garment_photo_type or "auto"
-            if photo_type == "auto":  # tailor did not decide: upstream's default, or the parser-free one
-                photo_type = "flat-lay" if self.settings.commercial else "model"
-            segmentation_free = True if asked.segmentation_free is None else asked.segmentation_free
-            return FashnRequest(
-                person=person,
-                garment=garment,
-                category=category,
-                garment_photo_type=photo_type,
-                segmentation_free=segmentation_free,
-                safety_check=self.settings.weave_safety_check,
-                **options,
-            )
-        mask = self.storage.get(asked.mask_key) if asked.mask_key else None
-        variant = next(v for v, n in CATVTON_VARIANT_MODELS.items() if n == model)
-        if variant == "mask" and mask is None:
-            raise BadRequest("model 'catvton-mask' needs a person mask (mask_key), got none", field="mask_key")
-        return TryOnRequest(
-            person=person,
-            garment=garment,
-            mask=mask,
-            category=category,
-            variant=variant,
-            height=asked.height,
-            width=asked.width,
-            repaint=asked.repaint,
-            safety_check=self.settings.weave_safety_check,
-            **options,
-        )
-
-    def _model_name(self, data: dict[str, Any]) -> str:
-        """The event's model; events without one (older producers) follow variant / mask as before."""
-        return str(
-            data.get("model")
-            or model_for_request(
-                None, data.get("variant"), bool(data.get("mask_key")), self.settings.weave_default_model
-            )
-        )
 
     def _progress(self, batch: list[dict[str, Any]], counted: list[int]) -> Callable[[int, int], None]:
         """A callback publishing step k of n for every job of the call, at most once per interval.
@@ -476,40 +383,7 @@ class WeaveFunction(Stage):
         )
 
 
-def record_batch(size: int, steps: int, seconds: float) -> None:
-    """Batch size, denoising steps and (on CUDA) GPU memory after one pipeline call."""
-    WEAVE_BATCH_SIZE.observe(size)
-    if steps:
-        WEAVE_STEPS.inc(steps)
-        WEAVE_PIPELINE_SECONDS.inc(seconds)
-        if seconds > 0:
-            WEAVE_STEPS_PER_SECOND.set(steps / seconds)
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        GPU_MEMORY_BYTES.labels("weave").set(torch.cuda.memory_allocated())
-        GPU_MEMORY_PEAK_BYTES.labels("weave").set(torch.cuda.max_memory_allocated())
-
-
 class JobCanceled(ClientError):
     """Every job of a running batch was canceled: the render stops at this step."""
 
     code = "canceled"
-
-
-def _samples(data: Mapping[str, Any]) -> int:
-    return int(data.get("num_samples") or 1)
-
-
-def sample_keys(data: Mapping[str, Any]) -> list[str]:
-    """Where each sample of the job goes (the first is the job's one result key)."""
-    image_format = data.get("output_format") or "png"
-    return [result_key(data["user_id"], data["job_id"], i, image_format) for i in range(_samples(data))]
-
-
-def _result_fields(keys: list[str]) -> dict[str, Any]:
-    return {"result_key": keys[0], "result_keys": keys} if len(keys) > 1 else {"result_key": keys[0]}
-
-
-def _json_safe(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """Metadata with every value JSON can carry (others as strings)."""
-    return {k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v) for k, v in metadata.items()}

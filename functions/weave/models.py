@@ -20,13 +20,15 @@ from typing import Any
 from functions.weave.fashn.pipeline import FashnRequest, FashnVTONPipeline
 from functions.weave.loading import (
     WeaveModelConfig,
-    _load_safety,
     load_pipelines,
-    local_paths,
+    load_safety,
     resolve_device,
     resolve_dtype,
 )
-from functions.weave.pipeline import CatVTONPipeline, TryOnRequest, TryOnResult, _Progress, sum_steps
+from functions.weave.pipeline import CatVTONPipeline
+from functions.weave.pipeline_common import Progress, TryOnResult
+from functions.weave.request import TryOnRequest, sum_steps
+from functions.weave.weights import local_paths
 from shared.contracts.tryon import CATVTON_VARIANT_MODELS, FASHN_MODEL, MODELS
 from shared.errors import ModelNotLoaded
 
@@ -115,7 +117,7 @@ def _fashn_safety(config: WeaveModelConfig, dtype: Any) -> tuple[Any, Any]:
         from functions.weave.smoke import write_smoke_model
 
         root = write_smoke_model(config.smoke_dir)
-    return _load_safety(local_paths(root, "mask"), dtype)
+    return load_safety(local_paths(root, "mask"), dtype)
 
 
 def is_smoke(pipe: Pipeline) -> bool:
@@ -143,7 +145,7 @@ def run_models(
     for name, items in by_model.items():
         pipe = pipelines[name]
         total += pipe.count_steps(items) if isinstance(pipe, FashnVTONPipeline) else sum_steps(items, pipe.options)
-    progress = _Progress(total, callback)
+    progress = Progress(total, callback)
     results: list[TryOnResult | None] = [None] * len(requests)
     for name, items in by_model.items():
         for item, result in zip(items, pipelines[name].run_checked(items, progress)):

@@ -2,51 +2,46 @@
 
 Public API (the method is described in docs/architecture.md, "The weave pipeline"):
 
-- `TryOnRequest(person, garment, mask=None, category="upper", steps=50, guidance=2.5,
-  seed=None, height=1024, width=768, repaint=False, safety_check=True, variant="auto")`
-  Images are bytes (any Pillow/HEIC/AVIF format) or PIL images. `variant="auto"` means
-  mask-based when a mask is given, else mask-free. Guidance > 1 runs classifier-free
-  guidance (a pair per image); guidance <= 1 runs the conditional pass alone.
-- `TryOnResult(image, seed, metadata, nsfw)`: `image` is PIL RGB at the requested size;
-  `seed` the one used (drawn when the request had none); `metadata` holds at least
-  model, variant, category, steps, guidance, seed, height, width, rendered_height,
-  rendered_width, upscaled, repaint, safety, device, dtype, batch_size, seconds.
-- `PipelineOptions`: speed switches (compile, CUDA graphs, channels_last, SDPA backend,
-  TF32, VAE slicing; applied at construction), `max_batch_size`, and `max_render_pixels` (the smoke
-  model renders small and upscales).
 - `CatVTONPipeline(vae, unet, scheduler, variant, safety_checker=None,
   feature_extractor=None, model_name="catvton", options=None)`;
   `pipe.check_inputs(request, index=None) -> CheckedInputs` validates one request and
   decodes its images (typed errors naming the value, before any model work);
   `pipe(requests, callback=None) -> list[TryOnResult]` (same order as `requests`);
   `callback(k, n)` is called after every denoising step (k of n, counted over the call).
-- `run_requests(pipelines, requests, callback=None)`: routes mixed requests to the
-  pipeline of their variant (`{"maskfree": pipe, "mask": pipe}`).
-- `SkipCrossAttnProcessor`, `set_catvton_attention(unet)`: attn2 returns its input.
+  Results are PIL RGB at the requested size; metadata holds at least model, variant,
+  category, steps, guidance, seed, height, width, rendered_height, rendered_width,
+  upscaled, repaint, safety, device, dtype, batch_size, seconds.
 
-Randomness comes only from one `torch.Generator` per request, seeded with its seed and
-drawn in a fixed order (VAE person sample, VAE garment sample, initial noise, one DDIM
-noise per step), so batched results equal single ones. Not thread-safe: one call at a time.
+The request types and `run_requests` (mixed variants, routed to their pipelines) are in
+request.py, the attention processors in attention.py, and what the FASHN pipeline shares
+(`TryOnResult`, `PipelineOptions`, the input checks) in pipeline_common.py. Randomness comes only from one `torch.Generator` per request, seeded
+with its seed and drawn in a fixed order (VAE person sample, VAE garment sample, initial
+noise, one DDIM noise per step), so batched results equal single ones. Not thread-safe:
+one call at a time.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import math
-import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DConditionModel
-from diffusers.models.attention_processor import AttnProcessor2_0
 from PIL import Image
 
+from functions.weave.attention import set_catvton_attention
+from functions.weave.pipeline_common import (
+    PipelineOptions,
+    Progress,
+    TryOnResult,
+    as_image,
+    cpu_threads,
+    draw_missing_seeds,
+    request_prefix,
+)
 from functions.weave.preprocess import (
     MASK_BLUR_RADIUS,
     center_crop_resize,
@@ -58,153 +53,27 @@ from functions.weave.preprocess import (
     repaint,
     tensor_to_image,
 )
+from functions.weave.request import (
+    CheckedInputs,
+    TryOnRequest,
+    check_settings,
+    check_variant,
+    group_requests,
+    sum_steps,
+)
 from functions.weave.safety import safety_verdicts
 from shared.config import SDPA_BACKENDS
-from shared.contracts.fields import CATEGORIES
 from shared.contracts.tryon import (
     DEFAULT_GUIDANCE,
     DEFAULT_HEIGHT,
-    DEFAULT_STEPS,
     DEFAULT_WIDTH,
-    GUIDANCE_RANGE,
-    MAX_SEED,
-    MAX_SIDE,
-    SIZE_MULTIPLE,
-    STEPS_RANGE,
     VARIANTS,
 )
-from shared.errors import BadRequest, ImageTooLarge, InvalidImage
-from shared.images import MAX_PIXELS, MIN_SIDE, flatten_to_rgb, load_image, load_mask, to_mask
+from shared.errors import BadRequest
 from shared.observability import tracing
-
-logger = logging.getLogger(__name__)
 
 LATENT_SCALE = 0.18215
 ETA = 1.0
-
-ImageInput = bytes | bytearray | Image.Image
-
-
-@dataclass
-class TryOnRequest:
-    """One try-on. Defaults follow the published settings (1024 x 768, 50 steps, 2.5)."""
-
-    person: ImageInput
-    garment: ImageInput
-    mask: ImageInput | None = None
-    category: str = "upper"
-    steps: int = DEFAULT_STEPS
-    guidance: float = DEFAULT_GUIDANCE
-    seed: int | None = None
-    height: int = DEFAULT_HEIGHT
-    width: int = DEFAULT_WIDTH
-    repaint: bool = False
-    safety_check: bool = True
-    variant: str = "auto"
-
-    def resolved_variant(self) -> str:
-        """ "mask" or "maskfree"; "auto" picks mask-based exactly when a mask is given."""
-        if self.variant == "auto":
-            return "mask" if self.mask is not None else "maskfree"
-        return self.variant
-
-
-@dataclass
-class TryOnResult:
-    """The try-on image (RGB, requested size), the seed that reproduces it, and metadata.
-
-    `nsfw` is None when no safety check ran, else the checker's verdict. A flagged image
-    is returned unchanged (never blacked out) with metadata["safety"] == "flagged": the
-    caller decides what to do with it.
-    """
-
-    image: Image.Image
-    seed: int
-    metadata: dict[str, Any] = field(default_factory=dict)
-    nsfw: bool | None = None
-
-
-@dataclass
-class PipelineOptions:
-    """Speed switches; each can be turned off. Defaults are safe on every device."""
-
-    max_batch_size: int = 4
-    max_render_pixels: int | None = None  # render at most this many pixels, then upscale
-    compile: bool = False  # torch.compile the UNet
-    cuda_graphs: bool = False  # compile in mode "reduce-overhead" (CUDA graphs); implies compile
-    channels_last: bool = False
-    sdpa_backend: str = "auto"  # auto | flash | efficient | cudnn | math
-    # The VAE takes one image at a time: the same pixels, and the 2 x batch full-size images
-    # of the encode no longer take memory together (README, Performance).
-    vae_slicing: bool = True
-    tf32: bool = True
-    num_threads: int | None = None  # CPU threads during a call (the smoke model uses 1)
-
-
-@dataclass
-class CheckedInputs:
-    """A validated request with its decoded images (original size, EXIF applied)."""
-
-    request: TryOnRequest
-    index: int
-    variant: str
-    person: Image.Image
-    garment: Image.Image
-    mask: Image.Image | None
-    seed: int = 0
-
-
-class SkipCrossAttnProcessor:
-    """Cross-attention processor that returns its input hidden states unchanged.
-
-    With the block's residual the transformer block computes h + norm2(h) there: the
-    network CatVTON was trained with (not deleting attn2, not returning zeros).
-    """
-
-    def __call__(
-        self,
-        attn: Any,
-        hidden_states: torch.Tensor,
-        encoder_hidden_states: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        temb: torch.Tensor | None = None,
-        *args: Any,
-        **kwargs: Any,
-    ) -> torch.Tensor:
-        return hidden_states
-
-
-def set_catvton_attention(unet: UNet2DConditionModel) -> None:
-    """attn1: SDPA; attn2: `SkipCrossAttnProcessor`."""
-    unet.set_attn_processor(
-        {
-            name: SkipCrossAttnProcessor() if ".attn2." in f".{name}" else AttnProcessor2_0()
-            for name in unet.attn_processors
-        }
-    )
-
-
-def _prefix(index: int | None) -> str:
-    return "" if index is None else f"request {index}: "
-
-
-def _as_image(value: Any, what: str, index: int | None, *, mask: bool = False) -> Image.Image:
-    """Decode bytes, or validate an already decoded PIL image the same way."""
-    name = f"{_prefix(index)}{what}"
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return (load_mask if mask else load_image)(bytes(value), what=name)
-    if isinstance(value, Image.Image):
-        w, h = value.size
-        if w < MIN_SIDE or h < MIN_SIDE:
-            raise InvalidImage(f"{name} is {w}x{h}, smaller than the minimum of {MIN_SIDE} px per side", field=what)
-        if w * h > MAX_PIXELS:
-            raise ImageTooLarge(f"{name} is {w}x{h} = {w * h} pixels, over the limit of {MAX_PIXELS}", field=what)
-        return to_mask(value) if mask else flatten_to_rgb(value)
-    raise InvalidImage(f"{name} must be image bytes or a PIL image, got {type(value).__name__}", field=what)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 class CatVTONPipeline(DiffusionPipeline):
@@ -317,50 +186,17 @@ class CatVTONPipeline(DiffusionPipeline):
     def check_inputs(self, request: TryOnRequest, index: int | None = None) -> CheckedInputs:
         """Validate one request and decode its images; raises BadRequest / InvalidImage /
         ImageTooLarge naming the value. Cheap checks run before any decoding."""
-        p = _prefix(index)
-        r = request
-        if r.variant not in ("auto", *VARIANTS):
-            raise BadRequest(f"{p}variant must be auto, mask or maskfree, got {r.variant!r}", field="variant")
-        variant = r.resolved_variant()
-        if variant == "mask" and r.mask is None:
-            raise BadRequest(f"{p}the mask-based variant needs a person mask, got none", field="mask")
+        p, r = request_prefix(index), request
+        variant = check_variant(r, index)
         if variant != self.catvton_variant:
             raise BadRequest(
                 f"{p}variant {variant!r} is not served by this pipeline (variant {self.catvton_variant!r})",
                 field="variant",
             )
-        if r.category not in CATEGORIES:
-            raise BadRequest(
-                f"{p}category must be one of {', '.join(CATEGORIES)}, got {r.category!r}", field="category"
-            )
-        if not _is_int(r.steps) or not STEPS_RANGE[0] <= r.steps <= STEPS_RANGE[1]:
-            raise BadRequest(
-                f"{p}steps must be an integer in {STEPS_RANGE[0]}..{STEPS_RANGE[1]}, got {r.steps!r}", field="steps"
-            )
-        if (
-            isinstance(r.guidance, bool)
-            or not isinstance(r.guidance, (int, float))
-            or not math.isfinite(r.guidance)
-            or not GUIDANCE_RANGE[0] <= r.guidance <= GUIDANCE_RANGE[1]
-        ):
-            raise BadRequest(
-                f"{p}guidance must be a number in {GUIDANCE_RANGE[0]:g}..{GUIDANCE_RANGE[1]:g}, got {r.guidance!r}",
-                field="guidance",
-            )
-        for name in ("height", "width"):
-            value = getattr(r, name)
-            if not _is_int(value) or value < SIZE_MULTIPLE or value > MAX_SIDE or value % SIZE_MULTIPLE:
-                raise BadRequest(
-                    f"{p}{name} must be a multiple of {SIZE_MULTIPLE} in {SIZE_MULTIPLE}..{MAX_SIDE}, got {value!r}",
-                    field=name,
-                )
-        if r.seed is not None and (not _is_int(r.seed) or not 0 <= r.seed <= MAX_SEED):
-            raise BadRequest(f"{p}seed must be an integer in 0..{MAX_SEED}, got {r.seed!r}", field="seed")
-        if r.repaint and r.mask is None:
-            raise BadRequest(f"{p}repaint needs a person mask, got none", field="repaint")
-        person = _as_image(r.person, "person image", index)
-        garment = _as_image(r.garment, "garment image", index)
-        mask = None if r.mask is None else _as_image(r.mask, "mask", index, mask=True)
+        check_settings(r, index)
+        person = as_image(r.person, "person image", index)
+        garment = as_image(r.garment, "garment image", index)
+        mask = None if r.mask is None else as_image(r.mask, "mask", index, mask=True)
         if mask is not None and mask.size != person.size:
             raise BadRequest(
                 f"{p}mask is {mask.width}x{mask.height} but the person image is {person.width}x{person.height}",
@@ -385,39 +221,21 @@ class CatVTONPipeline(DiffusionPipeline):
             item = self.check_inputs(request, i if several else None)
             item.index = i
             checked.append(item)
-        return self.run_checked(checked, _Progress(sum_steps(checked, self.options), callback))
+        return self.run_checked(checked, Progress(sum_steps(checked, self.options), callback))
 
     @torch.inference_mode()
-    def run_checked(self, checked: list[CheckedInputs], progress: _Progress | None = None) -> list[TryOnResult]:
+    def run_checked(self, checked: list[CheckedInputs], progress: Progress | None = None) -> list[TryOnResult]:
         """Run already checked inputs (from `check_inputs`); results in the given order."""
-        progress = progress or _Progress(sum_steps(checked, self.options), None)
+        progress = progress or Progress(sum_steps(checked, self.options), None)
         # 2. Draw the missing seeds (reported with the result).
-        for item in checked:
-            if item.request.seed is None:
-                item.seed = secrets.randbelow(MAX_SEED + 1)
+        draw_missing_seeds(checked)
         # 3. Group compatible requests (size, steps, guidance on/off) into batches.
         results: dict[int, TryOnResult] = {}
-        with self._threads():
+        with cpu_threads(self.options.num_threads):
             for chunk in group_requests(checked, self.options.max_batch_size):
                 for item, result in zip(chunk, self._run_batch(chunk, progress.step)):
                     results[id(item)] = result
         return [results[id(item)] for item in checked]
-
-    @contextlib.contextmanager
-    def _threads(self) -> Iterator[None]:
-        """Use `options.num_threads` CPU threads for the call, then restore the count.
-
-        Tiny models gain nothing from more threads and suffer badly (tens of times slower)
-        when OpenMP threads compete with other processes on a busy machine."""
-        wanted = self.options.num_threads
-        previous = torch.get_num_threads()
-        if wanted:
-            torch.set_num_threads(wanted)
-        try:
-            yield
-        finally:
-            if wanted:
-                torch.set_num_threads(previous)
 
     @staticmethod
     def _noise(gens: list[torch.Generator], shape: Sequence[int], device: torch.device) -> torch.Tensor:
@@ -577,62 +395,3 @@ class CatVTONPipeline(DiffusionPipeline):
             [it.request.safety_check for it in items],
             [f"request {it.index} (seed {it.seed})" for it in items],
         )
-
-
-class _Progress:
-    """Counts denoising steps over a whole call and reports (k, n) to the callback."""
-
-    def __init__(self, total: int, callback: Callable[[int, int], None] | None) -> None:
-        self.total, self.done, self.callback = total, 0, callback
-
-    def step(self) -> None:
-        self.done += 1
-        if self.callback is not None:
-            self.callback(self.done, self.total)
-
-
-def sum_steps(items: list[CheckedInputs], options: PipelineOptions) -> int:
-    """Denoising steps a call will run (one per step per batch)."""
-    return sum(chunk[0].request.steps for chunk in group_requests(items, options.max_batch_size))
-
-
-def group_requests(items: list[CheckedInputs], max_batch_size: int = 4) -> list[list[CheckedInputs]]:
-    """Split into batches that can share UNet calls: same variant, size, steps and
-    guidance on/off; never more than `max_batch_size` each. Input order is kept within."""
-    groups: dict[tuple, list[CheckedInputs]] = {}
-    for item in items:
-        r = item.request
-        key = (item.variant, r.height, r.width, r.steps, r.guidance > 1.0)
-        groups.setdefault(key, []).append(item)
-    size = max(1, max_batch_size)
-    return [group[i : i + size] for group in groups.values() for i in range(0, len(group), size)]
-
-
-def run_requests(
-    pipelines: Mapping[str, CatVTONPipeline],
-    requests: Sequence[TryOnRequest],
-    callback: Callable[[int, int], None] | None = None,
-) -> list[TryOnResult]:
-    """Send each request to the pipeline of its variant; results keep the input order."""
-    by_variant: dict[str, list[CheckedInputs]] = {}
-    for i, request in enumerate(requests):  # validate everything before any work
-        variant = request.resolved_variant()
-        if variant not in pipelines:
-            if request.variant not in ("auto", *VARIANTS):
-                raise BadRequest(
-                    f"request {i}: variant must be auto, mask or maskfree, got {request.variant!r}", field="variant"
-                )
-            raise BadRequest(
-                f"request {i}: variant {variant!r} is not loaded (loaded: {', '.join(sorted(pipelines)) or 'none'})",
-                field="variant",
-            )
-        item = pipelines[variant].check_inputs(request, i if len(requests) > 1 else None)
-        item.index = i
-        by_variant.setdefault(variant, []).append(item)
-    total = sum(sum_steps(items, pipelines[v].options) for v, items in by_variant.items())
-    progress = _Progress(total, callback)
-    results: list[TryOnResult | None] = [None] * len(requests)
-    for variant, items in by_variant.items():
-        for item, result in zip(items, pipelines[variant].run_checked(items, progress)):
-            results[item.index] = result
-    return results  # type: ignore[return-value]

@@ -21,15 +21,15 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from safetensors.torch import save_file
 
-from functions.weave.loading import (
+from functions.weave.attention import attention_state_dict
+from functions.weave.loading import DDIM_SETTINGS
+from functions.weave.weights import (
     ATTENTION_DIRS,
     ATTENTION_SUBPATH,
     BASE_DIRS,
-    DDIM_SETTINGS,
     SAFETY_BASE,
     SMOKE_MARKER,
     VAE_DIR,
-    attention_state_dict,
     missing_files,
 )
 

@@ -201,7 +201,7 @@ def load_fashn_pipeline(
     from functions.weave.fashn.parsing import HumanParser
     from functions.weave.fashn.pipeline import MODEL_NAME, FashnVTONPipeline
     from functions.weave.fashn.pose import DWPose
-    from functions.weave.pipeline import PipelineOptions
+    from functions.weave.pipeline_common import PipelineOptions
 
     files = FashnFiles(Path(root))
     absent = files.missing(parser)

@@ -1,4 +1,4 @@
-"""FASHN VTON v1.5 as a diffusers-style pipeline (spec: /work/shared/specs/fashn-vton-1.5.md).
+"""FASHN VTON v1.5 as a diffusers-style pipeline (docs/architecture.md, "FASHN VTON").
 
 - `FashnRequest(person, garment, category="upper", garment_photo_type="model",
   segmentation_free=True, steps=30, guidance=1.5, seed=None, skip_cfg_last_n=1,
@@ -19,8 +19,6 @@ request gives the same image alone or in a batch.
 
 from __future__ import annotations
 
-import math
-import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +34,19 @@ from functions.weave.fashn.parsing import COVERAGE, HumanParser, clothing_agnost
 from functions.weave.fashn.pose import DWPose, Pose
 from functions.weave.fashn.preprocess import Padding, fit_and_pad, pre_resize, to_image, to_tensor
 from functions.weave.fashn.sampling import euler_sample
-from functions.weave.pipeline import MAX_SEED, PipelineOptions, TryOnResult, _as_image, _is_int, _prefix, _Progress
+from functions.weave.pipeline_common import (
+    PipelineOptions,
+    Progress,
+    TryOnResult,
+    as_image,
+    check_guidance,
+    check_seed,
+    check_steps,
+    cpu_threads,
+    draw_missing_seeds,
+    is_int,
+    request_prefix,
+)
 from functions.weave.safety import safety_verdicts
 from shared.contracts.fields import CATEGORIES
 from shared.contracts.tryon import FASHN_MODEL, GARMENT_PHOTO_TYPES, MODELS
@@ -151,7 +161,7 @@ class FashnVTONPipeline:
 
     def check_inputs(self, request: FashnRequest, index: int | None = None) -> FashnChecked:
         """Validate one request and decode its images; typed errors name the value."""
-        p, r = _prefix(index), request
+        p, r = request_prefix(index), request
         if r.category not in FASHN_CATEGORIES:
             raise BadRequest(
                 f"{p}category must be one of {', '.join(FASHN_CATEGORIES)}, got {r.category!r}", field="category"
@@ -165,30 +175,14 @@ class FashnVTONPipeline:
             raise BadRequest(
                 f"{p}segmentation_free must be true or false, got {r.segmentation_free!r}", field="segmentation_free"
             )
-        if not _is_int(r.steps) or not STEPS_RANGE[0] <= r.steps <= STEPS_RANGE[1]:
-            raise BadRequest(
-                f"{p}steps must be an integer in {STEPS_RANGE[0]}..{STEPS_RANGE[1]} for "
-                f"{self.model_name}, got {r.steps!r}",
-                field="steps",
-            )
-        if (
-            isinstance(r.guidance, bool)
-            or not isinstance(r.guidance, (int, float))
-            or not math.isfinite(r.guidance)
-            or not GUIDANCE_RANGE[0] <= r.guidance <= GUIDANCE_RANGE[1]
-        ):
-            raise BadRequest(
-                f"{p}guidance must be a number in {GUIDANCE_RANGE[0]:g}..{GUIDANCE_RANGE[1]:g} for "
-                f"{self.model_name}, got {r.guidance!r}",
-                field="guidance",
-            )
-        if not _is_int(r.skip_cfg_last_n) or not 0 <= r.skip_cfg_last_n <= r.steps:
+        check_steps(r.steps, STEPS_RANGE, index, self.model_name)
+        check_guidance(r.guidance, GUIDANCE_RANGE, index, self.model_name)
+        if not is_int(r.skip_cfg_last_n) or not 0 <= r.skip_cfg_last_n <= r.steps:
             raise BadRequest(
                 f"{p}skip_cfg_last_n must be an integer in 0..steps ({r.steps}), got {r.skip_cfg_last_n!r}",
                 field="skip_cfg_last_n",
             )
-        if r.seed is not None and (not _is_int(r.seed) or not 0 <= r.seed <= MAX_SEED):
-            raise BadRequest(f"{p}seed must be an integer in 0..{MAX_SEED}, got {r.seed!r}", field="seed")
+        check_seed(r.seed, index)
         if self.human_parser is None and r.needs_parser():
             needs = [
                 what
@@ -203,8 +197,8 @@ class FashnVTONPipeline:
                 f"run; send a product-shot garment with garment_photo_type 'flat-lay' and segmentation_free true",
                 field="garment_photo_type" if r.garment_photo_type == "model" else "segmentation_free",
             )
-        person = _as_image(r.person, "person image", index)
-        garment = _as_image(r.garment, "garment image", index)
+        person = as_image(r.person, "person image", index)
+        garment = as_image(r.garment, "garment image", index)
         return FashnChecked(
             r,
             -1 if index is None else index,
@@ -229,7 +223,7 @@ class FashnVTONPipeline:
             item = self.check_inputs(request, i if several else None)
             item.index = i
             checked.append(item)
-        return self.run_checked(checked, _Progress(self.count_steps(checked), callback))
+        return self.run_checked(checked, Progress(self.count_steps(checked), callback))
 
     def count_steps(self, items: Sequence[FashnChecked]) -> int:
         """Denoising steps a call of these runs (one per step per batch)."""
@@ -244,24 +238,16 @@ class FashnVTONPipeline:
         return [g[i : i + size] for g in groups.values() for i in range(0, len(g), size)]
 
     @torch.inference_mode()
-    def run_checked(self, checked: list[FashnChecked], progress: _Progress | None = None) -> list[TryOnResult]:
+    def run_checked(self, checked: list[FashnChecked], progress: Progress | None = None) -> list[TryOnResult]:
         """Run already checked inputs; results in the given order."""
-        progress = progress or _Progress(self.count_steps(checked), None)
+        progress = progress or Progress(self.count_steps(checked), None)
         # 2. Draw the missing seeds (reported with the result).
-        for item in checked:
-            if item.request.seed is None:
-                item.seed = secrets.randbelow(MAX_SEED + 1)
+        draw_missing_seeds(checked)
         results: dict[int, TryOnResult] = {}
-        previous = torch.get_num_threads()
-        if self.options.num_threads:
-            torch.set_num_threads(self.options.num_threads)
-        try:
+        with cpu_threads(self.options.num_threads):
             for chunk in self.group(checked):
                 for item, result in zip(chunk, self._run_batch(chunk, progress.step)):
                     results[id(item)] = result
-        finally:
-            if self.options.num_threads:
-                torch.set_num_threads(previous)
         return [results[id(item)] for item in checked]
 
     def _run_batch(self, items: list[FashnChecked], step_done: Callable[[], None]) -> list[TryOnResult]:

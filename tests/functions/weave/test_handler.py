@@ -20,8 +20,9 @@ from flask import Flask
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
-from functions.weave.handler import MODELS_KEY, SMOKE_WARNING, model_config
+from functions.weave.handler import MODELS_KEY, model_config
 from functions.weave.main import create_app
+from functions.weave.status import SMOKE_WARNING
 from shared import event_types as t
 from shared import jobs
 from shared.config import Settings

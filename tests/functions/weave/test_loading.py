@@ -13,7 +13,19 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from functions.weave import download
+from functions.weave.attention import attn1_modules, load_attention_weights
 from functions.weave.loading import (
+    WeaveModelConfig,
+    build_scheduler,
+    load_pipeline,
+    load_pipelines,
+    resolve_dtype,
+    resolve_model,
+)
+from functions.weave.pipeline_common import PipelineOptions
+from functions.weave.request import TryOnRequest
+from functions.weave.smoke import is_complete, tiny_unet, write_smoke_model
+from functions.weave.weights import (
     ATTENTION_DIRS,
     ATTENTION_SUBPATH,
     BASE_DIRS,
@@ -23,20 +35,10 @@ from functions.weave.loading import (
     VAE_DIR,
     HubFetch,
     ModelLoadError,
-    WeaveModelConfig,
-    attn1_modules,
-    build_scheduler,
     fetch,
     find_weights,
-    load_attention_weights,
-    load_pipeline,
-    load_pipelines,
     missing_files,
-    resolve_dtype,
-    resolve_model,
 )
-from functions.weave.pipeline import PipelineOptions, TryOnRequest
-from functions.weave.smoke import is_complete, tiny_unet, write_smoke_model
 from shared.errors import DependencyUnavailable
 
 SUFFIXES = ("to_q.weight", "to_k.weight", "to_v.weight", "to_out.0.weight", "to_out.0.bias")

@@ -14,15 +14,12 @@ import pytest
 import torch
 from PIL import Image
 
+from functions.weave.attention import SkipCrossAttnProcessor
 from functions.weave.loading import WeaveModelConfig, load_pipelines
-from functions.weave.pipeline import (
-    CatVTONPipeline,
-    PipelineOptions,
-    SkipCrossAttnProcessor,
-    TryOnRequest,
-    run_requests,
-)
+from functions.weave.pipeline import CatVTONPipeline
+from functions.weave.pipeline_common import PipelineOptions
 from functions.weave.preprocess import center_crop_resize, prepare_mask, repaint_kernel_size
+from functions.weave.request import TryOnRequest, run_requests
 from shared.errors import BadRequest, ClientError, ImageTooLarge, InvalidImage
 
 H, W = 128, 64  # renders as is (under the smoke model's render cap)
