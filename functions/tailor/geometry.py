@@ -1,8 +1,8 @@
 """Masks, cut-outs and checks computed from a human-parsing label map (pure numpy + PIL).
 
 The label map is what `HumanParser.parse` returns: one SegFormer label per pixel
-(`mattmdjaga/segformer_b2_clothes`, see LABELS). Every size used here is relative to the
-image, so the same rules hold at any resolution.
+(`mattmdjaga/segformer_b2_clothes`, see labels.py; the array tools are in arrays.py).
+Every size used here is relative to the image, so the same rules hold at any resolution.
 
 Heuristics (documented once, here):
 
@@ -37,79 +37,25 @@ import numpy as np
 from PIL import Image
 
 from functions.tailor import CATEGORIES
+from functions.tailor.arrays import as_labels, bbox, components, dilate, mask_centre
+from functions.tailor.labels import (
+    ACCESSORIES,
+    ARMS,
+    BACKGROUND,
+    BODY,
+    CUTOUT_LABELS,
+    DRESS,
+    FACE,
+    PROTECTED,
+    REGION_LABELS,
+    SUNGLASSES,
+    UPPER_CLOTHES,
+    VOTE_LABELS,
+)
 from shared.contracts.fields import CategoryName
 from shared.errors import BadRequest
 
-LABELS: tuple[str, ...] = (
-    "background",
-    "hat",
-    "hair",
-    "sunglasses",
-    "upper-clothes",
-    "skirt",
-    "pants",
-    "dress",
-    "belt",
-    "left-shoe",
-    "right-shoe",
-    "face",
-    "left-leg",
-    "right-leg",
-    "left-arm",
-    "right-arm",
-    "bag",
-    "scarf",
-)
-(
-    BACKGROUND,
-    HAT,
-    HAIR,
-    SUNGLASSES,
-    UPPER_CLOTHES,
-    SKIRT,
-    PANTS,
-    DRESS,
-    BELT,
-    LEFT_SHOE,
-    RIGHT_SHOE,
-    FACE,
-    LEFT_LEG,
-    RIGHT_LEG,
-    LEFT_ARM,
-    RIGHT_ARM,
-    BAG,
-    SCARF,
-) = range(18)
-
 Category = CategoryName
-
-ARMS = (LEFT_ARM, RIGHT_ARM)
-LEGS = (LEFT_LEG, RIGHT_LEG)
-BODY = (HAIR, FACE, *LEGS, *ARMS)
-CLOTHES = (UPPER_CLOTHES, SKIRT, PANTS, DRESS, BELT, SCARF)
-ACCESSORIES = (HAT, SUNGLASSES, BELT, LEFT_SHOE, RIGHT_SHOE, BAG, SCARF)
-PROTECTED = (FACE, HAIR, HAT, SUNGLASSES)
-
-#: Labels repainted on a person for each category (hands are then taken out).
-REGION_LABELS: dict[str, tuple[int, ...]] = {
-    "upper": (UPPER_CLOTHES, DRESS, *ARMS),
-    "lower": (PANTS, SKIRT, BELT, *LEGS),
-    "overall": (*CLOTHES, *ARMS, *LEGS),
-}
-#: Labels that vote for each category on a garment photo.
-VOTE_LABELS: dict[str, tuple[int, ...]] = {
-    "upper": (UPPER_CLOTHES,),
-    "lower": (PANTS, SKIRT),
-    "overall": (DRESS,),
-}
-#: Labels cut out of a garment photo for each category.
-CUTOUT_LABELS: dict[str, tuple[int, ...]] = {
-    "upper": (UPPER_CLOTHES, DRESS),
-    "lower": (PANTS, SKIRT, BELT),
-    "overall": (UPPER_CLOTHES, SKIRT, PANTS, DRESS, BELT),
-}
-# Each table has one entry per garment category of the contract (shared/contracts/fields.py).
-assert all(set(table) == set(CATEGORIES) for table in (REGION_LABELS, VOTE_LABELS, CUTOUT_LABELS))
 
 MIN_PERSON_FRAC = 0.05
 MIN_BODY_FRAC = 0.005
@@ -160,104 +106,12 @@ def check_category(category: str) -> Category:
     return category  # type: ignore[return-value]
 
 
-# --- small array tools -----------------------------------------------------------------
-
-
-def _as_labels(labels: np.ndarray) -> np.ndarray:
-    arr = np.asarray(labels)
-    if arr.ndim != 2 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"labels must be a non-empty 2-D integer array, got {arr.dtype} {arr.shape}")
-    return arr
-
-
-def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Binary dilation by a disc of `radius` pixels (exact Euclidean disc, numpy only)."""
-    mask = np.asarray(mask, dtype=bool)
-    if radius <= 0:
-        return mask.copy()
-    h, w = mask.shape
-    # Half-width of the disc's row at each vertical offset dy; rows are visited from the
-    # narrowest to the widest, so one horizontally dilated copy is grown in place.
-    halves = {dy: int(math.isqrt(radius * radius - dy * dy)) for dy in range(-radius, radius + 1)}
-    out = np.zeros_like(mask)
-    row = mask.copy()
-    grown = 0
-    for dy in sorted(halves, key=lambda d: halves[d]):
-        while grown < halves[dy]:
-            grown += 1
-            if grown < w:
-                row[:, grown:] |= mask[:, :-grown]
-                row[:, :-grown] |= mask[:, grown:]
-        if abs(dy) >= h:
-            continue
-        if dy >= 0:
-            out[dy:] |= row[: h - dy]
-        else:
-            out[: h + dy] |= row[-dy:]
-    return out
-
-
-def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """8-connected components of a boolean mask: (int32 map, 0 = outside, 1..n; n).
-
-    Works on horizontal runs: runs in neighbouring rows that touch (diagonals included)
-    are joined by a vectorised union-find, so the cost follows the number of runs.
-    """
-    mask = np.asarray(mask, dtype=bool)
-    h, w = mask.shape
-    out = np.zeros((h, w), dtype=np.int32)
-    padded = np.zeros((h, w + 2), dtype=np.int8)
-    padded[:, 1:-1] = mask
-    edges = np.diff(padded, axis=1)
-    row, start = np.nonzero(edges == 1)  # run [start, end) in row, row-major order
-    end = np.nonzero(edges == -1)[1]
-    if row.size == 0:
-        return out, 0
-    stride = w + 2
-    start_key, end_key = row * stride + start, row * stride + end
-    lo = np.searchsorted(end_key, (row + 1) * stride + start, side="left")
-    hi = np.searchsorted(start_key, (row + 1) * stride + end, side="right")
-    count = np.maximum(hi - lo, 0)
-    a = np.repeat(np.arange(row.size), count)
-    b = np.repeat(lo - np.cumsum(count) + count, count) + np.arange(count.sum())
-    parent = np.arange(row.size)
-    while a.size:  # hook roots onto the smaller root, then jump pointers to the roots
-        pa, pb = parent[a], parent[b]
-        if np.array_equal(pa, pb):
-            break
-        low = np.minimum(pa, pb)
-        np.minimum.at(parent, pa, low)
-        np.minimum.at(parent, pb, low)
-        while True:
-            jumped = parent[parent]
-            if np.array_equal(jumped, parent):
-                break
-            parent = jumped
-    _, ids = np.unique(parent, return_inverse=True)
-    ids = ids.astype(np.int32) + 1
-    # Paint runs: +id at the start, -id at the end, then a cumulative sum along each row.
-    paint = np.zeros((h, w + 1), dtype=np.int32)
-    paint[row, start] = ids
-    paint[row, end] = -ids
-    out[:] = np.cumsum(paint, axis=1)[:, :w]
-    return out, int(ids.max())
-
-
-def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(left, top, right, bottom), right/bottom exclusive; None for an empty mask."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return None
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
-
-
 # --- person photos -----------------------------------------------------------------------
 
 
 def face_blobs(labels: np.ndarray) -> list[np.ndarray]:
     """Boolean masks of the faces that count as people, largest first (see module doc)."""
-    labels = _as_labels(labels)
+    labels = as_labels(labels)
     face = labels == FACE
     head = face | (labels == SUNGLASSES)
     radius = max(1, round(HEAD_JOIN_FRAC * max(labels.shape)))
@@ -273,7 +127,7 @@ def face_blobs(labels: np.ndarray) -> list[np.ndarray]:
 
 def check_person(labels: np.ndarray) -> None:
     """Raise TailorInputError (no_person / several_people) unless one person is shown."""
-    labels = _as_labels(labels)
+    labels = as_labels(labels)
     person = float(np.mean(labels != BACKGROUND))
     body = float(np.mean(np.isin(labels, BODY)))
     if person < MIN_PERSON_FRAC or body < MIN_BODY_FRAC:
@@ -290,25 +144,20 @@ def check_person(labels: np.ndarray) -> None:
         )
 
 
-def _centre(mask: np.ndarray) -> tuple[float, float] | None:
-    ys, xs = np.nonzero(mask)
-    return (float(ys.mean()), float(xs.mean())) if ys.size else None
-
-
 def hand_mask(labels: np.ndarray) -> np.ndarray:
     """Boolean mask of the hands: the far end of each arm label (see module doc)."""
-    labels = _as_labels(labels)
+    labels = as_labels(labels)
     hands = np.zeros(labels.shape, dtype=bool)
     torso = np.isin(labels, (UPPER_CLOTHES, DRESS))
-    centre = _centre(torso) or _centre(labels != BACKGROUND)
+    centre = mask_centre(torso) or mask_centre(labels != BACKGROUND)
     if centre is None:
         return hands
     faces = face_blobs(labels)
     if faces:
-        box = _bbox(faces[0])
+        box = bbox(faces[0])
         reach = float(box[3] - box[1]) if box else 0.0
     else:
-        box = _bbox(labels != BACKGROUND)
+        box = bbox(labels != BACKGROUND)
         reach = HAND_FRAC * (box[3] - box[1]) if box else 0.0
     reach = max(reach, 1.0)
     for arm in ARMS:
@@ -339,7 +188,7 @@ def person_mask(
     the photo does not show the body part the category needs.
     """
     category = check_category(category)
-    labels = _as_labels(labels)
+    labels = as_labels(labels)
     if check:
         check_person(labels)
     hands = hand_mask(labels)
@@ -364,7 +213,7 @@ def classify_garment(labels: np.ndarray) -> tuple[Category, float]:
     Raises TailorInputError: no_garment (too few clothing pixels) or unknown_category
     (clothing found, but only accessories such as shoes, bags, hats or scarves).
     """
-    labels = _as_labels(labels)
+    labels = as_labels(labels)
     votes = {c: int(np.isin(labels, VOTE_LABELS[c]).sum()) for c in CATEGORIES}
     total = sum(votes.values())
     floor = MIN_GARMENT_FRAC * labels.size
@@ -387,7 +236,7 @@ def classify_garment(labels: np.ndarray) -> tuple[Category, float]:
 
 def garment_alpha(labels: np.ndarray, category: str) -> np.ndarray:
     """Boolean garment matte: the category's labels, specks dropped, small holes filled."""
-    labels = _as_labels(labels)
+    labels = as_labels(labels)
     garment = np.isin(labels, CUTOUT_LABELS[check_category(category)])
     comp, n = components(garment)
     if n == 0:
@@ -395,7 +244,7 @@ def garment_alpha(labels: np.ndarray, category: str) -> np.ndarray:
     areas = np.bincount(comp.ravel(), minlength=n + 1)
     areas[0] = 0
     garment = np.isin(comp, np.flatnonzero(areas >= SPECK_REL * areas.sum()))
-    box = _bbox(garment)
+    box = bbox(garment)
     if box is None:
         return garment
     left, top, right, bottom = box
@@ -427,7 +276,7 @@ def garment_cutout(
     given category it is that category's share). Pixels off the garment are white, with
     alpha 0 ("transparent") or 255 ("white"), so dropping alpha always leaves white.
     """
-    labels = _as_labels(labels)
+    labels = as_labels(labels)
     if image.size != (labels.shape[1], labels.shape[0]):
         raise ValueError(f"image size {image.size} does not match labels {labels.shape[::-1]}")
     found, confidence = classify_garment(labels)
@@ -438,7 +287,7 @@ def garment_cutout(
         votes = np.isin(labels, VOTE_LABELS[category]).sum()
         confidence = float(votes / np.isin(labels, sum(VOTE_LABELS.values(), ())).sum())
     alpha = garment_alpha(labels, category)
-    box = _bbox(alpha)
+    box = bbox(alpha)
     if box is None or alpha.sum() < MIN_GARMENT_FRAC * labels.size:
         raise TailorInputError(
             "no_garment", f"No {category} garment found in the photo: check the category or the photo."
@@ -470,5 +319,5 @@ WORN_BODY_FRAC = 0.02
 
 def garment_photo_type(labels: np.ndarray) -> str:
     """ "model" when someone wears the garment in the photo, else "flat-lay" (FASHN VTON's terms)."""
-    body = float(np.mean(np.isin(_as_labels(labels), BODY)))
+    body = float(np.mean(np.isin(as_labels(labels), BODY)))
     return "model" if body >= WORN_BODY_FRAC else "flat-lay"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from functions.tailor.geometry import LABELS
+from functions.tailor.labels import LABELS
 from functions.tailor.loading import MODEL_NAME, SMOKE_MARKER
 from functions.tailor.parsing import IMAGENET_MEAN, IMAGENET_STD
 

@@ -26,7 +26,8 @@ from PIL import Image, ImageDraw
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from functions.tailor.geometry import LABELS, garment_cutout
+from functions.tailor.geometry import garment_cutout
+from functions.tailor.labels import LABELS
 from functions.tailor.main import create_app
 from shared import event_types as t
 from shared import jobs

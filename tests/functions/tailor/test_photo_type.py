@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from functions.tailor.geometry import FACE, LEFT_ARM, UPPER_CLOTHES, garment_photo_type
+from functions.tailor.geometry import garment_photo_type
+from functions.tailor.labels import FACE, LEFT_ARM, UPPER_CLOTHES
 
 
 def test_visible_body_means_worn_else_product_shot() -> None:
