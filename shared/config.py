@@ -212,6 +212,13 @@ class Settings:
     progress_interval_s: float = 0.25
     tailor_model: str = "auto"
 
+    # Provenance (shared/c2pa_signing.py): the C2PA signing certificate chain and key (PEM
+    # files); unset: production refuses to start, elsewhere a development one is generated
+    # under data_dir/c2pa. An RFC 3161 time-stamp authority, when set (a request per image).
+    c2pa_cert_path: str | None = None
+    c2pa_key_path: str | None = None
+    c2pa_tsa_url: str | None = None
+
     # Data lifecycle (shared/lifecycle): how long things are kept; 0 keeps them for ever.
     retention_uploads_days: int = 30  # uploaded photos, counted from the try-on that used them
     retention_cutouts_days: int = 30  # tailor's garment cut-outs and person masks
@@ -219,6 +226,9 @@ class Settings:
     retention_orphans_hours: int = 24  # uploads no try-on used within this time
     retention_batch_size: int = 500  # rows (or objects) the sweep handles per transaction
     retention_interval_s: int = 3600  # how often `make run` sweeps (on a cluster: the CronJob's schedule)
+    # /v1 results with return_base64: deleted this long after their job finished (time for the
+    # status poll and the webhook's retries to deliver them); swept every quarter of it.
+    base64_result_ttl_s: int = 600
 
     # Observability.
     metrics_port: int = 8106  # the stream runner's /metrics (the HTTP services serve /metrics themselves)
@@ -331,12 +341,16 @@ class Settings:
             weave_sdpa_backend=one_of("WEAVE_SDPA_BACKEND", "weave_sdpa_backend", SDPA_BACKENDS),
             progress_interval_s=decimal("PROGRESS_INTERVAL_S", "progress_interval_s"),
             tailor_model=one_of("TAILOR_MODEL", "tailor_model", models),
+            c2pa_cert_path=get("C2PA_CERT_PATH"),
+            c2pa_key_path=get("C2PA_KEY_PATH"),
+            c2pa_tsa_url=get("C2PA_TSA_URL"),
             retention_uploads_days=integer("RETENTION_UPLOADS_DAYS", "retention_uploads_days", minimum=0),
             retention_cutouts_days=integer("RETENTION_CUTOUTS_DAYS", "retention_cutouts_days", minimum=0),
             retention_results_days=integer("RETENTION_RESULTS_DAYS", "retention_results_days", minimum=0),
             retention_orphans_hours=integer("RETENTION_ORPHANS_HOURS", "retention_orphans_hours", minimum=0),
             retention_batch_size=integer("RETENTION_BATCH_SIZE", "retention_batch_size", minimum=1),
             retention_interval_s=integer("RETENTION_INTERVAL_S", "retention_interval_s", minimum=0),
+            base64_result_ttl_s=integer("BASE64_RESULT_TTL_S", "base64_result_ttl_s", minimum=60),
             metrics_port=integer("METRICS_PORT", "metrics_port", minimum=1),
             otel_exporter_otlp_endpoint=get("OTEL_EXPORTER_OTLP_ENDPOINT"),
             otel_service_namespace=text("OTEL_SERVICE_NAMESPACE", "otel_service_namespace"),

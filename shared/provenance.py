@@ -1,18 +1,22 @@
 """Results that say what they are: encoded with machine-readable AI-generation provenance.
 
 Every stored try-on result carries the IPTC digital source type `trainedAlgorithmicMedia`
-in its XMP metadata (PNG iTXt, JPEG APP1, WebP XMP chunk), naming the model as the
-creator tool.
+twice: in its XMP metadata (PNG iTXt, JPEG APP1, WebP XMP chunk, the model as creator
+tool), and in a signed C2PA manifest whose `c2pa.created` action names the model
+(shared/c2pa_signing.py).
 """
 
 from __future__ import annotations
 
 import io
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from xml.sax.saxutils import escape
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+
+if TYPE_CHECKING:
+    from shared.c2pa_signing import ResultSigner
 
 DIGITAL_SOURCE_TYPE: Final = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 MEDIA_TYPES: Final[dict[str, str]] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
@@ -31,8 +35,13 @@ def xmp_packet(model: str) -> bytes:
     ).encode()
 
 
-def encode_result(image: Image.Image, image_format: str, *, model: str) -> bytes:
-    """The image as `image_format` (png | jpeg | webp) with its provenance metadata."""
+def encode_result(image: Image.Image, image_format: str, *, model: str, smoke: bool, signer: ResultSigner) -> bytes:
+    """The image as `image_format` (png | jpeg | webp) with its XMP and its signed C2PA manifest."""
+    return signer.sign(encode_xmp(image, image_format, model=model), image_format, model=model, smoke=smoke)
+
+
+def encode_xmp(image: Image.Image, image_format: str, *, model: str) -> bytes:
+    """The image as `image_format` (png | jpeg | webp) with the XMP packet of `xmp_packet`."""
     if image_format not in PIL_FORMATS:
         raise ValueError(f"image_format must be one of {', '.join(PIL_FORMATS)}, got {image_format!r}")
     xmp = xmp_packet(model)

@@ -90,6 +90,7 @@ def test_the_fashn_sdk_subscribes_to_completion_with_signed_webhooks(account: di
     from fashn import Fashn
     from standardwebhooks.webhooks import Webhook
 
+    from shared.c2pa_signing import created_action, read_manifest
     from shared.provenance import DIGITAL_SOURCE_TYPE, read_digital_source_type
 
     receiver = Receiver(fail_first=1)
@@ -118,6 +119,11 @@ def test_the_fashn_sdk_subscribes_to_completion_with_signed_webhooks(account: di
         image = requests.get(url, timeout=30)
         assert image.status_code == 200 and image.content[:2] == b"\xff\xd8"  # a JPEG, as asked
         assert read_digital_source_type(image.content) == DIGITAL_SOURCE_TYPE
+        manifest = read_manifest(image.content, "jpeg")  # signed with make run's development certificate
+        assert manifest is not None and set(manifest["failure_codes"]) <= {"signingCredential.untrusted"}
+        action = created_action(manifest)
+        assert action is not None and action["digitalSourceType"] == DIGITAL_SOURCE_TYPE
+        assert action["parameters"]["smoke"] is True and action["softwareAgent"]["name"] == "catvton-maskfree"
 
     # status, as the SDK's types expect it
     status = client.predictions.status(result.id)

@@ -29,6 +29,7 @@ from functions.weave.pipeline_common import PipelineOptions, TryOnResult
 from functions.weave.status import SMOKE_WARNING, describe_models, record_batch
 from shared import event_types as t
 from shared import jobs
+from shared.c2pa_signing import ResultSigner
 from shared.config import Settings
 from shared.contracts.events import StageFailed
 from shared.db.models import Job
@@ -83,6 +84,7 @@ class WeaveFunction(Stage):
         self._max_batch = max(1, max_batch)  # WEAVE_MAX_BATCH: the most a warm-up measures
         self.batch_limit = 1  # what warm-up found worth batching (readiness: max_batch)
         self.batch_throughput: dict[int, float] | None = None
+        self._signer = ResultSigner.from_settings(self.settings)  # every stored result is signed (C2PA)
         threading.Thread(target=self._load, args=(load,), name="weave-model-load", daemon=True).start()
 
     @classmethod
@@ -328,7 +330,13 @@ class WeaveFunction(Stage):
         for key, result in zip(keys, samples):  # in order: the last one written says all are there
             self.storage.put(
                 key,
-                encode_result(result.image, image_format, model=str(result.metadata.get("model"))),
+                encode_result(
+                    result.image,
+                    image_format,
+                    model=str(result.metadata.get("model")),
+                    smoke=bool(result.metadata.get("smoke")),
+                    signer=self._signer,
+                ),
                 MEDIA_TYPES[image_format],
             )
         first = samples[0]

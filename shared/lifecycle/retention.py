@@ -1,10 +1,14 @@
 """The retention sweep: delete what is older than RETENTION_* allows.
 
-Four kinds of data expire, each on its own clock (a setting of 0 keeps that kind for ever):
+Five kinds of data expire, each on its own clock (a RETENTION_* of 0 keeps that kind for ever):
 
-- results (RETENTION_RESULTS_DAYS after their job finished): the object goes, the job's
-  `result_key` and the try-on's `outfit_try_on` are cleared and the try-on is marked
-  `result_expired_at`, so the history says "expired" instead of showing a broken image;
+- results (RETENTION_RESULTS_DAYS after their job finished): every sample's object goes, the
+  job's `result_key`/`result_keys` and the try-on's `outfit_try_on` are cleared and the
+  try-on is marked `result_expired_at`, so the history says "expired" instead of showing a
+  broken image;
+- results of /v1 runs with `return_base64` (BASE64_RESULT_TTL_S after their job finished):
+  the same, much sooner: they are kept only while the status poll or the webhook (with its
+  retries) delivers them (`run_base64` sweeps them alone, for a frequent schedule);
 - uploads (RETENTION_UPLOADS_DAYS after the newest try-on that used them): the two photos
   go and the try-on is marked `inputs_expired_at` (a photo still used by a younger try-on
   stays until that one expires);
@@ -28,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.config import Settings
@@ -55,6 +59,7 @@ class RetentionPolicy:
     results: timedelta | None
     orphans: timedelta | None
     batch_size: int = 500
+    base64_results: timedelta | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetentionPolicy:
@@ -67,6 +72,7 @@ class RetentionPolicy:
             results=days(settings.retention_results_days),
             orphans=timedelta(hours=settings.retention_orphans_hours) if settings.retention_orphans_hours > 0 else None,
             batch_size=settings.retention_batch_size,
+            base64_results=timedelta(seconds=settings.base64_result_ttl_s),
         )
 
 
@@ -75,6 +81,7 @@ class SweepReport:
     """What one sweep removed (objects deleted, rows changed), per kind."""
 
     results: int = 0
+    base64_results: int = 0
     uploads: int = 0
     cutouts: int = 0
     orphans: int = 0
@@ -107,6 +114,7 @@ class RetentionSweep:
         """Sweep every kind once; returns what was removed."""
         report = SweepReport()
         now = self.clock()
+        self._sweep_base64(now, report)
         if self.policy.results is not None:
             self._sweep_results(now - self.policy.results, report)
         if self.policy.uploads is not None:
@@ -115,6 +123,15 @@ class RetentionSweep:
             self._sweep_cutouts(now - self.policy.cutouts, report)
         if self.policy.orphans is not None:
             self._sweep_orphans(now - self.policy.orphans, report)
+        return self._done(report)
+
+    def run_base64(self) -> SweepReport:
+        """Sweep only the return_base64 results (cheap: meant to run every few minutes)."""
+        report = SweepReport()
+        self._sweep_base64(self.clock(), report)
+        return self._done(report)
+
+    def _done(self, report: SweepReport) -> SweepReport:
         report.finished_at = self.clock().isoformat()
         log.info("retention sweep done", extra={"fields": {"outcome": "ok", **report.to_dict()}})
         return report
@@ -133,26 +150,39 @@ class RetentionSweep:
         return query.limit(self.policy.batch_size).with_for_update(skip_locked=True)
 
     def _sweep_results(self, cutoff: datetime, report: SweepReport) -> None:
+        self._expire_results(Job.finished_at < cutoff, report, "results")
+
+    def _sweep_base64(self, now: datetime, report: SweepReport) -> None:
+        if self.policy.base64_results is not None:
+            base64 = Job.params[("api", "return_base64")].as_boolean().is_(True)
+            self._expire_results(
+                and_(Job.finished_at < now - self.policy.base64_results, base64), report, "base64_results"
+            )
+
+    def _expire_results(self, which: ColumnElement[bool], report: SweepReport, kind: str) -> None:
+        """Delete the results of the finished jobs `which` selects, every sample, and mark their try-ons."""
+
         def batch(session: Session) -> int:
             jobs = session.scalars(
                 self._locked(
                     select(Job)
-                    .where(Job.result_key.is_not(None), Job.finished_at.is_not(None), Job.finished_at < cutoff)
+                    .where(Job.result_key.is_not(None), Job.finished_at.is_not(None), which)
                     .order_by(Job.finished_at)
                 )
             ).all()
             report.batches += 1
             now = self.clock()
             for job in jobs:
-                key = job.result_key
-                assert key is not None
-                self.storage.delete(key)
-                report.objects_deleted += 1
+                keys = [key for key in dict.fromkeys([job.result_key, *(job.result_keys or [])]) if key]
+                for key in keys:
+                    self.storage.delete(key)
+                report.objects_deleted += len(keys)
                 job.result_key = None
+                job.result_keys = None
                 session.execute(
-                    update(TryOn).where(TryOn.outfit_try_on == key).values(outfit_try_on=None, result_expired_at=now)
+                    update(TryOn).where(TryOn.outfit_try_on.in_(keys)).values(outfit_try_on=None, result_expired_at=now)
                 )
-                report.results += 1
+                setattr(report, kind, getattr(report, kind) + 1)
             return len(jobs)
 
         self._in_batches(batch)

@@ -199,6 +199,41 @@ def test_a_completed_run_lists_every_sample(app: Flask, shop: Integrator) -> Non
     assert all(o.startswith("data:image/png;base64,") for o in status["output"])
 
 
+def test_base64_results_are_gone_after_their_time_to_live(app: Flask, shop: Integrator) -> None:
+    """The retention sweep finds a real /v1 run's return_base64 flag; a run with links stays."""
+    from datetime import UTC, datetime, timedelta
+
+    from shared import jobs
+    from shared.lifecycle.retention import RetentionPolicy, RetentionSweep
+
+    inline = shop.run({"num_samples": 2, "return_base64": True}).get_json()["id"]
+    linked = shop.run().get_json()["id"]
+    storage = storage_of(app)
+    keys = {
+        p: [f"outputs/weaver/{shop.person.id}/{p}.png", f"outputs/weaver/{shop.person.id}/{p}-1.png"]
+        for p in (inline, linked)
+    }
+    with sessions_of(app)() as session:
+        for prediction, stored in keys.items():
+            for key in stored:
+                storage.put(key, png(), "image/png")
+            assert jobs.complete_job(session, prediction, result_key=stored[0], result_keys=stored, seed=11)
+        session.commit()
+    assert len(shop.status(inline).get_json()["output"]) == 2  # delivered while it lives
+
+    settings = settings_of(app)
+    later = datetime.now(UTC) + timedelta(seconds=settings.base64_result_ttl_s + 1)
+    sweep = RetentionSweep(sessions_of(app), storage, RetentionPolicy.from_settings(settings), clock=lambda: later)
+    report = sweep.run_base64()
+
+    assert (report.base64_results, report.objects_deleted) == (1, 2)
+    assert not any(storage.exists(key) for key in keys[inline])
+    assert all(storage.exists(key) for key in keys[linked])
+    status = shop.status(inline).get_json()
+    assert status["status"] == "completed" and status["output"] == []
+    assert len(shop.status(linked).get_json()["output"]) == 2
+
+
 def test_cancel_stops_a_queued_run_at_once(app: Flask, shop: Integrator, other: Person) -> None:
     prediction = shop.run().get_json()["id"]
     intruder = Integrator(other)

@@ -123,3 +123,21 @@ def test_commercial_serves_only_flat_lay_segmentation_free(commercial_app, sessi
     assert refused["code"] == "licence_restricted" and "non-commercial" in refused["error"]
     auto = event_data(send(commercial_app, fashn_job(sessions, storage, garment_photo_type="auto")))
     assert auto["model"] == "fashn-vton-1.5" and auto["metadata"]["garment_photo_type"] == "flat-lay"
+
+
+@pytest.mark.parametrize("image_format", ["png", "jpeg", "webp"])
+def test_a_stored_result_says_it_is_generated_and_by_which_model(app, sessions, storage, image_format) -> None:
+    """The C2PA manifest (read back by c2pa.Reader) and the IPTC XMP of a real result."""
+    from shared.c2pa_signing import created_action, read_manifest
+    from shared.provenance import DIGITAL_SOURCE_TYPE, read_digital_source_type
+
+    job = fashn_job(sessions, storage, output_format=image_format)
+    reply = send(app, job)
+    assert reply.get_type() == t.WEAVE_COMPLETED, event_data(reply)
+    data = storage.get(event_data(reply)["result_key"])
+    manifest = read_manifest(data, image_format)
+    assert manifest is not None and set(manifest["failure_codes"]) <= {"signingCredential.untrusted"}
+    action = created_action(manifest)
+    assert action is not None and action["digitalSourceType"] == DIGITAL_SOURCE_TYPE
+    assert action["parameters"] == {"model": "fashn-vton-1.5", "smoke": True}
+    assert read_digital_source_type(data) == DIGITAL_SOURCE_TYPE

@@ -271,3 +271,68 @@ def test_two_sweeps_at_once_share_the_work(sessions: sessionmaker[Session], stor
     assert not any(storage.exists(key) for key in keys)
     with sessions() as session:
         assert session.scalars(select(TryOn).where(TryOn.result_expired_at.is_(None))).all() == []
+
+
+def add_samples(
+    session: Session, storage: Storage, tryon: TryOn, finished: datetime, *, base64: bool, samples: int = 2
+) -> list[str]:
+    """A /v1 run's finished job with `samples` stored results (return_base64 or links)."""
+    api = {"model_name": "tryon-v1.6", "output_format": "png", "return_base64": base64, "webhook_url": None}
+    job = Job(
+        user_id=tryon.user_id,
+        vton_id=tryon.id,
+        status="succeeded",
+        params={"num_samples": samples, "api": api},
+        created_at=finished,
+        finished_at=finished,
+    )
+    keys = [f"outputs/weaver/{tryon.user_id}/{job.id}-{n}.png" for n in range(samples)]
+    for key in keys:
+        storage.put(key, PNG, "image/png")
+    job.result_key, job.result_keys = keys[0], keys
+    tryon.outfit_try_on, tryon.status = keys[0], "done"
+    session.add(job)
+    session.flush()
+    return keys
+
+
+def test_base64_results_go_after_their_short_time_to_live_every_sample_with_them(
+    sessions: sessionmaker[Session], storage: Storage
+) -> None:
+    with sessions() as session:
+        user = add_user(session)
+        tryons = [add_tryon(session, storage, user, T0) for _ in range(3)]
+        delivered = add_samples(session, storage, tryons[0], T0, base64=True)
+        links = add_samples(session, storage, tryons[1], T0, base64=False)
+        young = add_samples(session, storage, tryons[2], T0 + timedelta(minutes=9), base64=True)
+        session.commit()
+        tryon_ids = [t.id for t in tryons]
+    policy = replace(POLICY, uploads=None, cutouts=None, base64_results=timedelta(seconds=600))
+    clock = Clock(T0 + timedelta(minutes=11))
+
+    report = RetentionSweep(sessions, storage, policy, clock=clock).run_base64()
+
+    assert (report.base64_results, report.results, report.objects_deleted) == (1, 0, 2)
+    assert not any(storage.exists(key) for key in delivered)
+    assert all(storage.exists(key) for key in links + young)
+    with sessions() as session:
+        first = session.get(TryOn, tryon_ids[0])
+        assert first is not None and first.result_expired_at == clock.now and first.outfit_try_on is None
+        job = session.scalars(select(Job).where(Job.vton_id == tryon_ids[0])).one()
+        assert job.result_key is None and job.result_keys is None
+        assert all(session.get(TryOn, i).result_expired_at is None for i in tryon_ids[1:])  # type: ignore[union-attr]
+
+    clock.now = T0 + timedelta(minutes=20)
+    later = RetentionSweep(sessions, storage, policy, clock=clock).run()  # a full sweep includes them
+    assert (later.base64_results, later.objects_deleted) == (1, 2)
+    assert not any(storage.exists(key) for key in young) and all(storage.exists(key) for key in links)
+
+    clock.now = T0 + timedelta(days=91)  # links go with RETENTION_RESULTS_DAYS, every sample
+    last = RetentionSweep(sessions, storage, policy, clock=clock).run()
+    assert (last.results, last.objects_deleted) == (1, 2) and not any(storage.exists(key) for key in links)
+
+
+def test_base64_results_live_ten_minutes_by_default() -> None:
+    assert RetentionPolicy.from_settings(Settings()).base64_results == timedelta(minutes=10)
+    ttl = Settings.from_env({"PROTEUS_ENV": "test", "JWT_SECRET": "x" * 48, "BASE64_RESULT_TTL_S": "120"})
+    assert RetentionPolicy.from_settings(ttl).base64_results == timedelta(minutes=2)
