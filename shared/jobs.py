@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from shared.db.models import JOB_TYPES, Job, TryOn, utcnow
-from shared.db.session import begin_write
+from shared.db.session import begin_write, rows_changed
 from shared.errors import BadRequest, Conflict
 
 log = logging.getLogger(__name__)
@@ -230,13 +230,14 @@ def record_tailor_assets(
 def _guarded_update(session: Session, job_id: str, *conditions: Any, **values: Any) -> Job | None:
     """UPDATE the job if it is still active (and `conditions` hold); the fresh row or None."""
     begin_write(session)
-    result = session.execute(
+    changed = rows_changed(
+        session,
         update(Job)
         .where(Job.id == job_id, Job.status.in_(ACTIVE), *conditions)
         .values(**values)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
-    if result.rowcount != 1:
+    if changed != 1:
         return None
     return session.get(Job, job_id, populate_existing=True)
 

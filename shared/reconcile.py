@@ -31,7 +31,7 @@ from shared import event_types as t
 from shared import jobs
 from shared.config import Settings
 from shared.db.models import Job, utcnow
-from shared.db.session import make_engine, make_session_factory, session_scope
+from shared.db.session import make_engine, make_session_factory, rows_changed, session_scope
 from shared.events import make_event
 from shared.notifications import Notifier, add_to_outbox, completion_message, flush
 from shared.streams.publish import publish
@@ -112,12 +112,13 @@ class Reconciler:
             if job.reemitted_at is None:
                 data = self._request_of(job)
                 # Guarded on the row as read: progress that lands meanwhile wins.
-                changed = session.execute(
+                changed = rows_changed(
+                    session,
                     update(Job)
                     .where(Job.id == job.id, Job.status == job.status, Job.updated_at == job.updated_at)
                     .values(reemitted_at=utcnow(), status="queued")
-                    .execution_options(synchronize_session=False)
-                ).rowcount
+                    .execution_options(synchronize_session=False),
+                )
                 if changed != 1:
                     return
                 status, user_id = job.status, job.user_id

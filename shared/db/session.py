@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, CursorResult, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -102,6 +102,12 @@ def begin_write(session: Session) -> None:
     if transaction is not None and transaction._connections:  # already begun
         return
     session.connection(execution_options={_SQLITE_BEGIN: "IMMEDIATE"})
+
+
+def rows_changed(session: Session, statement: sa.Update | sa.Delete) -> int:
+    """Run an UPDATE or DELETE; how many rows it changed. (An ORM session types every result
+    as `Result`; a DML statement's is a `CursorResult`, which has the row count.)"""
+    return cast("CursorResult[Any]", session.execute(statement)).rowcount
 
 
 @contextmanager

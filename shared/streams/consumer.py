@@ -19,54 +19,23 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Final
 
 import redis
 
-from shared.config import Settings
 from shared.errors import ProteusError
 from shared.events import CloudEvent, from_stream_fields
 from shared.observability import tracing
 from shared.observability.metrics import DELIVERIES, DELIVERY_DURATION
-from shared.routing import FAILURE_EVENT_FOR, Route, prefixed
+from shared.routing import Route, prefixed
+from shared.streams import commands
 from shared.streams.delivery import Delivery, DeliveryFailed
 from shared.streams.failures import MAX_ERROR_CHARS, announce_failure, write_dead_letter
+from shared.streams.policy import RunnerConfig, is_result
 
 log = logging.getLogger("proteus.runner")
 
 READ_COUNT: Final = 10
-
-
-@dataclass(frozen=True)
-class RunnerConfig:
-    """The runner's knobs, from Settings."""
-
-    max_attempts: int
-    backoff_s: float
-    backoff_max_s: float
-    claim_idle_ms: int
-    block_ms: int
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RunnerConfig:
-        return cls(
-            max_attempts=max(1, settings.runner_max_attempts),
-            backoff_s=settings.runner_backoff_s,
-            backoff_max_s=settings.runner_backoff_max_s,
-            claim_idle_ms=settings.runner_claim_idle_ms,
-            block_ms=max(1, settings.runner_block_ms),
-        )
-
-    def backoff(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number `attempt` (1-based)."""
-        return min(self.backoff_s * 2 ** (attempt - 1), self.backoff_max_s)
-
-
-def is_result(event: CloudEvent) -> bool:
-    """A function's result (progress, completed, failed), as opposed to a job request: a
-    request that cannot be delivered fails its job; a result is kept and retried."""
-    return event.get_type() not in FAILURE_EVENT_FOR
 
 
 class RouteWorker:
@@ -140,21 +109,21 @@ class RouteWorker:
             self._next_claim = time.monotonic() + max(self.config.claim_idle_ms / 2000, 0.05)
         block = self._block_ms()
         batch = self.delivery.max_batch
-        reply = self.redis.xreadgroup(
+        entries = commands.read_new(
+            self.redis,
+            self.stream,
             self.group,
             self.consumer,
-            {self.stream: ">"},
             count=batch if batch > 1 else READ_COUNT,
             block=block if block > 0 else None,
         )
-        for _stream, entries in reply or []:
-            if len(entries) > 1 and batch > 1:
-                self.process_batch(entries)
-                continue
-            for entry_id, fields in entries:
-                if self.stop.is_set():
-                    return
-                self.process(entry_id, fields)
+        if len(entries) > 1 and batch > 1:
+            self.process_batch(entries)
+            return
+        for entry_id, fields in entries:
+            if self.stop.is_set():
+                return
+            self.process(entry_id, fields)
 
     def ensure_group(self) -> None:
         """Create the consumer group at id 0 (so no entry is skipped), with the stream."""
@@ -169,8 +138,7 @@ class RouteWorker:
         """Entries this consumer read before a restart and never acknowledged."""
         cursor = "0"
         while not self.stop.is_set():
-            reply = self.redis.xreadgroup(self.group, self.consumer, {self.stream: cursor}, count=READ_COUNT)
-            entries = reply[0][1] if reply else []
+            entries = commands.read_group(self.redis, self.stream, self.group, self.consumer, cursor, count=READ_COUNT)
             if not entries:
                 return
             for entry_id, fields in entries:
@@ -184,11 +152,10 @@ class RouteWorker:
         """Take over entries another (crashed) consumer left pending too long."""
         cursor = "0-0"
         while not self.stop.is_set():
-            reply = self.redis.xautoclaim(
-                self.stream, self.group, self.consumer, self.config.claim_idle_ms, cursor, count=READ_COUNT
+            cursor, entries, deleted = commands.autoclaim(
+                self.redis, self.stream, self.group, self.consumer, self.config.claim_idle_ms, cursor, count=READ_COUNT
             )
-            cursor, entries = reply[0], reply[1]
-            for entry_id in reply[2] if len(reply) > 2 else []:
+            for entry_id in deleted:
                 self._forget(entry_id)  # deleted from the stream while pending
             for entry_id, fields in entries:
                 if entry_id in self._retry_at and self._retry_at[entry_id] > time.monotonic():
@@ -198,7 +165,7 @@ class RouteWorker:
                     self.process(entry_id, fields)
                 else:
                     self._forget(entry_id)
-            if cursor in ("0-0", b"0-0"):
+            if cursor == "0-0":
                 return
 
     def process_due_retries(self) -> None:
@@ -207,10 +174,9 @@ class RouteWorker:
             if self.stop.is_set():
                 return
             self._retry_at.pop(entry_id, None)
-            pending = self.redis.xpending_range(self.stream, self.group, entry_id, entry_id, 1)
-            if not pending or pending[0]["consumer"] != self.consumer:
+            if commands.pending_consumer(self.redis, self.stream, self.group, entry_id) != self.consumer:
                 continue  # acknowledged or taken over meanwhile
-            entries = self.redis.xrange(self.stream, entry_id, entry_id)
+            entries = commands.read_range(self.redis, self.stream, entry_id, entry_id)
             if entries:
                 self.process(entry_id, entries[0][1])
             else:
@@ -227,7 +193,7 @@ class RouteWorker:
         started = time.perf_counter()
         try:
             with (
-                _Heartbeat(self, entry_id),
+                self._heartbeat(entry_id),
                 tracing.span(
                     f"runner deliver {self.route.consumer}",
                     parent=tracing.event_carrier(event),
@@ -255,7 +221,7 @@ class RouteWorker:
         if not begun:
             return
         started = time.perf_counter()
-        with _Heartbeat(self, *(entry_id for entry_id, *_ in begun)):
+        with self._heartbeat(*(entry_id for entry_id, *_ in begun)):
             outcomes = self.delivery.deliver_batch([event for _, _, event, _ in begun])
         for (entry_id, fields, event, attempts), failure in zip(begun, outcomes):
             if failure is None:
@@ -272,7 +238,10 @@ class RouteWorker:
             return None
         attempts = int(self.redis.hincrby(self.attempts_key, entry_id, 1))
         if attempts > self.config.max_attempts:
-            last = self.redis.hget(self.attempts_key, f"{entry_id}#error") or "an attempt that never finished"
+            last = (
+                commands.get_text(self.redis, self.attempts_key, f"{entry_id}#error")
+                or "an attempt that never finished"
+            )
             if is_result(event):  # never dropped: a fresh round of attempts
                 log.error(
                     "%s: %s (%s) had no attempts left (last error: %s); trying it again",
@@ -288,9 +257,7 @@ class RouteWorker:
         return event, attempts
 
     def _acknowledge(self, entry_id: str, event: CloudEvent, attempts: int, started: float) -> None:
-        self.redis.pipeline(transaction=True).xack(self.stream, self.group, entry_id).hdel(
-            self.attempts_key, entry_id, f"{entry_id}#error"
-        ).execute()
+        commands.forget(self.redis, self.stream, self.group, self.attempts_key, [entry_id])
         self._retry_at.pop(entry_id, None)
         DELIVERIES.labels(self.route.consumer, "ok").inc()
         DELIVERY_DURATION.labels(self.route.consumer).observe(time.perf_counter() - started)
@@ -329,9 +296,10 @@ class RouteWorker:
             return
         if failure.retryable and attempts >= self.config.max_attempts and is_result(event):
             # A result is never dropped (its job would stay running): try again later, afresh.
-            self.redis.pipeline(transaction=True).hset(self.attempts_key, entry_id, 0).hset(
-                self.attempts_key, f"{entry_id}#error", failure.message[:MAX_ERROR_CHARS]
-            ).execute()
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hset(self.attempts_key, entry_id, 0)
+            pipe.hset(self.attempts_key, f"{entry_id}#error", failure.message[:MAX_ERROR_CHARS])
+            pipe.execute()
             self._retry_at[entry_id] = time.monotonic() + self.config.backoff_max_s
             DELIVERIES.labels(self.route.consumer, "retry").inc()
             log.error(
@@ -391,12 +359,15 @@ class RouteWorker:
 
     def _forget(self, entry_id: str) -> None:
         """An entry that no longer exists: drop it from the PEL and the counters."""
-        self.redis.pipeline(transaction=True).xack(self.stream, self.group, entry_id).hdel(
-            self.attempts_key, entry_id, f"{entry_id}#error"
-        ).execute()
+        commands.forget(self.redis, self.stream, self.group, self.attempts_key, [entry_id])
         self._retry_at.pop(entry_id, None)
 
     # ---- waiting
+
+    def _heartbeat(self, *entry_ids: str) -> commands.Heartbeat:
+        """Keeps these entries claimed while they are delivered (see `claim_idle_ms`)."""
+        interval = max(self.config.claim_idle_ms / 3000, 0.01)
+        return commands.Heartbeat(self.redis, self.stream, self.group, self.consumer, interval, entry_ids)
 
     def _block_ms(self) -> int:
         deadline = min([*self._retry_at.values(), self._next_claim], default=self._next_claim)
@@ -417,30 +388,3 @@ class RouteWorker:
                 return True
             delay = min(delay * 2, max(self.config.backoff_max_s, 0.01))
         return False
-
-
-class _Heartbeat:
-    """Keeps the idle time of the entries being delivered low, so nobody reclaims them."""
-
-    def __init__(self, worker: RouteWorker, *entry_ids: str) -> None:
-        self.worker = worker
-        self.entry_ids = list(entry_ids)
-        self.interval = max(worker.config.claim_idle_ms / 3000, 0.01)
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{entry_ids[0]}", daemon=True)
-
-    def __enter__(self) -> _Heartbeat:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.done.set()
-        self.thread.join()
-
-    def _beat(self) -> None:
-        w = self.worker
-        while not self.done.wait(self.interval):
-            try:
-                w.redis.xclaim(w.stream, w.group, w.consumer, 0, self.entry_ids, justid=True)
-            except redis.RedisError as exc:
-                log.warning("%s: heartbeat for %s failed: %r", w.stream, ", ".join(self.entry_ids), exc)

@@ -22,6 +22,7 @@ import redis
 
 from shared.errors import BadRequest, NotFound
 from shared.routing import ROUTES, Route, prefixed
+from shared.streams import commands
 from shared.streams.publish import STREAM_MAXLEN
 
 DEAD_SUFFIX = ":dead"
@@ -73,7 +74,7 @@ def list_dead_letters(
     """The oldest `count` dead letters of each selected stream, oldest first."""
     letters = []
     for dead in dead_streams(prefix, stream):
-        for entry_id, values in client.xrange(dead, count=count):
+        for entry_id, values in commands.read_range(client, dead, count=count):
             letters.append(DeadLetter.from_entry(dead, entry_id, values))
     return letters
 
@@ -89,17 +90,19 @@ def replay(
         raise BadRequest(f"a stream entry id looks like 1767225600000-0, got {entry_id!r}", field="id")
     replayed = []
     for dead in dead_streams(prefix, stream):
-        entries = client.xrange(dead, entry_id, entry_id) if entry_id else client.xrange(dead)
+        entries = (
+            commands.read_range(client, dead, entry_id, entry_id) if entry_id else commands.read_range(client, dead)
+        )
         for dead_id, values in entries:
             letter = DeadLetter.from_entry(dead, dead_id, values)
             if not letter.fields:
                 raise ValueError(f"dead letter {dead_id} in {dead} has no original fields to replay")
             original = dead[: -len(DEAD_SUFFIX)]
             pipe = client.pipeline(transaction=True)
-            pipe.xadd(original, letter.fields, maxlen=STREAM_MAXLEN, approximate=True)
+            commands.add(pipe, original, letter.fields, maxlen=STREAM_MAXLEN)
             pipe.xdel(dead, dead_id)
             new_id, _ = pipe.execute()
-            replayed.append((dead_id, new_id))
+            replayed.append((dead_id, str(new_id)))
     if entry_id and not replayed:
         raise NotFound(f"no dead letter {entry_id!r} in {', '.join(dead_streams(prefix, stream))}", field="id")
     return replayed

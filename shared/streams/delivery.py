@@ -97,8 +97,8 @@ class HttpDelivery:
         except DeliveryFailed as failure:
             return [failure] * len(events)
         except ValueError as exc:
-            failure = DeliveryFailed(f"unreadable batch reply from {self.url}: {exc}", status=None, retryable=True)
-            return [failure] * len(events)
+            unreadable = DeliveryFailed(f"unreadable batch reply from {self.url}: {exc}", status=None, retryable=True)
+            return [unreadable] * len(events)
         return [
             None
             if outcome.ok

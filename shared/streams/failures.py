@@ -18,6 +18,7 @@ import redis
 
 from shared.events import from_stream_fields, make_event
 from shared.routing import FAILURE_EVENT_FOR
+from shared.streams import commands
 from shared.streams.publish import STREAM_MAXLEN, publish
 
 log = logging.getLogger("proteus.runner")
@@ -53,7 +54,7 @@ def write_dead_letter(
         "fields": json.dumps(dict(fields)),
     }
     pipe = client.pipeline(transaction=True)
-    pipe.xadd(dead_stream, letter, maxlen=STREAM_MAXLEN, approximate=True)
+    commands.add(pipe, dead_stream, letter, maxlen=STREAM_MAXLEN)
     pipe.xack(stream, group, entry_id)
     pipe.hdel(attempts_key, entry_id, f"{entry_id}#error")
     pipe.execute()

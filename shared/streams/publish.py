@@ -9,6 +9,7 @@ import redis
 from shared.errors import BadRequest, DependencyUnavailable
 from shared.events import CloudEvent, to_stream_fields, validate_event
 from shared.routing import prefixed, route_for
+from shared.streams import commands
 
 # A generous cap (MAXLEN ~): consumers ack within seconds, so trimming only ever drops
 # entries that were handled long ago.
@@ -38,7 +39,7 @@ def publish(client: redis.Redis, event: CloudEvent, *, prefix: str = "", maxlen:
     validate_event(event)
     stream = stream_for(event.get_type(), prefix)
     try:
-        entry_id = client.xadd(stream, to_stream_fields(event), maxlen=maxlen, approximate=True)
+        entry_id = commands.add(client, stream, to_stream_fields(event), maxlen=maxlen)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise DependencyUnavailable(
             f"Redis is unavailable: cannot publish {event.get_type()} to {stream} ({exc.__class__.__name__})"

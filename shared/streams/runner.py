@@ -54,8 +54,9 @@ from shared.events import load_schemas
 from shared.observability import tracing
 from shared.routing import ROUTES, Route
 from shared.runtime import configure_logging
-from shared.streams.consumer import RouteWorker, RunnerConfig
+from shared.streams.consumer import RouteWorker
 from shared.streams.delivery import HttpDelivery, PullDelivery
+from shared.streams.policy import RunnerConfig
 
 log = logging.getLogger("proteus.runner")
 

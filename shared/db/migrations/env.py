@@ -21,19 +21,26 @@ def _url() -> str:
     return str(url)
 
 
-def _configure(**kwargs: object) -> None:
-    context.configure(target_metadata=target_metadata, compare_type=True, **kwargs)
-
-
 def run_offline() -> None:
     url = normalize_url(_url())
-    _configure(url=url, literal_binds=True, render_as_batch=url.get_backend_name() == "sqlite")
+    context.configure(
+        url=url,
+        target_metadata=target_metadata,
+        compare_type=True,
+        literal_binds=True,
+        render_as_batch=url.get_backend_name() == "sqlite",
+    )
     with context.begin_transaction():
         context.run_migrations()
 
 
 def _run(connection: sa.Connection) -> None:
-    _configure(connection=connection, render_as_batch=connection.dialect.name == "sqlite")
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        compare_type=True,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_MIGRATION_LOCK})

@@ -1,0 +1,121 @@
+"""The Redis stream commands the runner uses, with their replies typed.
+
+redis-py types each reply for both protocols and both decode modes (bytes or str, RESP2
+lists or RESP3 dicts). Proteus's clients speak RESP2 with `decode_responses=True`
+(shared/redis_client.py; the runner refuses another client), so each reply is read here,
+once, as text in RESP2's shape, and the rest of shared/streams works with plain types.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import cast
+
+import redis
+from redis.typing import EncodableT, FieldT, StreamIdT
+
+log = logging.getLogger("proteus.runner")
+
+Fields = dict[str, str]
+Entry = tuple[str, Fields]
+#: An entry of a pending list: its fields are empty (None) when it was deleted from the stream meanwhile.
+PendingEntry = tuple[str, Fields | None]
+
+
+def add(client: redis.Redis, stream: str, fields: Mapping[str, str], *, maxlen: int) -> str:
+    """XADD with an approximate MAXLEN; the new entry's id (on a pipeline: queued, see execute)."""
+    values: dict[FieldT, EncodableT] = {key: value for key, value in fields.items()}
+    return cast(str, client.xadd(stream, values, maxlen=maxlen, approximate=True))
+
+
+def read_group(
+    client: redis.Redis, stream: str, group: str, consumer: str, cursor: str, *, count: int, block: int | None = None
+) -> list[PendingEntry]:
+    """XREADGROUP of one stream: new entries (cursor ">") or this consumer's pending ones."""
+    reply = cast(
+        "list[tuple[str, list[PendingEntry]]] | None",
+        client.xreadgroup(group, consumer, {stream: cursor}, count=count, block=block),
+    )
+    return [entry for _stream, entries in reply or [] for entry in entries]
+
+
+def read_new(
+    client: redis.Redis, stream: str, group: str, consumer: str, *, count: int, block: int | None
+) -> list[Entry]:
+    """XREADGROUP of the entries nobody has read yet (cursor ">"; they all have fields)."""
+    return cast("list[Entry]", read_group(client, stream, group, consumer, ">", count=count, block=block))
+
+
+def autoclaim(
+    client: redis.Redis, stream: str, group: str, consumer: str, min_idle_ms: int, cursor: str, *, count: int
+) -> tuple[str, list[PendingEntry], list[str]]:
+    """XAUTOCLAIM: (next cursor, claimed entries, ids deleted from the stream meanwhile)."""
+    reply = cast(
+        "list[str | list[PendingEntry] | list[str]]",
+        client.xautoclaim(stream, group, consumer, min_idle_ms, cursor, count=count),
+    )
+    deleted = cast("list[str]", reply[2]) if len(reply) > 2 else []
+    return cast(str, reply[0]), cast("list[PendingEntry]", reply[1]), deleted
+
+
+def pending_consumer(client: redis.Redis, stream: str, group: str, entry_id: str) -> str | None:
+    """The consumer an entry is pending with, or None when nobody holds it."""
+    pending = cast("list[dict[str, str]]", client.xpending_range(stream, group, entry_id, entry_id, 1))
+    return pending[0]["consumer"] if pending else None
+
+
+def read_range(
+    client: redis.Redis, stream: str, first: str = "-", last: str = "+", count: int | None = None
+) -> list[Entry]:
+    """XRANGE: the entries from `first` to `last` (inclusive), oldest first."""
+    return cast("list[Entry]", client.xrange(stream, first, last, count=count))
+
+
+def get_text(client: redis.Redis, key: str, field: str) -> str | None:
+    """HGET: the text stored under `field` of hash `key`, or None."""
+    return cast("str | None", client.hget(key, field))
+
+
+def claim_ids(client: redis.Redis, stream: str, group: str, consumer: str, entry_ids: Iterable[str]) -> None:
+    """XCLAIM ... JUSTID with no idle floor: resets the entries' idle time (a heartbeat)."""
+    ids: list[StreamIdT] = list(entry_ids)
+    client.xclaim(stream, group, consumer, 0, ids, justid=True)
+
+
+def forget(client: redis.Redis, stream: str, group: str, attempts_key: str, entry_ids: Sequence[str]) -> None:
+    """XACK the entries and drop their attempt counters and last errors, in one transaction."""
+    pipe = client.pipeline(transaction=True)
+    pipe.xack(stream, group, *entry_ids)
+    pipe.hdel(attempts_key, *(key for entry_id in entry_ids for key in (entry_id, f"{entry_id}#error")))
+    pipe.execute()
+
+
+class Heartbeat:
+    """Keeps the idle time of the entries being delivered low, so nobody reclaims them:
+    claims them again every `interval` seconds on a thread, until the block ends."""
+
+    def __init__(
+        self, client: redis.Redis, stream: str, group: str, consumer: str, interval: float, entry_ids: Sequence[str]
+    ) -> None:
+        self.client, self.stream, self.group, self.consumer = client, stream, group, consumer
+        self.entry_ids = list(entry_ids)
+        self.interval = interval
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{entry_ids[0]}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+
+    def _beat(self) -> None:
+        while not self.done.wait(self.interval):
+            try:
+                claim_ids(self.client, self.stream, self.group, self.consumer, self.entry_ids)
+            except redis.RedisError as exc:
+                log.warning("%s: heartbeat for %s failed: %r", self.stream, ", ".join(self.entry_ids), exc)
