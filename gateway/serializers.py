@@ -44,20 +44,29 @@ def tryon_progress(tryon: TryOn | Row[Any]) -> float | None:
 
 def last_runs(session: Session, vton_ids: list[str]) -> dict[str, Any]:
     """The newest try-on job of each of these try-ons (what made the result the history shows):
-    plain rows of (vton_id, model, seed, params), one query for the whole page."""
+    plain rows of (vton_id, model, seed, params, result_keys), one query for the whole page."""
     if not vton_ids:
         return {}
     rows = session.execute(
-        select(Job.vton_id, Job.model, Job.seed, Job.params)
+        select(Job.vton_id, Job.model, Job.seed, Job.params, Job.result_keys)
         .where(Job.vton_id.in_(vton_ids), Job.job_type == "try_on")
         .order_by(Job.created_at.asc(), Job.id.asc())
     )
     return {row.vton_id: row for row in rows}
 
 
+def samples(tryon: TryOn | Row[Any], run: Any = None) -> list[str]:
+    """Every sample of the result the try-on shows (outfit_try_on first): its newest job's
+    result_keys when that job made the result, else the one result (or none)."""
+    if not tryon.outfit_try_on:
+        return []
+    keys = list(getattr(run, "result_keys", None) or [])
+    return keys if keys and keys[0] == tryon.outfit_try_on else [tryon.outfit_try_on]
+
+
 def tryon_to_dict(tryon: TryOn | Row[Any], run: Any = None) -> dict[str, Any]:
     """A try-on as the API shows it (keys the original frontend reads); with its newest job,
-    the model and seed that made it."""
+    the model and seed that made it and every sample it made."""
     asked = (run.params or {}) if run is not None else {}
     return {
         "id": tryon.id,
@@ -78,6 +87,7 @@ def tryon_to_dict(tryon: TryOn | Row[Any], run: Any = None) -> dict[str, Any]:
         "inputs_expired_at": iso(tryon.inputs_expired_at),
         "model": run.model if run is not None and run.model else asked.get("model"),
         "seed": run.seed if run is not None and run.seed is not None else asked.get("seed"),
+        "result_keys": samples(tryon, run),
         "createdAt": iso(tryon.created_at),
         "updatedAt": iso(tryon.updated_at),
     }

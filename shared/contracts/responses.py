@@ -97,6 +97,9 @@ class TryOn(Contract):
         default=None, description="The model of its newest try-on job (e.g. fashn-vton-1.5); null before any."
     )
     seed: int | None = Field(default=None, description="The seed of its newest try-on job.")
+    result_keys: list[StoredKey] | SkipJsonSchema[None] = Field(
+        default=None, description="Every sample of the result it shows (outfit_try_on first); [] before one."
+    )
     result_expired_at: Time | None = Field(
         description="When the retention sweep deleted the result (RETENTION_RESULTS_DAYS); "
         "outfit_try_on is null from then on."

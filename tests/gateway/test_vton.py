@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shared import jobs
 from shared.db.models import Job, TryOn
+from shared.uploads import result_key
 from tests.gateway.helpers import PNG, Person, sessions_of, storage_of
 
 TRYON_KEYS = {
@@ -31,6 +33,7 @@ TRYON_KEYS = {
     "inputs_expired_at",
     "model",
     "seed",
+    "result_keys",
 }
 
 
@@ -221,3 +224,23 @@ def test_updated_at_moves_on_update(person) -> None:
     time.sleep(0.01)
     updated = person.put(f"/vton/{row['id']}", json={"category": "lower"}).get_json()
     assert updated["updatedAt"] > row["updatedAt"] and updated["createdAt"] == row["createdAt"]
+
+
+def test_the_list_names_every_sample_of_the_result(app, person) -> None:
+    """result_keys: every sample of the result shown (outfit_try_on first), [] before one."""
+    tryon = person.create_tryon()
+    assert person.get("/vton").get_json()[0]["result_keys"] == []
+
+    def finish(count: int) -> list[str]:
+        job = person.start_weave(tryon, num_samples=count).get_json()["job_id"]
+        keys = [result_key(person.id, job, i) for i in range(count)]
+        with sessions_of(app)() as session:
+            assert jobs.complete_job(session, job, result_key=keys[0], result_keys=keys, seed=5)
+            session.commit()
+        return keys
+
+    three = finish(3)
+    listed = person.get("/vton").get_json()[0]
+    assert listed["outfit_try_on"] == three[0] and listed["result_keys"] == three
+    one = finish(1)  # "Try again" with one sample: only the new result
+    assert person.get("/vton").get_json()[0]["result_keys"] == one

@@ -230,6 +230,7 @@ def test_serialisers(sessions: sessionmaker[Session], tryon: TryOn) -> None:
         "inputs_expired_at",
         "model",
         "seed",
+        "result_keys",
         "createdAt",
         "updatedAt",
     ]
