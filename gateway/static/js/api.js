@@ -74,6 +74,7 @@ export function randomSeed() {
 
 export const api = {
   health: () => request("GET", "/health", { auth: false }),
+  openapi: () => request("GET", "/openapi.json", { auth: false }),
 
   signup: (user_name, email, password) =>
     request("POST", "/user/signup", { json: { user_name, email, password }, auth: false }),
