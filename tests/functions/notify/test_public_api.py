@@ -14,7 +14,7 @@ from shared import event_types as t
 from shared.db.models import User
 from shared.db.session import session_scope
 from tests.functions.conftest import add_tryon, add_user, new_id
-from tests.functions.notify.test_handler import Notify, notify  # noqa: F401 - the fixture
+from tests.functions.notify.support import Notify
 
 pytestmark = pytest.mark.redis
 
@@ -33,7 +33,7 @@ def prediction(n: Notify, webhook_url: str | None) -> tuple[str, str, str]:
     return user_id, vton_id, job_id
 
 
-def test_a_completed_prediction_requests_its_webhook(notify: Notify) -> None:  # noqa: F811
+def test_a_completed_prediction_requests_its_webhook(notify: Notify) -> None:
     user_id, vton_id, job_id = prediction(notify, "https://shop.example.com/hook")
     data = {
         "job_id": job_id,
@@ -54,7 +54,7 @@ def test_a_completed_prediction_requests_its_webhook(notify: Notify) -> None:  #
     assert json.loads(fields["message"])["result_keys"] == data["result_keys"]
 
 
-def test_the_owners_default_url_serves_runs_without_one(notify: Notify) -> None:  # noqa: F811
+def test_the_owners_default_url_serves_runs_without_one(notify: Notify) -> None:
     user_id, vton_id, job_id = prediction(notify, None)
     with session_scope(notify.sessions, write=True) as session:
         session.execute(update(User).where(User.id == user_id).values(webhook_url="https://shop.example.com/all"))
@@ -72,7 +72,7 @@ def test_the_owners_default_url_serves_runs_without_one(notify: Notify) -> None:
     assert [w["url"] for w in webhook_requests(notify)] == ["https://shop.example.com/all"]
 
 
-def test_jobs_of_the_web_page_have_no_webhook(notify: Notify) -> None:  # noqa: F811
+def test_jobs_of_the_web_page_have_no_webhook(notify: Notify) -> None:
     user_id = add_user(notify.sessions)
     vton_id, job_id = add_tryon(notify.sessions, user_id, job_id=new_id())
     notify.send(
