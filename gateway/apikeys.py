@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 
 from gateway import auth, resources
 from gateway.validation import parse_body, show
+from shared.contracts.v1 import ApiKeyCreate, WebhookSettingsUpdate, check_webhook_url
 from shared.db.models import ApiKey, User, utcnow
 from shared.errors import BadRequest, NotFound, Unauthorized
 from shared.timestamps import iso
@@ -70,8 +71,6 @@ def _rate_limit(value: str | None) -> str | None:
 @bp.post("/api-keys")
 @auth.login_required
 def create_key() -> tuple[Response, int]:
-    from gateway.v1.models import ApiKeyCreate
-
     body = parse_body(ApiKeyCreate)
     name = (body.name or "").strip()
     rate_limit = _rate_limit(body.rate_limit)
@@ -138,8 +137,6 @@ def get_webhook_settings() -> Response:
 @bp.put("/webhook-settings")
 @auth.login_required
 def put_webhook_settings() -> Response:
-    from gateway.v1.models import WebhookSettingsUpdate, check_webhook_url
-
     url = parse_body(WebhookSettingsUpdate).webhook_url
     user = auth.current_user()
     user.webhook_url = None if url in (None, "") else check_webhook_url(url, "webhook_url")

@@ -1,5 +1,5 @@
 """The /v1 API, the API-key routes and the webhook settings in the OpenAPI document,
-generated from the pydantic models of gateway/v1/models.py."""
+generated from the pydantic models of shared/contracts/v1.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gateway.v1 import models as m
+from shared.contracts import v1 as m
 
 REF = "#/components/schemas/{model}"
 MODELS: tuple[type[BaseModel], ...] = (

@@ -20,7 +20,12 @@ from gateway.apikeys import api_key_required
 from gateway.errors import error_response
 from gateway.jobs import _check_model, _idempotency_key
 from gateway.v1.inputs import resolve_image
-from gateway.v1.models import (
+from gateway.validation import check_id, json_body, show
+from shared import event_types as t
+from shared import jobs
+from shared.contracts.tryon import CATVTON_VARIANT_MODELS, api_mode
+from shared.contracts.tryon import MODELS as PROTEUS_MODELS
+from shared.contracts.v1 import (
     CATEGORY,
     CancelResponse,
     RunResponse,
@@ -28,11 +33,6 @@ from gateway.v1.models import (
     check_webhook_url,
     parse_run,
 )
-from gateway.validation import check_id, json_body, show
-from shared import event_types as t
-from shared import jobs
-from shared.contracts.tryon import CATVTON_VARIANT_MODELS, api_mode
-from shared.contracts.tryon import MODELS as PROTEUS_MODELS
 from shared.db.models import Job, TryOn, User, WebhookDelivery
 from shared.errors import (
     BadRequest,

@@ -6,6 +6,7 @@
 - `events`: the data of each CloudEvent type (`EVENT_MODELS`), one module per concern.
 - `rest`: the gateway's REST request bodies (`REQUEST_MODELS`).
 - `responses`: its answers and WebSocket messages (`RESPONSE_MODELS`).
+- `v1`: the public API's bodies (FASHN-compatible /v1 run, status, cancel, keys, webhooks).
 - `generate`: writes cloudevents-schemas/*.json and docs/openapi.json from the models
   (`make schemas`; a test fails when the committed files differ).
 """

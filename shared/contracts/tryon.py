@@ -244,7 +244,8 @@ SegmentationFree = Annotated[
 
 # The public API (/v1): how many images one run may render, and the formats a result may be stored in.
 MAX_SAMPLES: Final = 4
-OUTPUT_FORMATS: Final[tuple[str, ...]] = ("png", "jpeg", "webp")
+OutputFormatName = Literal["png", "jpeg", "webp"]
+OUTPUT_FORMATS: Final[tuple[str, ...]] = get_args(OutputFormatName)
 NumSamples = Annotated[
     int,
     Field(
@@ -253,8 +254,13 @@ NumSamples = Annotated[
         description=("How many images to render (seeds seed, seed+1, ...) in one batched model call; default 1."),
     ),
 ]
-OutputFormat = Annotated[
-    Literal["png", "jpeg", "webp"], Field(description=("The stored result's image format; default png."))
+OutputFormat = Annotated[OutputFormatName, Field(description=("The stored result's image format; default png."))]
+# The public API's `mode` (FASHN's names), turned into steps and guidance by `api_mode`.
+ModeName = Literal["performance", "balanced", "quality"]
+MODES: Final[tuple[str, ...]] = get_args(ModeName)
+Mode = Annotated[
+    ModeName,
+    Field(description="performance: the model's fast preset; quality: its published steps; balanced: half-way."),
 ]
 
 
@@ -262,6 +268,8 @@ def api_mode(model: str, mode: str) -> dict[str, int | float]:
     """The public API's `mode` (FASHN's names) for `model`: performance is its fast preset,
     quality its published setting, balanced half-way between them."""
     spec = MODELS[model]
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     steps = {"performance": spec.fast_steps, "quality": spec.steps}.get(mode, (spec.fast_steps + spec.steps) // 2)
     return {"steps": steps, "guidance": spec.guidance}
 

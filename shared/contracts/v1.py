@@ -1,29 +1,51 @@
 """The public API's bodies (FASHN-compatible shapes) as pydantic models: one definition that
 validates requests, builds answers and generates the /v1 part of the OpenAPI document.
 
+Every limit and enum of a run's inputs is the try-on contract's (`tryon`: samples, seed,
+output formats, garment photo types, modes; `fields`: categories, here under FASHN's names).
 Model names: FASHN's try-on names are aliases of this deployment's default model; Proteus's
-own names pick a model explicitly (see `MODELS`).
+own names pick a model explicitly (see `MODEL_NAMES`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 
 from pydantic import BaseModel, Field
 
 from shared.contracts.base import Contract, show
-from shared.contracts.tryon import MAX_SAMPLES
+from shared.contracts.fields import CATEGORIES_OR_AUTO, CategoryOrAutoName
 from shared.contracts.tryon import MODELS as PROTEUS_MODELS
+from shared.contracts.tryon import GarmentPhotoType, Mode, NumSamples, OutputFormat, Seed, SegmentationFree
 from shared.errors import BadRequest
 
-MAX_SEED = 2**32 - 1
-MAX_URL = 2048
+MAX_URL: Final = 2048
 # FASHN's try-on model names: the deployment's default model (WEAVE_DEFAULT_MODEL; a CatVTON
 # default takes its variant from segmentation_free). Proteus's own names pick one explicitly.
 FASHN_ALIASES: tuple[str, ...] = ("tryon-v1.6", "tryon-v1.5", "tryon-max")
 MODEL_NAMES: tuple[str, ...] = (*FASHN_ALIASES, *PROTEUS_MODELS)
-# FASHN's categories -> Proteus's.
-CATEGORY = {"auto": "auto", "tops": "upper", "bottoms": "lower", "one-pieces": "overall"}
+# FASHN's categories -> Proteus's (fields.CATEGORIES_OR_AUTO).
+FashnCategoryName = Literal["auto", "tops", "bottoms", "one-pieces"]
+CATEGORY: Final[dict[str, CategoryOrAutoName]] = {
+    "auto": "auto",
+    "tops": "upper",
+    "bottoms": "lower",
+    "one-pieces": "overall",
+}
+assert tuple(CATEGORY) == get_args(FashnCategoryName), "CATEGORY and FashnCategoryName must name the same categories"
+assert set(CATEGORY.values()) == set(CATEGORIES_OR_AUTO), "every Proteus category needs a FASHN name"
+FashnCategory = Annotated[
+    FashnCategoryName,
+    Field(description="FASHN's names of Proteus's categories: " + ", ".join(f"{k} ({v})" for k, v in CATEGORY.items())),
+]
+ModerationLevelName = Literal["conservative", "permissive", "none"]
+ModerationLevel = Annotated[
+    ModerationLevelName,
+    Field(
+        description="Accepted for FASHN compatibility; Proteus runs no content moderation model, so every level "
+        "does the same: the deployment's safety checker on the result when WEAVE_SAFETY_CHECK is on."
+    ),
+]
 Status = Literal["starting", "in_queue", "processing", "completed", "failed", "canceled"]
 ErrorName = Literal[
     "ImageLoadError",
@@ -45,22 +67,15 @@ class TryOnInputs(_Strict):
 
     model_image: str = Field(min_length=1, description="The person: storage key, data: URL or https URL.")
     garment_image: str = Field(min_length=1, description="The garment: storage key, data: URL or https URL.")
-    category: Literal["auto", "tops", "bottoms", "one-pieces"] = "auto"
-    mode: Literal["performance", "balanced", "quality"] = "balanced"
-    garment_photo_type: Literal["auto", "flat-lay", "model"] = Field(
-        "auto",
-        description="fashn-vton-1.5: how the garment was photographed (auto: tailor decides); CatVTON ignores it.",
-    )
-    moderation_level: Literal["conservative", "permissive", "none"] = Field(
-        "permissive",
-        description="conservative and permissive run the deployment's safety checker on the result "
-        "(when WEAVE_SAFETY_CHECK is on); none is accepted and runs it too.",
-    )
-    num_samples: int = Field(1, ge=1, le=MAX_SAMPLES, description="Images to render, seeds seed, seed+1, ...")
-    seed: int | None = Field(None, ge=0, le=MAX_SEED)
-    output_format: Literal["png", "jpeg", "webp"] = "png"
+    category: FashnCategory = "auto"
+    mode: Mode = "balanced"
+    garment_photo_type: GarmentPhotoType = "auto"
+    moderation_level: ModerationLevel = "permissive"
+    num_samples: NumSamples = 1
+    seed: Seed | None = None
+    output_format: OutputFormat = "png"
     return_base64: bool = Field(False, description="output as data: URLs instead of links.")
-    segmentation_free: bool = Field(
+    segmentation_free: SegmentationFree = Field(
         True,
         description="true: no clothing segmentation (CatVTON: the mask-free "
         "model; FASHN: the person photo as it is); false: segmented.",
