@@ -100,6 +100,12 @@ def test_a_key_opens_v1_only_and_a_session_does_not_open_v1(person: Person, shop
     assert response.get_json()["error"] == "UnauthorizedAccess"
     missing = shop.client.get("/v1/webhooks/deliveries")
     assert missing.status_code == 401 and missing.get_json()["field"] == "Authorization"
+    unknown_key = "pt_" + "x" * 40
+    for path in ("/v1/run", "/v1/status/abc", "/v1/cancel/abc"):
+        method = shop.client.get if "status" in path else shop.client.post
+        unknown = method(path, headers={"Authorization": f"Bearer {unknown_key}"})
+        assert unknown.status_code == 401 and unknown.get_json()["field"] == "Authorization", path
+        assert unknown_key[:12] in unknown.get_json()["message"] and "unknown" in unknown.get_json()["message"]
 
 
 def test_revoking_holds_at_once_on_every_replica(app: Flask, person: Person, shop: Integrator) -> None:
@@ -111,7 +117,7 @@ def test_revoking_holds_at_once_on_every_replica(app: Flask, person: Person, sho
     assert person.delete(f"/api-keys/{shop.created['id']}").status_code == 204
     for client in (shop.client, replica):
         response = client.get("/v1/webhooks/deliveries", headers=shop.headers)
-        assert response.status_code == 401
+        assert response.status_code == 401 and response.get_json()["field"] == "Authorization"
         assert shop.key[:12] in response.get_json()["message"] and "revoked" in response.get_json()["message"]
     assert person.get("/api-keys").get_json()["keys"][0]["revoked_at"] is not None
     close_app(replica_app)
@@ -293,6 +299,8 @@ def test_model_names_fashn_aliases_and_proteus_names(app: Flask, shop: Integrato
         ({"model_name": "tryon-v9"}, "model_name", "'tryon-v9'"),
         ({"inputs": {"category": "shirts"}}, "inputs.category", "'shirts'"),
         ({"inputs": {"mode": "turbo"}}, "inputs.mode", "'turbo'"),
+        ({"inputs": {"moderation_level": "strict"}}, "inputs.moderation_level", "'strict'"),
+        ({"inputs": {"garment_photo_type": "mannequin"}}, "inputs.garment_photo_type", "'mannequin'"),
         ({"inputs": {"num_samples": 0}}, "inputs.num_samples", "0"),
         ({"inputs": {"num_samples": 5}}, "inputs.num_samples", "5"),
         ({"inputs": {"num_samples": "2"}}, "inputs.num_samples", "'2'"),
@@ -303,6 +311,8 @@ def test_model_names_fashn_aliases_and_proteus_names(app: Flask, shop: Integrato
         ({"inputs": {"model_image": data_url(b"not an image at all")}}, "inputs.model_image", "readable"),
         ({"inputs": {"garment_image": "https://127.0.0.1/garment.png"}}, "inputs.garment_image", "127.0.0.1"),
         ({"inputs": {"garment_image": "https://169.254.169.254/latest"}}, "inputs.garment_image", "169.254.169.254"),
+        ({"inputs": {"model_image": "https://10.1.2.3/person.png"}}, "inputs.model_image", "10.1.2.3"),
+        ({"inputs": {"model_image": "https://[::1]/person.png"}}, "inputs.model_image", "::1"),
         ({"inputs": {"garment_image": "http://example.com/g.png"}}, "inputs.garment_image", "https"),
         ({"inputs": {"garment_image": "uploads/someone-else/g.png"}}, "inputs.garment_image", "someone-else"),
         ({"webhook_url": "ftp://x"}, "webhook_url", "'ftp://x'"),
