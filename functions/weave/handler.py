@@ -260,12 +260,14 @@ class WeaveFunction(Stage):
         """Run the checked requests as one pipeline call (batched where compatible).
 
         If a call of several fails, each request runs alone, so one request's trouble (or a
-        batch too big for the GPU) never fails the others.
+        batch too big for the GPU) never fails the others. A job canceled meanwhile is answered
+        at once and leaves the batch at the next denoising step (`_progress`).
         """
         if not todo:
             return []
         parents = [self._traces.get(d["job_id"], {}) for _, d, _ in todo]
         steps = [0]
+        canceled: dict[int, BaseCloudEvent] = {}  # position in todo -> its weave.failed (canceled)
         # num_samples N: N requests with seeds seed, seed+1, ... in the same batched call.
         expanded = [
             (position, replace(request, seed=(request.seed or 0) + i))
@@ -286,27 +288,34 @@ class WeaveFunction(Stage):
                 flat = run_models(
                     self._ready_pipelines(LOAD_WAIT_S),
                     [r for _, r in expanded],
-                    callback=self._progress([d for _, d, _ in todo], steps),
+                    callback=self._progress(todo, [position for position, _ in expanded], steps, canceled),
                 )
                 elapsed = round(time.perf_counter() - started, 4)
             record_batch(len(expanded), steps[0], elapsed)
         except JobCanceled:
-            return [(index, self._canceled(data)) for index, data, _ in todo]
-        except ClientError as exc:
-            if len(todo) > 1:
-                return [out for item in todo for out in self._render([item])]
-            index, data, _ = todo[0]
-            return [(index, self._publish(t.WEAVE_FAILED, data, **StageFailed.fields_of(exc)))]
+            return [(index, canceled.get(pos) or self._canceled(data)) for pos, (index, data, _) in enumerate(todo)]
         except Exception as exc:
-            if len(todo) > 1:
-                log.warning("a batch of %d failed (%r); running them one at a time", len(todo), exc)
-                return [out for item in todo for out in self._render([item])]
-            return [(todo[0][0], exc)]
+            answered = [(todo[pos][0], reply) for pos, reply in canceled.items()]
+            rest = [item for pos, item in enumerate(todo) if pos not in canceled]
+            if len(rest) > 1 or (rest and canceled):
+                if not isinstance(exc, ClientError):
+                    log.warning("a batch of %d failed (%r); running them one at a time", len(todo), exc)
+                return answered + [out for item in rest for out in self._render([item])]
+            if not rest:
+                return answered
+            index, data, _ = rest[0]
+            if isinstance(exc, ClientError):
+                return [(index, self._publish(t.WEAVE_FAILED, data, **StageFailed.fields_of(exc)))]
+            return [(index, exc)]
         results: list[list[TryOnResult]] = [[] for _ in todo]
         for (position, _), result in zip(expanded, flat):
-            results[position].append(result)
+            if result is not None:  # None: the job was canceled and left the batch
+                results[position].append(result)
         finished: list[tuple[int, BaseCloudEvent | BaseException]] = []
-        for (index, data, _), samples in zip(todo, results):
+        for pos, ((index, data, _), samples) in enumerate(zip(todo, results)):
+            if pos in canceled:
+                finished.append((index, canceled[pos]))
+                continue
             for result in samples:
                 # The whole model call: checks, image decoding, denoising, VAE (`seconds` is the batch alone).
                 result.metadata["pipeline_seconds"] = elapsed
@@ -323,7 +332,7 @@ class WeaveFunction(Stage):
             return self._publish(
                 t.WEAVE_FAILED, data, error=FLAGGED_MESSAGE, code="flagged_by_safety_checker", retryable=False
             )
-        if self._is_canceled([data["job_id"]]):
+        if self._is_canceled([data["job_id"]])[0]:
             return self._canceled(data)
         image_format = data.get("output_format") or "png"
         keys = sample_keys(data)
@@ -353,34 +362,48 @@ class WeaveFunction(Stage):
         """The job's owner canceled it: nothing is stored (the gateway marked the job already)."""
         return self._publish(t.WEAVE_FAILED, data, error=jobs.CANCELED_MESSAGE, code="canceled", retryable=False)
 
-    def _is_canceled(self, job_ids: Sequence[str]) -> int:
-        """How many of these jobs their owners canceled (POST /v1/cancel sets a key per job)."""
+    def _is_canceled(self, job_ids: Sequence[str]) -> list[bool]:
+        """Whether each of these jobs was canceled by its owner (POST /v1/cancel sets a key per job)."""
         prefix = self.settings.redis_key_prefix + jobs.CANCEL_FLAG
-        return int(self.redis.exists(*(prefix + job_id for job_id in job_ids)))
+        return [flag is not None for flag in self.redis.mget([prefix + job_id for job_id in job_ids])]
 
-    def _progress(self, batch: list[dict[str, Any]], counted: list[int]) -> Callable[[int, int], None]:
-        """A callback publishing step k of n for every job of the call, at most once per interval.
+    def _progress(
+        self, todo: list[Todo], job_of_request: list[int], counted: list[int], canceled: dict[int, BaseCloudEvent]
+    ) -> Callable[[int, int], set[int]]:
+        """A callback run after each denoising step: it publishes step k of n for every job of
+        the call (at most once per interval), and takes cancellation into account.
 
+        A job canceled by its owner is answered at once (weave.failed, canceled, kept in
+        `canceled` by its position in `todo`) and its requests (`job_of_request`: the job of
+        each request of the call) are answered to stop: the pipeline drops them from their
+        batch before the next step. When every job is canceled the call stops (JobCanceled).
         The last step is not reported: the completion follows at once, and a progress event
         ahead of it on the results stream would only delay it.
         """
         last = 0.0
+        batch = [data for _, data, _ in todo]
         job_ids = [data["job_id"] for data in batch]
 
-        def report(step: int, steps: int) -> None:
+        def report(step: int, steps: int) -> set[int]:
             nonlocal last
             counted[0] = step
-            # Cancellation takes effect between denoising steps; a batch stops when all its jobs are canceled
-            # (one canceled among others is dropped when the batch ends).
-            if self._is_canceled(job_ids) == len(job_ids):
+            for pos, flag in enumerate(self._is_canceled(job_ids)):
+                if flag and pos not in canceled:
+                    with tracing.attached(self._traces.get(job_ids[pos])):
+                        canceled[pos] = self._canceled(batch[pos])
+                    log.info("job %s was canceled at step %d of %d; it leaves its batch", job_ids[pos], step, steps)
+            if len(canceled) == len(batch):
                 raise JobCanceled(f"jobs {', '.join(job_ids)} were canceled by their owners")
+            stop = {i for i, pos in enumerate(job_of_request) if pos in canceled}
             now = time.monotonic()
             if step >= steps or now - last < self.settings.progress_interval_s:
-                return
+                return stop
             last = now
-            for data in batch:
-                with tracing.attached(self._traces.get(data["job_id"])):
-                    self._publish(t.WEAVE_PROGRESS, data, step=step, steps=steps)
+            for pos, data in enumerate(batch):
+                if pos not in canceled:
+                    with tracing.attached(self._traces.get(data["job_id"])):
+                        self._publish(t.WEAVE_PROGRESS, data, step=step, steps=steps)
+            return stop
 
         return report
 

@@ -7,13 +7,14 @@
 - `model_of(request)`: the model a pipeline request is for.
 - `run_models(pipelines, requests, callback)`: every request checked by its model's pipeline
   before any work, then each model's requests batched; results keep the input order and
-  `callback(k, n)` counts steps over the whole call (it may raise to stop).
+  `callback(k, n)` counts steps over the whole call (it may raise to stop all, or answer the
+  indices of requests to stop: None in their place).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from functions.weave.loading import (
     resolve_dtype,
 )
 from functions.weave.pipeline import CatVTONPipeline
-from functions.weave.pipeline_common import Progress, TryOnResult
+from functions.weave.pipeline_common import Progress, StepCallback, TryOnResult
 from functions.weave.request import TryOnRequest, sum_steps
 from functions.weave.weights import local_paths
 from shared.contracts.tryon import CATVTON_VARIANT_MODELS, FASHN_MODEL, MODELS
@@ -125,8 +126,8 @@ def is_smoke(pipe: Pipeline) -> bool:
 
 
 def run_models(
-    pipelines: Mapping[str, Pipeline], requests: Sequence[Request], callback: Callable[[int, int], None] | None = None
-) -> list[TryOnResult]:
+    pipelines: Mapping[str, Pipeline], requests: Sequence[Request], callback: StepCallback | None = None
+) -> list[TryOnResult | None]:
     """Route each request to its model's pipeline; results keep the input order."""
     by_model: dict[str, list[Any]] = {}
     several = len(requests) > 1
@@ -149,7 +150,9 @@ def run_models(
     results: list[TryOnResult | None] = [None] * len(requests)
     for name, items in by_model.items():
         for item, result in zip(items, pipelines[name].run_checked(items, progress)):
+            if result is None:  # stopped by the callback (its job was canceled)
+                continue
             results[item.index] = result
             result.metadata["model"] = name
             result.metadata["smoke"] = is_smoke(pipelines[name])
-    return results  # type: ignore[return-value]
+    return results

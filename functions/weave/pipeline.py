@@ -7,7 +7,8 @@ Public API (the method is described in docs/architecture.md, "The weave pipeline
   `pipe.check_inputs(request, index=None) -> CheckedInputs` validates one request and
   decodes its images (typed errors naming the value, before any model work);
   `pipe(requests, callback=None) -> list[TryOnResult]` (same order as `requests`);
-  `callback(k, n)` is called after every denoising step (k of n, counted over the call).
+  `callback(k, n)` is called after every denoising step (k of n, counted over the call);
+  it may answer the indices of requests to stop (cancelled): None in their place.
   Results are PIL RGB at the requested size; metadata holds at least model, variant,
   category, steps, guidance, seed, height, width, rendered_height, rendered_width,
   upscaled, repaint, safety, device, dtype, batch_size, seconds.
@@ -36,6 +37,7 @@ from functions.weave.attention import set_catvton_attention
 from functions.weave.pipeline_common import (
     PipelineOptions,
     Progress,
+    StepCallback,
     TryOnResult,
     as_image,
     cpu_threads,
@@ -209,8 +211,8 @@ class CatVTONPipeline(DiffusionPipeline):
     # -- the call ------------------------------------------------------------------------
 
     def __call__(
-        self, requests: Sequence[TryOnRequest], callback: Callable[[int, int], None] | None = None
-    ) -> list[TryOnResult]:
+        self, requests: Sequence[TryOnRequest], callback: StepCallback | None = None
+    ) -> list[TryOnResult | None]:
         """Run try-ons; compatible requests share batched UNet calls. Results keep order."""
         # 1. Check every request before any heavy work.
         if isinstance(requests, TryOnRequest):
@@ -224,8 +226,9 @@ class CatVTONPipeline(DiffusionPipeline):
         return self.run_checked(checked, Progress(sum_steps(checked, self.options), callback))
 
     @torch.inference_mode()
-    def run_checked(self, checked: list[CheckedInputs], progress: Progress | None = None) -> list[TryOnResult]:
-        """Run already checked inputs (from `check_inputs`); results in the given order."""
+    def run_checked(self, checked: list[CheckedInputs], progress: Progress | None = None) -> list[TryOnResult | None]:
+        """Run already checked inputs (from `check_inputs`); results in the given order (None:
+        stopped by the progress callback)."""
         progress = progress or Progress(sum_steps(checked, self.options), None)
         # 2. Draw the missing seeds (reported with the result).
         draw_missing_seeds(checked)
@@ -233,9 +236,11 @@ class CatVTONPipeline(DiffusionPipeline):
         results: dict[int, TryOnResult] = {}
         with cpu_threads(self.options.num_threads):
             for chunk in group_requests(checked, self.options.max_batch_size):
+                chunk = progress.live(chunk)
                 for item, result in zip(chunk, self._run_batch(chunk, progress.step)):
-                    results[id(item)] = result
-        return [results[id(item)] for item in checked]
+                    if result is not None:
+                        results[id(item)] = result
+        return [results.get(id(item)) for item in checked]
 
     @staticmethod
     def _noise(gens: list[torch.Generator], shape: Sequence[int], device: torch.device) -> torch.Tensor:
@@ -244,9 +249,12 @@ class CatVTONPipeline(DiffusionPipeline):
             [torch.randn(tuple(shape), generator=g, device=g.device, dtype=torch.float32) for g in gens]
         ).to(device)
 
-    def _run_batch(self, items: list[CheckedInputs], step_done: Callable[[], None]) -> list[TryOnResult]:
-        """One batch of compatible requests, steps 4 to 10."""
+    def _run_batch(self, items: list[CheckedInputs], step_done: Callable[[], set[int]]) -> list[TryOnResult | None]:
+        """One batch of compatible requests, steps 4 to 10 (None for a request stopped meanwhile)."""
+        if not items:
+            return []
         start = time.perf_counter()
+        asked = items
         first = items[0].request
         height, width = first.height, first.width
         device, dtype = self.device, self.unet.dtype
@@ -258,7 +266,9 @@ class CatVTONPipeline(DiffusionPipeline):
             person_lat, garment_lat, mask = self._encode(items, gens, rh, rw, device, dtype)
         # 6.-8. Conditioning, initial noise, guided stochastic DDIM.
         with tracing.span("weave denoise", attributes={"proteus.steps": first.steps, "proteus.batch_size": len(items)}):
-            latents = self._denoise(items, gens, person_lat, garment_lat, mask, step_done)
+            latents, items = self._denoise(items, gens, person_lat, garment_lat, mask, step_done)
+        if not items:
+            return [None] * len(asked)
         # 9. Keep the person half and decode.
         join = -2 if self.catvton_variant == "mask" else -1
         person_part = latents.split(latents.shape[join] // 2, dim=join)[0]
@@ -277,8 +287,8 @@ class CatVTONPipeline(DiffusionPipeline):
             images.append(image)
         verdicts = self._safety(items, images)
         seconds = round(time.perf_counter() - start, 4)
-        return [
-            TryOnResult(
+        done = {
+            id(it): TryOnResult(
                 image=img,
                 seed=it.seed,
                 nsfw=nsfw,
@@ -303,7 +313,8 @@ class CatVTONPipeline(DiffusionPipeline):
                 },
             )
             for it, img, (nsfw, safety) in zip(items, images, verdicts)
-        ]
+        }
+        return [done.get(id(it)) for it in asked]
 
     def _encode(
         self,
@@ -342,9 +353,10 @@ class CatVTONPipeline(DiffusionPipeline):
         person_lat: torch.Tensor,
         garment_lat: torch.Tensor,
         mask: torch.Tensor | None,
-        step_done: Callable[[], None],
-    ) -> torch.Tensor:
-        """The joined latent after the guided stochastic DDIM loop (float32)."""
+        step_done: Callable[[], set[int]],
+    ) -> tuple[torch.Tensor, list[CheckedInputs]]:
+        """The joined latent after the guided stochastic DDIM loop (float32), and the requests
+        it holds: one stopped by `step_done` (its index answered) leaves after that step."""
         device, dtype = person_lat.device, self.unet.dtype
         steps = items[0].request.steps
         do_cfg = items[0].request.guidance > 1.0
@@ -382,8 +394,16 @@ class CatVTONPipeline(DiffusionPipeline):
                     eps = uncond + scale * (cond - uncond)
                 step_noise = self._noise(gens, latents.shape[1:], device)
                 latents = self.scheduler.step(eps, t, latents, eta=ETA, variance_noise=step_noise).prev_sample
-                step_done()
-        return latents
+                stopped = step_done()
+                live = [i for i, it in enumerate(items) if it.index not in stopped]
+                if len(live) < len(items):  # each row draws from its own generator: the others stay the same
+                    rows = torch.tensor(live, dtype=torch.long, device=device)
+                    latents, scale = latents[rows], scale[rows]
+                    x = x[torch.cat([rows, rows + len(items)])] if do_cfg else x[rows]
+                    gens, items = [gens[i] for i in live], [items[i] for i in live]
+                    if not items:
+                        break
+        return latents, items
 
     def _safety(self, items: list[CheckedInputs], images: list[Image.Image]) -> list[tuple[bool | None, str]]:
         """(nsfw, label) per image; label is off / unavailable / passed / flagged."""

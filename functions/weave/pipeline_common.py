@@ -6,7 +6,8 @@
 - `PipelineOptions`: speed switches (compile, CUDA graphs, channels_last, SDPA backend,
   TF32, VAE slicing; applied at construction), `max_batch_size`, `max_render_pixels` (the
   smoke model renders small and upscales) and `num_threads`.
-- `Progress`: counts denoising steps over a call and reports (k, n) to a callback.
+- `Progress`: counts denoising steps over a call and reports (k, n) to a callback, which may
+  answer requests to stop (their rows leave the batch at the next step).
 - `as_image`, `is_int`, `request_prefix`, `check_steps`, `check_guidance`, `check_seed`:
   the checks both `check_inputs` share.
 - `draw_missing_seeds`, `cpu_threads`: steps of a call both pipelines run the same way.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import secrets
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -64,16 +65,29 @@ class PipelineOptions:
     num_threads: int | None = None  # CPU threads during a call (the smoke model uses 1)
 
 
+# callback(k, n) after step k of n; it may answer the indices of requests to stop (cancelled).
+StepCallback = Callable[[int, int], Collection[int] | None]
+
+
 class Progress:
-    """Counts denoising steps over a whole call and reports (k, n) to the callback."""
+    """Counts denoising steps over a whole call and reports (k, n) to the callback, which may
+    answer the indices of requests to stop (`stopped`, kept over the call): they leave their
+    batch before the next step, are not decoded, and get None in place of a result."""
 
-    def __init__(self, total: int, callback: Callable[[int, int], None] | None) -> None:
+    def __init__(self, total: int, callback: StepCallback | None) -> None:
         self.total, self.done, self.callback = total, 0, callback
+        self.stopped: set[int] = set()
 
-    def step(self) -> None:
+    def step(self) -> set[int]:
+        """Count a step; the indices of every request stopped so far."""
         self.done += 1
         if self.callback is not None:
-            self.callback(self.done, self.total)
+            self.stopped.update(self.callback(self.done, self.total) or ())
+        return self.stopped
+
+    def live(self, items: list[Any]) -> list[Any]:
+        """The items (with an `index`) not stopped: a batch not yet started skips the others."""
+        return [item for item in items if item.index not in self.stopped]
 
 
 def request_prefix(index: int | None) -> str:

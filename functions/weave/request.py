@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,7 @@ from functions.weave.pipeline_common import (
     ImageInput,
     PipelineOptions,
     Progress,
+    StepCallback,
     TryOnResult,
     check_guidance,
     check_seed,
@@ -138,8 +139,8 @@ def group_requests(items: list[CheckedInputs], max_batch_size: int = 4) -> list[
 def run_requests(
     pipelines: Mapping[str, CatVTONPipeline],
     requests: Sequence[TryOnRequest],
-    callback: Callable[[int, int], None] | None = None,
-) -> list[TryOnResult]:
+    callback: StepCallback | None = None,
+) -> list[TryOnResult | None]:
     """Send each request to the pipeline of its variant; results keep the input order."""
     by_variant: dict[str, list[CheckedInputs]] = {}
     for i, request in enumerate(requests):  # validate everything before any work
@@ -162,4 +163,4 @@ def run_requests(
     for variant, items in by_variant.items():
         for item, result in zip(items, pipelines[variant].run_checked(items, progress)):
             results[item.index] = result
-    return results  # type: ignore[return-value]
+    return results

@@ -8,7 +8,7 @@
   feature_extractor=None, model_name="fashn-vton-1.5", options=None)`: without a human
   parser (the `commercial` setting) only segmentation-free requests with a flat-lay
   garment are served; the others are refused by `check_inputs` with a 403 saying why.
-- `pipe(requests, callback=None) -> list[TryOnResult]`; `callback(k, n)` after every
+- `pipe(requests, callback=None) -> list[TryOnResult | None]`; `callback(k, n)` after every
   denoising step (it may raise to stop the call). Results have the fitted person size
   (at most 576 x 864 for the released model), every pixel generated.
 
@@ -37,6 +37,7 @@ from functions.weave.fashn.sampling import euler_sample
 from functions.weave.pipeline_common import (
     PipelineOptions,
     Progress,
+    StepCallback,
     TryOnResult,
     as_image,
     check_guidance,
@@ -211,8 +212,8 @@ class FashnVTONPipeline:
     # -- the call ------------------------------------------------------------------------
 
     def __call__(
-        self, requests: Sequence[FashnRequest] | FashnRequest, callback: Callable[[int, int], None] | None = None
-    ) -> list[TryOnResult]:
+        self, requests: Sequence[FashnRequest] | FashnRequest, callback: StepCallback | None = None
+    ) -> list[TryOnResult | None]:
         """Run try-ons; requests with the same steps share network calls. Results keep order."""
         # 1. Check every request before any heavy work.
         if isinstance(requests, FashnRequest):
@@ -238,20 +239,26 @@ class FashnVTONPipeline:
         return [g[i : i + size] for g in groups.values() for i in range(0, len(g), size)]
 
     @torch.inference_mode()
-    def run_checked(self, checked: list[FashnChecked], progress: Progress | None = None) -> list[TryOnResult]:
-        """Run already checked inputs; results in the given order."""
+    def run_checked(self, checked: list[FashnChecked], progress: Progress | None = None) -> list[TryOnResult | None]:
+        """Run already checked inputs; results in the given order (None: stopped by the callback)."""
         progress = progress or Progress(self.count_steps(checked), None)
         # 2. Draw the missing seeds (reported with the result).
         draw_missing_seeds(checked)
         results: dict[int, TryOnResult] = {}
         with cpu_threads(self.options.num_threads):
             for chunk in self.group(checked):
+                chunk = progress.live(chunk)
                 for item, result in zip(chunk, self._run_batch(chunk, progress.step)):
-                    results[id(item)] = result
-        return [results[id(item)] for item in checked]
+                    if result is not None:
+                        results[id(item)] = result
+        return [results.get(id(item)) for item in checked]
 
-    def _run_batch(self, items: list[FashnChecked], step_done: Callable[[], None]) -> list[TryOnResult]:
+    def _run_batch(self, items: list[FashnChecked], step_done: Callable[[], set[int]]) -> list[TryOnResult | None]:
+        """One batch (None for a request stopped meanwhile: it leaves the batch at the next step)."""
+        if not items:
+            return []
         start = time.perf_counter()
+        asked = items
         device, dtype = self.device, self.dtype
         # 3. Pre-process: pose, parsing, clothing-agnostic and garment images, fit and pad.
         with tracing.span("weave preprocess", attributes={"proteus.batch_size": len(items)}):
@@ -295,6 +302,19 @@ class FashnVTONPipeline:
                 keep,
             )
 
+        def still_running(_k: int, _n: int) -> list[int] | None:
+            """After a step: drop the stopped requests' conditioning; the rows that go on."""
+            nonlocal items, conds, batch, category
+            stopped = step_done()
+            rows = [i for i, it in enumerate(items) if it.index not in stopped]
+            if len(rows) == len(items):
+                return None
+            index = torch.tensor(rows, dtype=torch.long, device=device)
+            batch = {name: value[index] for name, value in batch.items()}
+            category = category[index]
+            items, conds = [items[i] for i in rows], [conds[i] for i in rows]
+            return rows
+
         first = items[0].request
         with tracing.span("weave denoise", attributes={"proteus.steps": first.steps, "proteus.batch_size": len(items)}):
             x = euler_sample(
@@ -303,8 +323,10 @@ class FashnVTONPipeline:
                 first.steps,
                 guidance,
                 skip_cfg_last_n=first.skip_cfg_last_n,
-                step_done=lambda _k, _n: step_done(),
+                step_done=still_running,
             )
+        if not items:
+            return [None] * len(asked)
         # 6. Output: float32, clamp, truncate to 8 bits, crop the person's padding.
         images = [to_image(x[i], c.padding) for i, c in enumerate(conds)]
         # 7. Safety check.
@@ -317,8 +339,8 @@ class FashnVTONPipeline:
             [f"request {it.index} (seed {it.seed})" for it in items],
         )
         seconds = round(time.perf_counter() - start, 4)
-        return [
-            TryOnResult(
+        done = {
+            id(it): TryOnResult(
                 image=image,
                 seed=it.seed,
                 nsfw=nsfw,
@@ -342,7 +364,8 @@ class FashnVTONPipeline:
                 },
             )
             for it, image, c, (nsfw, safety) in zip(items, images, conds, verdicts)
-        ]
+        }
+        return [done.get(id(it)) for it in asked]
 
     def prepare(self, item: FashnChecked) -> Conditioning:
         """Spec steps 1-9 for one request: the four conditioning tensors and the person padding."""

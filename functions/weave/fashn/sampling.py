@@ -8,7 +8,7 @@ network once on [conditional rows; null rows]; v = v_u + g (v_c - v_u), except o
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -50,21 +50,34 @@ def euler_sample(
     *,
     skip_cfg_last_n: int = 1,
     mu: float = DEFAULT_MU,
-    step_done: Callable[[int, int], None] | None = None,
+    step_done: Callable[[int, int], Sequence[int] | None] | None = None,
 ) -> torch.Tensor:
     """Integrate x (B, ...) from t = 0 to 1 in `steps` Euler steps; x stays in its dtype.
 
     `guidance` is a number or a (B, 1, 1, 1) tensor (one scale per row). `step_done(i + 1,
-    steps)` runs after each step and may raise StopSampling.
+    steps)` runs after each step and may raise StopSampling, or answer the rows (positions
+    in the current x) that go on: the others leave x from the next step on (the caller's
+    `velocity` must drop their conditioning too), and the rows returned are those left.
     """
     times = time_schedule(steps, mu)
-    batch = x.shape[0]
-    keep = torch.cat([torch.ones(batch, dtype=torch.bool), torch.zeros(batch, dtype=torch.bool)]).to(x.device)
+    keep = _keep(x.shape[0], x.device)
     for i in range(steps):
-        t = torch.full((2 * batch,), float(times[i]), dtype=x.dtype, device=x.device)
+        t = torch.full((2 * x.shape[0],), float(times[i]), dtype=x.dtype, device=x.device)
         v_cond, v_null = velocity(torch.cat([x, x]), t, keep).chunk(2)
         v = combine(v_cond, v_null, guidance, is_guided(i, steps, skip_cfg_last_n))
         x = x + (times[i + 1] - times[i]).item() * v
-        if step_done is not None:
-            step_done(i + 1, steps)
+        rows = step_done(i + 1, steps) if step_done is not None else None
+        if rows is not None and len(rows) < x.shape[0]:
+            index = torch.tensor(list(rows), dtype=torch.long, device=x.device)
+            x = x[index]
+            if isinstance(guidance, torch.Tensor) and guidance.dim() > 0:
+                guidance = guidance[index]
+            keep = _keep(x.shape[0], x.device)
+            if not len(rows):
+                break
     return x
+
+
+def _keep(batch: int, device: torch.device) -> torch.Tensor:
+    """The `keep` flags of [conditional; null] rows: True for the conditional half."""
+    return torch.cat([torch.ones(batch, dtype=torch.bool), torch.zeros(batch, dtype=torch.bool)]).to(device)

@@ -19,7 +19,7 @@ from functions.weave.main import create_app
 from shared import event_types as t
 from shared.config import Settings
 from shared.events import event_data
-from tests.functions.conftest import binary_request, dispose_function, post, reply_of
+from tests.functions.conftest import binary_request, dispose_function, function_of, post, reply_of, stream_events
 from tests.functions.weave.test_handler import Job1
 
 pytestmark = pytest.mark.redis
@@ -141,3 +141,26 @@ def test_a_stored_result_says_it_is_generated_and_by_which_model(app, sessions, 
     assert action is not None and action["digitalSourceType"] == DIGITAL_SOURCE_TYPE
     assert action["parameters"] == {"model": "fashn-vton-1.5", "smoke": True}
     assert read_digital_source_type(data) == DIGITAL_SOURCE_TYPE
+
+
+def test_a_canceled_fashn_job_leaves_its_batch_at_the_next_step(
+    app, sessions, storage, redis_client, module_prefix, monkeypatch
+) -> None:
+    from functions.weave.events import sample_keys
+    from shared.events import make_event
+    from tests.functions.weave.test_handler import cancel_at_step
+
+    kept, canceled = fashn_job(sessions, storage), fashn_job(sessions, storage, num_samples=2)
+    cancel_at_step(monkeypatch, redis_client, module_prefix, 1, canceled)
+    events = [make_event(t.WEAVE_REQUESTED, job.data, source="/tests") for job in (kept, canceled)]
+    assert function_of(app).handle_batch(events) == [None, None]
+    replies = {
+        e.get_subject(): e
+        for _, e in stream_events(redis_client, module_prefix, "proteus:results")
+        if e.get_type() != t.WEAVE_PROGRESS
+    }
+    assert event_data(replies[canceled.job_id])["code"] == "canceled"
+    assert not any(storage.exists(key) for key in sample_keys(canceled.data))
+    done = event_data(replies[kept.job_id])
+    assert done["model"] == "fashn-vton-1.5" and done["metadata"]["batch_size"] == 1  # 3 rows -> 1
+    assert storage.exists(kept.result_key)

@@ -99,3 +99,21 @@ def test_step_callback_can_stop_sampling() -> None:
     with pytest.raises(Stop):
         euler_sample(lambda x, t, keep: torch.zeros_like(x), torch.zeros(1, 1), 5, 1.5, step_done=step_done)
     assert seen == [(1, 5), (2, 5)]
+
+
+def test_rows_the_step_callback_leaves_out_drop_from_the_next_step_and_the_others_stay_the_same() -> None:
+    """A network whose velocity depends on each row alone: dropping row 1 after step 2 leaves
+    rows 0 and 2 exactly as in the full run, and later steps evaluate only the rows left."""
+    sizes = []
+
+    def velocity(x: torch.Tensor, t: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        sizes.append(x.shape[0])
+        return torch.where(keep.view(-1, 1), 1.0 - x, -x)
+
+    x0, g = torch.tensor([[0.0], [1.0], [2.0]]), torch.tensor([[1.0], [2.0], [3.0]])  # a scale per row
+    full = euler_sample(velocity, x0, 5, g)
+    sizes.clear()
+    dropped = euler_sample(velocity, x0, 5, g, step_done=lambda k, n: [0, 2] if k == 2 else None)
+    assert sizes == [6, 6, 4, 4, 4]
+    assert torch.equal(dropped, full[[0, 2]])
+    assert euler_sample(velocity, x0, 5, g, step_done=lambda k, n: []).shape[0] == 0
