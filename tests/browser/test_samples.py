@@ -75,6 +75,7 @@ def test_every_sample_shows_live_and_after_a_reload_and_each_opens_and_downloads
     image = page.locator("#result-image")
     assert loaded(page, image)
     assert "sample 2 of 2" in (image.get_attribute("alt") or "")
+    s.screenshot("webapp-samples-dialog-desktop.png", full_page=False)
     with page.expect_download() as download:
         dialog.get_by_role("link", name="Download").click()
     assert download.value.suggested_filename == keys[1].rsplit("/", 1)[-1], download.value.suggested_filename

@@ -108,11 +108,11 @@ export const api = {
 
 /**
  * The error in plain words. `context` is "upload" where a file was involved, so that 400/415
- * answers about the bytes read as "not an image"; maxBytes is the upload limit for 413.
+ * answers about the bytes read as "not an image"; maxBytes is the upload limit for 413 (null: unknown).
  */
-export function plainMessage(err, { context = "", maxBytes = 20 * 1024 * 1024 } = {}) {
+export function plainMessage(err, { context = "", maxBytes = null } = {}) {
   if (!(err instanceof ApiError)) return "Something went wrong in this page. Reload it and try again.";
-  const mb = Math.round((maxBytes / (1024 * 1024)) * 10) / 10;
+  const mb = Number.isFinite(maxBytes) ? Math.round((maxBytes / (1024 * 1024)) * 10) / 10 : null;
   switch (err.status) {
     case 0:
       return "Can't reach the server. Check your connection and try again.";
@@ -125,7 +125,7 @@ export function plainMessage(err, { context = "", maxBytes = 20 * 1024 * 1024 } 
     case 404:
       return "It's not there any more (maybe deleted). Reload the list.";
     case 413:
-      return `File too big (max ${mb} MB).`;
+      return mb === null ? "File too big." : `File too big (max ${mb} MB).`;
     case 415:
       return "Not an image we can read.";
     case 429:

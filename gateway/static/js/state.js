@@ -1,13 +1,11 @@
 // The page's state, and the settings each try-on last ran with from this browser (kept in
 // localStorage per user, so "Try again" repeats them after a reload).
-import { DEFAULT_MAX_BYTES } from "./upload.js";
-
 const RUNS_KEY = "proteus.runs.v1."; // + user id
 const MAX_RUNS = 200;
 
 export const state = {
   user: null,
-  maxBytes: DEFAULT_MAX_BYTES,
+  maxBytes: null, // the server's upload limit, from /health
   smoke: false,
   rows: new Map(), // vton id -> row (newest first by createdAt)
   hasMore: false,

@@ -1,7 +1,6 @@
 // Picking files and sending them straight to storage with the presigned request.
 import { ApiError } from "./api.js";
 
-export const DEFAULT_MAX_BYTES = 20 * 1024 * 1024;
 const EXTENSION_TYPES = { heic: "image/heic", heif: "image/heif", avif: "image/avif" };
 const GUESSED_TYPES = {
   ...EXTENSION_TYPES,
@@ -22,11 +21,14 @@ export function fileType(file) {
   return GUESSED_TYPES[extension(file.name)] || "application/octet-stream";
 }
 
-/** A plain-words reason the file can't be used, or null: an image type (or HEIC/HEIF/AVIF name), within the size limit. */
-export function checkFile(file, maxBytes = DEFAULT_MAX_BYTES) {
+/**
+ * A plain-words reason the file can't be used, or null: an image type (or HEIC/HEIF/AVIF name),
+ * within the size limit (the server's MAX_UPLOAD_BYTES from /health; null before it is known).
+ */
+export function checkFile(file, maxBytes = null) {
   const isImage = (file.type || "").startsWith("image/") || extension(file.name) in EXTENSION_TYPES;
   if (!isImage) return "Not an image we can read. Choose a photo (JPEG, PNG, WebP, HEIC, AVIF…).";
-  if (file.size > maxBytes) {
+  if (Number.isFinite(maxBytes) && file.size > maxBytes) {
     const mb = Math.round((maxBytes / (1024 * 1024)) * 10) / 10;
     return `File too big (max ${mb} MB). This one is ${(file.size / (1024 * 1024)).toFixed(1)} MB.`;
   }
