@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import cast
 
 import redis
@@ -93,29 +94,46 @@ def forget(client: redis.Redis, stream: str, group: str, attempts_key: str, entr
 
 
 class Heartbeat:
-    """Keeps the idle time of the entries being delivered low, so nobody reclaims them:
-    claims them again every `interval` seconds on a thread, until the block ends."""
+    """Keeps the idle time of the entries being delivered low, so nobody reclaims them: one
+    thread per route worker (started at the first delivery, stopped with `stop`) claims
+    whatever is in flight again every `interval` seconds; `track(ids)` marks ids in flight
+    for the length of a block. A thread started and joined per delivery cost both on every
+    hop of every job."""
 
     def __init__(
-        self, client: redis.Redis, stream: str, group: str, consumer: str, interval: float, entry_ids: Sequence[str]
+        self, client: redis.Redis, stream: str, group: str, consumer: str, interval: float, stop: threading.Event
     ) -> None:
         self.client, self.stream, self.group, self.consumer = client, stream, group, consumer
-        self.entry_ids = list(entry_ids)
         self.interval = interval
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{entry_ids[0]}", daemon=True)
+        self.stop = stop
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, int] = {}  # entry id -> deliveries of it now in progress
+        self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> Heartbeat:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.done.set()
-        self.thread.join()
+    @contextmanager
+    def track(self, entry_ids: Sequence[str]) -> Iterator[None]:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{self.stream}", daemon=True)
+                self._thread.start()
+            for entry_id in entry_ids:
+                self._in_flight[entry_id] = self._in_flight.get(entry_id, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                for entry_id in entry_ids:
+                    left = self._in_flight.pop(entry_id, 1) - 1
+                    if left > 0:
+                        self._in_flight[entry_id] = left
 
     def _beat(self) -> None:
-        while not self.done.wait(self.interval):
+        while not self.stop.wait(self.interval):
+            with self._lock:
+                entry_ids = list(self._in_flight)
+            if not entry_ids:
+                continue
             try:
-                claim_ids(self.client, self.stream, self.group, self.consumer, self.entry_ids)
+                claim_ids(self.client, self.stream, self.group, self.consumer, entry_ids)
             except redis.RedisError as exc:
-                log.warning("%s: heartbeat for %s failed: %r", self.stream, ", ".join(self.entry_ids), exc)
+                log.warning("%s: heartbeat for %s failed: %r", self.stream, ", ".join(entry_ids), exc)

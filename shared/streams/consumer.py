@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Final
 
 import redis
@@ -66,6 +67,8 @@ class RouteWorker:
         self._retry_at: dict[str, float] = {}
         self._next_claim = 0.0
         self._needs_probe = True
+        interval = max(config.claim_idle_ms / 3000, 0.01)
+        self._beats = commands.Heartbeat(client, self.stream, self.group, consumer, interval, stop)
 
     # ---- the loop
 
@@ -364,10 +367,9 @@ class RouteWorker:
 
     # ---- waiting
 
-    def _heartbeat(self, *entry_ids: str) -> commands.Heartbeat:
+    def _heartbeat(self, *entry_ids: str) -> AbstractContextManager[None]:
         """Keeps these entries claimed while they are delivered (see `claim_idle_ms`)."""
-        interval = max(self.config.claim_idle_ms / 3000, 0.01)
-        return commands.Heartbeat(self.redis, self.stream, self.group, self.consumer, interval, entry_ids)
+        return self._beats.track(entry_ids)
 
     def _block_ms(self) -> int:
         deadline = min([*self._retry_at.values(), self._next_claim], default=self._next_claim)
