@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import jwt
 from flask import Response, g, request
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway import resources
@@ -70,15 +71,39 @@ def issue_token(settings: Settings, user: User, *, purpose: str | None = None) -
 
 
 def decode_token(settings: Settings, token: str) -> dict[str, Any]:
-    """The claims of a well-signed, unexpired token; Unauthorized otherwise."""
-    try:
-        claims = jwt.decode(token, settings.jwt_secret, algorithms=["HS256"], options={"require": ["exp"]})
-    except jwt.PyJWTError:
-        raise unauthorized() from None
-    user_id = claims.get("sub") or claims.get("userId")
-    if not isinstance(user_id, str) or not user_id:
+    """The claims of a well-signed, unexpired token; Unauthorized otherwise.
+
+    A token's signature is checked once: its claims are kept (by the whole token and the
+    secret, a few thousand at most), and only its expiry is checked again. A browser sends
+    the same token with every request, and the check was a tenth of a history request.
+    """
+    key = (settings.jwt_secret, token)
+    claims = _verified.get(key)
+    if claims is None:
+        try:
+            claims = jwt.decode(token, settings.jwt_secret, algorithms=["HS256"], options={"require": ["exp"]})
+        except jwt.PyJWTError:
+            raise unauthorized() from None
+        user_id = claims.get("sub") or claims.get("userId")
+        if not isinstance(user_id, str) or not user_id:
+            raise unauthorized()
+        if len(_verified) >= VERIFIED_TOKENS_KEPT:
+            _verified.pop(next(iter(_verified)))  # the oldest
+        _verified[key] = claims
+    elif not _unexpired(claims):
+        _verified.pop(key, None)
         raise unauthorized()
-    return claims
+    return dict(claims)
+
+
+VERIFIED_TOKENS_KEPT = 4096
+_verified: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+def _unexpired(claims: dict[str, Any]) -> bool:
+    """pyjwt's expiry rule (exp is a number, now < exp; no leeway) for a token checked before."""
+    exp = claims.get("exp")
+    return isinstance(exp, int | float) and not isinstance(exp, bool) and time.time() < exp
 
 
 def token_user_id(claims: dict[str, Any]) -> str:
@@ -101,6 +126,26 @@ def user_for_token(
     session: Session, settings: Settings, token: str | None, *, purposes: tuple[str | None, ...]
 ) -> User:
     """The live user a token names; Unauthorized for a bad, expired, revoked or misused token."""
+    user_id, version = _token_claims(settings, token, purposes)
+    user = session.get(User, user_id)
+    if user is None or version != (user.token_version or 0):
+        raise unauthorized()
+    return user
+
+
+def user_id_for_token(
+    session: Session, settings: Settings, token: str | None, *, purposes: tuple[str | None, ...]
+) -> str:
+    """user_for_token's checks, reading only the user's token version (no ORM object)."""
+    user_id, version = _token_claims(settings, token, purposes)
+    live = session.connection().execute(_token_version_query(), {"id": user_id}).first()
+    if live is None or version != (live.token_version or 0):
+        raise unauthorized()
+    return user_id
+
+
+def _token_claims(settings: Settings, token: str | None, purposes: tuple[str | None, ...]) -> tuple[str, int]:
+    """(user id, token version) of a well-signed, unexpired token of one of `purposes`."""
     if not token:
         raise unauthorized()
     claims = decode_token(settings, token)
@@ -109,10 +154,12 @@ def user_for_token(
     version = claims.get("ver", 0)  # tokens of the original system carry none
     if isinstance(version, bool) or not isinstance(version, int):
         raise unauthorized()
-    user = session.get(User, token_user_id(claims))
-    if user is None or version != (user.token_version or 0):
-        raise unauthorized()
-    return user
+    return token_user_id(claims), version
+
+
+@functools.cache
+def _token_version_query() -> Select[Any]:
+    return select(User.token_version).where(User.id == bindparam("id"))
 
 
 def login_required(view: F) -> F:
@@ -127,8 +174,27 @@ def login_required(view: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def login_required_by_id(view: F) -> F:
+    """login_required for a hot read-only view that needs only the caller's id
+    (`current_user_id()`): the same checks, without loading the user as an ORM object."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        token, _ = request_token()
+        g.user_id = user_id_for_token(resources.db(), resources.settings(), token, purposes=(None,))
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def current_user() -> User:
     return g.user  # type: ignore[no-any-return]
+
+
+def current_user_id() -> str:
+    """The caller's id (under login_required or login_required_by_id)."""
+    user = g.get("user")
+    return str(user.id) if user is not None else str(g.user_id)
 
 
 # -- the cookie ---------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from shared.db.models import Job, TryOn
@@ -47,12 +48,18 @@ def last_runs(session: Session, vton_ids: list[str]) -> dict[str, Any]:
     plain rows of (vton_id, model, seed, params, result_keys), one query for the whole page."""
     if not vton_ids:
         return {}
-    rows = session.execute(
+    rows = session.connection().execute(_last_runs_query(), {"vton_ids": vton_ids})
+    return {row.vton_id: row for row in rows}
+
+
+@cache
+def _last_runs_query() -> Select[Any]:
+    """last_runs' statement, built once (`vton_ids` bound at execution), run as Core."""
+    return (
         select(Job.vton_id, Job.model, Job.seed, Job.params, Job.result_keys)
-        .where(Job.vton_id.in_(vton_ids), Job.job_type == "try_on")
+        .where(Job.vton_id.in_(bindparam("vton_ids", expanding=True)), Job.job_type == "try_on")
         .order_by(Job.created_at.asc(), Job.id.asc())
     )
-    return {row.vton_id: row for row in rows}
 
 
 def samples(tryon: TryOn | Row[Any], run: Any = None) -> list[str]:
