@@ -6,16 +6,8 @@ import math
 
 import torch
 
-from functions.weave.fashn.network import (
-    TryOnConfig,
-    TryOnModel,
-    apply_rope,
-    expected_shapes,
-    flops_per_row,
-    grid_ids,
-    rope_table,
-    timestep_embedding,
-)
+from functions.weave.fashn.layers import apply_rope, grid_ids, rope_table, timestep_embedding
+from functions.weave.fashn.network import TryOnConfig, TryOnModel, expected_shapes, flops_per_row
 from functions.weave.fashn.smoke import tiny_transformer
 
 
