@@ -30,7 +30,7 @@ def one_run(slicing: bool, batch: int, height: int, width: int, dtype: str, devi
     """Encode 2 x batch images and decode batch latents; time and peak memory."""
     from diffusers import AutoencoderKL
 
-    from bench.weave import SD_VAE_FT_MSE, peak_gb, reset_peak, sync
+    from bench.weave_model import SD_VAE_FT_MSE, peak_gb, reset_peak, sync
 
     torch.manual_seed(0)
     dev = torch.device(device)
