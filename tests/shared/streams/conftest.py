@@ -203,3 +203,26 @@ def start_runner(rds: redis.Redis) -> Iterator[Callable[..., StreamRunner]]:
     for runner in runners:
         runner.stop(timeout=10)
         assert not any(t.is_alive() for t in runner.threads), "runner did not stop"
+
+
+def streams(prefix: str) -> tuple[str, str, str]:
+    stream = prefix + NOTIFY.stream
+    return stream, prefix + NOTIFY.dead_letter_stream, f"{stream}:attempts"
+
+
+def pending(rds: redis.Redis, stream: str) -> int:
+    """Entries read and not yet acknowledged; -1 while the runner has not created its group."""
+    try:
+        return rds.xpending(stream, NOTIFY.group)["pending"]
+    except redis.ResponseError as exc:
+        if "NOGROUP" in str(exc):
+            return -1
+        raise
+
+
+def dead_letters(rds: redis.Redis, dead: str) -> list[dict[str, str]]:
+    return [fields for _id, fields in rds.xrange(dead)]
+
+
+def push(settings: Settings, url: str) -> Settings:
+    return settings.with_overrides(function_urls={"notify": url})
