@@ -27,6 +27,8 @@ DEFAULT_GUIDANCE: Final = 2.5
 DEFAULT_HEIGHT: Final = 1024
 DEFAULT_WIDTH: Final = 768
 DEFAULT_REPAINT: Final = False
+DEFAULT_GARMENT_PHOTO_TYPE: Final = "auto"  # fashn-vton-1.5: tailor decides from its parsing
+DEFAULT_SEGMENTATION_FREE: Final = True  # fashn-vton-1.5: keep the person photo as it is
 
 STEPS_RANGE: Final = (1, 150)
 GUIDANCE_RANGE: Final = (0.0, 20.0)
@@ -206,8 +208,8 @@ def parser_free(model: str, garment_photo_type: str | None, segmentation_free: b
     """Whether a try-on needs no non-commercial parser (FASHN, flat-lay, segmentation-free)."""
     return (
         model == FASHN_MODEL
-        and (garment_photo_type or "auto") in ("flat-lay", "auto")
-        and segmentation_free is not False
+        and (garment_photo_type or DEFAULT_GARMENT_PHOTO_TYPE) in ("flat-lay", "auto")
+        and (DEFAULT_SEGMENTATION_FREE if segmentation_free is None else segmentation_free)
     )
 
 

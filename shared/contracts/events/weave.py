@@ -23,8 +23,10 @@ from shared.contracts.events.base import (
 from shared.contracts.fields import CategoryOrAuto, Id, IdempotencyKey, Key
 from shared.contracts.tryon import (
     CATVTON_VARIANT_MODELS,
+    DEFAULT_GARMENT_PHOTO_TYPE,
     DEFAULT_HEIGHT,
     DEFAULT_REPAINT,
+    DEFAULT_SEGMENTATION_FREE,
     DEFAULT_WIDTH,
     FASHN_MODEL,
     Guidance,
@@ -80,8 +82,10 @@ class TryonRequested(TryOnOptions, JobEvent):
         }
         if model == FASHN_MODEL:
             fields["variant"] = self.variant or configured_variant  # unused by FASHN
-            fields["garment_photo_type"] = self.garment_photo_type or "auto"
-            fields["segmentation_free"] = True if self.segmentation_free is None else self.segmentation_free
+            fields["garment_photo_type"] = self.garment_photo_type or DEFAULT_GARMENT_PHOTO_TYPE
+            fields["segmentation_free"] = (
+                DEFAULT_SEGMENTATION_FREE if self.segmentation_free is None else self.segmentation_free
+            )
         else:
             fields["variant"] = next(v for v, n in CATVTON_VARIANT_MODELS.items() if n == model)
         return fields
