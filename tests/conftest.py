@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from shared.config import Settings
+from tests.openapi_check import unwatch, watch
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -183,7 +184,16 @@ def start_stack(environ: dict[str, str], log_dir: Path):
         function_ports={name: free_port() for name in FUNCTIONS},
         log_dir=log_dir,
     )
-    return stack.__enter__()
+    running = stack.__enter__()
+    watch(running.gateway_url)  # every answer the tests get from it is checked against the OpenAPI document
+    stop = running.stop
+
+    def stop_and_unwatch() -> None:
+        unwatch(running.gateway_url)
+        stop()
+
+    running.stop = stop_and_unwatch
+    return running
 
 
 @pytest.fixture(scope="session")

@@ -5,25 +5,21 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import shutil
 import tempfile
 import threading
 import uuid
-from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import jsonschema
 import simple_websocket
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.exceptions import MethodNotAllowed, NotFound
-from werkzeug.routing import WebsocketMismatch
 from werkzeug.serving import make_server
 
 from shared.config import Settings
+from tests.openapi_check import check, check_message, schema_errors
 
 PASSWORD = "correct horse battery"
 # A valid 1x1 PNG.
@@ -35,57 +31,13 @@ PNG = (
 
 # -- OpenAPI checking -------------------------------------------------------------------------
 
-
-@cache
-def openapi() -> dict[str, Any]:
-    from gateway.openapi import document
-
-    return document()
-
-
-def operation_for(app: Flask, method: str, path: str) -> tuple[str, dict[str, Any] | None]:
-    """(OpenAPI path, operation) for a request; operation None when no route matches."""
-    adapter = app.url_map.bind("localhost")
-    try:
-        rule, _ = adapter.match(path, method=method, return_rule=True)
-    except WebsocketMismatch:
-        rule, _ = adapter.match(path, method=method, return_rule=True, websocket=True)
-    except (NotFound, MethodNotAllowed):
-        return path, None
-    template = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
-    return template, openapi()["paths"][template].get(method.lower())
-
-
-def validate_schema(schema: dict[str, Any], instance: Any) -> list[str]:
-    """Errors of `instance` against an OpenAPI schema (with the document's components)."""
-    validator = jsonschema.Draft202012Validator(
-        {**schema, "components": openapi()["components"]}, format_checker=jsonschema.FormatChecker()
-    )
-    return [e.message for e in sorted(validator.iter_errors(instance), key=str)]
+validate_schema = schema_errors
 
 
 def check_against_openapi(app: Flask, method: str, path: str, response: Any) -> None:
     """The status is documented for the operation and the JSON body matches its schema."""
-    if method in ("OPTIONS", "HEAD"):  # answered by Flask (and CORS) for every route
-        return
-    template, operation = operation_for(app, method, path)
-    if operation is None:  # unknown route or method: the JSON error shape
-        assert response.status_code in (404, 405), f"{method} {path}: {response.status_code}"
-        schema: dict[str, Any] | None = {"$ref": "#/components/schemas/Error"}
-    else:
-        spec = operation["responses"].get(str(response.status_code))
-        assert spec is not None, (
-            f"{method} {template} answered {response.status_code}, which the OpenAPI document does not list: "
-            f"{response.get_data(as_text=True)[:300]}"
-        )
-        content = spec.get("content") or {}
-        schema = content.get("application/json", {}).get("schema")
-        if not content:
-            assert response.get_data() == b"", f"{method} {template} {response.status_code} documents no body"
-    if schema is not None:
-        assert response.is_json, f"{method} {path}: {response.status_code} is not JSON"
-        errors = validate_schema(schema, response.get_json())
-        assert not errors, f"{method} {template} {response.status_code}: {errors[0]}"
+    body = response.get_json(silent=True) if response.is_json else None
+    check(method, path, response.status_code, response.get_data(), body)
 
 
 class CheckedClient(FlaskClient):
@@ -286,6 +238,13 @@ class WSClient(simple_websocket.Client):
         super().handshake()
         self._handle_events()
         self.connected = True  # a close that came along: the reader thread then finds the EOF
+
+    def receive(self, timeout: float | None = None) -> Any:
+        """The next message, checked against the document's WebSocket messages."""
+        message = super().receive(timeout)
+        if message is not None:
+            check_message(message)
+        return message
 
 
 class LiveServer:

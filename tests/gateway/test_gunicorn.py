@@ -21,6 +21,7 @@ from shared.db.migrate import upgrade
 from shared.devstack import free_port
 from shared.routing import NOTIFICATION_CHANNEL, NOTIFICATION_STREAM
 from tests.gateway.helpers import PNG, UploadSigningServer, WSClient
+from tests.openapi_check import unwatch, watch
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -62,6 +63,7 @@ def _serve(tmp_path: Path, database_url: str, redis_server_url: str, redis_prefi
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
+    watch(base)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -74,6 +76,7 @@ def _serve(tmp_path: Path, database_url: str, redis_server_url: str, redis_prefi
             time.sleep(0.1)
         yield base
     finally:
+        unwatch(base)
         proc.terminate()
         proc.wait(timeout=15)
         log.close()

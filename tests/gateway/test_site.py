@@ -161,19 +161,41 @@ def test_cors_allows_configured_origins_with_credentials_never_star(make_app) ->
 
 def test_the_checked_client_catches_undocumented_answers(app) -> None:
     """The OpenAPI check in every test is real: an undocumented status fails it."""
-    from gateway.openapi import PATHS
+    from gateway import openapi as module
+    from gateway.openapi_paths import PATHS
+    from tests import openapi_check
 
     original = PATHS["/healthz"]["get"]["responses"].pop("200")
     try:
-        import tests.gateway.helpers as helpers
-
-        helpers.openapi.cache_clear()
-        from gateway import openapi as module
-
         module._document.cache_clear()
+        openapi_check.document.cache_clear()
         with pytest.raises(AssertionError, match="does not list"):
             CheckedClient(app).get("/healthz")
     finally:
         PATHS["/healthz"]["get"]["responses"]["200"] = original
         module._document.cache_clear()
-        helpers.openapi.cache_clear()
+        openapi_check.document.cache_clear()
+
+
+def test_answers_over_http_are_checked_too(live_server) -> None:
+    """A gateway the tests reach over HTTP (`watch`) gets the same check as the test client."""
+    import requests
+
+    from gateway import openapi as module
+    from gateway.openapi_paths import PATHS
+    from tests import openapi_check
+
+    base = f"http://127.0.0.1:{live_server.port}"
+    openapi_check.watch(base)
+    assert requests.get(f"{base}/healthz", timeout=10).json() == {"status": "ok"}
+    original = PATHS["/healthz"]["get"]["responses"].pop("200")
+    try:
+        module._document.cache_clear()
+        openapi_check.document.cache_clear()
+        with pytest.raises(AssertionError, match="does not list"):
+            requests.get(f"{base}/healthz", timeout=10)
+    finally:
+        PATHS["/healthz"]["get"]["responses"]["200"] = original
+        module._document.cache_clear()
+        openapi_check.document.cache_clear()
+        openapi_check.unwatch(base)
