@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from shared.contracts import v1 as m
+from shared.contracts.fields import IDEMPOTENCY_KEY_PATTERN
 
 REF = "#/components/schemas/{model}"
 MODELS: tuple[type[BaseModel], ...] = (
@@ -143,7 +144,7 @@ IDEMPOTENCY = {
     "in": "header",
     "required": False,
     "description": "The same key answers the same prediction and starts nothing new.",
-    "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
+    "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
 }
 
 
