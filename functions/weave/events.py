@@ -17,7 +17,13 @@ from functions.weave.models import Request
 from functions.weave.request import TryOnRequest
 from shared.config import Settings
 from shared.contracts.events import WeaveRequested
-from shared.contracts.tryon import CATEGORY_FOR_AUTO, CATVTON_VARIANT_MODELS, FASHN_MODEL
+from shared.contracts.tryon import (
+    CATEGORY_FOR_AUTO,
+    CATVTON_VARIANT_MODELS,
+    DEFAULT_GARMENT_PHOTO_TYPE,
+    DEFAULT_SEGMENTATION_FREE,
+    FASHN_MODEL,
+)
 from shared.contracts.tryon import resolve_model as model_for_request
 from shared.errors import BadRequest
 from shared.storage.base import Storage
@@ -41,10 +47,10 @@ def request_from_event(data: Mapping[str, Any], settings: Settings, storage: Sto
     category = CATEGORY_FOR_AUTO if asked.category == "auto" else asked.category
     options = {"steps": asked.steps, "guidance": asked.guidance, "seed": asked.seed}
     if model == FASHN_MODEL:
-        photo_type = asked.garment_photo_type or "auto"
+        photo_type = asked.garment_photo_type or DEFAULT_GARMENT_PHOTO_TYPE
         if photo_type == "auto":  # tailor did not decide: upstream's default, or the parser-free one
             photo_type = "flat-lay" if settings.commercial else "model"
-        segmentation_free = True if asked.segmentation_free is None else asked.segmentation_free
+        segmentation_free = DEFAULT_SEGMENTATION_FREE if asked.segmentation_free is None else asked.segmentation_free
         return FashnRequest(
             person=person,
             garment=garment,
