@@ -72,3 +72,43 @@ def test_head_of_a_prefix_is_not_an_object(storage: Storage) -> None:
     assert storage.head("outputs/weaver/u1") is None
     with pytest.raises(NotFound):
         storage.get("outputs/weaver")
+
+
+def no_leftovers(storage: Storage) -> bool:
+    """No object stored (and on disk, no temporary file left)."""
+    tmp = storage.root / "tmp" if isinstance(storage, LocalStorage) else None
+    return storage.list("") == [] and (tmp is None or not tmp.exists() or list(tmp.iterdir()) == [])
+
+
+@pytest.mark.parametrize(
+    "key", ["/etc/passwd", "../x", "uploads/../../x", "a/./b", "a//b", "a\\b", "a\x00b", "a\nb", "", "dir/"]
+)
+def test_bad_keys_are_refused_naming_the_key(storage: Storage, key: str) -> None:
+    with pytest.raises(BadRequest) as info:
+        storage.put(key, b"x", "image/png")
+    assert repr(key) in info.value.message
+    with pytest.raises(BadRequest):
+        storage.presign_download(key)
+    assert no_leftovers(storage)
+
+
+@pytest.mark.parametrize(
+    "terms",
+    [
+        {"content_type": "image/png", "max_bytes": 100, "expires_s": 0},
+        {"content_type": "image/png", "max_bytes": 100, "expires_s": 8 * 24 * 3600},
+        {"content_type": "image/png", "max_bytes": 0},
+        {"content_type": "png", "max_bytes": 100},
+        {"content_type": "image/png", "max_bytes": 100, "method": "PATCH"},
+    ],
+)
+def test_presign_refuses_bad_terms(storage: Storage, terms: dict) -> None:
+    with pytest.raises(BadRequest):
+        storage.presign_upload(KEY, **terms)
+
+
+def test_delete_prefix_refuses_everything(storage: Storage) -> None:
+    storage.put(KEY, PNG, "image/png")
+    with pytest.raises(BadRequest):
+        storage.delete_prefix("")
+    assert storage.exists(KEY)
