@@ -287,9 +287,8 @@ def _authenticate(settings: Settings) -> tuple[str | None, int]:
     if where == "cookie" and token and not _origin_allowed(settings):
         return None, CLOSE_FORBIDDEN_ORIGIN
     try:
-        with resources.current().sessions() as session:
-            user = auth.user_for_token(session, settings, token, purposes=(None, auth.WS_PURPOSE))
-            return user.id, 0
+        with resources.current().sessions() as session:  # the token version alone, no ORM user
+            return auth.user_id_for_token(session, settings, token, purposes=(None, auth.WS_PURPOSE)), 0
     except Unauthorized:
         return None, CLOSE_UNAUTHORIZED
 
@@ -313,16 +312,16 @@ class _Handled(Response):
         return super().__call__(environ, start_response)  # werkzeug writes after the close
 
 
-def _accept(raw: Any) -> None:
-    """Answer the handshake (no extensions, no subprotocol)."""
+def _handshake() -> bytes:
+    """The answer to the handshake (no extensions, no subprotocol). It goes out in one write
+    with the frames that follow it (close, or the replay and `ready`): one send per socket
+    instead of two."""
     key = request.headers.get("Sec-WebSocket-Key", "").strip().encode()
     accept = base64.b64encode(hashlib.sha1(key + WS_GUID).digest()).decode()  # RFC 6455 says SHA-1
-    raw.sendall(
-        (
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
-        ).encode()
-    )
+    return (
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    ).encode()
 
 
 @bp.route("/ws", websocket=True)
@@ -339,28 +338,31 @@ def websocket() -> Response:
         raise BadRequest("a WebSocket handshake (version 13, with Sec-WebSocket-Key) is expected on /ws")
     settings = resources.settings()
     user_id, code = _authenticate(settings)
-    _accept(raw)
+    handshake = _handshake()
     if user_id is None:
-        raw.sendall(close_frame(code, "Unauthorized" if code == CLOSE_UNAUTHORIZED else "Origin not allowed"))
+        reason = "Unauthorized" if code == CLOSE_UNAUTHORIZED else "Origin not allowed"
+        raw.sendall(handshake + close_frame(code, reason))
         return _Handled()
     hub = hub_for(settings)
     if not hub.wait_subscribed(timeout=5.0):
-        raw.sendall(close_frame(CLOSE_UNAVAILABLE, "notifications unavailable; try again"))
+        raw.sendall(handshake + close_frame(CLOSE_UNAVAILABLE, "notifications unavailable; try again"))
         return _Handled()
     done = None if "gunicorn.socket" in environ else threading.Event()
     conn = Connection(user_id, done=done)
     hub.register(conn)  # live messages wait in the loop while the replay is sent
     try:
+        out = [handshake]
         replayed: list[str] = []
         truncated = False
         last_event_id = request.args.get("last_event_id", "")
         if STREAM_ID.match(last_event_id):
             entries, truncated = hub.replay(user_id, last_event_id)
             for event_id, text in entries:
-                raw.sendall(frame(0x1, text.encode("utf-8")))
+                out.append(frame(0x1, text.encode("utf-8")))
                 replayed.append(event_id)
         ready = {"event": "ready", "user_id": user_id, "replayed": len(replayed), "truncated": truncated}
-        raw.sendall(frame(0x1, json.dumps(ready).encode("utf-8")))
+        out.append(frame(0x1, json.dumps(ready).encode("utf-8")))
+        raw.sendall(b"".join(out))
         conn.sock = detach(raw)
     except OSError:
         conn.state = 2  # the client went away during the replay

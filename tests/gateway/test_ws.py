@@ -402,9 +402,9 @@ def _raw_handshake(port: int, token: str) -> socket.socket:
         ).encode()
     )
     response = b""
-    while b"\r\n\r\n" not in response:
-        response += sock.recv(4096)
-    head = response.split(b"\r\n\r\n", 1)[0].decode()
+    while not response.endswith(b"\r\n\r\n"):  # byte by byte: the first frames may share its packet
+        response += sock.recv(1)
+    head = response.decode()
     assert head.startswith("HTTP/1.1 101"), head
     assert "permessage-deflate" not in head.lower()  # no per-socket zlib state
     sock.settimeout(5)
