@@ -8,12 +8,16 @@ so an answer cannot drift from its model. The enums come from shared/contracts/f
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final, Literal
+from copy import copy
+from types import UnionType
+from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 
-from pydantic import Field, RootModel
+from pydantic import Field, RootModel, create_model
 from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticUndefined
 
 from shared.contracts.base import Contract
+from shared.contracts.events.notify import UserNotification
 from shared.contracts.fields import MAX_KEY_LENGTH, JobStatus, JobType, TryOnStatus, UploadMethod
 
 AnyId = Annotated[str, Field(min_length=1, max_length=64)]
@@ -177,28 +181,37 @@ class Ready(Contract):
 # -- WebSocket messages (server to client) --
 
 
-class CompletionMessage(Contract):
-    job_id: AnyId
-    job_type: JobType
-    status: Literal["done", "failed"]
-    user_id: AnyId
-    vton_id: str | None
-    result_s3_key: StoredKey | None
-    result_keys: list[StoredKey] | SkipJsonSchema[None] = Field(
-        default=None, description="Every sample (result_s3_key is the first)."
-    )
-    error: str | None
-    finished_at: Time
-    event_id: str = Field(description="The notification stream id; pass as last_event_id.")
+def _skips_none(arg: Any) -> bool:
+    return arg is type(None) or get_origin(arg) is Annotated and get_args(arg)[0] is type(None)
 
 
-class ProgressMessage(Contract):
-    event: Literal["progress"]
-    job_id: AnyId
-    vton_id: str | None
-    user_id: AnyId
-    step: Annotated[int, Field(ge=0)]
-    steps: Annotated[int, Field(ge=1)]
+def _from_notification(name: str, doc: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> Any:
+    """A WebSocket message made of user.notification's fields (the event the gateway pushes):
+    each field keeps its rule and description, `required` ones become required (and non-null
+    unless the notification allows null), so the two documents cannot disagree."""
+    fields: dict[str, Any] = {}
+    for field_name in (*required, *optional):
+        info = copy(UserNotification.model_fields[field_name])
+        annotation = info.annotation
+        if field_name in required:
+            info.default = PydanticUndefined
+            if field_name not in UserNotification.nullable_fields and get_origin(annotation) in (Union, UnionType):
+                [annotation] = [arg for arg in get_args(annotation) if not _skips_none(arg)]
+        fields[field_name] = (Annotated[annotation, *info.metadata] if info.metadata else annotation, info)
+    return create_model(name, __base__=Contract, __doc__=doc, **fields)
+
+
+CompletionMessage = _from_notification(
+    "CompletionMessage",
+    "A finished job, in the original system's shape, with its replay-stream id.",
+    ("job_id", "job_type", "status", "user_id", "vton_id", "result_s3_key", "error", "finished_at", "event_id"),
+    ("result_keys",),
+)
+ProgressMessage = _from_notification(
+    "ProgressMessage",
+    "A denoising step of a running try-on (no job_type: the original frontend ignores it).",
+    ("event", "job_id", "vton_id", "user_id", "step", "steps"),
+)
 
 
 class ReadyMessage(Contract):

@@ -9,7 +9,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from shared import event_types as t
 from shared.contracts.events.base import VTON_ID, EventData, JobEvent, Step, StepCount
-from shared.contracts.fields import Id, Key, Message
+from shared.contracts.fields import Id, JobType, Key, Message
 
 _COMPLETION_OR_PROGRESS: Final[dict[str, Any]] = {
     "if": {"required": ["event"]},
@@ -33,7 +33,7 @@ class UserNotification(EventData):
     nullable_fields = frozenset({"vton_id", "result_s3_key", "error"})
 
     job_id: Id = Field(description="The job.")
-    job_type: Literal["try_on", "tailor"] | SkipJsonSchema[None] = Field(
+    job_type: JobType | SkipJsonSchema[None] = Field(
         default=None, description="Completions only: which kind of job finished."
     )
     status: Literal["done", "failed"] | SkipJsonSchema[None] = Field(
