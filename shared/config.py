@@ -86,6 +86,19 @@ def _list(value: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in value.split(",") if item.strip())
 
 
+def _every_model() -> tuple[str, ...]:
+    """Every try-on model by name (shared/contracts/tryon.py MODELS; imported when needed)."""
+    from shared.contracts.tryon import MODELS
+
+    return tuple(MODELS)
+
+
+def _variants() -> tuple[str, ...]:
+    from shared.contracts.tryon import VARIANTS
+
+    return VARIANTS
+
+
 def _model_choice(env: Mapping[str, str], commercial: bool) -> dict[str, Any]:
     """WEAVE_MODELS, WEAVE_DEFAULT_MODEL and COMMERCIAL, checked together.
 
@@ -94,7 +107,7 @@ def _model_choice(env: Mapping[str, str], commercial: bool) -> dict[str, Any]:
 
     allowed = tuple(name for name, spec in MODELS.items() if spec.commercial or not commercial)
     raw = env.get("WEAVE_MODELS") or ""
-    models = _list(raw) if raw.strip() else (allowed if commercial else Settings.weave_models)
+    models = _list(raw) if raw.strip() else (allowed if commercial else _every_model())
     for name in models:
         if name not in MODELS:
             raise ConfigError(
@@ -195,7 +208,7 @@ class Settings:
     weave_variant: str = "maskfree"  # default variant: maskfree | mask
     # The models this weave instance loads (a small GPU loads one) and the one a request gets
     # when it names none (see shared/contracts/tryon.py MODELS).
-    weave_models: tuple[str, ...] = ("catvton-maskfree", "catvton-mask", "fashn-vton-1.5")
+    weave_models: tuple[str, ...] = field(default_factory=lambda: _every_model())
     weave_default_model: str = "catvton-maskfree"
     # Only components licensed for commercial use run: FASHN VTON without the human parser
     # (segmentation-free, flat-lay garments), no CatVTON, tailor's parser off.
@@ -329,7 +342,7 @@ class Settings:
             models_dir=text("MODELS_DIR", "models_dir"),
             weave_model=one_of("WEAVE_MODEL", "weave_model", models),
             weave_model_source=one_of("WEAVE_MODEL_SOURCE", "weave_model_source", ("local", "hub")),
-            weave_variant=one_of("WEAVE_VARIANT", "weave_variant", ("maskfree", "mask")),
+            weave_variant=one_of("WEAVE_VARIANT", "weave_variant", _variants()),
             **_model_choice(env, flag("COMMERCIAL", "commercial")),
             weave_device=text("WEAVE_DEVICE", "weave_device"),
             weave_dtype=one_of("WEAVE_DTYPE", "weave_dtype", ("auto", "bf16", "fp16", "fp32")),
