@@ -13,214 +13,45 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
 import redis
 from flask import Flask
-from PIL import Image, ImageDraw
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from PIL import Image
 
-from functions.tailor.geometry import garment_cutout
-from functions.tailor.labels import LABELS
-from functions.tailor.main import create_app
 from shared import event_types as t
 from shared import jobs
-from shared.config import Settings
-from shared.db.models import GarmentAsset, Job
+from shared.db.models import Job
 from shared.db.session import session_scope
 from shared.events import event_data
-from shared.images import load_image
 from tests.functions.conftest import (
     INVALID_CASES,
     Invalid,
-    Valid,
-    add_tryon,
-    add_user,
-    binary_request,
     check_invalid,
     check_valid_pair,
-    dispose_function,
-    function_of,
     get_row,
-    image_bytes,
-    new_id,
-    post,
     prefix_entry_count,
     reply_of,
-    stream_events,
-    structured_request,
+)
+from tests.functions.tailor.support import (
+    PHOTOS,
+    RESULTS,
+    WEAVE,
+    Expected,
+    ParseCounter,
+    Request,
+    assets_of,
+    for_job,
+    send,
 )
 
 pytestmark = pytest.mark.redis
-
-RESULTS = "proteus:results"
-WEAVE = "proteus:weave"
-VOTES = {"upper": ("upper-clothes",), "lower": ("pants", "skirt"), "overall": ("dress",)}
-ACCESSORIES = ("hat", "sunglasses", "belt", "left-shoe", "right-shoe", "bag", "scarf")
-MIN_FRAC = 0.01
-
-
-def _shirt_on_white() -> bytes:
-    image = Image.new("RGB", (96, 128), (255, 255, 255))
-    ImageDraw.Draw(image).rectangle((20, 20, 76, 110), fill=(20, 40, 200))
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-PHOTOS = {
-    "blue": image_bytes((20, 40, 200)),
-    "red": image_bytes((200, 30, 30)),
-    "shirt-on-white": _shirt_on_white(),
-}
-
-
-@pytest.fixture(scope="module")
-def app(module_settings: Settings, tailor_smoke_models: Path) -> Iterator[Flask]:
-    app = create_app(module_settings.with_overrides(models_dir=str(tailor_smoke_models)))
-    yield app
-    dispose_function(app)
-
-
-# --------------------------------------------------------------------------- what must happen, from the label map
-
-
-@dataclass(frozen=True)
-class Expected:
-    outcome: str  # "completed" or "failed"
-    category: str | None = None
-    confidence: float | None = None
-    reason: str | None = None
-
-
-def label_map(app: Flask, photo: bytes) -> np.ndarray:
-    settings = app.config["PROTEUS_SETTINGS"]
-    return function_of(app).parser.parse(load_image(photo, max_pixels=settings.max_image_pixels))
-
-
-def _count(labels: np.ndarray, names: tuple[str, ...]) -> int:
-    return int(np.isin(labels, [LABELS.index(n) for n in names]).sum())
-
-
-def category_shares(labels: np.ndarray) -> dict[str, float]:
-    votes = {c: _count(labels, names) for c, names in VOTES.items()}
-    total = sum(votes.values())
-    return {c: (v / total if total else 0.0) for c, v in votes.items()}
-
-
-def expected_for(app: Flask, photo: bytes) -> Expected:
-    """The outcome of a category "auto" request for `photo`, by the documented rule."""
-    labels = label_map(app, photo)
-    votes = {c: _count(labels, names) for c, names in VOTES.items()}
-    total = sum(votes.values())
-    floor = MIN_FRAC * labels.size
-    if total < floor:
-        return Expected("failed", reason="unknown_category" if _count(labels, ACCESSORIES) >= floor else "no_garment")
-    category = max(VOTES, key=lambda c: votes[c])  # ties: the first of upper, lower, overall
-    return Expected("completed", category, votes[category] / total)
-
-
-@pytest.fixture(scope="module")
-def expected(app: Flask) -> dict[str, Expected]:
-    return {name: expected_for(app, photo) for name, photo in PHOTOS.items()}
 
 
 def test_todays_smoke_weights_exercise_both_outcomes(expected: dict[str, Expected]) -> None:
     """Not a rule of tailor: a guard that these photos still cover both paths (pick other
     photos if the smoke model's weights change)."""
     assert expected["blue"].outcome == "completed" and expected["red"].outcome == "failed", expected
-
-
-# --------------------------------------------------------------------------- requests
-
-
-class Request:
-    """A user, a garment photo uploaded, a try-on with its queued job, and the tailor request."""
-
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        storage: Any,
-        photo: bytes,
-        *,
-        user_id: str | None = None,
-        category: str = "auto",
-        then_weave: bool = False,
-    ) -> None:
-        self.sessions, self.storage, self.photo = sessions, storage, photo
-        self.user_id = user_id or add_user(sessions)
-        self.garment_key = f"uploads/{self.user_id}/{new_id()}-garment.jpg"
-        self.person_key = f"uploads/{self.user_id}/{new_id()}-person.jpg"
-        storage.put(self.garment_key, photo, "image/jpeg")
-        self.job_id = new_id()
-        self.vton_id, _ = add_tryon(
-            sessions, self.user_id, person_key=self.person_key, garment_key=self.garment_key, job_id=self.job_id
-        )
-        self.data: dict[str, Any] = {
-            "job_id": self.job_id,
-            "user_id": self.user_id,
-            "vton_id": self.vton_id,
-            "garment_key": self.garment_key,
-            "category": category,
-        }
-        if then_weave:  # what enqueue sends for category "auto"
-            self.data["then_weave"] = {
-                "job_id": self.job_id,
-                "user_id": self.user_id,
-                "vton_id": self.vton_id,
-                "person_key": self.person_key,
-                "garment_key": self.garment_key,
-                "category": "auto",
-                "steps": 4,
-                "guidance": 2.5,
-                "seed": 1234,
-                "variant": "maskfree",
-                "height": 1024,
-                "width": 768,
-                "repaint": False,
-            }
-
-    @property
-    def cutout_key(self) -> str:
-        return f"outputs/tailor/{self.user_id}/{hashlib.sha256(self.photo).hexdigest()}-cutout.png"
-
-    def valid(self) -> Valid:
-        return Valid(t.TAILOR_REQUESTED, self.data, self.user_id, self.job_id, "job_id")
-
-
-def send(client, request: Request, mode: str = "binary"):
-    build = binary_request if mode == "binary" else structured_request
-    return post(client, build(t.TAILOR_REQUESTED, request.data, user_id=request.user_id, subject=request.job_id))
-
-
-def for_job(redis_client: redis.Redis, prefix: str, stream: str, job_id: str) -> list:
-    return [e for _, e in stream_events(redis_client, prefix, stream) if e.get_subject() == job_id]
-
-
-def assets_of(sessions: sessionmaker[Session], user_id: str) -> list[GarmentAsset]:
-    with sessions() as session:
-        return list(session.scalars(select(GarmentAsset).where(GarmentAsset.user_id == user_id)))
-
-
-class ParseCounter:
-    """Wraps the app's parser: counts calls and calls through."""
-
-    def __init__(self, app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.calls = 0
-        parser = function_of(app).parser
-        original = parser.parse
-
-        def parse(image: Image.Image) -> np.ndarray:
-            self.calls += 1
-            return original(image)
-
-        monkeypatch.setattr(parser, "parse", parse)
 
 
 # --------------------------------------------------------------------------- readiness and the contract
@@ -392,42 +223,3 @@ def test_finished_job_is_left_alone(
     assert parses.calls == 0 and prefix_entry_count(redis_client, module_prefix) == before
     assert get_row(sessions, Job, request.job_id).status == outcome
     assert assets_of(sessions, request.user_id) == []
-
-
-# --------------------------------------------------------------------------- a named category (known bugs)
-
-
-@pytest.fixture
-def two_cutouts(app: Flask, monkeypatch: pytest.MonkeyPatch) -> bytes:
-    """A photo whose "upper" and "lower" cut-outs both exist and differ: the parser answers a
-    label map built here (a shirt above trousers), whatever the random smoke weights say."""
-    photo = PHOTOS["shirt-on-white"]
-    image = load_image(photo)
-    labels = np.zeros((image.height, image.width), dtype=np.int64)
-    labels[20:65, 20:77] = LABELS.index("upper-clothes")
-    labels[65:111, 20:77] = LABELS.index("pants")
-    monkeypatch.setattr(function_of(app).parser, "parse", lambda _image: labels.copy())
-    upper, lower = garment_cutout(image, labels, "upper"), garment_cutout(image, labels, "lower")
-    assert upper.box != lower.box
-    return photo
-
-
-def test_cut_out_for_a_named_category_does_not_depend_on_earlier_requests(
-    client, sessions, storage, two_cutouts: bytes
-) -> None:
-    someone = Request(sessions, storage, two_cutouts, category="upper")
-    assert reply_of(send(client, someone)).get_type() == t.TAILOR_COMPLETED
-    later = Request(sessions, storage, two_cutouts, user_id=someone.user_id, category="lower")
-    fresh = Request(sessions, storage, two_cutouts, category="lower")
-    later_data = event_data(reply_of(send(client, later)))
-    fresh_data = event_data(reply_of(send(client, fresh)))
-    assert later_data["category"] == fresh_data["category"] == "lower"
-    assert storage.get(later_data["cutout_key"]) == storage.get(fresh_data["cutout_key"])
-
-
-def test_confidence_is_for_the_reported_category(client, app: Flask, sessions, storage, two_cutouts: bytes) -> None:
-    shares = category_shares(label_map(app, two_cutouts))
-    request = Request(sessions, storage, two_cutouts, category="upper")
-    data = event_data(reply_of(send(client, request)))
-    assert data["category"] == "upper"
-    assert data["confidence"] == pytest.approx(shares["upper"])
