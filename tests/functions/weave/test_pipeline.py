@@ -1,18 +1,13 @@
 """CatVTONPipeline on the smoke model: determinism, batching, guidance, variants, repaint,
-safety, progress and every bad input."""
+safety, progress, warm-up and speed switches. (Bad input: test_pipeline_inputs.py.)"""
 
 from __future__ import annotations
 
 import dataclasses
-import io
-import math
-import struct
-import zlib
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from functions.weave.attention import SkipCrossAttnProcessor
 from functions.weave.loading import WeaveModelConfig, load_pipelines
@@ -20,67 +15,7 @@ from functions.weave.pipeline import CatVTONPipeline
 from functions.weave.pipeline_common import PipelineOptions
 from functions.weave.preprocess import center_crop_resize, prepare_mask, repaint_kernel_size
 from functions.weave.request import TryOnRequest, run_requests
-from shared.errors import BadRequest, ClientError, ImageTooLarge, InvalidImage
-
-H, W = 128, 64  # renders as is (under the smoke model's render cap)
-
-
-def noise_image(width: int, height: int, seed: int = 0) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, (max(2, height // 8), max(2, width // 8), 3), dtype=np.uint8)
-    return Image.fromarray(small).resize((width, height), Image.Resampling.BILINEAR)
-
-
-def box_mask(width: int, height: int, box: tuple[int, int, int, int]) -> Image.Image:
-    mask = Image.new("L", (width, height), 0)
-    mask.paste(255, box)
-    return mask
-
-
-def encode(image: Image.Image, fmt: str = "PNG") -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt)
-    return buffer.getvalue()
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A tiny PNG file that claims width x height (a decompression bomb's header)."""
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-        + _chunk(b"IDAT", zlib.compress(b"\0" * 64))
-        + _chunk(b"IEND", b"")
-    )
-
-
-PERSON = noise_image(96, 160, seed=1)
-GARMENT = noise_image(80, 100, seed=2)
-MASK = box_mask(96, 160, (24, 40, 72, 110))
-
-
-def request(**kwargs) -> TryOnRequest:
-    base = dict(person=PERSON, garment=GARMENT, height=H, width=W, steps=4, seed=7)
-    base.update(kwargs)
-    return TryOnRequest(**base)
-
-
-def dilate(mask: np.ndarray, reach: int) -> np.ndarray:
-    """Every pixel within `reach` (square) of a True pixel."""
-    padded = np.pad(mask, reach)
-    out = np.zeros_like(mask)
-    for dy in range(2 * reach + 1):
-        for dx in range(2 * reach + 1):
-            out |= padded[dy : dy + mask.shape[0], dx : dx + mask.shape[1]]
-    return out
-
-
-def pixels(image: Image.Image) -> np.ndarray:
-    return np.asarray(image, dtype=np.int16)
-
+from tests.functions.weave.support import GARMENT, MASK, PERSON, H, W, dilate, noise_image, pixels, request
 
 # -- determinism, seeds, batching ----------------------------------------------------------
 
@@ -343,119 +278,6 @@ def test_safety_checker_flags_without_blacking_out(maskfree) -> None:
             checker.concept_embeds_weights.copy_(saved)
     assert (flagged.nsfw, flagged.metadata["safety"]) == (True, "flagged")
     assert np.array_equal(pixels(flagged.image), pixels(ok.image))  # not blacked out
-
-
-# -- bad input ---------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "field,value",
-    [
-        ("steps", 0),
-        ("steps", 151),
-        ("steps", 2.5),
-        ("steps", True),
-        ("guidance", -0.1),
-        ("guidance", 20.5),
-        ("guidance", math.nan),
-        ("guidance", "2"),
-        ("height", 100),
-        ("width", 96),
-        ("height", 0),
-        ("width", 4096),
-        ("category", "hat"),
-        ("variant", "x"),
-        ("seed", -1),
-        ("seed", "7"),
-    ],
-)
-def test_bad_parameters_are_typed_errors_naming_the_value(maskfree, field, value) -> None:
-    with pytest.raises(BadRequest) as info:
-        maskfree([request(**{field: value})])
-    assert field in str(info.value) and repr(value) in str(info.value)
-    assert info.value.status == 400 and info.value.field == field
-
-
-def test_guidance_and_steps_bounds_are_inclusive(maskfree) -> None:
-    for kwargs in ({"guidance": 0.0, "steps": 1}, {"guidance": 20.0, "steps": 1}):
-        assert maskfree([request(**kwargs)])[0].image.size == (W, H)
-    maskfree.check_inputs(request(steps=150))
-
-
-def test_mask_variant_without_mask(pipelines) -> None:
-    with pytest.raises(BadRequest, match="needs a person mask"):
-        pipelines["mask"]([request(variant="mask")])
-    with pytest.raises(BadRequest, match="needs a person mask"):
-        run_requests(pipelines, [request(variant="mask")])
-
-
-def test_variant_not_served_and_repaint_without_mask(maskfree) -> None:
-    with pytest.raises(BadRequest, match="'mask' is not served"):
-        maskfree([request(mask=MASK)])
-    with pytest.raises(BadRequest, match="repaint needs a person mask"):
-        maskfree([request(repaint=True)])
-
-
-def test_mask_size_must_match_person(masked) -> None:
-    with pytest.raises(BadRequest) as info:
-        masked([request(mask=box_mask(90, 160, (10, 10, 50, 50)))])
-    assert "90x160" in str(info.value) and "96x160" in str(info.value)
-
-
-def test_bad_images_are_client_errors(maskfree) -> None:
-    jpeg = encode(PERSON, "JPEG")
-    cases = [
-        (jpeg[: len(jpeg) // 2], InvalidImage, "person image"),
-        (b"", InvalidImage, "0 bytes"),
-        (b"not an image at all", InvalidImage, "not a readable image"),
-        (encode(noise_image(32, 32)), InvalidImage, "32x32"),
-        (png_header(50_000, 50_000), ImageTooLarge, "2500000000"),
-        (png_header(8000, 6000), ImageTooLarge, "8000x6000"),
-        (Image.new("RGB", (40, 200)), InvalidImage, "40x200"),
-        (12345, InvalidImage, "int"),
-    ]
-    for data, error, text in cases:
-        with pytest.raises(error) as info:
-            maskfree([request(person=data)])
-        assert text in str(info.value) and isinstance(info.value, ClientError)
-    with pytest.raises(InvalidImage, match="garment image"):
-        maskfree([request(garment=b"\xff\xd8\xff")])
-
-
-def test_bad_request_in_a_batch_is_named_and_nothing_runs(maskfree, unet_batches) -> None:
-    shapes = unet_batches(maskfree)
-    with pytest.raises(BadRequest, match=r"^request 1: steps"):
-        maskfree([request(), request(steps=0)])
-    assert shapes == []
-
-
-def test_image_bytes_in_any_format(maskfree) -> None:
-    from shared.images import register_openers
-
-    register_openers()  # HEIF via pillow-heif (load_image does this itself too)
-    for data in (
-        encode(PERSON, "JPEG"),
-        encode(PERSON.convert("RGBA"), "PNG"),
-        encode(PERSON, "HEIF"),
-        encode(PERSON, "AVIF"),
-        encode(PERSON, "WEBP"),
-    ):
-        result = maskfree([request(person=data, garment=encode(GARMENT), steps=1)])[0]
-        assert result.image.size == (W, H)
-
-
-def test_exif_rotated_person_is_upright_and_the_mask_must_match_it(masked) -> None:
-    exif = Image.Exif()
-    exif[0x0112] = 6  # stored 160 wide x 96 high, displayed 96 x 160
-    stored = PERSON.transpose(Image.Transpose.ROTATE_90)
-    buffer = io.BytesIO()
-    stored.save(buffer, "JPEG", exif=exif.tobytes(), quality=95)
-    data = buffer.getvalue()
-    checked = masked.check_inputs(request(person=data, mask=MASK))
-    assert checked.person.size == (96, 160)
-    assert np.abs(pixels(checked.person) - pixels(PERSON)).mean() < 8  # upright again
-    with pytest.raises(BadRequest, match="mask is 160x96 but the person image is 96x160"):
-        masked.check_inputs(request(person=data, mask=MASK.transpose(Image.Transpose.ROTATE_90)))
 
 
 @pytest.mark.parametrize("variant", ["maskfree", "mask"])
