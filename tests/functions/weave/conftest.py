@@ -1,16 +1,25 @@
-"""Weave fixtures: the smoke model written once per session, its two pipelines, UNet hooks."""
+"""Weave fixtures: the smoke model written once per session, its two pipelines, UNet hooks;
+the weave app on the smoke model (per module) and a queued job for it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from flask import Flask
+from sqlalchemy.orm import Session, sessionmaker
 
 from functions.weave.loading import WeaveModelConfig, load_pipelines
+from functions.weave.main import create_app
 from functions.weave.pipeline import CatVTONPipeline
 from functions.weave.smoke import write_smoke_model
+from shared.config import Settings
+from tests.functions.conftest import dispose_function
+from tests.functions.weave.handler_support import Job1
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -65,3 +74,22 @@ def unet_batches() -> Iterator[Callable[[CatVTONPipeline], list[tuple[int, ...]]
     yield attach
     for handle in handles:
         handle.remove()
+
+
+@pytest.fixture(scope="module")
+def app(module_settings: Settings, weave_smoke_models: Path) -> Iterator[Flask]:
+    settings = module_settings.with_overrides(models_dir=str(weave_smoke_models), weave_device="cpu")
+    app = create_app(settings)
+    client = app.test_client()
+    deadline = time.monotonic() + 120
+    while (ready := client.get("/readyz")).status_code != 200:
+        assert time.monotonic() < deadline, f"weave never became ready: {ready.get_json()}"
+        assert "error" not in ready.get_json(), ready.get_json()
+        time.sleep(0.05)
+    yield app
+    dispose_function(app)
+
+
+@pytest.fixture
+def job(sessions: sessionmaker[Session], storage: Any) -> Job1:
+    return Job1(sessions, storage)

@@ -8,120 +8,33 @@ without rendering; an unreadable input becomes weave.failed with a readable reas
 from __future__ import annotations
 
 import io
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import redis
 from flask import Flask
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
-from functions.weave.events import sample_keys as handler_sample_keys
-from functions.weave.handler import MODELS_KEY, model_config
-from functions.weave.main import create_app
+from functions.weave.handler import MODELS_KEY
 from functions.weave.status import SMOKE_WARNING
 from shared import event_types as t
 from shared import jobs
-from shared.config import Settings
 from shared.db.models import Job, TryOn
 from shared.db.session import session_scope
 from shared.events import event_data
-from shared.uploads import result_key
 from tests.functions.conftest import (
     INVALID_CASES,
     Invalid,
-    Valid,
-    add_tryon,
-    add_user,
-    binary_request,
     check_invalid,
     check_valid_pair,
-    dispose_function,
-    function_of,
     get_row,
-    image_bytes,
-    new_id,
-    post,
     prefix_entry_count,
     reply_of,
-    stream_events,
-    structured_request,
 )
+from tests.functions.weave.handler_support import STEPS, Job1, results_for, send
 
 pytestmark = pytest.mark.redis
-
-RESULTS = "proteus:results"
-STEPS = 3
-
-
-@pytest.fixture(scope="module")
-def app(module_settings: Settings, weave_smoke_models: Path) -> Iterator[Flask]:
-    settings = module_settings.with_overrides(models_dir=str(weave_smoke_models), weave_device="cpu")
-    app = create_app(settings)
-    client = app.test_client()
-    deadline = time.monotonic() + 120
-    while (ready := client.get("/readyz")).status_code != 200:
-        assert time.monotonic() < deadline, f"weave never became ready: {ready.get_json()}"
-        assert "error" not in ready.get_json(), ready.get_json()
-        time.sleep(0.05)
-    yield app
-    dispose_function(app)
-
-
-class Job1:
-    """A user, two uploaded photos, a try-on and its queued job; the weave request for it."""
-
-    def __init__(self, sessions: sessionmaker[Session], storage: Any, *, person: bytes | None = None) -> None:
-        self.sessions, self.storage = sessions, storage
-        self.user_id = add_user(sessions)
-        self.person_key = f"uploads/{self.user_id}/{new_id()}-person.jpg"
-        self.garment_key = f"uploads/{self.user_id}/{new_id()}-shirt.jpg"
-        storage.put(self.person_key, person if person is not None else image_bytes((200, 150, 120)), "image/jpeg")
-        storage.put(self.garment_key, image_bytes((20, 40, 200)), "image/jpeg")
-        self.job_id = new_id()
-        self.vton_id, _ = add_tryon(
-            sessions, self.user_id, person_key=self.person_key, garment_key=self.garment_key, job_id=self.job_id
-        )
-        self.data = {
-            "job_id": self.job_id,
-            "user_id": self.user_id,
-            "vton_id": self.vton_id,
-            "person_key": self.person_key,
-            "garment_key": self.garment_key,
-            "category": "upper",
-            "steps": STEPS,
-            "guidance": 2.5,
-            "seed": 7,
-            "variant": "maskfree",
-            "height": 1024,
-            "width": 768,
-            "repaint": False,
-        }
-
-    @property
-    def result_key(self) -> str:
-        return result_key(self.user_id, self.job_id)
-
-    def valid(self) -> Valid:
-        return Valid(t.WEAVE_REQUESTED, self.data, self.user_id, self.job_id, "steps")
-
-
-@pytest.fixture
-def job(sessions: sessionmaker[Session], storage: Any) -> Job1:
-    return Job1(sessions, storage)
-
-
-def send(client, job: Job1, mode: str = "binary"):
-    build = binary_request if mode == "binary" else structured_request
-    return post(client, build(t.WEAVE_REQUESTED, job.data, user_id=job.user_id, subject=job.job_id))
-
-
-def results_for(redis_client: redis.Redis, prefix: str, job_id: str) -> list:
-    return [e for _, e in stream_events(redis_client, prefix, RESULTS) if e.get_subject() == job_id]
 
 
 # --------------------------------------------------------------------------- readiness and the contract
@@ -297,193 +210,3 @@ def test_result_flagged_by_the_safety_checker_fails_the_job_and_is_not_stored(
     assert reply.get_type() == t.WEAVE_FAILED and failed["code"] == "flagged_by_safety_checker"
     assert "safety checker flagged" in failed["error"] and failed["retryable"] is False
     assert not storage.exists(job.result_key)
-
-
-def weave_event(job: Job1):
-    from shared.events import make_event
-
-    return make_event(t.WEAVE_REQUESTED, job.data, source="/tests")
-
-
-def test_a_batch_renders_in_one_pipeline_call_and_equals_single_runs(
-    app: Flask,
-    sessions: sessionmaker[Session],
-    storage: Any,
-    redis_client: redis.Redis,
-    module_prefix: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import functions.weave.handler as handler
-
-    calls: list[int] = []
-    real = handler.run_models
-
-    def counting(pipelines, requests, callback=None):
-        calls.append(len(requests))
-        return real(pipelines, requests, callback=callback)
-
-    monkeypatch.setattr(handler, "run_models", counting)
-    alone, first, second = Job1(sessions, storage), Job1(sessions, storage), Job1(sessions, storage)
-    function = function_of(app)
-    assert function.handle(weave_event(alone)).get_type() == t.WEAVE_COMPLETED
-    assert function.handle_batch([weave_event(first), weave_event(second)]) == [None, None]
-    assert calls == [1, 2]  # the two went through one batched call
-
-    def pixels(job: Job1) -> np.ndarray:
-        return np.asarray(Image.open(io.BytesIO(storage.get(job.result_key))), dtype=np.int16)
-
-    # Same inputs and seed: the batched results equal the one rendered alone.
-    assert np.abs(pixels(first) - pixels(alone)).max() <= 2
-    assert np.abs(pixels(second) - pixels(alone)).max() <= 2
-    for job in (first, second):
-        events = results_for(redis_client, module_prefix, job.job_id)
-        assert [e.get_type() for e in events].count(t.WEAVE_COMPLETED) == 1
-
-
-def test_a_batch_request_renders_in_one_call_and_answers_per_event(
-    app: Flask,
-    sessions: sessionmaker[Session],
-    storage: Any,
-    redis_client: redis.Redis,
-    module_prefix: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The runner sends what is waiting as ONE application/cloudevents-batch+json request:
-    the good requests share one pipeline call, and the reply says per event what happened."""
-    import functions.weave.handler as handler
-    from shared.events import make_event, read_batch_reply, to_http_batch
-
-    calls: list[int] = []
-    real = handler.run_models
-
-    def counting(pipelines, requests, callback=None):
-        calls.append(len(requests))
-        return real(pipelines, requests, callback=callback)
-
-    monkeypatch.setattr(handler, "run_models", counting)
-    good = [Job1(sessions, storage) for _ in range(3)]
-    unreadable = Job1(sessions, storage, person=b"not an image")
-    invalid = Job1(sessions, storage)
-    events = [weave_event(job) for job in (*good, unreadable)]
-    events.append(make_event(t.WEAVE_REQUESTED, {**invalid.data, "steps": 0}, source="/tests"))
-    headers, body = to_http_batch(events)
-    response = app.test_client().post("/", headers=headers, data=body)
-    assert response.status_code == 200, response.get_data(as_text=True)
-    outcomes = read_batch_reply(response.get_data(), len(events))
-    assert [o.id for o in outcomes] == [e.get_id() for e in events]
-    assert [o.status for o in outcomes] == [200, 200, 200, 200, 400]  # the unreadable photo fails its job
-    assert outcomes[-1].code == "invalid_event_data" and "steps" in (outcomes[-1].message or "")
-    assert calls == [3]  # one pipeline call for the three good ones
-    for job in good:
-        assert storage.exists(job.result_key)
-        events_of_job = results_for(redis_client, module_prefix, job.job_id)
-        assert [e.get_type() for e in events_of_job].count(t.WEAVE_COMPLETED) == 1
-    assert [e.get_type() for e in results_for(redis_client, module_prefix, unreadable.job_id)] == [t.WEAVE_FAILED]
-    assert results_for(redis_client, module_prefix, invalid.job_id) == []
-
-
-def test_a_bad_request_in_a_batch_fails_alone(
-    app: Flask,
-    sessions: sessionmaker[Session],
-    storage: Any,
-    redis_client: redis.Redis,
-    module_prefix: str,
-) -> None:
-    good, bad = Job1(sessions, storage), Job1(sessions, storage, person=b"not an image")
-    assert function_of(app).handle_batch([weave_event(bad), weave_event(good)]) == [None, None]
-    assert [e.get_type() for e in results_for(redis_client, module_prefix, bad.job_id)] == [t.WEAVE_FAILED]
-    assert storage.exists(good.result_key) and not storage.exists(bad.result_key)
-
-
-def test_model_config_carries_the_speed_switches_from_the_environment() -> None:
-    settings = Settings.from_env(
-        {
-            "PROTEUS_ENV": "test",
-            "JWT_SECRET": "s" * 48,
-            "WEAVE_COMPILE": "true",
-            "WEAVE_CUDA_GRAPHS": "true",
-            "WEAVE_CHANNELS_LAST": "true",
-            "WEAVE_SDPA_BACKEND": "flash",
-            "WEAVE_MAX_BATCH": "2",
-        }
-    )
-    options = model_config(settings).options
-    assert (options.compile, options.cuda_graphs, options.channels_last) == (True, True, True)
-    assert (options.sdpa_backend, options.max_batch_size) == ("flash", 2)
-
-
-# --------------------------------------------------------------------------- cancellation between steps
-
-
-def cancel_at_step(
-    monkeypatch: pytest.MonkeyPatch, redis_client: redis.Redis, prefix: str, step: int, *canceled: Job1
-) -> list[int]:
-    """POST /v1/cancel's flag for these jobs, set while the batch runs (after `step`); the
-    steps the call went through."""
-    import functions.weave.handler as handler
-
-    seen: list[int] = []
-    real = handler.run_models
-
-    def canceling(pipelines, requests, callback=None):
-        def on_step(k: int, n: int) -> Any:
-            seen.append(k)
-            if k == step:
-                for job in canceled:
-                    redis_client.set(f"{prefix}{jobs.CANCEL_FLAG}{job.job_id}", "1", ex=60)
-            return callback(k, n)
-
-        return real(pipelines, requests, callback=on_step)
-
-    monkeypatch.setattr(handler, "run_models", canceling)
-    return seen
-
-
-def test_a_job_canceled_in_a_batch_leaves_it_at_the_next_step_and_is_answered_at_once(
-    app: Flask,
-    sessions: sessionmaker[Session],
-    storage: Any,
-    redis_client: redis.Redis,
-    module_prefix: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    alone, first, canceled, last = (Job1(sessions, storage) for _ in range(4))
-    canceled.data["num_samples"] = 2  # two rows of the batch
-    function = function_of(app)
-    assert function.handle(weave_event(alone)).get_type() == t.WEAVE_COMPLETED
-    seen = cancel_at_step(monkeypatch, redis_client, module_prefix, 1, canceled)
-    assert function.handle_batch([weave_event(first), weave_event(canceled), weave_event(last)]) == [None] * 3
-    assert seen == list(range(1, STEPS + 1))  # the others went on to the end
-    (reply,) = results_for(redis_client, module_prefix, canceled.job_id)  # no progress after the cancel
-    assert reply.get_type() == t.WEAVE_FAILED and event_data(reply)["code"] == "canceled"
-    assert not any(storage.exists(key) for key in handler_sample_keys(canceled.data))
-    order = [(e.get_subject(), e.get_type()) for _, e in stream_events(redis_client, module_prefix, RESULTS)]
-    # Answered at once: before the batch's completions, not when it ends.
-    assert order.index((canceled.job_id, t.WEAVE_FAILED)) < order.index((first.job_id, t.WEAVE_COMPLETED))
-
-    def pixels(job: Job1) -> np.ndarray:
-        return np.asarray(Image.open(io.BytesIO(storage.get(job.result_key))), dtype=np.int16)
-
-    for job in (first, last):
-        events = results_for(redis_client, module_prefix, job.job_id)
-        (done,) = [e for e in events if e.get_type() == t.WEAVE_COMPLETED]
-        assert event_data(done)["metadata"]["batch_size"] == 2  # its two rows left the batch (4 -> 2)
-        assert np.abs(pixels(job) - pixels(alone)).max() <= 2  # the others' images are unchanged
-
-
-def test_a_batch_whose_jobs_are_all_canceled_stops_at_the_next_step(
-    app: Flask,
-    sessions: sessionmaker[Session],
-    storage: Any,
-    redis_client: redis.Redis,
-    module_prefix: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    first, second = Job1(sessions, storage), Job1(sessions, storage)
-    seen = cancel_at_step(monkeypatch, redis_client, module_prefix, 1, first, second)
-    assert function_of(app).handle_batch([weave_event(first), weave_event(second)]) == [None, None]
-    assert seen == [1]
-    for job in (first, second):
-        (reply,) = results_for(redis_client, module_prefix, job.job_id)
-        assert reply.get_type() == t.WEAVE_FAILED and event_data(reply)["code"] == "canceled"
-        assert not storage.exists(job.result_key)

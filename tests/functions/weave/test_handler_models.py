@@ -20,7 +20,7 @@ from shared import event_types as t
 from shared.config import Settings
 from shared.events import event_data
 from tests.functions.conftest import binary_request, dispose_function, function_of, post, reply_of, stream_events
-from tests.functions.weave.test_handler import Job1
+from tests.functions.weave.handler_support import Job1
 
 pytestmark = pytest.mark.redis
 
@@ -148,7 +148,7 @@ def test_a_canceled_fashn_job_leaves_its_batch_at_the_next_step(
 ) -> None:
     from functions.weave.events import sample_keys
     from shared.events import make_event
-    from tests.functions.weave.test_handler import cancel_at_step
+    from tests.functions.weave.handler_support import cancel_at_step
 
     kept, canceled = fashn_job(sessions, storage), fashn_job(sessions, storage, num_samples=2)
     cancel_at_step(monkeypatch, redis_client, module_prefix, 1, canceled)
