@@ -21,6 +21,7 @@ from gateway.openapi_paths import PATHS, ref
 from shared.contracts.generate import ROOT, dump, main, openapi_components
 from shared.contracts.responses import RESPONSE_MODELS
 from shared.contracts.rest import REQUEST_MODELS
+from shared.contracts.tryon import CATVTON_VARIANT_MODELS, MODELS, PRESETS, preset_for
 
 WEBSOCKET = {
     "path": "/ws",
@@ -33,6 +34,26 @@ WEBSOCKET = {
     "serverMessages": [ref("ReadyMessage"), ref("CompletionMessage"), ref("ProgressMessage")],
     "clientMessages": "Ignored.",
 }
+
+
+def models_extension() -> dict[str, Any]:
+    """What each model a try-on may name runs by default (its presets' steps, guidance, ranges,
+    licence) and which model each CatVTON variant means: the web page words its choices from it."""
+    return {
+        "models": {
+            name: {
+                "family": spec.family,
+                "licence": spec.licence,
+                "commercial": spec.commercial,
+                "presets": {preset: preset_for(name, preset)["steps"] for preset in PRESETS},
+                "guidance": spec.guidance,
+                "steps_range": list(spec.steps_range),
+                "guidance_range": list(spec.guidance_range),
+            }
+            for name, spec in MODELS.items()
+        },
+        "variants": dict(CATVTON_VARIANT_MODELS),
+    }
 
 
 def build_document() -> dict[str, Any]:
@@ -63,6 +84,7 @@ def build_document() -> dict[str, Any]:
                 },
             },
             "x-websocket": WEBSOCKET,
+            "x-models": models_extension(),
         }
     )
 

@@ -20,7 +20,8 @@ def test_the_form_takes_its_limits_and_categories_from_the_openapi_document(new_
     page = s.page
     s.open("/")
     s.signup("Lim")
-    job = api_json(s.context, s.base_url, "GET", "/openapi.json")["components"]["schemas"]
+    document = api_json(s.context, s.base_url, "GET", "/openapi.json")
+    job = document["components"]["schemas"]
     fields = job["WeaveJobRequest"]["properties"]
     category = job["TryOnCreate"]["properties"]["category"]
 
@@ -32,8 +33,18 @@ def test_the_form_takes_its_limits_and_categories_from_the_openapi_document(new_
         expect(page.locator(selector)).to_have_attribute("min", str(fields[name]["minimum"]))
         expect(page.locator(selector)).to_have_attribute("max", str(fields[name]["maximum"]))
 
-    # one past the server's limit is refused in the page, in the server's numbers
+    # Quality says how many steps each preset runs with the chosen model, in the server's numbers
+    models = document["x-models"]
+    catvton = models["models"][models["variants"]["maskfree"]]["presets"]
+    fashn = models["models"]["fashn-vton-1.5"]["presets"]
+    expect(page.locator("fieldset.presets")).to_contain_text(f"Best ({catvton['default']} steps)")
+    expect(page.locator("fieldset.presets")).to_contain_text(f"Fast ({catvton['fast']} steps)")
     page.locator("details.advanced").evaluate("(d) => { d.open = true; }")
+    page.get_by_label(f"FASHN VTON 1.5 (Apache-2.0, {fashn['default']} steps)").check()
+    expect(page.locator("fieldset.presets")).to_contain_text(f"Best ({fashn['default']} steps)")
+    page.get_by_label("Mask-free (default)").check()
+
+    # one past the server's limit is refused in the page, in the server's numbers
     low, high = fields["num_samples"]["minimum"], fields["num_samples"]["maximum"]
     page.get_by_label("Samples", exact=True).fill(str(high + 1))
     page.get_by_role("button", name="Start try-on").click()

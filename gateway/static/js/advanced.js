@@ -52,6 +52,28 @@ export async function applyContract() {
   for (const input of document.querySelectorAll('input[name="preset"]')) {
     if (c.presets.length && !c.presets.includes(input.value)) input.closest("label").hidden = true;
   }
+  for (const span of document.querySelectorAll("[data-model-steps]")) {
+    const info = c.modelInfo[span.dataset.modelSteps];
+    if (info && info.presets) span.textContent = `, ${info.presets.default} steps`;
+  }
+  wordPresets(c);
+  for (const input of document.querySelectorAll('input[name="variant"]')) {
+    input.addEventListener("change", () => wordPresets(c));
+  }
+}
+
+/** The model the Advanced choice runs (a FASHN choice names it; a CatVTON variant means one). */
+function chosenModel(c) {
+  return fashnParams().model || c.variantModels[variant()] || null;
+}
+
+/** Quality's choices say how many steps each runs with the chosen model ("Best (50 steps)"). */
+function wordPresets(c) {
+  const info = c.modelInfo[chosenModel(c)];
+  for (const span of document.querySelectorAll("[data-preset-steps]")) {
+    const steps = info && info.presets ? info.presets[span.dataset.presetSteps] : undefined;
+    span.textContent = steps === undefined ? "" : ` (${steps} steps)`;
+  }
 }
 
 /** The Advanced numbers as {steps, guidance, seed, num_samples} (left-out ones absent), or null after marking what is wrong. */

@@ -33,6 +33,9 @@ export function readContract(doc) {
     variants: enumOf(job.variant),
     models: enumOf(job.model),
     photoTypes: enumOf(job.garment_photo_type),
+    // per model: its presets' steps and licence; per CatVTON variant: the model it means
+    modelInfo: (doc && doc["x-models"] && doc["x-models"].models) || {},
+    variantModels: (doc && doc["x-models"] && doc["x-models"].variants) || {},
   };
 }
 
