@@ -2,12 +2,14 @@
 
 - `SkipCrossAttnProcessor` returns its input, so the transformer block computes h + norm2(h)
   at attn2 (the network CatVTON was trained with); `set_catvton_attention(unet)` installs it.
+- `sdpa_backend(name)`: restricts SDPA to one backend during a call (PipelineOptions.sdpa_backend).
 - `load_attention_weights(unet, path)`: the CatVTON attn1 checkpoint, checked complete;
   `attention_state_dict(unet)` is the reverse (the smoke model writes its checkpoint so).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,21 @@ class SkipCrossAttnProcessor:
         **kwargs: Any,
     ) -> torch.Tensor:
         return hidden_states
+
+
+def sdpa_backend(name: str) -> contextlib.AbstractContextManager:
+    """Restrict scaled-dot-product attention to one backend ("auto": PyTorch chooses)."""
+    if name == "auto":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    kinds = {
+        "flash": SDPBackend.FLASH_ATTENTION,
+        "efficient": SDPBackend.EFFICIENT_ATTENTION,
+        "cudnn": SDPBackend.CUDNN_ATTENTION,
+        "math": SDPBackend.MATH,
+    }
+    return sdpa_kernel(kinds[name])
 
 
 def set_catvton_attention(unet: UNet2DConditionModel) -> None:

@@ -4,7 +4,8 @@
 - `request_from_event(data, settings, storage)`: the pipeline request of that model, images
   read from storage, every setting from the event (enqueue resolved them).
 - `sample_keys(data)`, `result_fields(keys)`, `json_safe(metadata)`: where the samples go
-  and how the completion names them.
+  and how the completion names them; FLAGGED_MESSAGE and JobCanceled: how a render that
+  produced nothing to store is answered.
 """
 
 from __future__ import annotations
@@ -25,9 +26,14 @@ from shared.contracts.tryon import (
     FASHN_MODEL,
 )
 from shared.contracts.tryon import resolve_model as model_for_request
-from shared.errors import BadRequest
+from shared.errors import BadRequest, ClientError
 from shared.storage.base import Storage
 from shared.uploads import result_key
+
+FLAGGED_MESSAGE = (
+    "The safety checker flagged this result, so it was not saved. It sometimes flags harmless "
+    "images: try again with another seed or photo."
+)
 
 
 def model_name(data: Mapping[str, Any], default_model: str) -> str:
@@ -97,3 +103,9 @@ def result_fields(keys: list[str]) -> dict[str, Any]:
 def json_safe(metadata: Mapping[str, Any]) -> dict[str, Any]:
     """Metadata with every value JSON can carry (others as strings)."""
     return {k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v) for k, v in metadata.items()}
+
+
+class JobCanceled(ClientError):
+    """Every job of a running batch was canceled: the render stops at this step."""
+
+    code = "canceled"

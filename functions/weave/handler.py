@@ -21,11 +21,20 @@ from typing import Any
 from cloudevents.core.base import BaseCloudEvent
 
 from functions.weave.batch_size import choose_batch_limit, measure_throughput
-from functions.weave.events import json_safe, model_name, request_from_event, result_fields, sample_count, sample_keys
+from functions.weave.events import (
+    FLAGGED_MESSAGE,
+    JobCanceled,
+    json_safe,
+    model_name,
+    request_from_event,
+    result_fields,
+    sample_count,
+    sample_keys,
+)
 from functions.weave.fashn.pipeline import FashnRequest
-from functions.weave.loading import WeaveModelConfig, resolve_model
+from functions.weave.loading import model_config, resolve_model
 from functions.weave.models import Pipeline, Request, is_smoke, load_models, run_models
-from functions.weave.pipeline_common import PipelineOptions, TryOnResult
+from functions.weave.pipeline_common import TryOnResult
 from functions.weave.status import SMOKE_WARNING, describe_models, record_batch
 from shared import event_types as t
 from shared import jobs
@@ -44,28 +53,6 @@ log = logging.getLogger(__name__)
 Todo = tuple[int, dict[str, Any], Request]  # (position in the call, event data, checked request)
 MODELS_KEY = "proteus:models"
 LOAD_WAIT_S = 120.0
-FLAGGED_MESSAGE = (
-    "The safety checker flagged this result, so it was not saved. It sometimes flags harmless "
-    "images: try again with another seed or photo."
-)
-
-
-def model_config(settings: Settings) -> WeaveModelConfig:
-    """The weave model configuration from the service settings."""
-    return WeaveModelConfig(
-        model=settings.weave_model,
-        source=settings.weave_model_source,
-        models_dir=settings.models_dir,
-        device=settings.weave_device,
-        dtype=settings.weave_dtype,
-        options=PipelineOptions(
-            max_batch_size=settings.weave_max_batch,
-            compile=settings.weave_compile,
-            cuda_graphs=settings.weave_cuda_graphs,
-            channels_last=settings.weave_channels_last,
-            sdpa_backend=settings.weave_sdpa_backend,
-        ),
-    )
 
 
 class WeaveFunction(Stage):
@@ -412,9 +399,3 @@ class WeaveFunction(Stage):
         return self.publish(
             event_type, {"job_id": data["job_id"], "user_id": data["user_id"], "vton_id": data.get("vton_id"), **fields}
         )
-
-
-class JobCanceled(ClientError):
-    """Every job of a running batch was canceled: the render stops at this step."""
-
-    code = "canceled"

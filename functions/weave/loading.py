@@ -6,6 +6,7 @@
   local real weights are missing; using smoke is logged loudly at WARNING.
 - `load_pipeline(config, variant) -> CatVTONPipeline`; `load_pipelines(config)` loads every
   configured variant sharing one VAE.
+- `model_config(settings)`: the WeaveModelConfig of the service settings.
 - `load_safety(paths, dtype)`: the safety checker and its feature extractor, when present.
 
 The folder layout and the Hugging Face fetches are in weights.py; the attention weights
@@ -36,6 +37,7 @@ from functions.weave.weights import (
     missing_files,
     weights_variant,
 )
+from shared.config import Settings
 from shared.contracts.tryon import VARIANTS
 from shared.errors import DependencyUnavailable
 
@@ -248,3 +250,21 @@ def load_pipelines(config: WeaveModelConfig) -> dict[str, CatVTONPipeline]:
                 "compiled the weave %s UNet for batches %s in %.1f s", variant, shapes, time.perf_counter() - started
             )
     return pipes
+
+
+def model_config(settings: Settings) -> WeaveModelConfig:
+    """The weave model configuration from the service settings."""
+    return WeaveModelConfig(
+        model=settings.weave_model,
+        source=settings.weave_model_source,
+        models_dir=settings.models_dir,
+        device=settings.weave_device,
+        dtype=settings.weave_dtype,
+        options=PipelineOptions(
+            max_batch_size=settings.weave_max_batch,
+            compile=settings.weave_compile,
+            cuda_graphs=settings.weave_cuda_graphs,
+            channels_last=settings.weave_channels_last,
+            sdpa_backend=settings.weave_sdpa_backend,
+        ),
+    )

@@ -23,7 +23,6 @@ one call at a time.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -33,7 +32,7 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DConditionModel
 from PIL import Image
 
-from functions.weave.attention import set_catvton_attention
+from functions.weave.attention import sdpa_backend, set_catvton_attention
 from functions.weave.pipeline_common import (
     PipelineOptions,
     Progress,
@@ -169,20 +168,6 @@ class CatVTONPipeline(DiffusionPipeline):
             batch_sizes.append(len(requests) * (2 if guided else 1))
         return batch_sizes
 
-    def _sdpa_context(self) -> contextlib.AbstractContextManager:
-        backend = self.options.sdpa_backend
-        if backend == "auto":
-            return contextlib.nullcontext()
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
-        kinds = {
-            "flash": SDPBackend.FLASH_ATTENTION,
-            "efficient": SDPBackend.EFFICIENT_ATTENTION,
-            "cudnn": SDPBackend.CUDNN_ATTENTION,
-            "math": SDPBackend.MATH,
-        }
-        return sdpa_kernel(kinds[backend])
-
     # -- validation ----------------------------------------------------------------------
 
     def check_inputs(self, request: TryOnRequest, index: int | None = None) -> CheckedInputs:
@@ -285,7 +270,14 @@ class CatVTONPipeline(DiffusionPipeline):
                 person_full = center_crop_resize(it.person, height, width)
                 image = repaint(image, person_full, prepare_mask(it.mask, height, width))
             images.append(image)
-        verdicts = self._safety(items, images)
+        verdicts = safety_verdicts(  # (nsfw, label) per image; label: off / unavailable / passed / flagged
+            self.safety_checker,
+            self.feature_extractor,
+            self.device,
+            images,
+            [it.request.safety_check for it in items],
+            [f"request {it.index} (seed {it.seed})" for it in items],
+        )
         seconds = round(time.perf_counter() - start, 4)
         done = {
             id(it): TryOnResult(
@@ -379,7 +371,7 @@ class CatVTONPipeline(DiffusionPipeline):
             -1, 1, 1, 1
         )
         # 8. Denoise: stochastic DDIM (eta = 1), eps = u + g * (c - u) when guidance > 1.
-        with self._sdpa_context():
+        with sdpa_backend(self.options.sdpa_backend):
             for t in self.scheduler.timesteps:
                 model_in = torch.cat([latents, latents]) if do_cfg else latents
                 model_in = self.scheduler.scale_model_input(model_in, t)
@@ -404,14 +396,3 @@ class CatVTONPipeline(DiffusionPipeline):
                     if not items:
                         break
         return latents, items
-
-    def _safety(self, items: list[CheckedInputs], images: list[Image.Image]) -> list[tuple[bool | None, str]]:
-        """(nsfw, label) per image; label is off / unavailable / passed / flagged."""
-        return safety_verdicts(
-            self.safety_checker,
-            self.feature_extractor,
-            self.device,
-            images,
-            [it.request.safety_check for it in items],
-            [f"request {it.index} (seed {it.seed})" for it in items],
-        )

@@ -14,7 +14,7 @@ from flask import Flask
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
-from functions.weave.handler import model_config
+from functions.weave.loading import model_config
 from shared import event_types as t
 from shared.config import Settings
 from tests.functions.conftest import function_of
