@@ -30,3 +30,27 @@ def test_readme_defaults_match_settings() -> None:
         ("JWT_TTL_S", "jwt_ttl_s"),
     ):
         assert f"| `{name}` | `{getattr(defaults, field)}` |" in readme, name
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def test_readme_model_limits_and_presets_match_the_contract() -> None:
+    """The README's words about steps, guidance and presets say what shared/contracts defines."""
+    from shared.contracts.tryon import FASHN_MODEL, MODELS
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    fashn = MODELS[FASHN_MODEL]
+    low, high = fashn.steps_range
+    g_low, g_high = fashn.guidance_range
+    assert (
+        f"`steps` {low}-{high} (default {fashn.steps}; the `fast` preset runs {fashn.fast_steps}), "
+        f"`guidance` {_number(g_low)}-{_number(g_high)} (default {_number(fashn.guidance)};"
+    ) in readme
+    catvton = MODELS["catvton-maskfree"]
+    assert (
+        f"`default` is the published setting ({catvton.steps} steps, guidance {_number(catvton.guidance)}); "
+        f"`fast` is {catvton.fast_steps} steps, {_number(catvton.steps / catvton.fast_steps)}x less denoising work."
+    ) in readme
+    assert f"{catvton.steps} DDIM steps" in readme and f"{fashn.steps} Euler steps" in readme
