@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.errors import Forbidden
+from shared.timestamps import parse_rfc3339
 
 _CONTEXT = b"proteus/storage/local-signed-url/v1"
 # Form fields that S3 does not require a policy condition for.
@@ -97,7 +98,7 @@ class LocalSigner:
             raise Forbidden("POST /files: the policy signature does not match")
         try:
             document = json.loads(base64.b64decode(encoded, validate=True))
-            expiration = datetime.strptime(document["expiration"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+            expiration = parse_rfc3339(str(document["expiration"]))
             conditions: list[Any] = list(document["conditions"])
         except (binascii.Error, ValueError, KeyError, TypeError) as exc:
             raise Forbidden(f"POST /files: the policy is malformed ({exc})") from None
