@@ -3,7 +3,7 @@
 Bytes that arrive in the request (data: URLs) or are fetched (https, through the SSRF guard
 of shared/safe_http.py) are checked as images (format and size, from the header) and
 stored under the caller's uploads/ prefix before anything is queued, so no GPU time is
-spent on something that is not an image. Every error names the field and the value.
+spent on something that is not an image; an uploaded key is checked the same way. Every error names the field and the value.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import uuid
 
 from gateway import resources
 from gateway.validation import show
-from shared.errors import BadRequest
+from shared.errors import BadRequest, ClientError
 from shared.images import probe_image
 from shared.safe_http import FetchFailed, SafeClient
 from shared.uploads import is_owned_key
@@ -49,8 +49,20 @@ def resolve_image(value: str, field: str, user_id: str) -> str:
             f"(uploads/{user_id}/...)",
             field=field,
         )
-    if resources.storage().head(key) is None:
+    storage, settings = resources.storage(), resources.settings()
+    info = storage.head(key)
+    if info is None:
         raise BadRequest(f"{field} {show(value)} does not exist; upload it first (POST /images/presign)", field=field)
+    if info.size > settings.max_upload_bytes:  # S3 signs an exact length, not a maximum
+        raise BadRequest(
+            f"{field} {show(value)} is {info.size} bytes; at most {settings.max_upload_bytes} are allowed", field=field
+        )
+    # An upload may hold anything: checked as an image (header only) before any GPU time.
+    try:
+        probe_image(storage.get(key), max_pixels=settings.max_image_pixels, what=field)
+    except ClientError as exc:
+        exc.message = exc.message.replace(field, f"{field} {show(value)}", 1)
+        raise
     return key
 
 

@@ -342,6 +342,24 @@ def test_an_oversized_image_is_refused_before_anything_is_queued(make_app: Calla
     assert stream_entries(app, "proteus:tryon") == []
 
 
+def test_an_uploaded_key_is_checked_as_an_image_before_anything_is_queued(make_app: Callable[..., Flask]) -> None:
+    app = make_app(max_upload_bytes=2000)
+    shop = Integrator(Person(app))
+    uploads = f"uploads/{shop.person.get('/user').get_json()['id']}"
+    storage_of(app).put(f"{uploads}/notes.png", b"a text file, not an image", "image/png")
+    storage_of(app).put(f"{uploads}/big.png", b"\x89PNG" + os.urandom(30000), "image/png")
+    for key, words in (
+        (f"{uploads}/notes.png", "readable"),
+        (f"{uploads}/big.png", "2000"),
+        (f"{uploads}/no.png", "exist"),
+    ):
+        response = shop.run({"garment_image": key})
+        body = response.get_json()
+        assert response.status_code == 400 and body["field"] == "inputs.garment_image", body
+        assert key in body["message"] and words in body["message"], body
+    assert stream_entries(app, "proteus:tryon") == []
+
+
 # -- images fetched by URL ---------------------------------------------------------------------
 
 
@@ -357,6 +375,8 @@ def image_server() -> Iterator[str]:
                 self.end_headers()
                 return
             body, kind = (png(), "image/png") if self.path == "/person.png" else (b"hello", "text/plain")
+            if self.path == "/big.png":
+                body, kind = b"\x89PNG" + os.urandom(3 * 1024 * 1024), "image/png"
             self.send_response(200)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
@@ -375,7 +395,7 @@ def image_server() -> Iterator[str]:
 def test_images_by_url_are_fetched_checked_and_redirects_guarded(
     make_app: Callable[..., Flask], image_server: str
 ) -> None:
-    app = make_app(api_fetch_allowed_hosts=("127.0.0.1",))
+    app = make_app(api_fetch_allowed_hosts=("127.0.0.1",), max_upload_bytes=1_000_000)
     shop = Integrator(Person(app))
     ok = shop.run({"model_image": f"{image_server}/person.png"})
     assert ok.status_code == 200, ok.get_json()
@@ -385,6 +405,10 @@ def test_images_by_url_are_fetched_checked_and_redirects_guarded(
     assert text.status_code == 400 and "readable" in text.get_json()["message"]
     redirected = shop.run({"garment_image": f"{image_server}/redirect"})
     assert redirected.status_code == 400 and "169.254.169.254" in redirected.get_json()["message"]
+    big = shop.run({"garment_image": f"{image_server}/big.png"})
+    assert 400 <= big.status_code < 500 and big.get_json()["field"] == "inputs.garment_image", big.get_json()
+    assert str(settings_of(app).max_upload_bytes) in big.get_json()["message"], big.get_json()
+    assert len(stream_entries(app, "proteus:tryon")) == 1  # only the first run
 
 
 # -- webhook settings -------------------------------------------------------------------------
