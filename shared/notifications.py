@@ -144,20 +144,32 @@ def flush(
         ]
     published: list[dict[str, Any]] = []
     for outbox_id, user_id, message, row_job in rows:
-        entry_id, fresh = notifier.publish_once(outbox_id, user_id, message)
-        with session_scope(sessions, write=True) as session:
-            session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == outbox_id, OutboxMessage.published_at.is_(None))
-                .values(published_at=utcnow(), stream_id=entry_id)
-            )
-        if fresh:
-            published.append({**json.loads(message), "event_id": entry_id})
+        sent = publish_row(sessions, notifier, outbox_id, user_id, message)
+        if sent is not None:
+            published.append(sent)
             if job_id is None:
                 log.warning(
-                    "published the pending notification %s of job %s (left by a crash or an outage)", entry_id, row_job
+                    "published the pending notification %s of job %s (left by a crash or an outage)",
+                    sent["event_id"],
+                    row_job,
                 )
     return published
+
+
+def publish_row(
+    sessions: sessionmaker[Session], notifier: Notifier, outbox_id: str, user_id: str, message: str
+) -> dict[str, Any] | None:
+    """Publish one outbox row (unless it already was) and mark it published; the message with
+    its `event_id` when this call published it, else None. The caller that has just committed
+    the row publishes it this way without reading it back (what `flush` does for the others)."""
+    entry_id, fresh = notifier.publish_once(outbox_id, user_id, message)
+    with session_scope(sessions, write=True) as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == outbox_id, OutboxMessage.published_at.is_(None))
+            .values(published_at=utcnow(), stream_id=entry_id)
+        )
+    return {**json.loads(message), "event_id": entry_id} if fresh else None
 
 
 def pending_count(sessions: sessionmaker[Session]) -> int:

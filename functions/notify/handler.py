@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 from shared import event_types as t
 from shared import jobs
 from shared.config import Settings
-from shared.db.models import Job, User
+from shared.db.models import Job, OutboxMessage, User
 from shared.db.session import session_scope
-from shared.notifications import Notifier, add_to_outbox, completion_message, flush
+from shared.notifications import Notifier, add_to_outbox, completion_message, flush, publish_row
 from shared.observability.metrics import JOB_DURATION, JOBS_FAILED, reason_label
 from shared.predictions import api_params, is_prediction
 from shared.stage import Dependencies, Stage
@@ -98,8 +98,9 @@ class NotifyFunction(Stage):
                 model=data.get("model"),
                 result_keys=data.get("result_keys"),
             )
+            row = None
             if changed:
-                self._record(
+                row = self._record(
                     session,
                     data,
                     "done",
@@ -110,7 +111,7 @@ class NotifyFunction(Stage):
             webhook = self._webhook_for(session, data["job_id"])
         if webhook:
             self._request_webhook(data, webhook)
-        return self._publish_pending(data["job_id"])
+        return self._publish_pending(data["job_id"], row)
 
     def _tailor_completed(self, data: dict[str, Any]) -> dict[str, Any] | None:
         with session_scope(self.sessions, write=True) as session:
@@ -137,12 +138,13 @@ class NotifyFunction(Stage):
 
     def _failed(self, data: dict[str, Any]) -> dict[str, Any] | None:
         with session_scope(self.sessions, write=True) as session:
+            row = None
             if jobs.fail_job(session, data["job_id"], error=data["error"], code=data.get("code")):
-                self._record(session, data, "failed", result_key=None, error=data["error"])
+                row = self._record(session, data, "failed", result_key=None, error=data["error"])
             webhook = self._webhook_for(session, data["job_id"])
         if webhook:
             self._request_webhook(data, webhook)
-        return self._publish_pending(data["job_id"])
+        return self._publish_pending(data["job_id"], row)
 
     def _canceled(self, data: dict[str, Any]) -> dict[str, Any] | None:
         """The owner canceled the job: the gateway changed it and recorded its completion in one
@@ -164,7 +166,7 @@ class NotifyFunction(Stage):
         result_key: str | None,
         error: str | None,
         result_keys: list[str] | None = None,
-    ) -> None:
+    ) -> OutboxMessage:
         """Add the job's completion to the outbox, in the transaction that changed its state."""
         job = session.get(Job, data["job_id"])
         if job is not None and job.created_at is not None:  # the whole job, request to completion
@@ -172,7 +174,7 @@ class NotifyFunction(Stage):
             JOB_DURATION.labels(job.job_type, "ok" if status == "done" else "failed").observe(max(0.0, seconds))
             if status != "done":
                 JOBS_FAILED.labels(job.job_type, reason_label(data.get("code"))).inc()
-        add_to_outbox(
+        return add_to_outbox(
             session,
             completion_message(
                 job_id=data["job_id"],
@@ -186,9 +188,12 @@ class NotifyFunction(Stage):
             ),
         )
 
-    def _publish_pending(self, job_id: str) -> dict[str, Any] | None:
-        """Publish the job's pending completion (this call's, or one a crash left); the
-        message published now, or None when there was none (already published)."""
+    def _publish_pending(self, job_id: str, row: OutboxMessage | None = None) -> dict[str, Any] | None:
+        """Publish the job's pending completion (`row`, this call's, just committed; else one
+        a crash left); the message published now, or None when there was none (already
+        published)."""
+        if row is not None:  # no need to read back what this call wrote
+            return publish_row(self.sessions, self.notifier, row.id, row.user_id, row.message)
         published = flush(self.sessions, self.notifier, job_id=job_id)
         return published[0] if published else None
 
