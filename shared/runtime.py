@@ -60,6 +60,7 @@ from shared.observability.metrics import (
     exposition,
     outcome_of,
 )
+from shared.streams.publish import was_published
 
 log = logging.getLogger("proteus.runtime")
 
@@ -227,7 +228,10 @@ def function_readiness(function: Any) -> dict[str, Any]:
 
 
 def _check_reply(reply: CloudEvent, name: str) -> None:
-    """An invalid reply is the function's bug (500), not the caller's (400)."""
+    """An invalid reply is the function's bug (500), not the caller's (400). An event the
+    function published (validated on its way into the stream) is not checked again."""
+    if was_published(reply):
+        return
     try:
         validate_event(reply)
     except InvalidEvent as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Final
 
 import redis
@@ -14,6 +15,15 @@ from shared.streams import commands
 # A generous cap (MAXLEN ~): consumers ack within seconds, so trimming only ever drops
 # entries that were handled long ago.
 STREAM_MAXLEN: Final = 100_000
+
+# Events this process validated and published: a function that replies with the event it
+# published (enqueue, weave) is not validated a second time by the runtime.
+_published: weakref.WeakSet[CloudEvent] = weakref.WeakSet()
+
+
+def was_published(event: CloudEvent) -> bool:
+    """Whether `event` (this very object) was validated and published by publish()."""
+    return event in _published
 
 
 def stream_for(event_type: str, prefix: str = "") -> str:
@@ -44,4 +54,5 @@ def publish(client: redis.Redis, event: CloudEvent, *, prefix: str = "", maxlen:
         raise DependencyUnavailable(
             f"Redis is unavailable: cannot publish {event.get_type()} to {stream} ({exc.__class__.__name__})"
         ) from exc
+    _published.add(event)
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
