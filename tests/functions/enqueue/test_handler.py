@@ -20,25 +20,20 @@ from shared.config import Settings
 from shared.db.models import Job
 from shared.db.session import session_scope
 from shared.events import event_data
-from tests.functions.conftest import (
+from tests.functions.cloudevents_support import (
     INVALID_CASES,
     Invalid,
     Valid,
-    add_tryon,
-    add_user,
     binary_request,
     check_invalid,
     check_valid_pair,
-    dispose_function,
-    get_row,
-    image_bytes,
-    new_id,
     post,
     prefix_entry_count,
     reply_of,
     stream_events,
     structured_request,
 )
+from tests.functions.conftest import add_tryon, add_user, dispose_function, get_row, image_bytes, new_id
 
 pytestmark = pytest.mark.redis
 

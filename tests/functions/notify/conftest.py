@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from shared.config import Settings
-from tests.functions.conftest import Channel
+from tests.functions.cloudevents_support import Channel
 from tests.functions.notify.support import Notify
 
 

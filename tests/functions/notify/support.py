@@ -16,18 +16,8 @@ from shared.config import Settings
 from shared.db.migrate import upgrade
 from shared.db.models import Job, TryOn
 from shared.routing import NOTIFICATION_CHANNEL, NOTIFICATION_STREAM, prefixed
-from tests.functions.conftest import (
-    add_tryon,
-    add_user,
-    binary_request,
-    dispose_function,
-    function_of,
-    get_row,
-    new_id,
-    post,
-    sessions_for,
-    structured_request,
-)
+from tests.functions.cloudevents_support import binary_request, post, structured_request
+from tests.functions.conftest import add_tryon, add_user, dispose_function, function_of, get_row, new_id, sessions_for
 
 # The original shape, plus result_keys: every sample (result_s3_key stays the first).
 COMPLETION_KEYS = {

@@ -15,7 +15,7 @@ import pytest
 from shared import event_types as t
 from shared.db.models import Job, TryOn
 from shared.events import event_data
-from tests.functions.conftest import (
+from tests.functions.cloudevents_support import (
     INVALID_CASES,
     Channel,
     Invalid,
@@ -23,9 +23,9 @@ from tests.functions.conftest import (
     binary_request,
     check_invalid,
     check_valid_pair,
-    get_row,
     reply_of,
 )
+from tests.functions.conftest import get_row
 from tests.functions.notify.support import Notify, StateAtPublish, check_completion, completed_data
 
 pytestmark = pytest.mark.redis

@@ -8,7 +8,8 @@ import pytest
 from shared import event_types as t
 from shared.db.models import Job
 from shared.events import event_data
-from tests.functions.conftest import Channel, binary_request, function_of, get_row, reply_of
+from tests.functions.cloudevents_support import Channel, binary_request, reply_of
+from tests.functions.conftest import function_of, get_row
 from tests.functions.notify.support import Notify, RedisDropsOnce, completed_data
 
 pytestmark = pytest.mark.redis

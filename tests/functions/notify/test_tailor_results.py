@@ -7,7 +7,8 @@ import pytest
 
 from shared import event_types as t
 from shared.db.models import Job, TryOn
-from tests.functions.conftest import Channel, get_row, reply_of
+from tests.functions.cloudevents_support import Channel, reply_of
+from tests.functions.conftest import get_row
 from tests.functions.notify.support import Notify, check_completion
 
 pytestmark = pytest.mark.redis

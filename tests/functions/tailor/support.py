@@ -20,18 +20,8 @@ from functions.tailor.labels import LABELS
 from shared import event_types as t
 from shared.db.models import GarmentAsset
 from shared.images import load_image
-from tests.functions.conftest import (
-    Valid,
-    add_tryon,
-    add_user,
-    binary_request,
-    function_of,
-    image_bytes,
-    new_id,
-    post,
-    stream_events,
-    structured_request,
-)
+from tests.functions.cloudevents_support import Valid, binary_request, post, stream_events, structured_request
+from tests.functions.conftest import add_tryon, add_user, function_of, image_bytes, new_id
 
 RESULTS = "proteus:results"
 WEAVE = "proteus:weave"

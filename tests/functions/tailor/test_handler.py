@@ -24,15 +24,15 @@ from shared import jobs
 from shared.db.models import Job
 from shared.db.session import session_scope
 from shared.events import event_data
-from tests.functions.conftest import (
+from tests.functions.cloudevents_support import (
     INVALID_CASES,
     Invalid,
     check_invalid,
     check_valid_pair,
-    get_row,
     prefix_entry_count,
     reply_of,
 )
+from tests.functions.conftest import get_row
 from tests.functions.tailor.support import (
     PHOTOS,
     RESULTS,

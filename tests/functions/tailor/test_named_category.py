@@ -13,7 +13,8 @@ from functions.tailor.labels import LABELS
 from shared import event_types as t
 from shared.events import event_data
 from shared.images import load_image
-from tests.functions.conftest import function_of, reply_of
+from tests.functions.cloudevents_support import reply_of
+from tests.functions.conftest import function_of
 from tests.functions.tailor.support import PHOTOS, Request, category_shares, label_map, send
 
 pytestmark = pytest.mark.redis

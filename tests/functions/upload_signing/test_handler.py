@@ -21,19 +21,18 @@ from shared.config import Settings
 from shared.events import event_data
 from shared.storage import storage_from_settings
 from shared.storage.local_http import local_files_blueprint
-from tests.functions.conftest import (
+from tests.functions.cloudevents_support import (
     INVALID_CASES,
     Invalid,
     Valid,
     binary_request,
     check_invalid,
     check_valid_pair,
-    image_bytes,
-    new_id,
     post,
     reply_of,
     structured_request,
 )
+from tests.functions.conftest import image_bytes, new_id
 
 pytestmark = pytest.mark.redis
 

@@ -12,17 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared import event_types as t
 from shared import jobs
 from shared.uploads import result_key
-from tests.functions.conftest import (
-    Valid,
-    add_tryon,
-    add_user,
-    binary_request,
-    image_bytes,
-    new_id,
-    post,
-    stream_events,
-    structured_request,
-)
+from tests.functions.cloudevents_support import Valid, binary_request, post, stream_events, structured_request
+from tests.functions.conftest import add_tryon, add_user, image_bytes, new_id
 
 RESULTS = "proteus:results"
 STEPS = 3

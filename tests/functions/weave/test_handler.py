@@ -23,15 +23,15 @@ from shared import jobs
 from shared.db.models import Job, TryOn
 from shared.db.session import session_scope
 from shared.events import event_data
-from tests.functions.conftest import (
+from tests.functions.cloudevents_support import (
     INVALID_CASES,
     Invalid,
     check_invalid,
     check_valid_pair,
-    get_row,
     prefix_entry_count,
     reply_of,
 )
+from tests.functions.conftest import get_row
 from tests.functions.weave.handler_support import STEPS, Job1, results_for, send
 
 pytestmark = pytest.mark.redis

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from functions.weave.events import sample_keys as handler_sample_keys
 from shared import event_types as t
 from shared.events import event_data
-from tests.functions.conftest import function_of, stream_events
+from tests.functions.cloudevents_support import stream_events
+from tests.functions.conftest import function_of
 from tests.functions.weave.handler_support import RESULTS, STEPS, Job1, cancel_at_step, results_for, weave_event
 
 pytestmark = pytest.mark.redis

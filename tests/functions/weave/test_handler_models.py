@@ -19,7 +19,8 @@ from functions.weave.main import create_app
 from shared import event_types as t
 from shared.config import Settings
 from shared.events import event_data
-from tests.functions.conftest import binary_request, dispose_function, function_of, post, reply_of, stream_events
+from tests.functions.cloudevents_support import binary_request, post, reply_of, stream_events
+from tests.functions.conftest import dispose_function, function_of
 from tests.functions.weave.handler_support import Job1
 
 pytestmark = pytest.mark.redis
