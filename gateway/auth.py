@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import jwt
 from flask import Response, g, request
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Connection, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway import resources
@@ -134,11 +134,13 @@ def user_for_token(
 
 
 def user_id_for_token(
-    session: Session, settings: Settings, token: str | None, *, purposes: tuple[str | None, ...]
+    db: Session | Connection, settings: Settings, token: str | None, *, purposes: tuple[str | None, ...]
 ) -> str:
-    """user_for_token's checks, reading only the user's token version (no ORM object)."""
+    """user_for_token's checks, reading only the user's token version (no ORM object), on a
+    session's connection or on a plain connection."""
     user_id, version = _token_claims(settings, token, purposes)
-    live = session.connection().execute(_token_version_query(), {"id": user_id}).first()
+    connection = db.connection() if isinstance(db, Session) else db
+    live = connection.execute(_token_version_query(), {"id": user_id}).first()
     if live is None or version != (live.token_version or 0):
         raise unauthorized()
     return user_id
