@@ -12,7 +12,7 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from tests.browser.test_webapp import FEW_STEPS, JOB_TIMEOUT_MS, api_json, loaded, pick_photos
+from tests.browser.pages import FEW_STEPS, JOB_TIMEOUT_MS, api_json, loaded, pick_photos
 
 
 def test_the_form_takes_its_limits_and_categories_from_the_openapi_document(new_session) -> None:
