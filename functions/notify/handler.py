@@ -4,14 +4,15 @@ The try-on row is updated BEFORE the message is sent, so a client that refetches
 sees the new state. A completion is written to the notification outbox in the same
 transaction as the job's new state, then published to the replay stream and the pub/sub
 channel exactly once per job (shared.notifications): a redelivered event, or the next
-event notify handles, publishes what a crash or a Redis outage left pending. Progress goes
-to the channel only.
+event notify handles (at most one look a second), publishes what a crash or a Redis outage
+left pending. Progress goes to the channel only.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,9 @@ from shared.stage import Dependencies, Stage
 log = logging.getLogger(__name__)
 # Outbox rows older than this that are still pending were left by a crash: publish them.
 STALE_OUTBOX_S = 5.0
+# How often at most an event also looks for such rows (a query per event cost more than its
+# own publish; a row is only stale after STALE_OUTBOX_S anyway, and the reconciler looks too).
+STALE_LOOK_EVERY_S = 1.0
 
 
 class NotifyFunction(Stage):
@@ -44,6 +48,7 @@ class NotifyFunction(Stage):
         super().__init__(deps)
         self.notifier = Notifier(self.redis, deps.settings.redis_key_prefix)
         self.channel = self.notifier.channel
+        self._next_stale_look = 0.0  # time.monotonic() of the next look for stale outbox rows
         self.stream = self.notifier.stream
         self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = {
             t.WEAVE_PROGRESS: self._progress,
@@ -63,10 +68,14 @@ class NotifyFunction(Stage):
         if handler is None:
             return None
         message = handler(event.get_data() or {})
-        try:
-            flush(self.sessions, self.notifier, older_than_s=STALE_OUTBOX_S)  # what a crash left behind
-        except Exception:  # this event's own work is done; the next call retries
-            log.warning("could not publish pending notifications", exc_info=True)
+        now = time.monotonic()
+        if now >= self._next_stale_look:
+            self._next_stale_look = now + STALE_LOOK_EVERY_S
+            try:
+                flush(self.sessions, self.notifier, older_than_s=STALE_OUTBOX_S)  # what a crash left behind
+            except Exception:  # this event's own work is done; the next call retries
+                self._next_stale_look = 0.0
+                log.warning("could not publish pending notifications", exc_info=True)
         if message is None:
             return None
         return self.event(t.USER_NOTIFICATION, message)
