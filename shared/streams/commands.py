@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import cast
@@ -128,9 +129,17 @@ class Heartbeat:
                         self._in_flight[entry_id] = left
 
     def _beat(self) -> None:
-        while not self.stop.wait(self.interval):
+        """Beat until stopped; once stopped, on while a delivery is still finishing."""
+        while True:
+            if self.stop.is_set():
+                time.sleep(self.interval)
+            else:
+                self.stop.wait(self.interval)
             with self._lock:
                 entry_ids = list(self._in_flight)
+                if not entry_ids and self.stop.is_set():
+                    self._thread = None  # a later delivery starts another
+                    return
             if not entry_ids:
                 continue
             try:
