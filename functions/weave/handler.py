@@ -68,6 +68,7 @@ class WeaveFunction(Stage):
         self._loaded = threading.Event()
         self._run_lock = threading.Lock()
         self._traces: dict[str, dict[str, str]] = {}  # job id -> trace context (the batch runs elsewhere)
+        self._checked_s: dict[str, float] = {}  # job id -> seconds its check_inputs (decoding) took
         self._max_batch = max(1, max_batch)  # WEAVE_MAX_BATCH: the most a warm-up measures
         self.batch_limit = 1  # what warm-up found worth batching (readiness: max_batch)
         self.batch_throughput: dict[int, float] | None = None
@@ -198,6 +199,7 @@ class WeaveFunction(Stage):
         finally:
             for event in events:
                 self._traces.pop((event.get_data() or {}).get("job_id"), None)
+                self._checked_s.pop((event.get_data() or {}).get("job_id"), None)
         return outcomes
 
     def _remember_trace(self, data: dict[str, Any], carrier: dict[str, str]) -> None:
@@ -235,7 +237,9 @@ class WeaveFunction(Stage):
                 )
             request = request_from_event(data, self.settings, self.storage)
             with tracing.span("weave decode images", attributes={"proteus.job_id": job_id}):
+                decoding = time.perf_counter()
                 checked = pipelines[name].check_inputs(request)  # type: ignore[arg-type]
+                self._checked_s[job_id] = time.perf_counter() - decoding
         except ClientError as exc:
             return self._publish(t.WEAVE_FAILED, data, **StageFailed.fields_of(exc)), None
         # Checked here so one bad request never fails a batch; decoded once.
@@ -303,9 +307,10 @@ class WeaveFunction(Stage):
             if pos in canceled:
                 finished.append((index, canceled[pos]))
                 continue
+            checked_s = self._checked_s.pop(data["job_id"], 0.0)
             for result in samples:
                 # The whole model call: checks, image decoding, denoising, VAE (`seconds` is the batch alone).
-                result.metadata["pipeline_seconds"] = elapsed
+                result.metadata["pipeline_seconds"] = round(elapsed + checked_s, 4)
             try:
                 with tracing.attached(self._traces.get(data["job_id"])):
                     finished.append((index, self._finish(data, samples)))

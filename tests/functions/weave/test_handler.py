@@ -8,6 +8,7 @@ without rendering; an unreadable input becomes weave.failed with a readable reas
 from __future__ import annotations
 
 import io
+import time
 from typing import Any
 
 import pytest
@@ -210,3 +211,22 @@ def test_result_flagged_by_the_safety_checker_fails_the_job_and_is_not_stored(
     assert reply.get_type() == t.WEAVE_FAILED and failed["code"] == "flagged_by_safety_checker"
     assert "safety checker flagged" in failed["error"] and failed["retryable"] is False
     assert not storage.exists(job.result_key)
+
+
+def test_pipeline_seconds_counts_the_input_checks_and_decoding(
+    client, job: Job1, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model's time in a result is its whole call: the images' checks and decoding (done
+    before the batch forms, so one bad request never fails the others) and the batch itself."""
+    from functions.weave.pipeline import CatVTONPipeline
+
+    checks = CatVTONPipeline.check_inputs
+
+    def slow_decoding(self: CatVTONPipeline, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(request.person, bytes):  # the first check decodes; the pipeline's own check has images
+            time.sleep(0.25)
+        return checks(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(CatVTONPipeline, "check_inputs", slow_decoding)
+    metadata = event_data(reply_of(send(client, job)))["metadata"]
+    assert metadata["pipeline_seconds"] >= metadata["seconds"] + 0.25, metadata
