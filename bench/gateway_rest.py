@@ -5,7 +5,7 @@ p50/p99 latency at concurrency 1, 8 and 32, each with its baselines from the sam
     .venv/bin/python bench/gateway_rest.py --postgres           # a private PostgreSQL database
     .venv/bin/python bench/gateway_rest.py --rounds 5 --seconds 6 --concurrency 1 8 32
 
-Starts the gateway under gunicorn (gateway/gunicorn.conf.py, one worker) on a throw-away
+Starts the gateway under gunicorn (gateway/gunicorn.conf.py, one worker; --workers N sets WEB_CONCURRENCY) on a throw-away
 database (SQLite, or with --postgres a database created on DATABASE_URL's server and dropped
 afterwards) and the real Redis (REDIS_URL) under a private prefix. One user with 20 try-ons;
 its password hashed at BCRYPT_ROUNDS (12, the default) and, for the cost-10 row, a second
@@ -249,6 +249,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--postgres", action="store_true", help="a private database on DATABASE_URL's server")
+    parser.add_argument("--workers", type=int, default=1, help="gunicorn worker processes (WEB_CONCURRENCY)")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
     parser.add_argument("--load", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -256,11 +257,20 @@ def main() -> int:
         return load_main(args)
 
     pg_server = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    results: dict[str, Any] = {"cpus": os.cpu_count(), "rounds": args.rounds, "seconds_each": args.seconds}
+    results: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "workers": args.workers,
+        "rounds": args.rounds,
+        "seconds_each": args.seconds,
+    }
     rows: list[tuple[str, Any]] = []
     for cost in (12, 10):
         database_url, pg_name = create_pg_database(pg_server) if args.postgres else (None, "")
-        gateway = Gateway(database_url=database_url, redis_url=args.redis_url, extra_env={"BCRYPT_ROUNDS": str(cost)})
+        gateway = Gateway(
+            database_url=database_url,
+            redis_url=args.redis_url,
+            extra_env={"BCRYPT_ROUNDS": str(cost), "WEB_CONCURRENCY": str(args.workers)},
+        )
         try:
             email, _ = seed(gateway, cost)
             gateway.start()
@@ -297,7 +307,7 @@ def main() -> int:
             )
     database = "PostgreSQL" if args.postgres else "SQLite"
     title = (
-        f"Proteus gateway REST bench ({os.cpu_count()} CPUs, one gunicorn gevent worker, {database}, "
+        f"Proteus gateway REST bench ({os.cpu_count()} CPUs, {args.workers} gunicorn gevent worker(s), {database}, "
         f"median (min-max) of {args.rounds} rounds of {args.seconds:.0f} s)"
     )
     print_table(title, rows, results)
