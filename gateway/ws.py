@@ -44,7 +44,8 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, request
 
 from gateway import auth, resources
-from gateway.wsloop import Connection, SocketLoop, close_frame, detach, frame
+from gateway.wsframes import close_frame, detach, frame
+from gateway.wsloop import Connection, SocketLoop
 from shared.config import Settings
 from shared.errors import Unauthorized
 from shared.observability.metrics import WEBSOCKETS_OPEN

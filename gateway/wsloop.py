@@ -24,9 +24,7 @@ Hooks for metrics (ops): `on_close(conn)` runs in the loop when a socket is drop
 
 from __future__ import annotations
 
-import _socket
 import logging
-import os
 import selectors
 import socket
 import struct
@@ -36,32 +34,27 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from gateway.wsframes import (
+    CLOSE_NORMAL,
+    CLOSE_TOO_BIG,
+    CLOSE_TOO_SLOW,
+    CLOSE_UNANSWERED,
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    close_frame,
+    frame,
+    parse_frame,
+    tag,
+    tagged_id,
+    untag,
+)
 from shared.observability.metrics import PUSH_LATENCY
 
 log = logging.getLogger("proteus.gateway.ws")
 
-OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
-CLOSE_NORMAL = 1000
-CLOSE_TOO_SLOW = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_UNANSWERED = 1011
 HEARTBEAT_SLICE = 2000  # sockets pinged per loop turn, so a heartbeat never stalls pushes
-
-
-def frame(opcode: int, payload: bytes) -> bytes:
-    """One unmasked (server-to-client) frame."""
-    size = len(payload)
-    if size < 126:
-        header = struct.pack("!BB", 0x80 | opcode, size)
-    elif size < 65536:
-        header = struct.pack("!BBH", 0x80 | opcode, 126, size)
-    else:
-        header = struct.pack("!BBQ", 0x80 | opcode, 127, size)
-    return header + payload
-
-
-def close_frame(code: int, reason: str = "") -> bytes:
-    return frame(OP_CLOSE, struct.pack("!H", code) + reason.encode("utf-8")[:120])
 
 
 class Connection:
@@ -219,17 +212,17 @@ class SocketLoop:
             self._drop(conn, close=(CLOSE_TOO_SLOW, "too slow: messages were dropped; reconnect with last_event_id"))
             return
         for data in waiting or ():  # what was pushed during the handshake, minus the replay
-            event_id = _tagged_id(data)
+            event_id = tagged_id(data)
             if event_id is not None and replayed and event_id in replayed:
                 continue
-            self._send(conn, _untag(data))
+            self._send(conn, untag(data))
 
     def _send(self, conn: Connection, data: bytes, event_id: str | None = None) -> None:
         if conn.state == 0:  # still handshaking: keep it (tagged with its id, for the replay check)
             if conn.pending is None:
                 conn.pending = deque()
             if len(conn.pending) <= self.max_pending:  # one more than fits: closed at attach
-                conn.pending.append(_tag(data, event_id))
+                conn.pending.append(tag(data, event_id))
             return
         if conn.pending:
             if len(conn.pending) >= self.max_pending:
@@ -292,7 +285,7 @@ class SocketLoop:
             return
         buffer = conn.inbuf + data if conn.inbuf else data
         while conn.state == 1:
-            parsed = self._parse(buffer)
+            parsed = parse_frame(buffer, self.max_message_size)
             if parsed is None:
                 break
             opcode, payload, used = parsed
@@ -310,33 +303,6 @@ class SocketLoop:
                 return
             # data frames: the protocol ignores what clients send
         conn.inbuf = buffer
-
-    def _parse(self, buffer: bytes) -> tuple[int, bytes, int] | None:
-        """(opcode, unmasked payload, bytes used) of the first whole frame; opcode -1 if too big."""
-        if len(buffer) < 2:
-            return None
-        opcode = buffer[0] & 0x0F
-        masked = buffer[1] & 0x80
-        size = buffer[1] & 0x7F
-        at = 2
-        if size == 126:
-            if len(buffer) < 4:
-                return None
-            size, at = struct.unpack("!H", buffer[2:4])[0], 4
-        elif size == 127:
-            if len(buffer) < 10:
-                return None
-            size, at = struct.unpack("!Q", buffer[2:10])[0], 10
-        if size > self.max_message_size:
-            return -1, b"", len(buffer)
-        end = at + (4 if masked else 0) + size
-        if len(buffer) < end:
-            return None
-        payload = buffer[end - size : end]
-        if masked:
-            mask = buffer[at : at + 4]
-            payload = bytes(b ^ mask[i & 3] for i, b in enumerate(payload)) if opcode >= OP_CLOSE else b""
-        return opcode, payload, end
 
     def _heartbeat_slice(self) -> None:
         ping = frame(OP_PING, b"")
@@ -395,25 +361,3 @@ class SocketLoop:
                 self.on_close(conn)
             except Exception:
                 log.exception("on_close hook failed")
-
-
-# Frames pushed during the handshake carry their event id until the replay is known.
-def _tag(data: bytes, event_id: str | None) -> bytes:
-    return (event_id.encode() + b"\n" + data) if event_id else (b"\n" + data)
-
-
-def _tagged_id(data: bytes) -> str | None:
-    head = data[: data.index(b"\n")]
-    return head.decode() if head else None
-
-
-def _untag(data: bytes) -> bytes:
-    return data[data.index(b"\n") + 1 :]
-
-
-def detach(raw: Any) -> Any:
-    """A bare non-blocking socket on a duplicate of `raw`'s descriptor (the server may close `raw`)."""
-    fd = os.dup(raw.fileno())
-    sock = _socket.socket(fileno=fd)
-    sock.setblocking(False)
-    return sock

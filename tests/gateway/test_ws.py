@@ -17,7 +17,8 @@ import simple_websocket
 from flask import Flask
 
 from gateway.ws import Hub
-from gateway.wsloop import Connection, SocketLoop, detach
+from gateway.wsframes import detach
+from gateway.wsloop import Connection, SocketLoop
 from shared import jobs
 from shared.routing import NOTIFICATION_CHANNEL, NOTIFICATION_STREAM
 from tests.gateway.helpers import (
