@@ -60,7 +60,7 @@ def serve(function: Any, port: int, settings: Settings | None = None) -> Any:
     return server
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, message: str = "condition") -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, message: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
