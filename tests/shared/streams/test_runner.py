@@ -218,35 +218,15 @@ def test_unreachable_function_burns_no_attempts(rds, runner_settings, start_runn
 
 def test_dead_lettered_job_request_tells_its_owner(rds, runner_settings, toy, start_runner, redis_prefix):
     """A weave request that keeps failing ends as a weave.failed event for notify, not a job stuck running."""
-    import uuid
 
     from shared import event_types as t
-    from shared.events import make_event
     from shared.routing import route_for_consumer
 
-    from .conftest import USER, VTON
+    from .conftest import USER, weave_request
 
     weave = route_for_consumer("weave")
-    job = str(uuid.uuid4())
-    request = make_event(
-        t.WEAVE_REQUESTED,
-        {
-            "job_id": job,
-            "user_id": USER,
-            "vton_id": VTON,
-            "person_key": f"uploads/{USER}/p.jpg",
-            "garment_key": f"uploads/{USER}/g.jpg",
-            "category": "upper",
-            "steps": 2,
-            "guidance": 2.5,
-            "seed": 1,
-            "variant": "maskfree",
-            "height": 1024,
-            "width": 768,
-            "repaint": False,
-        },
-        source="/tests",
-    )
+    request = weave_request()
+    job = request.get_data()["job_id"]
     toy.always[job] = "boom"
     start_runner(runner_settings, routes=[weave], pull={"weave": toy})
     publish(rds, request, prefix=redis_prefix)
