@@ -31,6 +31,7 @@ NOT_FOUND = error("No such thing, or someone else's (never revealed which).")
 LIMITED = error("Rate limit exceeded (Retry-After says when to try again).")
 UNAVAILABLE = error("The database, Redis or storage is unavailable; retry.")
 TOO_LARGE = error("The body (or the declared file) is too large.")
+IDEMPOTENCY_CONFLICT = error("The Idempotency-Key was used for a different request.")
 PUBLIC: list[dict[str, list[str]]] = []
 
 
@@ -296,7 +297,7 @@ PATHS: dict[str, Any] = {
                     "licence_restricted; the message says which and what to send instead)."
                 ),
                 "404": NOT_FOUND,
-                "409": error("The Idempotency-Key was used for a different request."),
+                "409": IDEMPOTENCY_CONFLICT,
                 "413": TOO_LARGE,
                 "429": LIMITED,
             },
@@ -313,7 +314,7 @@ PATHS: dict[str, Any] = {
                 "202": ok("Queued", ref("JobAccepted")),
                 "400": BAD,
                 "404": NOT_FOUND,
-                "409": error("The Idempotency-Key was used for a different request."),
+                "409": IDEMPOTENCY_CONFLICT,
                 "413": TOO_LARGE,
                 "429": LIMITED,
             },

@@ -54,6 +54,11 @@ def _json(description: str, name: str, headers: dict[str, Any] | None = None) ->
     return response
 
 
+def _json_body(name: str) -> dict[str, Any]:
+    """A required JSON request body of the model `name`."""
+    return {"required": True, "content": {"application/json": {"schema": {"$ref": REF.format(model=name)}}}}
+
+
 def _v1(
     op_id: str,
     summary: str,
@@ -98,10 +103,7 @@ def _v1(
     if description:
         operation["description"] = description
     if request:
-        operation["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": REF.format(model=request)}}},
-        }
+        operation["requestBody"] = _json_body(request)
     if params:
         operation["parameters"] = params
     return operation
@@ -115,10 +117,7 @@ def _session(
     request: str | None = None,
     params: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    error = {
-        "description": "Invalid input, no session, or not yours.",
-        "content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}},
-    }
+    error = _json("Invalid input, no session, or not yours.", "Error")
     operation: dict[str, Any] = {
         "operationId": op_id,
         "summary": summary,
@@ -126,10 +125,7 @@ def _session(
         "responses": {**responses, "400": error, "401": error, "503": error},
     }
     if request:
-        operation["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": REF.format(model=request)}}},
-        }
+        operation["requestBody"] = _json_body(request)
     if params:
         operation["parameters"] = params
     return operation
