@@ -64,6 +64,7 @@ class Bench:
         self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         self.pubsub.subscribe(prefixed(NOTIFICATION_CHANNEL, self.settings.redis_key_prefix))
         self.user_id, self.vton_id = str(uuid.uuid4()), str(uuid.uuid4())
+        self.arrived_wall_ms: dict[str, float] = {}
         self.keys = {"person_key": f"uploads/{self.user_id}/p.jpg", "garment_key": f"uploads/{self.user_id}/g.jpg"}
         storage = storage_from_settings(self.settings)
         storage.put(self.keys["person_key"], jpeg((200, 150, 120)), "image/jpeg")
@@ -112,6 +113,7 @@ class Bench:
                     if body["status"] != "done":
                         raise RuntimeError(f"job failed: {body['error']}")
                     arrived[body["job_id"]] = time.perf_counter()
+                    self.arrived_wall_ms[body["job_id"]] = time.time() * 1000
         return arrived
 
     def model_seconds(self) -> dict[str, float]:
@@ -124,6 +126,33 @@ class Bench:
                 metadata = data["metadata"]
                 found[data["job_id"]] = float(metadata.get("pipeline_seconds", metadata.get("seconds", 0.0)))
         return found
+
+
+    def entry_ms(self, event_type: str) -> dict[str, int]:
+        """When each job's `event_type` entry was added to its stream (the entry id's milliseconds)."""
+        stream = prefixed(route_for(event_type).stream, self.settings.redis_key_prefix)
+        found: dict[str, int] = {}
+        for entry_id, fields in self.redis.xrange(stream):
+            if fields.get("type") == event_type:
+                found.setdefault(from_stream_fields(fields).get_data()["job_id"], int(entry_id.split("-")[0]))
+        return found
+
+    def hops(self, jobs: list[str], model: dict[str, float]) -> dict[str, float]:
+        """Median milliseconds of each leg, from the stream entries' timestamps (1 ms resolution).
+
+        enqueue: tryon.requested -> weave.requested; weave: weave.requested -> weave.completed,
+        less the model call; notify + push: weave.completed -> the completion on the channel.
+        """
+        requested, weave, completed = (
+            self.entry_ms(kind) for kind in (t.TRYON_REQUESTED, t.WEAVE_REQUESTED, t.WEAVE_COMPLETED)
+        )
+        legs: dict[str, list[float]] = {"enqueue": [], "weave_outside_model": [], "notify_and_push": []}
+        for job in jobs:
+            if job in requested and job in weave and job in completed and job in self.arrived_wall_ms:
+                legs["enqueue"].append(weave[job] - requested[job])
+                legs["weave_outside_model"].append(completed[job] - weave[job] - model.get(job, 0.0) * 1000)
+                legs["notify_and_push"].append(self.arrived_wall_ms[job] - completed[job])
+        return {f"{name}_p50_ms": round(percentile(values, 50), 1) for name, values in legs.items() if values}
 
 
 class TraceSink:
@@ -193,6 +222,7 @@ def measure(args: argparse.Namespace, tracing_endpoint: str | None) -> dict[str,
             bench.wait_done(burst)
             burst_s = time.perf_counter() - started
             model = bench.model_seconds()
+            hops = bench.hops(list(latencies), model)
             bench.redis.close()
 
     e2e = list(latencies.values())
@@ -206,6 +236,7 @@ def measure(args: argparse.Namespace, tracing_endpoint: str | None) -> dict[str,
         "overhead_p99_ms": round(percentile(overhead, 99), 1),
         "overhead_share": round(statistics.fmean(overhead) / statistics.fmean(e2e), 3),
         "jobs_per_s": round(args.burst / burst_s, 2),
+        **hops,
     }
 
 
@@ -247,7 +278,18 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "tracing": "off" if "off" in results else "on",
     }
-    names = ("p50_ms", "p99_ms", "model_p50_ms", "overhead_p50_ms", "overhead_p99_ms", "overhead_share", "jobs_per_s")
+    names = (
+        "p50_ms",
+        "p99_ms",
+        "model_p50_ms",
+        "overhead_p50_ms",
+        "overhead_p99_ms",
+        "overhead_share",
+        "jobs_per_s",
+        "enqueue_p50_ms",
+        "weave_outside_model_p50_ms",
+        "notify_and_push_p50_ms",
+    )
     if len(results) == 2:
         for name in ("p50_ms", "p99_ms", "overhead_p50_ms", "overhead_p99_ms", "jobs_per_s"):
             figures[f"tracing_on_{name}"] = results["on"][name]
@@ -256,14 +298,14 @@ def main() -> int:
             figures[f"tracing_ratio_{name}"] = round(on / off, 3) if off else None
     columns = list(results)
     print(
-        f"{'measure':<24}"
+        f"{'measure':<28}"
         + "".join(f"{'tracing ' + c:>14}" for c in columns)
         + (f"{'on / off':>10}" if len(columns) == 2 else "")
     )
     for name in names:
-        row = f"{name:<24}" + "".join(f"{results[c][name]:>14}" for c in columns)
+        row = f"{name:<28}" + "".join(f"{results[c].get(name, '-'):>14}" for c in columns)
         if len(columns) == 2:
-            off, on = float(results["off"][name]), float(results["on"][name])  # type: ignore[arg-type]
+            off, on = float(results["off"].get(name, 0)), float(results["on"].get(name, 0))  # type: ignore[arg-type]
             row += f"{(on / off if off else float('nan')):>10.3f}"
         print(row)
     print(
