@@ -127,7 +127,6 @@ class Bench:
                 found[data["job_id"]] = float(metadata.get("pipeline_seconds", metadata.get("seconds", 0.0)))
         return found
 
-
     def entry_ms(self, event_type: str) -> dict[str, int]:
         """When each job's `event_type` entry was added to its stream (the entry id's milliseconds)."""
         stream = prefixed(route_for(event_type).stream, self.settings.redis_key_prefix)

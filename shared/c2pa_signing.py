@@ -112,10 +112,20 @@ def load_credentials(settings: Settings) -> tuple[bytes, bytes, str]:
 class ResultSigner:
     """Embeds a signed C2PA manifest in PNG, JPEG and WebP bytes (thread-safe)."""
 
-    def __init__(self, chain_pem: bytes, key_pem: bytes, *, algorithm: str, tsa_url: str | None = None) -> None:
+    def __init__(
+        self,
+        chain_pem: bytes,
+        key_pem: bytes,
+        *,
+        algorithm: str,
+        tsa_url: str | None = None,
+        verify_after_sign: bool = False,
+    ) -> None:
+        """`verify_after_sign`: read every signed image back and validate it (about half the
+        cost of signing; `from_settings` does it once, for the probe at start)."""
         info = c2pa.C2paSignerInfo(algorithm, chain_pem, key_pem, tsa_url)
         self._signer = c2pa.Signer.from_info(info)
-        self._context = c2pa.Context.from_dict(SDK_SETTINGS)
+        self._context = c2pa.Context.from_dict({**SDK_SETTINGS, "verify": {"verify_after_sign": verify_after_sign}})
         self._lock = threading.Lock()
 
     @classmethod
@@ -123,7 +133,10 @@ class ResultSigner:
         chain, key, origin = load_credentials(settings)
         algorithm = signing_algorithm(key, settings.c2pa_key_path or "the development key")
         try:
-            cls(chain, key, algorithm=algorithm).sign(_probe_png(), "png", model="probe", smoke=True)
+            # The probe is verified (a key that does not match its certificate fails here);
+            # results are not: the same credentials sign them.
+            probe = cls(chain, key, algorithm=algorithm, verify_after_sign=True)
+            probe.sign(_probe_png(), "png", model="probe", smoke=True)
             signer = cls(chain, key, algorithm=algorithm, tsa_url=settings.c2pa_tsa_url)
         except c2pa.C2paError as exc:
             raise ConfigError(f"C2PA cannot sign with the {origin}: {exc}", field="C2PA_CERT_PATH") from exc

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from shared.db.models import JOB_TYPES, Job, TryOn, utcnow
-from shared.db.session import begin_write, rows_changed
+from shared.db.session import begin_write
 from shared.errors import BadRequest, Conflict
 
 log = logging.getLogger(__name__)
@@ -228,18 +228,20 @@ def record_tailor_assets(
 
 
 def _guarded_update(session: Session, job_id: str, *conditions: Any, **values: Any) -> Job | None:
-    """UPDATE the job if it is still active (and `conditions` hold); the fresh row or None."""
+    """UPDATE the job if it is still active (and `conditions` hold); the fresh row or None.
+
+    One statement: the changed row comes back with UPDATE ... RETURNING (SQLite >= 3.35,
+    PostgreSQL) and replaces any copy the session holds.
+    """
     begin_write(session)
-    changed = rows_changed(
-        session,
+    statement = (
         update(Job)
         .where(Job.id == job_id, Job.status.in_(ACTIVE), *conditions)
         .values(**values)
-        .execution_options(synchronize_session=False),
+        .returning(Job)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    if changed != 1:
-        return None
-    return session.get(Job, job_id, populate_existing=True)
+    return session.scalars(statement).one_or_none()
 
 
 def _update_tryon(session: Session, job: Job, condition: Any, **values: Any) -> None:

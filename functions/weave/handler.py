@@ -211,11 +211,11 @@ class WeaveFunction(Stage):
         """(the reply, None) when there is nothing to render, else (None, the checked request)."""
         job_id = data["job_id"]
         with session_scope(self.sessions, write=True) as session:
-            job = session.get(Job, job_id)
-            if job is not None and job.status in ("succeeded", "failed", "canceled"):
-                log.info("job %s is already %s; nothing to do", job_id, job.status)
-                return None, None
-            jobs.mark_running(session, job_id)
+            if not jobs.mark_running(session, job_id):  # finished, or unknown (rendered all the same)
+                job = session.get(Job, job_id)
+                if job is not None:
+                    log.info("job %s is already %s; nothing to do", job_id, job.status)
+                    return None, None
         keys = sample_keys(data)
         if self.storage.exists(keys[-1]):
             # A previous delivery rendered it (the last sample is written last) and died before announcing it.

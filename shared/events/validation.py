@@ -1,13 +1,22 @@
-"""Validate an event: its attributes, and its data against `cloudevents-schemas/<type>.json`."""
+"""Validate an event: its attributes, and its data against `cloudevents-schemas/<type>.json`.
+
+Every event is checked several times on its way (published, received, replied), so the data
+is first checked by the schema compiled to Python (fastjsonschema, ~30x faster than
+jsonschema's interpreter); only data it rejects goes through jsonschema, which names every
+problem with its path and value. The schemas use only keywords both know (a test checks it,
+and that both give the same verdict on every example and on many broken variants of them).
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any, Final
 
+import fastjsonschema
 import jsonschema
 from cloudevents.core.v1.event import CloudEvent
 
@@ -21,7 +30,7 @@ from shared.events.errors import (
     unknown_type,
 )
 from shared.events.event import JSON_MEDIA_TYPE, USER_ID_EXTENSION, media_type
-from shared.events.formats import FORMAT_CHECKER
+from shared.events.formats import FORMAT_CHECKER, check_date_time, check_uri
 
 SCHEMA_DIR: Final = Path(__file__).resolve().parents[2] / "cloudevents-schemas"
 
@@ -38,9 +47,28 @@ def _validators() -> dict[str, jsonschema.protocols.Validator]:
     return validators
 
 
+@cache
+def _compiled() -> dict[str, Callable[[Any], Any]]:
+    """Every type's schema compiled to a Python function (raises on invalid data), once per process."""
+    formats = {"date-time": check_date_time, "uri": check_uri}
+    return {
+        event_type: fastjsonschema.compile(validator.schema, formats=formats)
+        for event_type, validator in _validators().items()
+    }
+
+
+def data_is_valid(event_type: str, data: Any) -> bool:
+    """Whether `data` passes `event_type`'s schema (the compiled check alone, no details)."""
+    try:
+        _compiled()[event_type](data)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
+
+
 def load_schemas() -> None:
-    """Load and check every schema now (apps call this at start to fail fast)."""
-    _validators()
+    """Load, check and compile every schema now (apps call this at start to fail fast)."""
+    _compiled()
 
 
 def schema_for(event_type: str) -> dict[str, Any]:
@@ -65,7 +93,8 @@ def validate_event(event: CloudEvent) -> None:
     if not isinstance(data, dict):
         problems.append(problem("data", f"must be a JSON object, got {type_name(data)}", data))
     else:
-        problems.extend(_data_problems(_validators()[event_type], data))
+        if not data_is_valid(event_type, data):
+            problems.extend(_data_problems(_validators()[event_type], data))
         problems.extend(_consistency_problems(event, data))
     if problems:
         only_data = all(p["field"].startswith("data") for p in problems)
