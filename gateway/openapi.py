@@ -4,7 +4,8 @@
 
 Every schema is generated from the contract models: the request bodies from
 shared/contracts/rest.py, the answers and WebSocket messages from shared/contracts/responses.py,
-/v1 from its own models (gateway/openapi_v1.py); the paths are in gateway/openapi_paths.py.
+/v1 from its own models (gateway/openapi_v1.py); the paths are in gateway/openapi_paths.py,
+built with gateway/openapi_builders.py.
 Tests validate the document with openapi-spec-validator, check that every Flask route is
 described, and validate every response the gateway tests get against its operation's schema.
 """
@@ -17,7 +18,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Final
 
-from gateway.openapi_paths import PATHS, ref
+from gateway.openapi_builders import ref
+from gateway.openapi_paths import PATHS
 from shared.contracts.generate import ROOT, dump, main, openapi_components
 from shared.contracts.responses import RESPONSE_MODELS
 from shared.contracts.rest import REQUEST_MODELS

@@ -1,6 +1,7 @@
 """Gateway fixtures: an app on a migrated database with a private Redis prefix (SQLite, or
 SQLite and PostgreSQL for the main flows), clients that check every response against the
-OpenAPI document, two signed-up people, and a real server for WebSocket tests."""
+OpenAPI document, two signed-up people, one of them with an API key for /v1 (`shop`), and a
+real server for WebSocket tests."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from flask.testing import FlaskClient
 
 from shared.config import Settings
 from tests.gateway.helpers import LiveServer, Person, build_app, close_app, make_settings
+from tests.gateway.v1_support import Integrator
 
 
 @pytest.fixture
@@ -66,6 +68,12 @@ def person(app: Flask) -> Person:
 @pytest.fixture
 def other(app: Flask) -> Person:
     return Person(app, "bob")
+
+
+@pytest.fixture
+def shop(person: Person) -> Integrator:
+    """`person` with an API key, calling /v1 as a server would."""
+    return Integrator(person)
 
 
 @pytest.fixture
