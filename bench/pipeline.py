@@ -127,6 +127,16 @@ class Bench:
                 found[data["job_id"]] = float(metadata.get("pipeline_seconds", metadata.get("seconds", 0.0)))
         return found
 
+    def ping_us(self, count: int = 200) -> float:
+        """Median round trip of a Redis PING: what one wake-up of another process costs on this
+        host (every hop makes several), to compare runs made on different hosts."""
+        times = []
+        for _ in range(count):
+            started = time.perf_counter()
+            self.redis.ping()
+            times.append((time.perf_counter() - started) * 1e6)
+        return round(statistics.median(times), 1)
+
     def entry_ms(self, event_type: str) -> dict[str, int]:
         """When each job's `event_type` entry was added to its stream (the entry id's milliseconds)."""
         stream = prefixed(route_for(event_type).stream, self.settings.redis_key_prefix)
@@ -221,7 +231,7 @@ def measure(args: argparse.Namespace, tracing_endpoint: str | None) -> dict[str,
             bench.wait_done(burst)
             burst_s = time.perf_counter() - started
             model = bench.model_seconds()
-            hops = bench.hops(list(latencies), model)
+            hops = {**bench.hops(list(latencies), model), "redis_ping_us": bench.ping_us()}
             bench.redis.close()
 
     e2e = list(latencies.values())
@@ -288,6 +298,7 @@ def main() -> int:
         "enqueue_p50_ms",
         "weave_outside_model_p50_ms",
         "notify_and_push_p50_ms",
+        "redis_ping_us",
     )
     if len(results) == 2:
         for name in ("p50_ms", "p99_ms", "overhead_p50_ms", "overhead_p99_ms", "jobs_per_s"):

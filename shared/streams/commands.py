@@ -86,6 +86,34 @@ def claim_ids(client: redis.Redis, stream: str, group: str, consumer: str, entry
     client.xclaim(stream, group, consumer, 0, ids, justid=True)
 
 
+@contextmanager
+def counting_ahead(client: redis.Redis, attempts_key: str, entry_ids: Sequence[str]) -> Iterator[None]:
+    """Count an attempt of each of these new entries (HINCRBY) while the block delivers them.
+
+    The commands reach Redis before the block runs and their replies are read after it: the
+    count is on record as before (a crash mid-delivery still counts) without waiting a round
+    trip before every delivery. An entry read as new was never attempted, so each count is 1.
+    """
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    answered = False
+    try:
+        connection.send_packed_command(
+            connection.pack_commands([("HINCRBY", attempts_key, entry_id, 1) for entry_id in entry_ids])
+        )
+        try:
+            yield
+        finally:
+            counts = [connection.read_response() for _ in entry_ids]
+            answered = True
+            if any(count != 1 for count in counts):
+                log.warning("%s: new entries %s had been counted before: %s", attempts_key, entry_ids, counts)
+    finally:
+        if not answered:
+            connection.disconnect()  # replies may still be on their way: never reuse it
+        pool.release(connection)
+
+
 def forget(client: redis.Redis, stream: str, group: str, attempts_key: str, entry_ids: Sequence[str]) -> None:
     """XACK the entries and drop their attempt counters and last errors, in one transaction."""
     pipe = client.pipeline(transaction=True)

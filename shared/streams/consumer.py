@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Final
 
 import redis
@@ -121,12 +121,12 @@ class RouteWorker:
             block=block if block > 0 else None,
         )
         if len(entries) > 1 and batch > 1:
-            self.process_batch(entries)
+            self.process_batch(entries, new=True)
             return
         for entry_id, fields in entries:
             if self.stop.is_set():
                 return
-            self.process(entry_id, fields)
+            self.process(entry_id, fields, new=True)
 
     def ensure_group(self) -> None:
         """Create the consumer group at id 0 (so no entry is skipped), with the stream."""
@@ -187,15 +187,16 @@ class RouteWorker:
 
     # ---- one entry
 
-    def process(self, entry_id: str, fields: Mapping[str, str]) -> None:
-        """Deliver one entry and acknowledge, schedule a retry or dead-letter it."""
-        attempt = self._begin(entry_id, fields)
+    def process(self, entry_id: str, fields: Mapping[str, str], *, new: bool = False) -> None:
+        """Deliver one entry (`new`: read for the first time); acknowledge, retry or dead-letter it."""
+        attempt = self._begin(entry_id, fields, new=new)
         if attempt is None:
             return
         event, attempts = attempt
         started = time.perf_counter()
         try:
             with (
+                self._counting([entry_id], new),
                 self._heartbeat(entry_id),
                 tracing.span(
                     f"runner deliver {self.route.consumer}",
@@ -213,18 +214,19 @@ class RouteWorker:
             return
         self._acknowledge(entry_id, event, attempts, started)
 
-    def process_batch(self, entries: Sequence[tuple[str, Mapping[str, str]]]) -> None:
+    def process_batch(self, entries: Sequence[tuple[str, Mapping[str, str]]], *, new: bool = False) -> None:
         """Deliver several entries in one call (HTTP: one batched request; pull: one
         handle_batch); each is then acknowledged, retried or dead-lettered on its own."""
         begun: list[tuple[str, Mapping[str, str], CloudEvent, int]] = []
         for entry_id, fields in entries:
-            attempt = self._begin(entry_id, fields)
+            attempt = self._begin(entry_id, fields, new=new)
             if attempt is not None:
                 begun.append((entry_id, fields, *attempt))
         if not begun:
             return
         started = time.perf_counter()
-        with self._heartbeat(*(entry_id for entry_id, *_ in begun)):
+        ids = [entry_id for entry_id, *_ in begun]
+        with self._counting(ids, new), self._heartbeat(*ids):
             outcomes = self.delivery.deliver_batch([event for _, _, event, _ in begun])
         for (entry_id, fields, event, attempts), failure in zip(begun, outcomes):
             if failure is None:
@@ -232,13 +234,15 @@ class RouteWorker:
             else:
                 self._failed(entry_id, fields, event, failure, attempts)
 
-    def _begin(self, entry_id: str, fields: Mapping[str, str]) -> tuple[CloudEvent, int] | None:
-        """Parse the entry and count the attempt; None when it went to the dead letters instead."""
+    def _begin(self, entry_id: str, fields: Mapping[str, str], *, new: bool) -> tuple[CloudEvent, int] | None:
+        """Parse the entry and count the attempt (a new one's: `_counting`); None when dead-lettered."""
         try:
             event = from_stream_fields(fields)
         except ProteusError as exc:
             self.dead_letter(entry_id, fields, f"malformed entry: {exc.message}", status=None, attempts=0)
             return None
+        if new:
+            return event, 1
         attempts = int(self.redis.hincrby(self.attempts_key, entry_id, 1))
         if attempts > self.config.max_attempts:
             last = (
@@ -366,6 +370,10 @@ class RouteWorker:
         self._retry_at.pop(entry_id, None)
 
     # ---- waiting
+
+    def _counting(self, entry_ids: list[str], new: bool) -> AbstractContextManager[None]:
+        """New entries: their attempt is counted while they are delivered (one round trip fewer)."""
+        return commands.counting_ahead(self.redis, self.attempts_key, entry_ids) if new else nullcontext()
 
     def _heartbeat(self, *entry_ids: str) -> AbstractContextManager[None]:
         """Keeps these entries claimed while they are delivered (see `claim_idle_ms`)."""

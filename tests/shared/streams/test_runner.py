@@ -29,6 +29,24 @@ def test_entry_is_acknowledged_only_after_the_2xx(rds, runner_settings, function
     assert rds.exists(attempts) == 0 and rds.exists(dead) == 0
 
 
+def test_a_new_entry_s_first_attempt_is_on_record_while_it_is_delivered(
+    rds, runner_settings, function_url, toy, start_runner, redis_prefix
+):
+    """Counted while the function works (not a round trip before it), yet before its answer:
+    a runner that dies mid-delivery has still spent the attempt."""
+    stream, dead, attempts = streams(redis_prefix)
+    event = progress()
+    job = event.get_data()["job_id"]
+    toy.plan[job] = ["block"]
+    start_runner(push(runner_settings, function_url))
+    entry_id = publish(rds, event, prefix=redis_prefix)
+    wait_for(lambda: toy.count(job) == 1, message="delivery")
+    assert wait_for(lambda: rds.hget(attempts, entry_id), message="the attempt counted") == "1"
+    toy.release.set()
+    wait_for(lambda: pending(rds, stream) == 0, message="ack")
+    assert rds.exists(attempts) == 0
+
+
 def test_group_starts_at_zero_so_earlier_entries_are_delivered(
     rds, runner_settings, function_url, toy, start_runner, redis_prefix
 ):
