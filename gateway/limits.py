@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
@@ -81,9 +81,14 @@ def init_app(app: Flask, settings: Settings) -> Limiter:
         in_memory_fallback_enabled=True,
         default_limits=[],
     )
+    limited: set[str] = set()
     for endpoint, view in list(app.view_functions.items()):
         if getattr(view, MARK, False):
+            limited.add(endpoint)
             app.view_functions[endpoint] = limiter.limit(  # type: ignore[assignment]
                 lambda: settings.rate_limit, deduct_when=counts
             )(view)
+    # Every other request (history, /ws handshakes, files) skips the limiter's per-request
+    # resolution of which limits apply: there are none.
+    limiter.request_filter(lambda: request.endpoint not in limited)
     return limiter
