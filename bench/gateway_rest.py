@@ -4,6 +4,7 @@ p50/p99 latency at concurrency 1, 8 and 32, each with its baselines from the sam
     .venv/bin/python bench/gateway_rest.py                      # SQLite, 3 rounds of 4 s
     .venv/bin/python bench/gateway_rest.py --postgres           # a private PostgreSQL database
     .venv/bin/python bench/gateway_rest.py --rounds 5 --seconds 6 --concurrency 1 8 32
+    .venv/bin/python bench/gateway_rest.py --postgres --original   # and the original's replica
 
 Starts the gateway under gunicorn (gateway/gunicorn.conf.py, one worker; --workers N sets WEB_CONCURRENCY) on a throw-away
 database (SQLite, or with --postgres a database created on DATABASE_URL's server and dropped
@@ -17,6 +18,14 @@ of the same run: GET /healthz at the same concurrency (what the server does for 
 that touches nothing), and bcrypt checks per second on every core of this machine in the
 bench process (the ceiling for logins). Each figure is the median of the rounds with its
 range. Prints a table, then one JSON object (the last line).
+
+With --original (PostgreSQL only, as the original ran), the original gateway's replica
+(bench/original_gateway/server.js, Node.js + Express + pg; see its README.md) runs beside
+the cost-12 gateway on the same database, secret and Redis: its GET /vton is checked once to
+answer the same 20 rows as ours, then loaded with the same token and concurrencies, round by
+round interleaved with ours (the order alternating), so both see the same machine state.
+Its rows are `GET /vton (original replica), c=N` (`vton_original_cN`) and the ratio of ours
+to it (`vton_ours_over_original_cN`, from the medians' req/s).
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from bench.gateway_common import (
     show,
     spread,
 )
+from bench.original_replica import OriginalGateway, check_same_history
 
 ROWS = 20
 
@@ -211,7 +221,14 @@ def drop_pg_database(server_url: str, name: str) -> None:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def measure(gateway: Gateway, email: str, args: argparse.Namespace, *, logins_only: bool = False) -> dict[str, Any]:
+def measure(
+    gateway: Gateway,
+    email: str,
+    args: argparse.Namespace,
+    *,
+    logins_only: bool = False,
+    original: OriginalGateway | None = None,
+) -> dict[str, Any]:
     import requests
 
     token = requests.post(f"{gateway.base}/user/login", json={"email": email, "password": PASSWORD}, timeout=30).json()[
@@ -219,13 +236,18 @@ def measure(gateway: Gateway, email: str, args: argparse.Namespace, *, logins_on
     ]
     auth = {"Authorization": f"Bearer {token}"}
     assert len(requests.get(f"{gateway.base}/vton", headers=auth, timeout=30).json()) == ROWS
+    if original is not None:
+        check_same_history(gateway.base, original.base, auth, ROWS)
     login_body = {"email": email, "password": PASSWORD}
     figures: dict[str, Any] = {}
     for concurrency in args.concurrency:
-        rounds: dict[str, list[dict[str, Any]]] = {"vton": [], "healthz": [], "login": []}
-        for _ in range(args.rounds):
+        rounds: dict[str, list[dict[str, Any]]] = {"vton": [], "vton_original": [], "healthz": [], "login": []}
+        for index in range(args.rounds):
             if not logins_only:
-                rounds["vton"].append(run_load(gateway.port, "GET", "/vton", concurrency, args.seconds, headers=auth))
+                # ours and the replica back to back, the first of the two alternating by round
+                ports = [("vton", gateway.port)] + ([("vton_original", original.port)] if original else [])
+                for name, port in ports if index % 2 == 0 else ports[::-1]:
+                    rounds[name].append(run_load(port, "GET", "/vton", concurrency, args.seconds, headers=auth))
                 rounds["healthz"].append(run_load(gateway.port, "GET", "/healthz", concurrency, args.seconds))
             rounds["login"].append(
                 run_load(gateway.port, "POST", "/user/login", concurrency, args.seconds, body=login_body)
@@ -251,10 +273,15 @@ def main() -> int:
     parser.add_argument("--postgres", action="store_true", help="a private database on DATABASE_URL's server")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn worker processes (WEB_CONCURRENCY)")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
+    parser.add_argument(
+        "--original", action="store_true", help="GET /vton on the original gateway's replica too (needs --postgres)"
+    )
     parser.add_argument("--load", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
         return load_main(args)
+    if args.original and not args.postgres:
+        parser.error("--original needs --postgres: the original gateway ran on PostgreSQL (its replica speaks only pg)")
 
     pg_server = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
     results: dict[str, Any] = {
@@ -271,12 +298,17 @@ def main() -> int:
             redis_url=args.redis_url,
             extra_env={"BCRYPT_ROUNDS": str(cost), "WEB_CONCURRENCY": str(args.workers)},
         )
+        original = OriginalGateway(gateway) if args.original and cost == 12 else None
         try:
             email, _ = seed(gateway, cost)
             gateway.start()
-            figures = measure(gateway, email, args, logins_only=cost != 12)
+            if original is not None:
+                original.start()
+            figures = measure(gateway, email, args, logins_only=cost != 12, original=original)
             ceiling = bcrypt_ceiling(cost)
         finally:
+            if original is not None:
+                original.stop()
             gateway.stop()
             if pg_name:
                 drop_pg_database(pg_server, pg_name)
@@ -286,14 +318,23 @@ def main() -> int:
             results[label] = value
         rows.append((f"bcrypt checks/s, all cores, cost {cost} (baseline)", f"{ceiling:.1f}"))
     for concurrency in args.concurrency:
+        ours, theirs = results.get(f"vton_c{concurrency}"), results.get(f"vton_original_c{concurrency}")
+        if ours and theirs:
+            ratio = ours["rps"]["median"] / theirs["rps"]["median"] if theirs["rps"]["median"] else float("nan")
+            results[f"vton_ours_over_original_c{concurrency}"] = round(ratio, 2)
         for name, what in (
             ("vton", f"GET /vton ({ROWS} rows)"),
+            ("vton_original", "GET /vton (original replica)"),
+            ("vton_ours_over_original", "GET /vton ours / original replica"),
             ("healthz", "GET /healthz (baseline)"),
             ("login", "POST /user/login, cost 12"),
             ("login_cost10", "POST /user/login, cost 10"),
         ):
             figure = results.get(f"{name}_c{concurrency}")
             if figure is None:
+                continue
+            if not isinstance(figure, dict):  # the ratio
+                rows.append((f"{what}, c={concurrency}", f"{figure:.2f}x the req/s (medians)"))
                 continue
             errors = f"  errors {figure['errors']}" if figure["errors"] else ""
             rows.append(
@@ -306,6 +347,11 @@ def main() -> int:
                 )
             )
     database = "PostgreSQL" if args.postgres else "SQLite"
+    if args.original:
+        database += (
+            "; the original gateway's replica: Node.js "
+            + subprocess.check_output(["node", "--version"], text=True).strip()
+        )
     title = (
         f"Proteus gateway REST bench ({os.cpu_count()} CPUs, {args.workers} gunicorn gevent worker(s), {database}, "
         f"median (min-max) of {args.rounds} rounds of {args.seconds:.0f} s)"

@@ -17,6 +17,14 @@ the publish time; the clients record when each arrives. Each rate runs alone (th
 and beside --logins logins per second (POST /user/login, bcrypt cost 12), --rounds times:
 the figures are the median and range of the rounds. Output: a table, and as the last line
 one JSON object.
+
+With --original, the original gateway's replica (bench/original_gateway/server.js: Node.js,
+`ws`; see its README.md) is measured first, alone, with the same tokens, client and steps:
+its node process's RSS per socket (read the same way), the time each step took to open, a
+check that a completion published for a user reaches that user's socket on it, and its push
+latency at each rate (no logins: the replica has no login route). It is stopped before our
+gateway starts, so neither process disturbs the other's figures; rows and keys end in
+`(original replica)` / `_original`.
 """
 
 from __future__ import annotations
@@ -24,197 +32,189 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
-import subprocess
 import sys
 import time
-import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any
 
 REPO = Path(__file__).resolve().parent.parent
-PASSWORD = "bench password 1"  # bench.gateway_common.PASSWORD
+sys.path.insert(0, str(REPO))
 
+from bench.gateway_ws_load import (
+    Clients,
+    Logins,
+    ProgressRows,
+    percentile,
+    publish_for,
+    requests_get_json,
+)
+
+if TYPE_CHECKING:
+    from bench.gateway_common import Gateway
 
 # =============================================================================== the parent
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+def open_steps(
+    clients: Clients,
+    steps: list[int],
+    rss: Callable[[], float],
+    rss_before: float,
+    rows: list[tuple[str, object]],
+    result: dict[str, Any],
+    suffix: str = "",
+) -> int:
+    """Open the sockets step by step; at each, the process's RSS per socket and the step's
+    open time (keys `sockets_N` + suffix). Returns how many are open."""
+    label = " (original replica)" if suffix else ""
+    open_now = 0
+    for step in steps:
+        opened = clients.open_more(step - open_now)
+        time.sleep(1.0)  # let the server settle
+        open_now += opened["opened"]
+        now = rss()
+        per_socket_kb = (now - rss_before) * 1024 / max(open_now, 1)
+        rate = opened["opened"] / max(opened["seconds"], 1e-9)
+        result[f"sockets_{step}{suffix}"] = {
+            "open": open_now,
+            "rss_mb": round(now, 1),
+            "kb_per_socket": round(per_socket_kb, 2),
+            "opened_per_s": round(rate, 1),
+            "open_seconds": round(opened["seconds"], 2),
+            "failed": opened["failed"],
+        }
+        rows.append(
+            (
+                f"{step:,} sockets{label}: RSS / per socket",
+                f"{now:.1f} MB / {per_socket_kb:.2f} KB ({open_now} open, {opened['failed']} failed)",
+            )
+        )
+        rows.append((f"  opening the last {opened['opened']:,}", f"{opened['seconds']:.1f} s ({rate:.0f}/s)"))
+        if opened["errors"]:
+            rows.append(("  errors", json.dumps(opened["errors"])[:200]))
+    return open_now
 
 
-class Clients:
-    """Client processes, each holding up to PER_CLIENT sockets (one descriptor each)."""
+def push_runs(
+    clients: Clients,
+    redis_client: Any,
+    prefix: str,
+    users: list[tuple[str, str, str]],
+    args: argparse.Namespace,
+    rows: list[tuple[str, object]],
+    result: dict[str, Any],
+    *,
+    login_base: str | None,
+    received_so_far: int = 0,
+    suffix: str = "",
+) -> None:
+    """Completions at each rate, alone and (with `login_base`) beside --logins logins/s."""
+    from bench.gateway_common import show, spread
 
-    PER_CLIENT = 15_000
-
-    def __init__(self, tokens: list[str], port: int, concurrency: int, work: Path) -> None:
-        self.procs: list[subprocess.Popen[str]] = []
-        self.open_counts: list[int] = []
-        for index, start in enumerate(range(0, len(tokens), self.PER_CLIENT)):
-            path = work / f"tokens-{index}.txt"
-            path.write_text("\n".join(tokens[start : start + self.PER_CLIENT]))
-            self.procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        str(Path(__file__).with_name("gateway_ws_client.py")),
-                        "--tokens",
-                        str(path),
-                        "--port",
-                        str(port),
-                        "--concurrency",
-                        str(max(1, concurrency // 2)),
-                    ],
-                    cwd=REPO,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    text=True,
+    label = " (original replica)" if suffix else ""
+    email = users[0][1]
+    sockets = sum(clients.open_counts)
+    for rate in args.rates:
+        for logins in sorted({0.0, args.logins if login_base else 0.0}):
+            p50s, p99s, rates, login_p50s, lost = [], [], [], [], 0
+            for _ in range(args.rounds):
+                pacer = Logins(login_base, email, logins) if logins and login_base else None
+                if pacer:
+                    pacer.start()
+                sent, elapsed = publish_for(redis_client, prefix, users, rate, args.seconds)
+                time.sleep(1.0)  # the last ones in flight
+                if pacer:
+                    pacer.stop()
+                    login_p50s.append(percentile([x * 1000 for x in pacer.latencies], 50))
+                report = clients.report()
+                latencies_ms = [x * 1000 for x in report["latencies"]]
+                lost += sent - (report["messages"] - received_so_far)
+                received_so_far = report["messages"]
+                p50s.append(percentile(latencies_ms, 50))
+                p99s.append(percentile(latencies_ms, 99))
+                rates.append(sent / elapsed)
+            key = f"push_{int(rate)}_per_s" + (f"_with_{logins:g}_logins_per_s" if logins else "") + suffix
+            result[key] = {
+                "p50_ms": spread(p50s),
+                "p99_ms": spread(p99s),
+                "sent_per_s": spread(rates, 1),
+                "lost": lost,
+                "sockets": sockets,
+            }
+            what = f"push at {rate:g}/s" + (f" + {logins:g} logins/s" if logins else " (baseline)") + label
+            extra = f", login p50 {show(spread(login_p50s), ' ms')}" if logins else ""
+            rows.append(
+                (
+                    what,
+                    (
+                        f"p50 {show(spread(p50s), ' ms')}, p99 {show(spread(p99s), ' ms')}, "
+                        f"sent {show(spread(rates, 1), '/s')}, lost {lost}{extra}"
+                    ),
                 )
             )
-            self.open_counts.append(0)
-
-    def _ask(self, proc: subprocess.Popen[str], command: str) -> None:
-        assert proc.stdin is not None
-        proc.stdin.write(command + "\n")
-        proc.stdin.flush()
-
-    def _answer(self, proc: subprocess.Popen[str]) -> dict[str, Any]:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError("a bench client exited")
-        return dict(json.loads(line))
-
-    def open_more(self, count: int) -> dict[str, Any]:
-        """Open `count` more sockets, spread over the clients with room; all at once."""
-        asked = []
-        for index, proc in enumerate(self.procs):
-            room = self.PER_CLIENT - self.open_counts[index]
-            take = min(room, count)
-            if take > 0:
-                self._ask(proc, f"open {take}")
-                asked.append((index, proc, take))
-                count -= take
-        total = {"opened": 0, "failed": 0, "seconds": 0.0, "errors": {}}
-        for index, proc, take in asked:
-            answer = self._answer(proc)
-            self.open_counts[index] += take
-            total["opened"] += answer["opened"]
-            total["failed"] = total["failed"] + answer["failed"]
-            total["seconds"] = max(total["seconds"], answer["seconds"])
-            total["errors"].update(answer["errors"])
-        return total
-
-    def report(self) -> dict[str, Any]:
-        merged: dict[str, Any] = {"latencies": [], "messages": 0, "closed": 0, "pings": 0}
-        for proc in self.procs:
-            self._ask(proc, "report")
-        for proc in self.procs:
-            answer = self._answer(proc)
-            merged["latencies"] += answer["latencies"]
-            for key in ("messages", "closed", "pings"):
-                merged[key] += answer[key]
-        return merged
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                try:
-                    self._ask(proc, "quit")
-                    proc.wait(timeout=30)
-                except Exception:
-                    proc.kill()
+            if logins:
+                result[key]["login_p50_ms"] = spread(login_p50s)
 
 
-class Logins:
-    """POST /user/login at a fixed rate from a thread, recording each answer's latency."""
+def original_phase(
+    gateway: Gateway,
+    users: list[tuple[str, str, str]],
+    steps: list[int],
+    redis_client: Any,
+    args: argparse.Namespace,
+    rows: list[tuple[str, object]],
+    result: dict[str, Any],
+) -> None:
+    """The same steps and pushes on the original gateway's replica, alone (ours not started yet)."""
+    from bench.original_replica import OriginalGateway
 
-    def __init__(self, base: str, email: str, rate: float) -> None:
-        import threading
-
-        self.base, self.email, self.rate = base, email, rate
-        self.latencies: list[float] = []
-        self.failures = 0
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-
-    def start(self) -> None:
-        import threading
-
-        def one() -> None:
-            import requests
-
-            started = time.perf_counter()
-            try:
-                response = requests.post(
-                    f"{self.base}/user/login", json={"email": self.email, "password": PASSWORD}, timeout=60
-                )
-                ok = response.status_code == 200
-            except Exception:  # counted
-                ok = False
-            if ok:
-                self.latencies.append(time.perf_counter() - started)
-            else:
-                self.failures += 1
-
-        def pace() -> None:
-            began = time.perf_counter()
-            i = 0
-            while not self._stop.is_set():
-                delay = began + i / self.rate - time.perf_counter()
-                if delay > 0 and self._stop.wait(delay):
-                    break
-                thread = threading.Thread(target=one, daemon=True)  # a slow answer never delays the next
-                thread.start()
-                self._threads.append(thread)
-                i += 1
-
-        self._pacer = threading.Thread(target=pace, daemon=True)
-        self._pacer.start()
-
-    def stop(self, wait_s: float = 30.0) -> None:
-        """Stop pacing; wait up to `wait_s` in all for the logins in flight (late ones are not counted)."""
-        self._stop.set()
-        self._pacer.join()
-        deadline = time.monotonic() + wait_s
-        for thread in self._threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    original = OriginalGateway(gateway)
+    clients = None
+    try:
+        original.start()
+        rss_before = original.rss_mb()
+        rows.append(("replica (node) RSS before sockets", f"{rss_before:.1f} MB"))
+        result["rss_mb_before_sockets_original"] = round(rss_before, 1)
+        clients = Clients([token for _, _, token in users], original.port, args.concurrency, gateway.work)
+        open_steps(clients, steps, original.rss_mb, rss_before, rows, result, "_original")
+        # One completion for the first user must reach that user's socket on the replica.
+        publish_for(redis_client, gateway.prefix, users[:1], 10.0, 0.1)
+        time.sleep(1.0)
+        received = clients.report()["messages"]
+        if received != 1:
+            raise SystemExit(f"the replica delivered {received} of 1 published completion:\n{original.log_tail()}")
+        rows.append(("replica: a published completion reached its user", "yes"))
+        push_runs(
+            clients, redis_client, gateway.prefix, users, args, rows, result,
+            login_base=None, received_so_far=received, suffix="_original",
+        )  # fmt: skip
+        result["rss_mb_after_push_original"] = round(original.rss_mb(), 1)
+    finally:
+        if clients is not None:
+            clients.stop()
+        original.stop()
 
 
-def publish_for(
-    redis_client: Any, prefix: str, users: list[tuple[str, str, str]], rate: float, seconds: float
-) -> tuple[int, float]:
-    """Completions as notify publishes them (XADD + PUBLISH, one round trip), each to a random user."""
-    stream, channel = f"{prefix}proteus:notifications", f"{prefix}events:job_done"
-    total = int(rate * seconds)
-    interval = 1.0 / rate
-    started = time.perf_counter()
-    for i in range(total):
-        delay = started + i * interval - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        user_id = random.choice(users)[0]
-        message = {
-            "job_id": str(uuid.uuid4()),
-            "job_type": "try_on",
-            "status": "done",
-            "user_id": user_id,
-            "vton_id": None,
-            "result_s3_key": None,
-            "error": None,
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "bench_sent_at": time.time(),
-        }
-        text = json.dumps(message)
-        pipe = redis_client.pipeline(transaction=False)
-        pipe.xadd(stream, {"user_id": user_id, "message": text}, maxlen=10_000, approximate=True)
-        pipe.publish(channel, text)
-        pipe.execute()
-    return total, time.perf_counter() - started
+def compare(steps: list[int], rows: list[tuple[str, object]], result: dict[str, Any]) -> None:
+    """Ours beside the replica at the last step: memory per socket and the step's open time."""
+    ours, theirs = result.get(f"sockets_{steps[-1]}", {}), result.get(f"sockets_{steps[-1]}_original", {})
+    if "kb_per_socket" not in ours or "kb_per_socket" not in theirs:
+        return
+    result["ours_vs_original"] = {
+        "sockets": steps[-1],
+        "kb_per_socket": [ours["kb_per_socket"], theirs["kb_per_socket"]],
+        "open_seconds_last_step": [ours["open_seconds"], theirs["open_seconds"]],
+    }
+    rows.append(
+        (
+            f"{steps[-1]:,} sockets, ours / original replica",
+            (
+                f"{ours['kb_per_socket']:.2f} / {theirs['kb_per_socket']:.2f} KB per socket; the last step opened in "
+                f"{ours['open_seconds']:.1f} / {theirs['open_seconds']:.1f} s"
+            ),
+        )
+    )
 
 
 def main() -> int:
@@ -233,12 +233,12 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=200, help="handshakes in flight")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
     parser.add_argument("--heartbeat", type=float, default=25.0, help="WS_HEARTBEAT_S")
+    parser.add_argument("--original", action="store_true", help="the same on the original gateway's replica first")
     args = parser.parse_args()
 
-    sys.path.insert(0, str(REPO))
     import redis
 
-    from bench.gateway_common import Gateway, make_users, show, spread
+    from bench.gateway_common import Gateway, make_users
     from bench.gateway_ws_client import raise_fd_limit
 
     fd_limit = raise_fd_limit()
@@ -257,39 +257,20 @@ def main() -> int:
     try:
         t0 = time.monotonic()
         users = make_users(gateway.database_url, max(possible or [1]), gateway.secret)
+        original_rows: list[tuple[str, object]] = ProgressRows()
+        setup = "setup (users, migrate, start)"
+        if args.original and possible:
+            original_phase(gateway, users, possible, redis_client, args, original_rows, result)
+            t0, setup = time.monotonic(), "setup (start)"
         gateway.start()
         rss_before = gateway.rss_mb()
         rows += [
-            ("setup (users, migrate, start)", f"{time.monotonic() - t0:.1f} s"),
+            (setup, f"{time.monotonic() - t0:.1f} s"),
             ("worker RSS before sockets", f"{rss_before:.1f} MB"),
         ]
         result["rss_mb_before_sockets"] = round(rss_before, 1)
         clients = Clients([token for _, _, token in users], gateway.port, args.concurrency, gateway.work)
-        open_now = 0
-        for step in possible:
-            opened = clients.open_more(step - open_now)
-            time.sleep(1.0)  # let the worker settle
-            open_now += opened["opened"]
-            rss = gateway.rss_mb()
-            per_socket_kb = (rss - rss_before) * 1024 / max(open_now, 1)
-            rate = opened["opened"] / max(opened["seconds"], 1e-9)
-            result[f"sockets_{step}"] = {
-                "open": open_now,
-                "rss_mb": round(rss, 1),
-                "kb_per_socket": round(per_socket_kb, 2),
-                "opened_per_s": round(rate, 1),
-                "open_seconds": round(opened["seconds"], 2),
-                "failed": opened["failed"],
-            }
-            rows.append(
-                (
-                    f"{step:,} sockets: RSS / per socket",
-                    f"{rss:.1f} MB / {per_socket_kb:.2f} KB ({open_now} open, {opened['failed']} failed)",
-                )
-            )
-            rows.append((f"  opening the last {opened['opened']:,}", f"{opened['seconds']:.1f} s ({rate:.0f}/s)"))
-            if opened["errors"]:
-                rows.append(("  errors", json.dumps(opened["errors"])[:200]))
+        open_steps(clients, possible, gateway.rss_mb, rss_before, rows, result)
         for step in skipped:
             rows.append(
                 (
@@ -303,57 +284,18 @@ def main() -> int:
             result[f"sockets_{step}"] = {"skipped": f"fd limit {fd_limit}"}
         health = requests_get_json(f"{gateway.base}/health")
         rows.append(("gateway /health websockets", health.get("websockets")))
-
-        email = users[0][1]
-        received_so_far = 0
-        for rate in args.rates:
-            for logins in sorted({0.0, args.logins}):
-                p50s, p99s, rates, login_p50s, lost = [], [], [], [], 0
-                for _ in range(args.rounds):
-                    pacer = Logins(gateway.base, email, logins) if logins else None
-                    if pacer:
-                        pacer.start()
-                    sent, elapsed = publish_for(redis_client, gateway.prefix, users, rate, args.seconds)
-                    time.sleep(1.0)  # the last ones in flight
-                    if pacer:
-                        pacer.stop()
-                        login_p50s.append(percentile([x * 1000 for x in pacer.latencies], 50))
-                    report = clients.report()
-                    latencies_ms = [x * 1000 for x in report["latencies"]]
-                    lost += sent - (report["messages"] - received_so_far)
-                    received_so_far = report["messages"]
-                    p50s.append(percentile(latencies_ms, 50))
-                    p99s.append(percentile(latencies_ms, 99))
-                    rates.append(sent / elapsed)
-                key = f"push_{int(rate)}_per_s" + (f"_with_{logins:g}_logins_per_s" if logins else "")
-                result[key] = {
-                    "p50_ms": spread(p50s),
-                    "p99_ms": spread(p99s),
-                    "sent_per_s": spread(rates, 1),
-                    "lost": lost,
-                    "sockets": open_now,
-                }
-                label = f"push at {rate:g}/s" + (f" + {logins:g} logins/s" if logins else " (baseline)")
-                extra = f", login p50 {show(spread(login_p50s), ' ms')}" if logins else ""
-                rows.append(
-                    (
-                        label,
-                        (
-                            f"p50 {show(spread(p50s), ' ms')}, p99 {show(spread(p99s), ' ms')}, "
-                            f"sent {show(spread(rates, 1), '/s')}, lost {lost}{extra}"
-                        ),
-                    )
-                )
-                if logins:
-                    result[key]["login_p50_ms"] = spread(login_p50s)
+        push_runs(clients, redis_client, gateway.prefix, users, args, rows, result, login_base=gateway.base)
         result["rss_mb_after_push"] = round(gateway.rss_mb(), 1)
         rows.append(("worker RSS after the push runs", f"{result['rss_mb_after_push']} MB"))
+        table = list(rows) + list(original_rows)  # printed as measured already
+        if original_rows:
+            compare(possible, table, result)
         from bench.gateway_common import print_table
 
         print_table(
             f"Proteus gateway WebSocket bench ({os.cpu_count()} CPUs, one gunicorn worker, Redis "
             f"{args.redis_url}; median (min-max) of {args.rounds} runs)",
-            rows,
+            table,
             result,
         )
         return 0
@@ -362,25 +304,6 @@ def main() -> int:
             clients.stop()
         gateway.stop()
         redis_client.close()
-
-
-class ProgressRows(list):  # type: ignore[type-arg]
-    """The table's rows, each also written to stderr as it is measured (a long run shows progress)."""
-
-    def append(self, row: Any) -> None:
-        print(f"  {row[0]}: {row[1]}", file=sys.stderr, flush=True)
-        super().append(row)
-
-    def __iadd__(self, rows: Any) -> Self:
-        for row in rows:
-            self.append(row)
-        return self
-
-
-def requests_get_json(url: str) -> dict[str, Any]:
-    import requests
-
-    return dict(requests.get(url, timeout=60).json())
 
 
 if __name__ == "__main__":
