@@ -183,7 +183,7 @@ def login_required_by_id(view: F) -> F:
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         token, _ = request_token()
-        g.user_id = user_id_for_token(resources.db(), resources.settings(), token, purposes=(None,))
+        g.user_id = user_id_for_token(resources.read_connection(), resources.settings(), token, purposes=(None,))
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

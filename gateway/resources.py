@@ -27,7 +27,7 @@ from shared.config import Settings
 
 if TYPE_CHECKING:
     import redis as redis_lib
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
     from sqlalchemy.orm import Session, sessionmaker
 
     from gateway.passwords import PasswordHasher
@@ -52,6 +52,7 @@ class Resources:
         self.settings = settings
         self._lock = threading.Lock()
         self._engine: Engine | None = None
+        self._read_engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
         self._redis: redis_lib.Redis | None = None
         self._storage: Storage | None = None
@@ -63,6 +64,16 @@ class Resources:
         self._open_db()
         assert self._engine is not None
         return self._engine
+
+    @property
+    def read_engine(self) -> Engine:
+        """The engine for reads that need no transaction: on PostgreSQL in autocommit (no BEGIN
+        and no ROLLBACK round trip around them; same pool); elsewhere the engine itself."""
+        engine = self.engine
+        if self._read_engine is None:
+            autocommit = engine.dialect.name == "postgresql"
+            self._read_engine = engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else engine
+        return self._read_engine
 
     @property
     def sessions(self) -> sessionmaker[Session]:
@@ -189,7 +200,23 @@ def storage() -> Storage:
     return current().storage
 
 
+def read_connection() -> Connection:
+    """This request's connection for reads outside a transaction (a hot read-only view:
+    the caller's token version, the history), opened on first use and closed at teardown.
+    On PostgreSQL it is autocommit (`Resources.read_engine`); on SQLite (no network to
+    save) the request session's connection."""
+    if "read_connection" not in g:
+        resources = current()
+        owned = resources.read_engine is not resources.engine
+        g.read_connection = resources.read_engine.connect() if owned else db().connection()
+        g.read_connection_owned = owned
+    return g.read_connection  # type: ignore[no-any-return]
+
+
 def _close_session(_exc: BaseException | None) -> None:
+    connection = g.pop("read_connection", None)
+    if connection is not None and g.pop("read_connection_owned", False):
+        connection.close()
     session = g.pop("db", None)
     if session is not None:
         session.close()

@@ -148,9 +148,9 @@ def list_tryons() -> Response:
         query = query.order_by(TryOn.created_at.desc(), TryOn.id.desc())
         if limit is not None:
             query = query.limit(limit)
-        rows = list(resources.db().execute(query))
+        rows = list(resources.read_connection().execute(query))
     else:
-        rows = list(resources.db().connection().execute(_history_query(limit), {"user_id": user_id}))
+        rows = list(resources.read_connection().execute(_history_query(limit), {"user_id": user_id}))
     return jsonify([tryon_to_dict(row, _last_run(row)) for row in rows])
 
 

@@ -288,7 +288,7 @@ def _authenticate(settings: Settings) -> tuple[str | None, int]:
     if where == "cookie" and token and not _origin_allowed(settings):
         return None, CLOSE_FORBIDDEN_ORIGIN
     try:
-        with resources.current().engine.connect() as connection:  # the token version alone: no session
+        with resources.current().read_engine.connect() as connection:  # the token version alone: no session
             return auth.user_id_for_token(connection, settings, token, purposes=(None, auth.WS_PURPOSE)), 0
     except Unauthorized:
         return None, CLOSE_UNAUTHORIZED

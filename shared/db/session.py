@@ -1,7 +1,8 @@
 """Engines and sessions for SQLite (development) and PostgreSQL (production).
 
 SQLite gets WAL, foreign keys, a busy timeout and real transactions (SQLAlchemy emits the
-BEGIN, so SAVEPOINT and transactional DDL work); PostgreSQL gets psycopg 3 and pre-ping.
+BEGIN, so SAVEPOINT and transactional DDL work); PostgreSQL gets psycopg 3, and a pooled
+connection that sat idle is pinged before use (`ping_when_idle`).
 
 SQLite transactions begin DEFERRED, so readers never wait. One that reads and then
 writes can fail at once with "database is locked" if another writer committed in
@@ -11,6 +12,7 @@ between (the busy timeout cannot help), so writers call `begin_write(session)` f
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +30,8 @@ from shared.errors import DependencyUnavailable
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 PG_CONNECT_TIMEOUT_S = 5
 _SQLITE_BEGIN = "proteus_sqlite_begin"  # connection execution option read by the BEGIN hook
+PING_AFTER_IDLE_S = 1.0  # a pooled connection idle this long is pinged before use
+_IDLE_SINCE = "proteus_idle_since"
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -45,12 +49,39 @@ def normalize_url(url: str | URL) -> URL:
 def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     """An engine for `url`, set up for its dialect (extra kwargs go to create_engine)."""
     parsed = normalize_url(url)
+    ping_after_idle_s = kwargs.pop("ping_after_idle_s", PING_AFTER_IDLE_S)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "postgresql":
         kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", PG_CONNECT_TIMEOUT_S)
-    kwargs.setdefault("pool_pre_ping", True)
-    return sa.create_engine(parsed, **kwargs)
+    engine = sa.create_engine(parsed, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        ping_when_idle(engine, ping_after_idle_s)
+    return engine
+
+
+def ping_when_idle(engine: Engine, after_s: float) -> None:
+    """Pessimistic disconnect handling at a round trip per idle spell, not per checkout.
+
+    SQLAlchemy's pool_pre_ping pings every connection it hands out: a round trip on every
+    request. A busy pool hands the same connections out again within milliseconds, so a
+    connection is pinged only when it sat in the pool `after_s` or longer (a database that
+    restarted meanwhile is found then); a dead one is replaced before anyone uses it.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since < after_s:
+            return  # just connected, or back from work moments ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise sa.exc.DisconnectionError(f"pooled connection is dead: {exc}") from exc
 
 
 def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:

@@ -235,3 +235,19 @@ def test_the_ws_route_is_described_in_openapi(path) -> None:
     from gateway.openapi import document
 
     assert "/ws" in document()["paths"] and document()["x-websocket"]["closeCodes"]["4401"]
+
+
+def test_sockets_authenticate_and_receive_on_both_databases(db_app) -> None:
+    """The handshake's token check reads outside a transaction (autocommit on PostgreSQL)."""
+    server = LiveServer(db_app)
+    person = Person(db_app, "dora")
+    tab = connect(server, ws_token(person))
+    try:
+        sent = notify_completion(db_app, person)
+        assert receive_json(tab) == sent
+        login_token = person.token
+        assert person.post("/user/logout").status_code == 200
+        assert close_code(connect(server, login_token, expect_ready=False)) == 4401  # revoked: read fresh
+    finally:
+        tab.close()
+        server.stop()

@@ -212,9 +212,46 @@ def test_urls_map_to_psycopg3(url: str, driver: str) -> None:
 def test_postgres_engine_from_a_plain_url(postgres_url: str) -> None:
     plain = postgres_url.replace("postgresql+psycopg://", "postgres://")
     engine = make_engine(plain)
-    assert engine.dialect.driver == "psycopg" and engine.pool._pre_ping  # type: ignore[attr-defined]
+    assert engine.dialect.driver == "psycopg"
     ping(engine)
     engine.dispose()
+
+
+def _backend_pid(engine: sa.Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
+
+
+@pytest.mark.parametrize("idle_s", [0.0, 0.3])
+def test_a_pooled_connection_that_died_while_idle_is_replaced_unseen(postgres_url: str, idle_s: float) -> None:
+    """The database dropped a pooled connection (a restart, an idle timeout): the next
+    checkout after an idle spell pings it, finds it dead and connects again."""
+    engine = make_engine(postgres_url, pool_size=1, max_overflow=0, ping_after_idle_s=idle_s)
+    other = make_engine(postgres_url, pool_size=1, max_overflow=0)
+    try:
+        dead = _backend_pid(engine)  # back in the pool now
+        with other.connect() as admin:
+            admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": dead})
+            admin.commit()
+        time.sleep(idle_s + 0.05)
+        assert _backend_pid(engine) != dead  # no error: a fresh connection took its place
+    finally:
+        engine.dispose()
+        other.dispose()
+
+
+def test_a_connection_back_from_work_moments_ago_is_not_pinged(postgres_url: str) -> None:
+    """No round trip per checkout under load: within the idle threshold the pool trusts it."""
+    engine = make_engine(postgres_url, pool_size=1, max_overflow=0, ping_after_idle_s=60.0)
+    pings: list[int] = []
+    original = engine.dialect.do_ping
+    engine.dialect.do_ping = lambda dbapi_connection: pings.append(1) or original(dbapi_connection)  # type: ignore[method-assign]
+    try:
+        for _ in range(5):
+            _backend_pid(engine)
+        assert pings == []
+    finally:
+        engine.dispose()
 
 
 def test_ping_and_session_scope_on_an_unreachable_database() -> None:
