@@ -6,6 +6,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import apikeys, errors, images, jobs, limits, observability, resources, security, site, users, vton, ws
+from gateway.json_provider import OrjsonProvider
 from gateway.v1 import ratelimit as key_ratelimit
 from gateway.v1 import routes as v1
 from shared.config import Settings
@@ -15,6 +16,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """The app for `settings` (default: read from the environment once)."""
     settings = settings or Settings.from_env()
     app = Flask(__name__, static_folder="static", static_url_path="/static")
+    app.json = OrjsonProvider(app)
     app.config.from_mapping(
         PROTEUS_SETTINGS=settings,
         # The local storage backend's /files route receives uploads through this app.
