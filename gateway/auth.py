@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import jwt
 from flask import Response, g, request
-from sqlalchemy import Connection, Select, bindparam, select
+from sqlalchemy import Connection, Select, bindparam, exists, func, select
 from sqlalchemy.orm import Session
 
 from gateway import resources
@@ -178,15 +178,55 @@ def login_required(view: F) -> F:
 
 def login_required_by_id(view: F) -> F:
     """login_required for a hot read-only view that needs only the caller's id
-    (`current_user_id()`): the same checks, without loading the user as an ORM object."""
+    (`current_user_id()`): the same checks, without loading the user as an ORM object.
+
+    The token's signature, expiry and purpose are checked first. Whether it was revoked (its
+    version against the user's) may be proven by the view's own query: one that filters on
+    `live_token_clause()` and found rows calls `token_proven_live()`, saving a round trip.
+    Otherwise the version is read after the view, and a revoked token answers 401 instead
+    of what the view returned.
+    """
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         token, _ = request_token()
-        g.user_id = user_id_for_token(resources.read_connection(), resources.settings(), token, purposes=(None,))
-        return view(*args, **kwargs)
+        g.user_id, g.token_version = _token_claims(resources.settings(), token, (None,))
+        g.token_live = False
+        try:
+            response = view(*args, **kwargs)
+        except Exception:
+            _check_token_version()  # a revoked token answers 401 before any other error
+            raise
+        _check_token_version()
+        return response
 
     return wrapper  # type: ignore[return-value]
+
+
+def _check_token_version() -> None:
+    if g.token_live:
+        return
+    live = resources.read_connection().execute(_token_version_query(), {"id": g.user_id}).first()
+    if live is None or g.token_version != (live.token_version or 0):
+        raise unauthorized()
+    g.token_live = True
+
+
+def live_token_clause() -> Any:
+    """A WHERE clause true only while the caller's token is live: its user exists with the
+    token's version (bound at execution as `user_id` and `token_version`: `live_token_params()`)."""
+    return exists().where(
+        User.id == bindparam("user_id"), func.coalesce(User.token_version, 0) == bindparam("token_version")
+    )
+
+
+def live_token_params() -> dict[str, Any]:
+    return {"user_id": g.user_id, "token_version": g.token_version}
+
+
+def token_proven_live() -> None:
+    """The view's query, filtered by `live_token_clause()`, found rows: the token is live."""
+    g.token_live = True
 
 
 def current_user() -> User:

@@ -77,7 +77,7 @@ def _history_query(limit: int | None) -> Select[Any]:
     since building the statement cost more than running it."""
     query = (
         _history_select()
-        .where(TryOn.user_id == bindparam("user_id"))
+        .where(TryOn.user_id == bindparam("user_id"), auth.live_token_clause())
         .order_by(TryOn.created_at.desc(), TryOn.id.desc())
     )
     return query if limit is None else query.limit(limit)
@@ -141,7 +141,8 @@ def list_tryons() -> Response:
         return jsonify([])  # another person's list is not visible: as if empty
     # Plain rows, not ORM objects: the list is only shown, and loading 20 objects into the
     # session's identity map cost more than the query. A Core statement built once, run on
-    # the session's connection (its transaction), skips the ORM's per-query work as well.
+    # the request's read connection, skips the ORM's per-query work as well; it also checks
+    # that the caller's token is live (login_required_by_id), so a page costs one query.
     before = request.args.get("before")
     if before:
         query = _history_select().where(TryOn.user_id == user_id, _before_clause(before, user_id))
@@ -150,7 +151,9 @@ def list_tryons() -> Response:
             query = query.limit(limit)
         rows = list(resources.read_connection().execute(query))
     else:
-        rows = list(resources.read_connection().execute(_history_query(limit), {"user_id": user_id}))
+        rows = list(resources.read_connection().execute(_history_query(limit), auth.live_token_params()))
+        if rows:
+            auth.token_proven_live()  # the query's clause read the token version: no second query
     return jsonify([tryon_to_dict(row, _last_run(row)) for row in rows])
 
 

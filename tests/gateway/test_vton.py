@@ -244,3 +244,19 @@ def test_the_list_names_every_sample_of_the_result(app, person) -> None:
     assert listed["outfit_try_on"] == three[0] and listed["result_keys"] == three
     one = finish(1)  # "Try again" with one sample: only the new result
     assert person.get("/vton").get_json()[0]["result_keys"] == one
+
+
+def test_a_revoked_token_reads_no_history_whatever_the_query(db_app) -> None:
+    """The history query checks the token's version itself; every other path checks it apart."""
+    alice, carol = Person(db_app, "alice"), Person(db_app, "carol")  # carol has no try-ons
+    alice.post("/vton", json={"user_snap": alice.upload("me.jpg"), "uncleaned_outfit": alice.upload("s.jpg")})
+    paths = ["/vton", "/vton?limit=5", "/vton?before=2100-01-01T00:00:00Z", f"/vton?user_id={carol.id}"]
+    for person in (alice, carol):
+        for path in paths:
+            assert person.get(path).status_code == 200, path
+    for person in (alice, carol):
+        revoked = person.token
+        assert person.post("/user/logout").status_code == 200
+        for path in [*paths, "/vton?limit=0", "/vton?before=not-a-time"]:  # 401 before any 400
+            response = person.client.get(path, headers={"Authorization": f"Bearer {revoked}"})
+            assert response.status_code == 401, (person.name, path, response.get_json())
