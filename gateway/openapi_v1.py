@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from gateway.openapi_builders import path_param
 from shared.contracts import v1 as m
 from shared.contracts.fields import IDEMPOTENCY_KEY_PATTERN
 
@@ -131,10 +132,6 @@ def _session(
     return operation
 
 
-def _id(name: str, what: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "description": what, "schema": {"type": "string"}}
-
-
 IDEMPOTENCY = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -173,7 +170,7 @@ def _paths() -> dict[str, Any]:
                 "A prediction's status and outputs",
                 _json("The status.", "StatusResponse", RATE_HEADERS),
                 not_found=True,
-                params=[_id("id", "The prediction id.")],
+                params=[path_param("id", "The prediction id.")],
             )
         },
         "/v1/cancel/{id}": {
@@ -183,7 +180,7 @@ def _paths() -> dict[str, Any]:
                     "Cancel a queued or running prediction",
                     _json("Canceled.", "CancelResponse", RATE_HEADERS),
                     not_found=True,
-                    params=[_id("id", "The prediction id.")],
+                    params=[path_param("id", "The prediction id.")],
                     description="A queued one stops at once, a running one at its next denoising step.",
                     extra={"409": "Conflict: the prediction has already ended."},
                 )
@@ -222,7 +219,7 @@ def _paths() -> dict[str, Any]:
                 "revokeApiKey",
                 "Revoke a key (at once, on every replica)",
                 {"204": {"description": "Revoked."}, "404": _json("No such key (or not yours).", "Error")},
-                params=[_id("key_id", "The key's id.")],
+                params=[path_param("key_id", "The key's id.")],
             )
         },
         "/webhook-settings": {
