@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import resource
 import shutil
 import socket
 import statistics
@@ -23,12 +22,15 @@ REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "bench password 1"
 
 
-def raise_fd_limit() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else 1_048_576
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+def stop_process(process: subprocess.Popen[Any] | None, timeout_s: float = 20.0) -> None:
+    """SIGTERM a started server, and SIGKILL it if it has not exited within `timeout_s`."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -203,12 +205,7 @@ class Gateway:
     def stop(self) -> None:
         import redis
 
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process)
         client = redis.Redis.from_url(self.redis_url)
         for key in client.scan_iter(match=f"{self.prefix}*", count=1000):
             client.delete(key)

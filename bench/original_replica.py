@@ -18,7 +18,7 @@ import subprocess
 import time
 from typing import Any
 
-from bench.gateway_common import REPO, Gateway, free_port, rss_mb
+from bench.gateway_common import REPO, Gateway, free_port, rss_mb, stop_process
 
 REPLICA_DIR = REPO / "bench" / "original_gateway"
 NODE_MAJOR_MIN = 20
@@ -109,13 +109,7 @@ class OriginalGateway:
         return rss_mb(self.process.pid)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 def check_same_history(ours: str, replica: str, headers: dict[str, str], rows: int) -> None:
