@@ -16,13 +16,15 @@ import orjson
 from flask.json.provider import DefaultJSONProvider
 
 OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+#: What Flask's `jsonify` asks for when not pretty-printing: orjson's own compact output.
+COMPACT = {"separators": (",", ":")}
 
 
 class OrjsonProvider(DefaultJSONProvider):
     """Flask's DefaultJSONProvider with `dumps` done by orjson."""
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
-        if kwargs or not self.sort_keys:
+        if (kwargs and kwargs != COMPACT) or not self.sort_keys:
             return super().dumps(obj, **kwargs)
         try:
             return orjson.dumps(obj, default=self.default, option=OPTIONS).decode("utf-8")

@@ -8,7 +8,8 @@ import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from flask import Flask
+import orjson
+from flask import Flask, jsonify
 from flask.json.provider import DefaultJSONProvider
 
 from gateway.json_provider import OrjsonProvider
@@ -44,6 +45,21 @@ def test_keys_sorted_and_compact_as_flask_writes_them() -> None:
 
 def test_pretty_printing_falls_back_to_the_standard_library() -> None:
     assert OrjsonProvider(Flask(__name__)).dumps({"a": 1}, indent=2) == '{\n  "a": 1\n}'
+
+
+def test_jsonify_answers_are_written_by_orjson(monkeypatch) -> None:
+    app = Flask(__name__)
+    app.json = OrjsonProvider(app)
+    calls = []
+    real = orjson.dumps
+    monkeypatch.setattr(orjson, "dumps", lambda *a, **k: calls.append(a) or real(*a, **k))
+    with app.app_context():
+        response = jsonify({"b": [1, 2], "a": "é"})
+    assert calls, "jsonify went through the standard library"
+    assert response.get_data(as_text=True) == '{"a":"é","b":[1,2]}\n'
+    with app.app_context():
+        flask_answer = DefaultJSONProvider(app).response({"b": [1, 2], "a": "é"})
+    assert json.loads(response.get_data()) == json.loads(flask_answer.get_data())
 
 
 def test_the_gateway_answers_with_it(app) -> None:
