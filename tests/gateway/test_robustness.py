@@ -26,7 +26,7 @@ from tests.gateway.helpers import (
     sessions_of,
     settings_of,
 )
-from tests.gateway.test_ws import connect, publish_completion, receive_json, ws_token
+from tests.gateway.ws_support import connect, publish_completion, receive_json, ws_token
 
 # -- 5: SQLite "database is locked" -----------------------------------------------------------------
 
