@@ -6,7 +6,7 @@ p50/p99 latency at concurrency 1, 8 and 32, each with its baselines from the sam
     .venv/bin/python bench/gateway_rest.py --rounds 5 --seconds 6 --concurrency 1 8 32
     .venv/bin/python bench/gateway_rest.py --postgres --original   # and the original's replica
 
-Starts the gateway under gunicorn (gateway/gunicorn.conf.py, one worker; --workers N sets WEB_CONCURRENCY) on a throw-away
+Starts the gateway under gunicorn (gateway/gunicorn.conf.py, its default of one worker per usable core; --workers N sets WEB_CONCURRENCY) on a throw-away
 database (SQLite, or with --postgres a database created on DATABASE_URL's server and dropped
 afterwards) and the real Redis (REDIS_URL) under a private prefix. One user with 20 try-ons;
 its password hashed at BCRYPT_ROUNDS (12, the default) and, for the cost-10 row, a second
@@ -51,6 +51,7 @@ from bench.gateway_common import (
     spread,
 )
 from bench.original_replica import OriginalGateway, check_same_history
+from shared.cpus import usable_cpus
 
 ROWS = 20
 
@@ -271,7 +272,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--postgres", action="store_true", help="a private database on DATABASE_URL's server")
-    parser.add_argument("--workers", type=int, default=1, help="gunicorn worker processes (WEB_CONCURRENCY)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=usable_cpus(),
+        help="gunicorn worker processes (WEB_CONCURRENCY; default: the gateway's own, one per usable core)",
+    )
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
     parser.add_argument(
         "--original", action="store_true", help="GET /vton on the original gateway's replica too (needs --postgres)"

@@ -22,6 +22,7 @@ import resource
 import signal
 from typing import Any
 
+from shared.cpus import usable_cpus
 from shared.observability import multiproc
 
 
@@ -38,7 +39,7 @@ def _int(name: str, default: int) -> int:
 
 wsgi_app = "gateway.app:create_app()"
 bind = [f"0.0.0.0:{_int('PORT', 8000)}"]
-workers = _int("WEB_CONCURRENCY", 1)
+workers = _int("WEB_CONCURRENCY", usable_cpus())
 worker_class = "gevent"
 worker_connections = _int("GUNICORN_WORKER_CONNECTIONS", 20_000)
 timeout = _int("GUNICORN_TIMEOUT", 30)

@@ -25,17 +25,16 @@ from typing import Any, TypeVar
 
 import bcrypt
 
+from shared.cpus import usable_cpus
+
 T = TypeVar("T")
 HASH_NICENESS = 10  # the hashing threads yield the CPU to the event loop
 _COST = re.compile(r"^\$2[abxy]\$(\d\d)\$")
 
 
 def pool_size() -> int:
-    """One thread per core this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+    """One thread per core this process may run on (shared.cpus: affinity and CPU quota)."""
+    return usable_cpus()
 
 
 def hash_cost(password_hash: str | None) -> int | None:

@@ -11,6 +11,7 @@ the caller, so any other id answers an empty list.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -23,6 +24,7 @@ from gateway import auth, resources
 from gateway.serializers import last_runs, tryon_to_dict
 from gateway.validation import check_id, parse_body, show
 from shared.contracts.rest import HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT, TryOnCreate, TryOnUpdate
+from shared.db.hot_reads import fetch_all
 from shared.db.models import Job, TryOn
 from shared.errors import BadRequest, NotFound
 from shared.timestamps import parse_timestamp
@@ -141,9 +143,11 @@ def list_tryons() -> Response:
         return jsonify([])  # another person's list is not visible: as if empty
     # Plain rows, not ORM objects: the list is only shown, and loading 20 objects into the
     # session's identity map cost more than the query. A Core statement built once, run on
-    # the request's read connection, skips the ORM's per-query work as well; it also checks
-    # that the caller's token is live (login_required_by_id), so a page costs one query.
+    # the request's read connection, skips the ORM's per-query work as well (on PostgreSQL it
+    # runs on the driver's cursor: shared/db/hot_reads.py); it also checks that the caller's
+    # token is live (login_required_by_id), so a page costs one query.
     before = request.args.get("before")
+    rows: Sequence[Any]
     if before:
         query = _history_select().where(TryOn.user_id == user_id, _before_clause(before, user_id))
         query = query.order_by(TryOn.created_at.desc(), TryOn.id.desc())
@@ -151,7 +155,7 @@ def list_tryons() -> Response:
             query = query.limit(limit)
         rows = list(resources.read_connection().execute(query))
     else:
-        rows = list(resources.read_connection().execute(_history_query(limit), auth.live_token_params()))
+        rows = fetch_all(resources.read_connection(), _history_query(limit), auth.live_token_params())
         if rows:
             auth.token_proven_live()  # the query's clause read the token version: no second query
     return jsonify([tryon_to_dict(row, _last_run(row)) for row in rows])
