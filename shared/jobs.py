@@ -132,8 +132,9 @@ def complete_job(
     seed: int | None = None,
     model: str | None = None,
     result_keys: list[str] | None = None,
-) -> bool:
-    """Mark the job succeeded and its try-on done; True only for the call that did it.
+) -> Job | None:
+    """Mark the job succeeded and its try-on done; the changed job (fresh from the UPDATE) only
+    for the call that did it, else None.
 
     A try_on job's result is the try-on's `outfit_try_on`; a tailor job's its `cleaned_outfit`.
     """
@@ -153,7 +154,7 @@ def complete_job(
         steps=func.coalesce(Job.steps, 1),
     )
     if changed is None:
-        return False
+        return None
     steps = changed.steps or 1
     result_column = "cleaned_outfit" if changed.job_type == "tailor" else "outfit_try_on"
     _update_tryon(
@@ -166,20 +167,21 @@ def complete_job(
         progress_steps=steps,
         **{result_column: result_key},
     )
-    return True
+    return changed
 
 
-def fail_job(session: Session, job_id: str, *, error: str, code: str | None = None) -> bool:
-    """Mark the job failed with `error` (and its error `code`); True only for the call that did it.
+def fail_job(session: Session, job_id: str, *, error: str, code: str | None = None) -> Job | None:
+    """Mark the job failed with `error` (and its error `code`); the changed job only for the call
+    that did it, else None.
 
     Its try-on becomes failed too, unless another job of it already made it done.
     """
     message = (str(error) or "failed")[:MAX_ERROR_CHARS]
     changed = _guarded_update(session, job_id, status="failed", error=message, error_code=code, finished_at=utcnow())
     if changed is None:
-        return False
+        return None
     _update_tryon(session, changed, TryOn.status != "done", status="failed", error=message)
-    return True
+    return changed
 
 
 CANCELED_MESSAGE = "canceled by its owner"

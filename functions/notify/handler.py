@@ -116,8 +116,9 @@ class NotifyFunction(Stage):
                     result_key=data["result_key"],
                     error=None,
                     result_keys=data.get("result_keys"),
+                    job=changed,
                 )
-            webhook = self._webhook_for(session, data["job_id"])
+            webhook = self._webhook_for(session, data["job_id"], changed)
         if webhook:
             self._request_webhook(data, webhook)
         return self._publish_pending(data["job_id"], row)
@@ -148,9 +149,10 @@ class NotifyFunction(Stage):
     def _failed(self, data: dict[str, Any]) -> dict[str, Any] | None:
         with session_scope(self.sessions, write=True) as session:
             row = None
-            if jobs.fail_job(session, data["job_id"], error=data["error"], code=data.get("code")):
-                row = self._record(session, data, "failed", result_key=None, error=data["error"])
-            webhook = self._webhook_for(session, data["job_id"])
+            changed = jobs.fail_job(session, data["job_id"], error=data["error"], code=data.get("code"))
+            if changed:
+                row = self._record(session, data, "failed", result_key=None, error=data["error"], job=changed)
+            webhook = self._webhook_for(session, data["job_id"], changed)
         if webhook:
             self._request_webhook(data, webhook)
         return self._publish_pending(data["job_id"], row)
@@ -175,9 +177,12 @@ class NotifyFunction(Stage):
         result_key: str | None,
         error: str | None,
         result_keys: list[str] | None = None,
+        job: Job | None = None,
     ) -> OutboxMessage:
-        """Add the job's completion to the outbox, in the transaction that changed its state."""
-        job = session.get(Job, data["job_id"])
+        """Add the job's completion to the outbox, in the transaction that changed its state
+        (`job`: the row that transaction changed, when the caller has it)."""
+        if job is None:
+            job = session.get(Job, data["job_id"])
         if job is not None and job.created_at is not None:  # the whole job, request to completion
             seconds = (datetime.now(UTC) - job.created_at).total_seconds()
             JOB_DURATION.labels(job.job_type, "ok" if status == "done" else "failed").observe(max(0.0, seconds))
@@ -207,9 +212,11 @@ class NotifyFunction(Stage):
         return published[0] if published else None
 
     @staticmethod
-    def _webhook_for(session: Session, job_id: str) -> str | None:
-        """The webhook URL of a finished public-API job: its own, else its owner's default."""
-        job = session.get(Job, job_id)
+    def _webhook_for(session: Session, job_id: str, job: Job | None = None) -> str | None:
+        """The webhook URL of a finished public-API job: its own, else its owner's default
+        (`job`: the row as this transaction changed it, when the caller has it)."""
+        if job is None:
+            job = session.get(Job, job_id)
         if job is None or job.status not in ("succeeded", "failed", "canceled") or not is_prediction(job):
             return None
         url = api_params(job).get("webhook_url")

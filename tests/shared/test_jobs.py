@@ -116,8 +116,16 @@ def test_a_job_runs_progresses_and_completes_once(sessions: sessionmaker[Session
     assert (job["step"], job["steps"]) == (2, 4)
     assert (view["progress"], view["progress_step"], view["progress_steps"]) == (0.5, 2, 4)
 
-    assert call(sessions, jobs.complete_job, job_id, result_key="outputs/weaver/u/j.png", seed=7, model="smoke")
-    assert not call(sessions, jobs.complete_job, job_id, result_key="outputs/weaver/u/other.png")
+    done = call(sessions, jobs.complete_job, job_id, result_key="outputs/weaver/u/j.png", seed=7, model="smoke")
+    assert done is not None  # the changed row, as the UPDATE left it
+    assert (done.id, done.status, done.result_key, done.seed, done.model) == (
+        job_id,
+        "succeeded",
+        "outputs/weaver/u/j.png",
+        7,
+        "smoke",
+    )
+    assert call(sessions, jobs.complete_job, job_id, result_key="outputs/weaver/u/other.png") is None
     assert not call(sessions, jobs.fail_job, job_id, error="late failure")
     assert not call(sessions, jobs.record_progress, job_id, 3, 4)
     assert not call(sessions, jobs.mark_running, job_id)
@@ -288,7 +296,7 @@ def test_concurrent_completion_has_one_winner(sessions: sessionmaker[Session], t
     job_id = new_job(sessions, tryon)
     start = threading.Barrier(6)
 
-    def finish(i: int) -> bool:
+    def finish(i: int) -> Job | None:
         start.wait(timeout=10)
         if i % 2:
             return call(sessions, jobs.fail_job, job_id, error=f"failure {i}")
@@ -296,6 +304,6 @@ def test_concurrent_completion_has_one_winner(sessions: sessionmaker[Session], t
 
     with ThreadPoolExecutor(6) as pool:
         outcomes = list(pool.map(finish, range(6)))
-    assert outcomes.count(True) == 1
+    assert len([winner for winner in outcomes if winner is not None]) == 1
     job, view = state(sessions, job_id)
     assert {"succeeded": "done", "failed": "failed"}[job["status"]] == view["status"]
