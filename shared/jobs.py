@@ -15,18 +15,21 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Row, Update, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
+from shared import job_statements as statements
 from shared.db.models import JOB_TYPES, Job, TryOn, utcnow
 from shared.db.session import begin_write
 from shared.errors import BadRequest, Conflict
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("queued", "running")
+ACTIVE = statements.ACTIVE
+#: A job's columns as a transition's UPDATE ... RETURNING gave them back, read by name (`row.status`).
+JobRow = Row[Any]
 MAX_ERROR_CHARS = 2000
 
 
@@ -95,10 +98,11 @@ def mark_running(session: Session, job_id: str) -> bool:
 
     True on every call while the job is not finished, so a redelivered request is worked on.
     """
-    changed = _guarded_update(session, job_id, status="running", attempts=Job.attempts + 1)
+    job, tryon = statements.mark_running()
+    changed = _guarded_update(session, job, job_id)
     if changed is None:
         return False
-    _update_tryon(session, changed, TryOn.status == "queued", status="processing")
+    _update_tryon(session, tryon, changed)
     return True
 
 
@@ -108,19 +112,12 @@ def record_progress(session: Session, job_id: str, step: int, steps: int) -> boo
         raise BadRequest(f"step and steps must be integers, got {step!r} and {steps!r}", field="step")
     if steps < 1 or not 0 <= step <= steps:
         raise BadRequest(f"progress {step}/{steps} is not 0 <= step <= steps, steps >= 1", field="step")
-    ahead = or_(Job.step < step, Job.steps.is_(None))
-    changed = _guarded_update(session, job_id, ahead, status="running", step=step, steps=steps)
+    job, tryon = statements.record_progress()
+    changed = _guarded_update(session, job, job_id, new_step=step, new_steps=steps)
     if changed is None:
         return False
     if changed.job_type == "try_on":
-        _update_tryon(
-            session,
-            changed,
-            TryOn.status.in_(("queued", "processing")),
-            status="processing",
-            progress_step=step,
-            progress_steps=steps,
-        )
+        _update_tryon(session, tryon, changed, new_step=step, new_steps=steps)
     return True
 
 
@@ -132,9 +129,9 @@ def complete_job(
     seed: int | None = None,
     model: str | None = None,
     result_keys: list[str] | None = None,
-) -> Job | None:
-    """Mark the job succeeded and its try-on done; the changed job (fresh from the UPDATE) only
-    for the call that did it, else None.
+) -> JobRow | None:
+    """Mark the job succeeded and its try-on done; the changed job (its row as the UPDATE left
+    it) only for the call that did it, else None.
 
     A try_on job's result is the try-on's `outfit_try_on`; a tailor job's its `cleaned_outfit`.
     """
@@ -142,46 +139,28 @@ def complete_job(
         raise BadRequest(f"result_key must be a non-empty storage key, got {result_key!r}", field="result_key")
     changed = _guarded_update(
         session,
+        statements.complete(),
         job_id,
-        status="succeeded",
-        result_key=result_key,
-        result_keys=result_keys if result_keys and len(result_keys) > 1 else None,
-        seed=seed,
-        model=model,
-        error=None,
-        finished_at=utcnow(),
-        step=func.coalesce(Job.steps, 1),
-        steps=func.coalesce(Job.steps, 1),
+        new_result_key=result_key,
+        new_result_keys=result_keys if result_keys and len(result_keys) > 1 else None,
+        new_seed=seed,
+        new_model=model,
+        new_finished_at=utcnow(),
     )
     if changed is None:
         return None
-    steps = changed.steps or 1
-    result_column = "cleaned_outfit" if changed.job_type == "tailor" else "outfit_try_on"
-    _update_tryon(
-        session,
-        changed,
-        None,
-        status="done",
-        error=None,
-        progress_step=steps,
-        progress_steps=steps,
-        **{result_column: result_key},
-    )
+    tryon = statements.complete_tryon("cleaned_outfit" if changed.job_type == "tailor" else "outfit_try_on")
+    _update_tryon(session, tryon, changed, new_result_key=result_key, new_steps=changed.steps or 1)
     return changed
 
 
-def fail_job(session: Session, job_id: str, *, error: str, code: str | None = None) -> Job | None:
+def fail_job(session: Session, job_id: str, *, error: str, code: str | None = None) -> JobRow | None:
     """Mark the job failed with `error` (and its error `code`); the changed job only for the call
     that did it, else None.
 
     Its try-on becomes failed too, unless another job of it already made it done.
     """
-    message = (str(error) or "failed")[:MAX_ERROR_CHARS]
-    changed = _guarded_update(session, job_id, status="failed", error=message, error_code=code, finished_at=utcnow())
-    if changed is None:
-        return None
-    _update_tryon(session, changed, TryOn.status != "done", status="failed", error=message)
-    return changed
+    return _end(session, job_id, "failed", (str(error) or "failed")[:MAX_ERROR_CHARS], code)
 
 
 CANCELED_MESSAGE = "canceled by its owner"
@@ -192,13 +171,16 @@ CANCEL_FLAG = "proteus:canceled:"
 
 def cancel_job(session: Session, job_id: str) -> bool:
     """Mark a queued or running job canceled (its try-on failed: canceled); True if this call did it."""
-    changed = _guarded_update(
-        session, job_id, status="canceled", error=CANCELED_MESSAGE, error_code="canceled", finished_at=utcnow()
-    )
-    if changed is None:
-        return False
-    _update_tryon(session, changed, TryOn.status != "done", status="failed", error=CANCELED_MESSAGE)
-    return True
+    return _end(session, job_id, "canceled", CANCELED_MESSAGE, "canceled") is not None
+
+
+def _end(session: Session, job_id: str, status: str, error: str, code: str | None) -> JobRow | None:
+    job, tryon = statements.end(status)
+    values = {"new_error": error, "new_error_code": code, "new_finished_at": utcnow()}
+    changed = _guarded_update(session, job, job_id, **values)
+    if changed is not None:
+        _update_tryon(session, tryon, changed, new_error=error)
+    return changed
 
 
 def record_tailor_assets(
@@ -229,28 +211,27 @@ def record_tailor_assets(
     return True
 
 
-def _guarded_update(session: Session, job_id: str, *conditions: Any, **values: Any) -> Job | None:
-    """UPDATE the job if it is still active (and `conditions` hold); the fresh row or None.
+def _guarded_update(session: Session, statement: Update, job_id: str, **values: Any) -> JobRow | None:
+    """Run one of shared.job_statements' guarded job UPDATEs; the changed row, or None when the
+    job is finished (or unknown).
 
     One statement: the changed row comes back with UPDATE ... RETURNING (SQLite >= 3.35,
-    PostgreSQL) and replaces any copy the session holds.
+    PostgreSQL). A copy of the job the session holds is expired (reloaded when next read).
     """
     begin_write(session)
-    statement = (
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_(ACTIVE), *conditions)
-        .values(**values)
-        .returning(Job)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    return session.scalars(statement).one_or_none()
+    session.flush()  # a Core statement does not flush the session's pending changes itself
+    changed = session.execute(statement, {"job_id": job_id, **values}).one_or_none()
+    if changed is not None:
+        _expire(session, Job, job_id)
+    return changed
 
 
-def _update_tryon(session: Session, job: Job, condition: Any, **values: Any) -> None:
-    statement = update(TryOn).where(TryOn.id == job.vton_id)
-    if condition is not None:
-        statement = statement.where(condition)
-    session.execute(statement.values(**values).execution_options(synchronize_session=False))
-    loaded = session.identity_map.get(identity_key(TryOn, job.vton_id))
+def _update_tryon(session: Session, statement: Update, job: JobRow, **values: Any) -> None:
+    session.execute(statement, {"vton_id": job.vton_id, **values})
+    _expire(session, TryOn, job.vton_id)
+
+
+def _expire(session: Session, model: type[Job] | type[TryOn], row_id: str) -> None:
+    loaded = session.identity_map.get(identity_key(model, row_id))
     if loaded is not None:
         session.expire(loaded)  # the caller's copy is stale now

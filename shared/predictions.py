@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from sqlalchemy import Row
+
 from shared.config import Settings
 from shared.db.models import Job
 from shared.storage.base import Storage
@@ -38,11 +40,11 @@ ERROR_NAMES = {
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
-def is_prediction(job: Job) -> bool:
+def is_prediction(job: Job | Row[Any]) -> bool:
     return isinstance(job.params, dict) and isinstance(job.params.get("api"), dict)
 
 
-def api_params(job: Job) -> dict[str, Any]:
+def api_params(job: Job | Row[Any]) -> dict[str, Any]:
     return dict(job.params.get("api") or {}) if isinstance(job.params, dict) else {}
 
 

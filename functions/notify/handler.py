@@ -25,6 +25,7 @@ from shared import jobs
 from shared.config import Settings
 from shared.db.models import Job, OutboxMessage, User
 from shared.db.session import session_scope
+from shared.jobs import JobRow
 from shared.notifications import Notifier, add_to_outbox, completion_message, flush, publish_row
 from shared.observability.metrics import JOB_DURATION, JOBS_FAILED, reason_label
 from shared.predictions import api_params, is_prediction
@@ -177,7 +178,7 @@ class NotifyFunction(Stage):
         result_key: str | None,
         error: str | None,
         result_keys: list[str] | None = None,
-        job: Job | None = None,
+        job: Job | JobRow | None = None,
     ) -> OutboxMessage:
         """Add the job's completion to the outbox, in the transaction that changed its state
         (`job`: the row that transaction changed, when the caller has it)."""
@@ -212,7 +213,7 @@ class NotifyFunction(Stage):
         return published[0] if published else None
 
     @staticmethod
-    def _webhook_for(session: Session, job_id: str, job: Job | None = None) -> str | None:
+    def _webhook_for(session: Session, job_id: str, job: Job | JobRow | None = None) -> str | None:
         """The webhook URL of a finished public-API job: its own, else its owner's default
         (`job`: the row as this transaction changed it, when the caller has it)."""
         if job is None:
