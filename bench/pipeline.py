@@ -40,7 +40,7 @@ from shared import jobs
 from shared.db.models import TryOn, User
 from shared.db.session import make_engine, make_session_factory, session_scope
 from shared.devstack import FUNCTIONS, DevStack, free_port
-from shared.events import from_stream_fields, make_event
+from shared.events import CloudEvent, from_stream_fields, make_event
 from shared.routing import NOTIFICATION_CHANNEL, prefixed, route_for
 from shared.storage import storage_from_settings
 from shared.streams.publish import publish
@@ -84,9 +84,9 @@ class Bench:
                 )
             )
 
-    def prepare(self) -> dict[str, object]:
+    def prepare(self) -> CloudEvent:
         """A try-on job recorded as the gateway records it before publishing its request
-        (gateway/jobs.py: the job row, queued); the request's data."""
+        (gateway/jobs.py: the job row, queued); the request's event, ready to publish."""
         job_id = str(uuid.uuid4())
         data = {
             "job_id": job_id,
@@ -105,12 +105,13 @@ class Bench:
             jobs.get_or_create_job(
                 session, user_id=self.user_id, vton_id=self.vton_id, job_type="try_on", params=params, job_id=job_id
             )
-        return data
+        return make_event(t.TRYON_REQUESTED, data, source="/bench")
 
-    def publish(self, data: dict[str, object]) -> str:
-        """Publish the prepared request (the clock starts here); its job id."""
-        publish(self.redis, make_event(t.TRYON_REQUESTED, data, source="/bench"), prefix=self.settings.redis_key_prefix)
-        return str(data["job_id"])
+    def publish(self, event: CloudEvent) -> str:
+        """Publish the prepared request (the clock starts here: validated and added to its
+        stream, as the gateway publishes it); its job id."""
+        publish(self.redis, event, prefix=self.settings.redis_key_prefix)
+        return str((event.get_data() or {})["job_id"])
 
     def request(self) -> str:
         return self.publish(self.prepare())
@@ -245,7 +246,7 @@ def measure(args: argparse.Namespace, tracing_endpoint: str | None) -> dict[str,
                 latencies[job] = (bench.wait_done({job})[job] - started) * 1000
             prepared_burst = [bench.prepare() for _ in range(args.burst)]
             started = time.perf_counter()
-            burst = {bench.publish(data) for data in prepared_burst}
+            burst = {bench.publish(event) for event in prepared_burst}
             bench.wait_done(burst)
             burst_s = time.perf_counter() - started
             model = bench.model_seconds()

@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session
 from shared import event_types as t
 from shared import jobs
 from shared.config import Settings
-from shared.db.models import Job, OutboxMessage, User
+from shared.db.models import Job, User
 from shared.db.session import session_scope
 from shared.jobs import JobRow
-from shared.notifications import Notifier, add_to_outbox, completion_message, flush, publish_row
+from shared.notifications import Notifier, PendingMessage, add_to_outbox, completion_message, flush, publish_row
 from shared.observability.metrics import JOB_DURATION, JOBS_FAILED, reason_label
 from shared.predictions import api_params, is_prediction
 from shared.stage import Dependencies, Stage
@@ -179,7 +179,7 @@ class NotifyFunction(Stage):
         error: str | None,
         result_keys: list[str] | None = None,
         job: Job | JobRow | None = None,
-    ) -> OutboxMessage:
+    ) -> PendingMessage:
         """Add the job's completion to the outbox, in the transaction that changed its state
         (`job`: the row that transaction changed, when the caller has it)."""
         if job is None:
@@ -203,7 +203,7 @@ class NotifyFunction(Stage):
             ),
         )
 
-    def _publish_pending(self, job_id: str, row: OutboxMessage | None = None) -> dict[str, Any] | None:
+    def _publish_pending(self, job_id: str, row: PendingMessage | None = None) -> dict[str, Any] | None:
         """Publish the job's pending completion (`row`, this call's, just committed; else one
         a crash left); the message published now, or None when there was none (already
         published)."""
