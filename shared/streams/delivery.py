@@ -19,6 +19,7 @@ from urllib.parse import urljoin
 
 import urllib3
 
+from shared.event_route import classify_error, run_batch
 from shared.events import (
     CloudEvent,
     read_batch_reply,
@@ -26,7 +27,7 @@ from shared.events import (
     to_http_binary,
     validate_event,
 )
-from shared.runtime import classify_error, function_readiness, run_batch
+from shared.runtime import function_readiness
 
 log = logging.getLogger("proteus.runner")
 

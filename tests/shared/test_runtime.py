@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 import redis
+from flask import request
 
 from shared import event_types as t
 from shared.config import ConfigError, Settings
@@ -78,6 +80,47 @@ def test_binary_event_is_handled_and_none_is_202(client, toy: Toy) -> None:
     (event,) = toy.events
     assert event.get_id() == "a1b2c3" and event.get_source() == "/curl" and event_data(event) == PROGRESS
     assert event.get_time().isoformat() == "2026-01-01T12:00:00+00:00"
+
+
+def _without_content_length(headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    """A test-client request whose body comes chunked, as a stream of unknown length."""
+    return {
+        "headers": {**headers, "Transfer-Encoding": "chunked"},
+        "input_stream": io.BytesIO(body),
+        "environ_overrides": {"wsgi.input_terminated": True},
+    }
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        (curl_headers(), BODY, 202),
+        (curl_headers(**{"ce-id": None}), BODY, 400),
+        (curl_headers(**{"Content-Type": "text/plain"}), BODY, 415),
+    ],
+)
+def test_an_event_of_unknown_length_gets_the_same_answer(
+    client, toy: Toy, headers: dict[str, str], body: bytes, status: int
+) -> None:
+    """The event shortcut takes bodies with a Content-Length; a chunked one goes through Flask's
+    route, which answers the same."""
+    known = client.post("/", headers=headers, data=body)
+    unknown = client.post("/", **_without_content_length(headers, body))
+    assert known.status_code == unknown.status_code == status
+    assert known.get_json(silent=True) == unknown.get_json(silent=True)
+    assert len(toy.events) == (2 if status == 202 else 0)
+
+
+def test_events_skip_flask_and_everything_else_does_not(toy: Toy, settings: Settings) -> None:
+    app = create_function_app(toy, settings)
+    seen: list[str] = []
+    app.before_request(lambda: seen.append(request.path))
+    client = app.test_client()
+    assert client.post("/", headers=curl_headers(), data=BODY).status_code == 202
+    assert seen == []  # the shortcut answered it
+    assert client.post("/", **_without_content_length(curl_headers(), BODY)).status_code == 202
+    assert client.get("/healthz").status_code == 200
+    assert seen == ["/", "/healthz"]
 
 
 def test_structured_event_is_handled(client, toy: Toy) -> None:
