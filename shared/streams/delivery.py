@@ -70,13 +70,15 @@ class HttpDelivery:
     """POST events to the function's URL (push mode): one in binary mode, several in batched mode.
 
     urllib3 directly, with a keep-alive pool and no retries of its own (the runner retries):
-    it costs a third less per delivery than requests, on every hop of every job.
+    it costs a third less per delivery than requests, on every hop of every job. The pool is
+    the function's own (one host), so no URL is parsed and no pool looked up per delivery.
     """
 
     def __init__(self, url: str, timeout_s: float, connections: int = 2) -> None:
         self.url = url
         self.timeout_s = timeout_s
-        self.http = urllib3.PoolManager(retries=False, maxsize=connections)
+        self.http = urllib3.connection_from_url(url, retries=False, maxsize=connections)
+        self.path = urllib3.util.parse_url(url).request_uri
         self.max_batch = 1
 
     def deliver(self, event: CloudEvent) -> None:
@@ -113,7 +115,7 @@ class HttpDelivery:
 
     def ready(self) -> bool:
         try:
-            response = self.http.request("GET", urljoin(self.url, "readyz"), timeout=5)
+            response = self.http.urlopen("GET", urljoin(self.path, "readyz"), timeout=5, redirect=False)
         except urllib3.exceptions.HTTPError:
             return False
         if response.status < 300:
@@ -127,7 +129,9 @@ class HttpDelivery:
 
     def _post(self, headers: dict[str, str], body: bytes) -> urllib3.BaseHTTPResponse:
         try:
-            return self.http.request("POST", self.url, body=body, headers=headers, timeout=self.timeout_s)
+            return self.http.urlopen(
+                "POST", self.path, body=body, headers=headers, timeout=self.timeout_s, redirect=False
+            )
         except urllib3.exceptions.ReadTimeoutError:
             raise DeliveryFailed(
                 f"no answer from {self.url} within {self.timeout_s:g}s", status=None, retryable=True
