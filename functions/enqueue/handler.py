@@ -80,20 +80,22 @@ class EnqueueFunction(Stage):
         return self.publish(*step)
 
     def _check_object(self, user_id: str, field: str, key: str) -> None:
-        """The object exists, is the user's, and is an image within the limits (header only)."""
+        """The object exists, is the user's, and is an image within the limits (header only).
+        One read of the object (one GET on S3); one over the size limit is not read."""
         if not is_owned_key(user_id, key):
             raise NotFound(f"{field} {key!r} does not exist", field=field)
-        info = self.storage.head(key)
-        if info is None:
-            raise NotFound(f"{field} {key!r} does not exist; upload it first", field=field)
-        if info.size > self.settings.max_upload_bytes:
+        try:
+            size, data = self.storage.read_within(key, self.settings.max_upload_bytes)
+        except NotFound:
+            raise NotFound(f"{field} {key!r} does not exist; upload it first", field=field) from None
+        if data is None:
             raise PayloadTooLarge(
-                f"{field} {key!r} is {info.size} bytes, over the limit of {self.settings.max_upload_bytes}",
+                f"{field} {key!r} is {size} bytes, over the limit of {self.settings.max_upload_bytes}",
                 field=field,
             )
-        if info.size == 0:
+        if size == 0:
             raise BadRequest(f"{field} {key!r} is empty", field=field)
-        probe_image(self.storage.get(key), max_pixels=self.settings.max_image_pixels, what=field)
+        probe_image(data, max_pixels=self.settings.max_image_pixels, what=field)
 
     def _next_step(self, request: TryonRequested) -> tuple[str, dict[str, Any]]:
         """weave.requested, or tailor.requested first when the category, the mask or (FASHN) the

@@ -97,6 +97,17 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise _unavailable(exc, key) from exc
 
+    def read_within(self, key: str, max_bytes: int) -> tuple[int, bytes | None]:
+        path = self.path_for(key)
+        try:
+            with path.open("rb") as file:
+                size = os.fstat(file.fileno()).st_size
+                return (size, None) if size > max_bytes else (size, file.read())
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFound(f"no object stored under key {key!r}", field="key") from None
+        except OSError as exc:
+            raise _unavailable(exc, key) from exc
+
     def head(self, key: str) -> ObjectInfo | None:
         path = self.path_for(key)
         try:

@@ -95,6 +95,17 @@ class S3Storage(Storage):
             response = self.client.get_object(Bucket=self.bucket, Key=key)
             return response["Body"].read()
 
+    def read_within(self, key: str, max_bytes: int) -> tuple[int, bytes | None]:
+        validate_key(key)
+        with self._errors(key):
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            body = response["Body"]
+            size = int(response["ContentLength"])
+            if size > max_bytes:
+                body.close()  # the connection is dropped rather than the body read
+                return size, None
+            return size, body.read()
+
     def head(self, key: str) -> ObjectInfo | None:
         validate_key(key)
         try:

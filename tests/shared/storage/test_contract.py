@@ -74,6 +74,20 @@ def test_head_of_a_prefix_is_not_an_object(storage: Storage) -> None:
         storage.get("outputs/weaver")
 
 
+def test_read_within_a_limit(storage: Storage) -> None:
+    storage.put(KEY, PNG, "image/png")
+    storage.put("uploads/u1/empty.png", b"", "image/png")
+    assert storage.read_within(KEY, len(PNG)) == (len(PNG), PNG)
+    assert storage.read_within(KEY, len(PNG) - 1) == (len(PNG), None)  # too big: not read
+    assert storage.read_within("uploads/u1/empty.png", 10) == (0, b"")
+    with pytest.raises(NotFound, match="nope"):
+        storage.read_within("uploads/u1/nope.png", 10)
+    with pytest.raises(NotFound):
+        storage.read_within("outputs/weaver", 10**6)  # a prefix is not an object
+    with pytest.raises(BadRequest):
+        storage.read_within("../escape", 10)
+
+
 def no_leftovers(storage: Storage) -> bool:
     """No object stored (and on disk, no temporary file left)."""
     tmp = storage.root / "tmp" if isinstance(storage, LocalStorage) else None
