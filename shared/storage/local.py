@@ -1,7 +1,8 @@
 """Local-disk storage: objects under `storage_dir`, presigned URLs served by the gateway.
 
-Layout: `objects/<key>` holds the bytes, `meta/<key>.json` the content type, `tmp/` the
-files being written (each write lands with one atomic rename). The URLs point at
+Layout: `objects/<key>` holds the bytes, `meta/<key>.json` the content type where the key's
+extension does not imply it, `tmp/` the files being written (each write lands with one
+atomic rename). The URLs point at
 `{public_url}/files...`, which `local_http.local_files_blueprint` serves.
 """
 
@@ -124,7 +125,7 @@ class LocalStorage(Storage):
         try:
             return str(json.loads(self._meta_path(key).read_text())["content_type"])
         except (OSError, ValueError, KeyError, TypeError):
-            return mimetypes.guess_type(key)[0] or DEFAULT_CONTENT_TYPE
+            return _guessed_type(key)
 
     def list(self, prefix: str = "") -> list[str]:
         validate_prefix(prefix)
@@ -174,17 +175,22 @@ class LocalStorage(Storage):
             raise
 
     def _install(self, key: str, tmp_path: Path, content_type: str) -> None:
-        """Meta first, then the bytes, each by an atomic rename."""
+        """Meta first, then the bytes, each by an atomic rename. A content type the key's
+        extension implies (a .png as image/png) needs no meta file: a stale one is removed."""
         path, meta = self.path_for(key), self._meta_path(key)
         meta_tmp: Path | None = None
         try:
-            fd, name = tempfile.mkstemp(dir=self._tmp, prefix="meta-")
-            meta_tmp = Path(name)
-            with os.fdopen(fd, "w") as file:
-                file.write(json.dumps({"content_type": content_type}))
-            for source, target in ((meta_tmp, meta), (tmp_path, path)):
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(source, target)
+            if content_type == _guessed_type(key):
+                meta.unlink(missing_ok=True)
+            else:
+                fd, name = tempfile.mkstemp(dir=self._tmp, prefix="meta-")
+                meta_tmp = Path(name)
+                with os.fdopen(fd, "w") as file:
+                    file.write(json.dumps({"content_type": content_type}))
+                meta.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(meta_tmp, meta)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp_path, path)
         except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
             raise Conflict(f"key {key!r} clashes with another key's folder: {exc.strerror}", field="key") from exc
         except OSError as exc:
@@ -248,3 +254,8 @@ def _prune_empty_parents(folder: Path, base: Path) -> None:
 
 def _unavailable(exc: OSError, what: str) -> DependencyUnavailable:
     return DependencyUnavailable(f"local storage failed on {what!r}: {exc.strerror or exc}", field="storage_dir")
+
+
+def _guessed_type(key: str) -> str:
+    """The content type a key's extension implies (what is shown when no meta file says otherwise)."""
+    return mimetypes.guess_type(key)[0] or DEFAULT_CONTENT_TYPE

@@ -53,6 +53,10 @@ def test_put_get_head_list_delete(storage: Storage) -> None:
     storage.put(KEY, b"new", "image/webp")  # overwrite replaces bytes and type
     info = storage.head(KEY)
     assert storage.get(KEY) == b"new" and info is not None and info.content_type == "image/webp"
+    storage.put(KEY, PNG, "image/png")  # and back: the type the extension implies
+    info = storage.head(KEY)
+    assert storage.get(KEY) == PNG and info is not None and info.content_type == "image/png"
+    storage.put(KEY, b"new", "image/webp")
 
     storage.delete(KEY)
     storage.delete(KEY)  # deleting what is gone is fine
