@@ -109,6 +109,12 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise _unavailable(exc, key) from exc
 
+    def exists(self, key: str) -> bool:
+        try:
+            return self.path_for(key).is_file()
+        except OSError as exc:
+            raise _unavailable(exc, key) from exc
+
     def head(self, key: str) -> ObjectInfo | None:
         path = self.path_for(key)
         try:
