@@ -1,4 +1,4 @@
-"""The guarded UPDATE statements of shared.jobs' transitions, built once.
+"""The statements of shared.jobs' transitions (guarded UPDATEs) and lookups, built once.
 
 Each transition changes a job only while it is active (`status IN ('queued', 'running')`)
 and gives the changed row back (`RETURNING`), then updates its try-on. Built per call with
@@ -16,7 +16,7 @@ from __future__ import annotations
 from functools import cache
 from typing import cast
 
-from sqlalchemy import BindParameter, ColumnElement, Table, Update, bindparam, func, or_, update
+from sqlalchemy import BindParameter, ColumnElement, Select, Table, Update, bindparam, func, or_, select, update
 
 from shared.db.models import Job, TryOn
 
@@ -40,6 +40,12 @@ def job_update(*conditions: ColumnElement[bool]) -> Update:
 def tryon_update(*conditions: ColumnElement[bool]) -> Update:
     """UPDATE the try-on `vton_id` (where `conditions` hold)."""
     return update(TRYONS).where(TRYONS.c.id == bindparam("vton_id"), *conditions)
+
+
+@cache
+def status() -> Select[tuple[str, str]]:
+    """The owner and status of the job `job_id`."""
+    return select(JOBS.c.user_id, JOBS.c.status).where(JOBS.c.id == bindparam("job_id"))
 
 
 @cache

@@ -88,9 +88,24 @@ def _find_job(session: Session, user_id: str, idempotency_key: str | None, job_i
         ).one_or_none()
     if job is None and job_id is not None:
         job = session.get(Job, job_id, populate_existing=True)
-    if job is not None and job.user_id != user_id:
-        raise Conflict(f"job {job.id} belongs to another user", field="job_id")
+    if job is not None:
+        _check_owner(job.id, job.user_id, user_id)
     return job
+
+
+def job_status(session: Session, job_id: str, user_id: str) -> str | None:
+    """The status of the user's job `job_id`, or None when there is none (one SELECT built
+    once: what enqueue asks of a job the gateway recorded); Conflict if it is another user's."""
+    row = session.execute(statements.status(), {"job_id": job_id}).one_or_none()
+    if row is None:
+        return None
+    _check_owner(job_id, row.user_id, user_id)
+    return str(row.status)
+
+
+def _check_owner(job_id: str, owner: str, user_id: str) -> None:
+    if owner != user_id:
+        raise Conflict(f"job {job_id} belongs to another user", field="job_id")
 
 
 def mark_running(session: Session, job_id: str) -> bool:

@@ -52,17 +52,7 @@ class EnqueueFunction(Stage):
 
     def handle(self, event: BaseCloudEvent) -> BaseCloudEvent | None:
         request = TryonRequested.parse(event.get_data())
-        with session_scope(self.sessions, write=True) as session:
-            job, _created = jobs.get_or_create_job(
-                session,
-                user_id=request.user_id,
-                vton_id=request.vton_id,
-                job_type="try_on",
-                params=request.model_dump(mode="json", exclude_none=True, exclude={"job_id", "user_id", "vton_id"}),
-                idempotency_key=request.idempotency_key,
-                job_id=request.job_id,
-            )
-            job_id, status = job.id, job.status
+        job_id, status = self._record(request)
         if status != "queued":
             log.info("job %s is already %s; not sending it on again", job_id, status)
             return None
@@ -78,6 +68,25 @@ class EnqueueFunction(Stage):
             )
             return self.publish(t.WEAVE_FAILED, failure.to_data())
         return self.publish(*step)
+
+    def _record(self, request: TryonRequested) -> tuple[str, str]:
+        """(id, status) of the request's job: the one the gateway recorded (a plain read), else
+        recorded now (a producer that publishes without one; redelivery finds it)."""
+        with session_scope(self.sessions) as session:
+            status = jobs.job_status(session, request.job_id, request.user_id)
+        if status is not None:
+            return request.job_id, status
+        with session_scope(self.sessions, write=True) as session:
+            job, _created = jobs.get_or_create_job(
+                session,
+                user_id=request.user_id,
+                vton_id=request.vton_id,
+                job_type="try_on",
+                params=request.model_dump(mode="json", exclude_none=True, exclude={"job_id", "user_id", "vton_id"}),
+                idempotency_key=request.idempotency_key,
+                job_id=request.job_id,
+            )
+            return job.id, job.status
 
     def _check_object(self, user_id: str, field: str, key: str) -> None:
         """The object exists, is the user's, and is an image within the limits (header only).

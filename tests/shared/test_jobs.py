@@ -307,3 +307,13 @@ def test_concurrent_completion_has_one_winner(sessions: sessionmaker[Session], t
     assert len([winner for winner in outcomes if winner is not None]) == 1
     job, view = state(sessions, job_id)
     assert {"succeeded": "done", "failed": "failed"}[job["status"]] == view["status"]
+
+
+def test_job_status_reads_the_users_job(sessions: sessionmaker[Session], tryon: TryOn) -> None:
+    job_id = new_job(sessions, tryon)
+    assert call(sessions, jobs.job_status, job_id, tryon.user_id) == "queued"
+    call(sessions, jobs.mark_running, job_id)
+    assert call(sessions, jobs.job_status, job_id, tryon.user_id) == "running"
+    assert call(sessions, jobs.job_status, "no-such-job", tryon.user_id) is None
+    with pytest.raises(Conflict, match=job_id):
+        call(sessions, jobs.job_status, job_id, "someone-else")
