@@ -9,9 +9,15 @@ socket), so open sockets do not count against worker_connections. bcrypt runs on
 threads (gateway/passwords.py). The app opens its connections lazily, after the fork.
 Nothing here imports the app.
 
+Workers: one per core the process may use (shared/cpus.py: its affinity, capped by a
+container's CPU quota), since one gevent process runs Python on one core: on 2 cores two
+workers serve about twice the REST requests of one. Each holds its own sockets and its own
+Redis subscription (every completion reaches every worker, which pushes it to its own
+sockets of that user), so memory per socket stays the same.
+
 Deployment variables, read here as gunicorn reads its own config (not via Settings):
-PORT (8000), WEB_CONCURRENCY (worker processes, 1; each holds its own sockets and its own
-Redis subscription), GUNICORN_WORKER_CONNECTIONS (requests and WebSocket handshakes in flight per worker, 20000),
+PORT (8000), WEB_CONCURRENCY (worker processes; default one per usable core),
+GUNICORN_WORKER_CONNECTIONS (requests and WebSocket handshakes in flight per worker, 20000),
 GUNICORN_TIMEOUT (30).
 """
 
