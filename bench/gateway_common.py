@@ -70,7 +70,9 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def worker_pid(master: int) -> int | None:
+def worker_pids(master: int) -> list[int]:
+    """The gunicorn master's worker processes."""
+    found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
@@ -78,8 +80,8 @@ def worker_pid(master: int) -> int | None:
             except OSError:
                 continue
             if f"\nPPid:\t{master}\n" in status:
-                return int(entry.name)
-    return None
+                found.append(int(entry.name))
+    return sorted(found)
 
 
 def make_users(
@@ -150,7 +152,7 @@ class Gateway:
         self.extra_env = extra_env or {}
         self.gunicorn_args = gunicorn_args or []
         self.process: subprocess.Popen[bytes] | None = None
-        self.worker: int | None = None
+        self.workers: list[int] = []
 
     @property
     def base(self) -> str:
@@ -192,15 +194,19 @@ class Gateway:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("gunicorn did not start:\n" + self.log_tail())
             time.sleep(0.2)
-        self.worker = worker_pid(self.process.pid)
-        assert self.worker is not None, "no gunicorn worker process found"
+        expected = int(env["WEB_CONCURRENCY"])
+        while len(self.workers) < expected and time.monotonic() < deadline:
+            self.workers = worker_pids(self.process.pid)
+            time.sleep(0.05)
+        assert len(self.workers) == expected, f"{len(self.workers)} gunicorn workers found, {expected} expected"
 
     def log_tail(self, size: int = 3000) -> str:
         return (self.work / "gunicorn.log").read_text(errors="replace")[-size:]
 
     def rss_mb(self) -> float:
-        assert self.worker is not None
-        return rss_mb(self.worker)
+        """The RSS of every worker, added up (the master holds no socket)."""
+        assert self.workers, "the gateway is not started"
+        return sum(rss_mb(pid) for pid in self.workers)
 
     def stop(self) -> None:
         import redis

@@ -4,13 +4,15 @@
     .venv/bin/python bench/gateway_ws.py --steps 1000 5000 10000 50000   # needs `ulimit -Hn` >= 51000
     .venv/bin/python bench/gateway_ws.py --steps 2000 --rates 500 --rounds 2 --seconds 3
 
-Starts the gateway under gunicorn (gateway/gunicorn.conf.py, ONE worker process) against a
+Starts the gateway under gunicorn (gateway/gunicorn.conf.py; --workers, by default the
+gateway's own one per usable core: the sockets spread over them) against a
 real Redis (REDIS_URL, under a private key prefix deleted afterwards) and a throw-away SQLite
 database with one user per socket (the first with a real cost-12 password, for logins).
 Client processes (bench/gateway_ws_client.py: gevent, a minimal WebSocket client that answers pings; up to 15,000
 sockets each, spread over 127.0.0.1-4 for client ports) open the sockets in steps, each
-socket with its own user's token, and wait for each `ready`. At every step the worker's RSS
-is read from /proc: memory per socket = (RSS - RSS before any socket) / sockets, and the
+socket with its own user's token, and wait for each `ready`. At every step the workers' RSS
+(added up) is read from /proc: memory per socket = (RSS - RSS before any socket) / sockets,
+and the
 time the step's new sockets took to open. Then, with every socket open, completions are
 published as notify does (XADD + PUBLISH) at each rate, each to one random user, carrying
 the publish time; the clients record when each arrives. Each rate runs alone (the baseline)
@@ -49,6 +51,7 @@ from bench.gateway_ws_load import (
     publish_for,
     requests_get_json,
 )
+from shared.cpus import usable_cpus
 
 if TYPE_CHECKING:
     from bench.gateway_common import Gateway
@@ -234,6 +237,12 @@ def main() -> int:
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
     parser.add_argument("--heartbeat", type=float, default=25.0, help="WS_HEARTBEAT_S")
     parser.add_argument("--original", action="store_true", help="the same on the original gateway's replica first")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=usable_cpus(),
+        help="gunicorn worker processes (WEB_CONCURRENCY; default: the gateway's own, one per usable core)",
+    )
     args = parser.parse_args()
 
     import redis
@@ -247,10 +256,19 @@ def main() -> int:
     possible = [n for n in steps if n + 500 <= fd_limit]
     skipped = [n for n in steps if n not in possible]
     rows: list[tuple[str, object]] = ProgressRows()
-    result: dict[str, Any] = {"cpus": os.cpu_count(), "fd_limit": fd_limit, "rounds": args.rounds}
+    result: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "workers": args.workers,
+        "fd_limit": fd_limit,
+        "rounds": args.rounds,
+    }
     gateway = Gateway(
         redis_url=args.redis_url,
-        extra_env={"WS_HEARTBEAT_S": str(args.heartbeat), "GUNICORN_WORKER_CONNECTIONS": "1000"},
+        extra_env={
+            "WS_HEARTBEAT_S": str(args.heartbeat),
+            "GUNICORN_WORKER_CONNECTIONS": "1000",
+            "WEB_CONCURRENCY": str(args.workers),
+        },
     )
     redis_client = redis.Redis.from_url(args.redis_url, decode_responses=True)
     clients = None
@@ -266,7 +284,7 @@ def main() -> int:
         rss_before = gateway.rss_mb()
         rows += [
             (setup, f"{time.monotonic() - t0:.1f} s"),
-            ("worker RSS before sockets", f"{rss_before:.1f} MB"),
+            (f"RSS of the {args.workers} worker(s) before sockets", f"{rss_before:.1f} MB"),
         ]
         result["rss_mb_before_sockets"] = round(rss_before, 1)
         clients = Clients([token for _, _, token in users], gateway.port, args.concurrency, gateway.work)
@@ -283,17 +301,17 @@ def main() -> int:
             )
             result[f"sockets_{step}"] = {"skipped": f"fd limit {fd_limit}"}
         health = requests_get_json(f"{gateway.base}/health")
-        rows.append(("gateway /health websockets", health.get("websockets")))
+        rows.append(("gateway /health websockets (of the worker that answered)", health.get("websockets")))
         push_runs(clients, redis_client, gateway.prefix, users, args, rows, result, login_base=gateway.base)
         result["rss_mb_after_push"] = round(gateway.rss_mb(), 1)
-        rows.append(("worker RSS after the push runs", f"{result['rss_mb_after_push']} MB"))
+        rows.append(("workers' RSS after the push runs", f"{result['rss_mb_after_push']} MB"))
         table = list(rows) + list(original_rows)  # printed as measured already
         if original_rows:
             compare(possible, table, result)
         from bench.gateway_common import print_table
 
         print_table(
-            f"Proteus gateway WebSocket bench ({os.cpu_count()} CPUs, one gunicorn worker, Redis "
+            f"Proteus gateway WebSocket bench ({os.cpu_count()} CPUs, {args.workers} gunicorn worker(s), Redis "
             f"{args.redis_url}; median (min-max) of {args.rounds} runs)",
             table,
             result,
