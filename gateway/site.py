@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, send_from_directory
 
 from gateway import resources
+from shared.observability.metrics import WEBSOCKETS_OPEN, gauge_total
 
 log = logging.getLogger("proteus.gateway")
 bp = Blueprint("site", __name__)
@@ -74,6 +75,14 @@ def _is_smoke(model: Any) -> bool:
     return isinstance(model, dict) and (model.get("smoke") is True or model.get("model") == "smoke")
 
 
+def _websockets_open(hub: Any) -> int:
+    """The sockets every worker of this gateway holds (each worker holds its own)."""
+    total = gauge_total(WEBSOCKETS_OPEN)
+    if total is not None:
+        return int(total)
+    return hub.socket_count() if hub is not None else 0
+
+
 @bp.get("/health")
 def health() -> Response:
     """Dependencies, the models in use (`smoke: true` when either is a smoke model) and limits."""
@@ -93,7 +102,7 @@ def health() -> Response:
                 "max_upload_bytes": settings.max_upload_bytes,
                 "image_content_types": list(settings.image_content_types),
             },
-            "websockets": hub.socket_count() if hub is not None else 0,
+            "websockets": _websockets_open(hub),
         }
     )
 

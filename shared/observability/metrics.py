@@ -178,6 +178,15 @@ def registry() -> CollectorRegistry:
     return REGISTRY
 
 
+def gauge_total(gauge: Gauge) -> float | None:
+    """A live gauge added up over every worker of this server (multiprocess mode: each
+    worker's file), or None outside multiprocess mode (the caller counts its own)."""
+    if not os.environ.get(MULTIPROC_ENV):
+        return None
+    (name,) = {family.name for family in gauge.describe()}
+    return sum(sample.value for metric in registry().collect() if metric.name == name for sample in metric.samples)
+
+
 def exposition(extra: CollectorRegistry | None = None) -> tuple[bytes, str]:
     """(body, content type) of a scrape; `extra` adds collectors read at scrape time."""
     body = generate_latest(registry())
