@@ -20,7 +20,7 @@ from functools import cache
 from typing import Any, cast
 
 import redis
-from sqlalchemy import Insert, Table, bindparam, insert, select, update
+from sqlalchemy import Insert, Table, Update, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.db.models import OutboxMessage, new_id, utcnow
@@ -197,12 +197,18 @@ def publish_row(
     the row publishes it this way without reading it back (what `flush` does for the others)."""
     entry_id, fresh = notifier.publish_once(outbox_id, user_id, message)
     with session_scope(sessions, write=True) as session:
-        session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == outbox_id, OutboxMessage.published_at.is_(None))
-            .values(published_at=utcnow(), stream_id=entry_id)
-        )
+        session.execute(_mark_published(), {"outbox_id": outbox_id, "now": utcnow(), "entry_id": entry_id})
     return {**json.loads(message), "event_id": entry_id} if fresh else None
+
+
+@cache
+def _mark_published() -> Update:
+    table = cast(Table, OutboxMessage.__table__)
+    return (
+        update(table)
+        .where(table.c.id == bindparam("outbox_id"), table.c.published_at.is_(None))
+        .values(published_at=bindparam("now", type_=table.c.published_at.type), stream_id=bindparam("entry_id"))
+    )
 
 
 def pending_count(sessions: sessionmaker[Session]) -> int:
