@@ -268,6 +268,8 @@ class RouteWorker:
         self._retry_at.pop(entry_id, None)
         DELIVERIES.labels(self.route.consumer, "ok").inc()
         DELIVERY_DURATION.labels(self.route.consumer).observe(time.perf_counter() - started)
+        if not log.isEnabledFor(logging.INFO):
+            return
         log.info(
             "delivered",
             extra={
