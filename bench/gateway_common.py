@@ -4,6 +4,7 @@ written straight into it, figures (percentiles, spread) and the table."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -20,6 +21,18 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "bench password 1"
+
+
+def add_workers_argument(parser: argparse.ArgumentParser) -> None:
+    """--workers: the gateway's worker processes, by default its own choice (one per usable core)."""
+    from shared.cpus import usable_cpus
+
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=usable_cpus(),
+        help="gunicorn worker processes (WEB_CONCURRENCY; default: the gateway's own, one per usable core)",
+    )
 
 
 def stop_process(process: subprocess.Popen[Any] | None, timeout_s: float = 20.0) -> None:

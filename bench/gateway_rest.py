@@ -45,13 +45,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.gateway_common import (
     PASSWORD,
     Gateway,
+    add_workers_argument,
     make_users,
     print_table,
     show,
     spread,
 )
 from bench.original_replica import OriginalGateway, check_same_history
-from shared.cpus import usable_cpus
 
 ROWS = 20
 
@@ -272,12 +272,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--postgres", action="store_true", help="a private database on DATABASE_URL's server")
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=usable_cpus(),
-        help="gunicorn worker processes (WEB_CONCURRENCY; default: the gateway's own, one per usable core)",
-    )
+    add_workers_argument(parser)
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
     parser.add_argument(
         "--original", action="store_true", help="GET /vton on the original gateway's replica too (needs --postgres)"

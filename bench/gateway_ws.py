@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.gateway_common import add_workers_argument
 from bench.gateway_ws_load import (
     Clients,
     Logins,
@@ -51,7 +52,6 @@ from bench.gateway_ws_load import (
     publish_for,
     requests_get_json,
 )
-from shared.cpus import usable_cpus
 
 if TYPE_CHECKING:
     from bench.gateway_common import Gateway
@@ -237,12 +237,7 @@ def main() -> int:
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
     parser.add_argument("--heartbeat", type=float, default=25.0, help="WS_HEARTBEAT_S")
     parser.add_argument("--original", action="store_true", help="the same on the original gateway's replica first")
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=usable_cpus(),
-        help="gunicorn worker processes (WEB_CONCURRENCY; default: the gateway's own, one per usable core)",
-    )
+    add_workers_argument(parser)
     args = parser.parse_args()
 
     import redis

@@ -30,13 +30,11 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from shared.config import Settings
-from shared.event_route import MAX_EVENT_BYTES, EventRoute, classify_error, json_response, run_batch
+from shared.event_route import MAX_EVENT_BYTES, EventRoute, json_response
 from shared.events import CloudEvent, load_schemas
 from shared.http_errors import error_body, from_http_exception
 from shared.observability import tracing
 from shared.observability.metrics import FUNCTION_READY, exposition
-
-__all__ = ["MAX_EVENT_BYTES", "classify_error", "create_function_app", "function_readiness", "run_batch"]
 
 log = logging.getLogger("proteus.runtime")
 
