@@ -9,6 +9,7 @@ from gateway import apikeys, errors, images, jobs, limits, observability, resour
 from gateway.json_provider import OrjsonProvider
 from gateway.v1 import ratelimit as key_ratelimit
 from gateway.v1 import routes as v1
+from gateway.ws_handshake import WebSocketRoute
 from shared.config import Settings
 
 
@@ -24,7 +25,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         SOCK_SERVER_OPTIONS={"ping_interval": settings.ws_heartbeat_s, "max_message_size": 4096},
     )
     # Behind a reverse proxy: trust one hop's X-Forwarded-For/-Proto/-Host (Secure cookies).
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    # WebSocket handshakes are served in front of Flask's request handling (ws_handshake.py).
+    app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+        WebSocketRoute(app, app.wsgi_app), x_for=1, x_proto=1, x_host=1
+    )
 
     observability.init_app(app, settings)  # first: its after_request sees every answer
     resources.init_app(app, settings)

@@ -19,9 +19,11 @@ import jwt
 from flask import Response, g, request
 from sqlalchemy import Connection, Select, bindparam, exists, func, select
 from sqlalchemy.orm import Session
+from werkzeug.wrappers import Request as WerkzeugRequest
 
 from gateway import resources
 from shared.config import Settings
+from shared.db.hot_reads import fetch_all
 from shared.db.models import User
 from shared.errors import Unauthorized
 
@@ -110,15 +112,17 @@ def token_user_id(claims: dict[str, Any]) -> str:
     return str(claims.get("sub") or claims.get("userId"))
 
 
-def request_token(*, allow_query: bool = False) -> tuple[str | None, str]:
-    """(token, where) from the Bearer header, the `token` query parameter (WebSocket) or the cookie."""
-    header = request.headers.get("Authorization", "")
+def request_token(*, allow_query: bool = False, of: WerkzeugRequest | None = None) -> tuple[str | None, str]:
+    """(token, where) from the Bearer header, the `token` query parameter (WebSocket) or the
+    cookie, of `of` (default: Flask's current request)."""
+    req = request if of is None else of
+    header = req.headers.get("Authorization", "")
     if header:
         scheme, _, value = header.partition(" ")
         return (value.strip() or None) if scheme.lower() == "bearer" else None, "header"
-    if allow_query and request.args.get("token"):
-        return request.args["token"], "query"
-    cookie = request.cookies.get(COOKIE_NAME)
+    if allow_query and req.args.get("token"):
+        return req.args["token"], "query"
+    cookie = req.cookies.get(COOKIE_NAME)
     return (cookie or None), "cookie"
 
 
@@ -140,8 +144,8 @@ def user_id_for_token(
     session's connection or on a plain connection."""
     user_id, version = _token_claims(settings, token, purposes)
     connection = db.connection() if isinstance(db, Session) else db
-    live = connection.execute(_token_version_query(), {"id": user_id}).first()
-    if live is None or version != (live.token_version or 0):
+    rows = fetch_all(connection, _token_version_query(), {"id": user_id})
+    if not rows or version != (rows[0].token_version or 0):
         raise unauthorized()
     return user_id
 
@@ -206,8 +210,8 @@ def login_required_by_id(view: F) -> F:
 def _check_token_version() -> None:
     if g.token_live:
         return
-    live = resources.read_connection().execute(_token_version_query(), {"id": g.user_id}).first()
-    if live is None or g.token_version != (live.token_version or 0):
+    rows = fetch_all(resources.read_connection(), _token_version_query(), {"id": g.user_id})
+    if not rows or g.token_version != (rows[0].token_version or 0):
         raise unauthorized()
     g.token_live = True
 

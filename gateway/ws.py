@@ -22,8 +22,8 @@ the notification channel and hands each message to the sockets of its user only.
 gateway replica subscribes, so any replica reaches the sockets it holds. If the
 subscription breaks, the listener resubscribes and replays from the stream what it missed.
 
-The handshake, authentication and replay run in the `/ws` request; then the socket leaves
-the WSGI server for the process's one `SocketLoop` (gateway/wsloop.py), which sends, pings
+The handshake, authentication and replay run in the `/ws` request, served in front of Flask
+by gateway/ws_handshake.py; then the socket leaves the WSGI server for the process's one `SocketLoop` (gateway/wsloop.py), which sends, pings
 and reads for every socket without a thread or greenlet each. No compression is offered
 (permessage-deflate would keep ~300 KB of zlib state per socket). A slow client never holds
 up the others: its frames wait in its own queue, and past `MAX_OUTBOX` it is closed (1008).
@@ -31,23 +31,19 @@ up the others: its frames wait in its own queue, and past `MAX_OUTBOX` it is clo
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import logging
 import re
 import threading
 from collections import deque
 from typing import Any
-from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
-from gateway import auth, resources
-from gateway.wsframes import close_frame, detach, frame
+from gateway import resources
 from gateway.wsloop import Connection, SocketLoop
 from shared.config import Settings
-from shared.errors import Unauthorized
+from shared.errors import BadRequest
 from shared.observability.metrics import WEBSOCKETS_OPEN
 from shared.routing import NOTIFICATION_CHANNEL, NOTIFICATION_STREAM, prefixed
 
@@ -59,7 +55,6 @@ CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_UNAVAILABLE = 1011
 CLOSE_TOO_SLOW = 1008
 MAX_MESSAGE_SIZE = 4096  # what a client may send in one frame (it is ignored anyway)
-WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_OUTBOX = 1000  # messages waiting for one slow socket before it is dropped
 _HUB_LOCK = threading.Lock()
 STREAM_ID = re.compile(r"^\d{1,20}(-\d{1,20})?$")
@@ -263,9 +258,8 @@ def _with_event_id(message: str, entry_id: str) -> str:
     return json.dumps(body)
 
 
-def hub_for(settings: Settings) -> Hub:
-    """This app's hub, made and started on first use."""
-    res = resources.current()
+def hub_for(res: resources.Resources, settings: Settings) -> Hub:
+    """The hub of the app whose resources are `res`, made and started on first use."""
     if res.hub is None:
         with _HUB_LOCK:
             if res.hub is None:
@@ -279,97 +273,7 @@ def hub_for(settings: Settings) -> Hub:
     return res.hub  # type: ignore[no-any-return]
 
 
-# -- the route -----------------------------------------------------------------------------
-
-
-def _authenticate(settings: Settings) -> tuple[str | None, int]:
-    """(user id, 0) or (None, close code)."""
-    token, where = auth.request_token(allow_query=True)
-    if where == "cookie" and token and not _origin_allowed(settings):
-        return None, CLOSE_FORBIDDEN_ORIGIN
-    try:
-        with resources.current().read_engine.connect() as connection:  # the token version alone: no session
-            return auth.user_id_for_token(connection, settings, token, purposes=(None, auth.WS_PURPOSE)), 0
-    except Unauthorized:
-        return None, CLOSE_UNAUTHORIZED
-
-
-def _origin_allowed(settings: Settings) -> bool:
-    """A cookie only counts from our own origin or a configured frontend (no cross-site hijacking)."""
-    origin = request.headers.get("Origin")
-    if not origin:
-        return True  # not a browser
-    if origin in settings.frontend_origins:
-        return True
-    return urlsplit(origin).netloc == request.host
-
-
-class _Handled(Response):
-    """What the view returns once the socket is served elsewhere: no HTTP response is written."""
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        if "gunicorn.socket" in environ:
-            raise StopIteration  # gunicorn closes its descriptor; the loop holds a duplicate
-        return super().__call__(environ, start_response)  # werkzeug writes after the close
-
-
-def _handshake() -> bytes:
-    """The answer to the handshake (no extensions, no subprotocol). It goes out in one write
-    with the frames that follow it (close, or the replay and `ready`): one send per socket
-    instead of two."""
-    key = request.headers.get("Sec-WebSocket-Key", "").strip().encode()
-    accept = base64.b64encode(hashlib.sha1(key + WS_GUID).digest()).decode()  # RFC 6455 says SHA-1
-    return (
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
-    ).encode()
-
-
-@bp.route("/ws", websocket=True)
+@bp.route("/ws")
 def websocket() -> Response:
-    environ = request.environ
-    raw = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
-    if (
-        raw is None
-        or request.headers.get("Sec-WebSocket-Version") != "13"
-        or not request.headers.get("Sec-WebSocket-Key")
-    ):
-        from shared.errors import BadRequest
-
-        raise BadRequest("a WebSocket handshake (version 13, with Sec-WebSocket-Key) is expected on /ws")
-    settings = resources.settings()
-    user_id, code = _authenticate(settings)
-    handshake = _handshake()
-    if user_id is None:
-        reason = "Unauthorized" if code == CLOSE_UNAUTHORIZED else "Origin not allowed"
-        raw.sendall(handshake + close_frame(code, reason))
-        return _Handled()
-    hub = hub_for(settings)
-    if not hub.wait_subscribed(timeout=5.0):
-        raw.sendall(handshake + close_frame(CLOSE_UNAVAILABLE, "notifications unavailable; try again"))
-        return _Handled()
-    done = None if "gunicorn.socket" in environ else threading.Event()
-    conn = Connection(user_id, done=done)
-    hub.register(conn)  # live messages wait in the loop while the replay is sent
-    try:
-        out = [handshake]
-        replayed: list[str] = []
-        truncated = False
-        last_event_id = request.args.get("last_event_id", "")
-        if STREAM_ID.match(last_event_id):
-            entries, truncated = hub.replay(user_id, last_event_id)
-            for event_id, text in entries:
-                out.append(frame(0x1, text.encode("utf-8")))
-                replayed.append(event_id)
-        ready = {"event": "ready", "user_id": user_id, "replayed": len(replayed), "truncated": truncated}
-        out.append(frame(0x1, json.dumps(ready).encode("utf-8")))
-        raw.sendall(b"".join(out))
-        conn.sock = detach(raw)
-    except OSError:
-        conn.state = 2  # the client went away during the replay
-        hub.unregister(conn)
-        return _Handled()
-    hub.loop.attach(conn, replayed)
-    if done is not None:
-        done.wait()  # a threaded development server: this request holds the connection until it ends
-    return _Handled()
+    """What reaches Flask on /ws is not a handshake: gateway/ws_handshake.py serves those."""
+    raise BadRequest("a WebSocket handshake (version 13, with Sec-WebSocket-Key) is expected on /ws")

@@ -3,29 +3,37 @@ more than the query.
 
 A history page (20 rows, 22 columns) took ~320 us through `Connection.execute` and ~175 us
 on psycopg's cursor directly: SQLAlchemy builds an execution context and a result, fetches
-row by row and runs a result processor per value, on every request. psycopg already returns
-Python values (timestamps aware, JSON decoded), so on PostgreSQL the statement is compiled
-once, run on the cursor (psycopg prepares it server-side after a few runs, as it does under
-SQLAlchemy), and its rows come back as named tuples with
-the statement's column labels. Elsewhere (SQLite, other drivers) it is SQLAlchemy's execute.
+row by row and runs a result processor per value, on every request. So the statement is
+compiled once and run on the driver's cursor, and its rows come back as named tuples with
+the statement's column labels:
+
+- on PostgreSQL (psycopg) always: psycopg already returns Python values (timestamps aware,
+  JSON decoded), and prepares the statement server-side after a few runs, as under
+  SQLAlchemy;
+- on SQLite (the standard library's driver) when no parameter and no column needs
+  SQLAlchemy's conversion (integers and text, say: a user's token version), so the driver's
+  values are what `execute` would return;
+- elsewhere, and for SQLite statements that need conversions, it is SQLAlchemy's execute.
 
 What differs from `Connection.execute`: timestamps are in the session's time zone rather
 than normalised to UTC by `UTCDateTime` (callers format them with shared.timestamps.iso,
-which converts), and rows are tuples rather than `Row`. Driver errors are raised as
-SQLAlchemy's (`OperationalError` for a lost server, a 503), and a lost connection is
-invalidated so the pool replaces it, as `execute` would.
+which converts), rows are tuples rather than `Row`, and no transaction is begun for the
+read (on SQLite, SQLAlchemy's BEGIN and ROLLBACK around one SELECT). Driver errors are
+raised as SQLAlchemy's (`OperationalError` for a lost server, a 503), and a lost connection
+is invalidated so the pool replaces it, as `execute` would.
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Compiled, Connection, Dialect
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql.compiler import SQLCompiler
 
 MAX_STATEMENTS = 256  # compiled statements kept (a history page: one per `limit` asked for)
-_compiled: dict[tuple[int, str], tuple[sa.Select[Any], Compiled]] = {}
 
 
 def fetch_all(connection: Connection, statement: sa.Select[Any], params: Mapping[str, Any]) -> Sequence[Any]:
@@ -34,26 +42,32 @@ def fetch_all(connection: Connection, statement: sa.Select[Any], params: Mapping
     Meant for statements built once (module-level or cached): each is compiled once per
     dialect and kept, so a statement built per request would be compiled every time.
     """
-    if connection.dialect.driver != "psycopg":
+    plan = _plan(statement, connection.dialect)
+    if plan is None:
         return connection.execute(statement, dict(params)).all()
-    compiled = _compile(statement, connection.dialect)
+    compiled, row_type = plan
     values = compiled.construct_params(dict(params))
+    bound: Any = values if compiled.positiontup is None else [values[name] for name in compiled.positiontup]
     dbapi_connection = connection.connection.driver_connection
     assert dbapi_connection is not None, "a checked-out connection has its driver's connection"
     cursor = None
     try:
-        from psycopg.rows import namedtuple_row
+        if row_type is None:  # psycopg makes the named tuples itself
+            from psycopg.rows import namedtuple_row
 
-        cursor = dbapi_connection.cursor(row_factory=namedtuple_row)
-        cursor.execute(compiled.string, values)
-        return cursor.fetchall()
+            cursor = dbapi_connection.cursor(row_factory=namedtuple_row)
+            cursor.execute(compiled.string, bound)
+            return cursor.fetchall()  # type: ignore[no-any-return]
+        cursor = dbapi_connection.cursor()
+        cursor.execute(compiled.string, bound)
+        return [row_type._make(row) for row in cursor.fetchall()]
     except connection.dialect.loaded_dbapi.Error as exc:
         lost = connection.dialect.is_disconnect(exc, connection.connection.dbapi_connection, cursor)
         if lost:
             connection.invalidate(exc)
         raise sa.exc.DBAPIError.instance(
             compiled.string,
-            values,
+            bound,
             exc,
             connection.dialect.loaded_dbapi.Error,
             connection_invalidated=lost,
@@ -64,12 +78,34 @@ def fetch_all(connection: Connection, statement: sa.Select[Any], params: Mapping
             cursor.close()
 
 
-def _compile(statement: sa.Select[Any], dialect: Dialect) -> Compiled:
-    key = (id(statement), dialect.name)
-    cached = _compiled.get(key)
+_Plan = tuple[SQLCompiler, Any] | None  # (compiled, row type: None where the driver makes the rows), or execute
+
+
+def _plan(statement: sa.Select[Any], dialect: Dialect) -> _Plan:
+    key = (id(statement), dialect.name, dialect.driver)
+    cached = _plans.get(key)
     if cached is None or cached[0] is not statement:  # the statement is kept: its id stays its own
-        if len(_compiled) >= MAX_STATEMENTS:
-            _compiled.clear()
-        cached = (statement, statement.compile(dialect=dialect))
-        _compiled[key] = cached
+        if len(_plans) >= MAX_STATEMENTS:
+            _plans.clear()
+        cached = (statement, _make_plan(statement, dialect))
+        _plans[key] = cached
     return cached[1]
+
+
+def _make_plan(statement: sa.Select[Any], dialect: Dialect) -> _Plan:
+    if dialect.driver not in ("psycopg", "pysqlite"):
+        return None
+    compiled = statement.compile(dialect=dialect)
+    if dialect.driver == "psycopg":
+        return compiled, None
+    binds = [bind.type for bind in compiled.binds.values()]
+    columns = [column.type for column in statement.selected_columns]
+    if any(t.dialect_impl(dialect).bind_processor(dialect) is not None for t in binds) or any(
+        t.dialect_impl(dialect).result_processor(dialect, None) is not None for t in columns
+    ):
+        return None
+    labels = [str(column.key) for column in statement.selected_columns]
+    return compiled, namedtuple("Row", labels, rename=True)  # type: ignore[misc]  # a type per statement
+
+
+_plans: dict[tuple[int, str, str], tuple[sa.Select[Any], _Plan]] = {}

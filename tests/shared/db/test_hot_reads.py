@@ -73,3 +73,29 @@ def test_a_lost_server_is_sqlalchemys_operational_error_and_the_connection_is_re
     finally:
         pooled.dispose()
         engine.dispose()
+
+
+VERSION_STATEMENT = select(User.id, User.token_version).where(User.id == bindparam("id"))
+
+
+def test_a_statement_that_needs_no_conversion_runs_on_the_driver_on_both_databases(
+    engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    """Integers and text come back from either driver as execute returns them, without a
+    transaction begun around the read."""
+    user_id = _seed(sessions)
+    with engine.connect() as connection:
+        expected = connection.execute(VERSION_STATEMENT, {"id": user_id}).all()
+        connection.rollback()
+        rows = fetch_all(connection, VERSION_STATEMENT, {"id": user_id})
+        assert rows == [tuple(expected[0])]
+        assert (rows[0].id, rows[0].token_version) == (user_id, 0)
+        assert not connection.in_transaction()
+        assert fetch_all(connection, VERSION_STATEMENT, {"id": "nobody"}) == []
+
+
+def test_a_driver_error_is_sqlalchemys_on_both_databases(engine: Engine) -> None:
+    missing = sa.table("no_such_table", sa.column("n", sa.Integer)).select().where(sa.column("n") == bindparam("n"))
+    with engine.connect() as connection, pytest.raises(sa.exc.DBAPIError) as raised:
+        fetch_all(connection, missing, {"n": 1})
+    assert "no_such_table" in str(raised.value)
