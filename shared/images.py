@@ -8,6 +8,12 @@
 Any format Pillow reads is accepted; HEIF/HEIC (pillow-heif) and AVIF (Pillow's own
 plugin, or pillow-heif's where that Pillow lacks it) are registered once on first use.
 Every failure is an `InvalidImage` or `ImageTooLarge` naming what and the value.
+
+`encode_png(image)`: how results (weave's try-ons, tailor's masks and cut-outs) are written.
+PNG filters each row and deflates the result; zlib's run-length strategy (Z_RLE, "designed to
+be almost as fast as Z_HUFFMAN_ONLY, but give better compression for PNG image data", zlib's
+manual) at level 1 encodes a photo-like 768x1024 result in a fifth to two thirds of the time
+of Pillow's default (level 6, default strategy), at the same size or smaller (bench/png.py).
 """
 
 from __future__ import annotations
@@ -16,12 +22,15 @@ import io
 import re
 import threading
 import warnings
+import zlib
+from typing import Any, Final
 
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from shared.errors import ImageTooLarge, InvalidImage
 
 MAX_PIXELS = 40_000_000
+PNG_OPTIONS: Final = {"compress_level": 1, "compress_type": zlib.Z_RLE}
 MIN_SIDE = 64
 
 _EXIF_ORIENTATION = 0x0112
@@ -159,3 +168,10 @@ def load_mask(
 ) -> Image.Image:
     """Decode a mask to "L" mode (grey level; transparent pixels count as 0)."""
     return to_mask(_decode(data, what, max_pixels, min_side))
+
+
+def encode_png(image: Image.Image, **options: Any) -> bytes:
+    """`image` as PNG with PNG_OPTIONS (and Pillow's other PNG options, e.g. `pnginfo`)."""
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", **PNG_OPTIONS, **options)
+    return buffer.getvalue()

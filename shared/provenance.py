@@ -15,6 +15,8 @@ from xml.sax.saxutils import escape
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from shared.images import encode_png
+
 if TYPE_CHECKING:
     from shared.c2pa_signing import ResultSigner
 
@@ -45,12 +47,12 @@ def encode_xmp(image: Image.Image, image_format: str, *, model: str) -> bytes:
     if image_format not in PIL_FORMATS:
         raise ValueError(f"image_format must be one of {', '.join(PIL_FORMATS)}, got {image_format!r}")
     xmp = xmp_packet(model)
-    buffer = io.BytesIO()
     if image_format == "png":
         info = PngInfo()
         info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8"))
-        image.save(buffer, "PNG", pnginfo=info)
-    elif image_format == "jpeg":
+        return encode_png(image, pnginfo=info)
+    buffer = io.BytesIO()
+    if image_format == "jpeg":
         image.convert("RGB").save(buffer, "JPEG", quality=92, xmp=xmp)
     else:
         image.save(buffer, "WEBP", quality=92, xmp=xmp)

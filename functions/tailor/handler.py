@@ -10,7 +10,6 @@ garment, the mask for the mask-based variant.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import threading
@@ -43,7 +42,7 @@ from shared.contracts.tryon import (
 from shared.db.models import GarmentAsset, Job
 from shared.db.session import session_scope
 from shared.errors import ClientError, LicenceRestricted
-from shared.images import load_image
+from shared.images import encode_png, load_image
 from shared.observability import tracing
 from shared.observability.metrics import MODEL_LOAD_SECONDS, TAILOR_CACHE
 from shared.stage import Dependencies, Stage
@@ -159,7 +158,7 @@ class TailorFunction(Stage):
             )
         cut = garment_cutout(image, labels, None if category == "auto" else category)
         out_key = asset_key(user_id, digest, "cutout", cache_category or None)
-        self.storage.put(out_key, _png(cut.image), "image/png")
+        self.storage.put(out_key, encode_png(cut.image), "image/png")
         self._remember(
             user_id,
             digest,
@@ -187,7 +186,7 @@ class TailorFunction(Stage):
         image = load_image(data, max_pixels=self.settings.max_image_pixels, what="person photo")
         mask = person_mask(self._parse(image), category)
         out_key = asset_key(user_id, digest, "mask", category)
-        self.storage.put(out_key, _png(mask), "image/png")
+        self.storage.put(out_key, encode_png(mask), "image/png")
         self._remember(user_id, digest, "mask", category, out_key, category, None, {})
         return out_key
 
@@ -254,9 +253,3 @@ class ParserOff:
 
 def _ids(data: dict[str, Any]) -> dict[str, Any]:
     return {"job_id": data["job_id"], "user_id": data["user_id"], "vton_id": data.get("vton_id")}
-
-
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()

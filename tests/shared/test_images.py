@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from shared.errors import ImageTooLarge, InvalidImage
-from shared.images import flatten_to_rgb, load_image, load_mask, probe_image, register_openers
+from shared.images import encode_png, flatten_to_rgb, load_image, load_mask, probe_image, register_openers
 
 
 def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
@@ -157,3 +157,17 @@ def test_load_mask_is_grey_and_transparent_is_zero() -> None:
     assert loaded.getpixel((10, 10)) == 255 and loaded.getpixel((70, 10)) == 0
     with pytest.raises(InvalidImage, match="mask is 40x40"):
         load_mask(encode(Image.new("L", (40, 40)), "PNG"))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA"])
+def test_encode_png_is_lossless_and_keeps_text_chunks(mode: str) -> None:
+    from PIL.PngImagePlugin import PngInfo
+
+    image = Image.effect_noise((96, 64), 40).convert(mode)
+    info = PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", "<x/>")
+    data = encode_png(image, pnginfo=info)
+    with Image.open(io.BytesIO(data)) as decoded:
+        assert decoded.format == "PNG" and decoded.mode == mode
+        assert decoded.tobytes() == image.tobytes()
+        assert decoded.info["XML:com.adobe.xmp"] == "<x/>"
