@@ -1,6 +1,6 @@
 """One event loop for every open WebSocket of the process: an idle socket is a few hundred bytes.
 
-The `/ws` view (gateway/ws.py) authenticates and answers the handshake in its request; then
+The `/ws` handshake (gateway/ws_handshake.py) authenticates and answers in its request; then
 the socket leaves the WSGI server and joins this loop: a duplicate of its file descriptor as
 a bare, non-blocking `_socket.socket`, one `Connection` (slots only, no buffers while idle)
 and one selector registration. No thread, greenlet, request context or per-socket buffer

@@ -304,3 +304,29 @@ def test_logs_have_one_line_per_event_and_no_secrets(stack: Any, tryon: dict[str
     assert not re.search(r"[?&](signature|X-Amz-Signature|sig)=", everything, re.IGNORECASE)
     assert "\ufffd\ufffd\ufffd" not in everything and "/9j/" not in everything  # JPEG bytes, raw or base64
     assert "iVBORw0KGgo" not in everything  # PNG as base64
+
+
+def test_a_websocket_handshake_is_a_gateway_span_and_counted_as_101(
+    stack: Any, receiver: OtlpReceiver, tryon: dict[str, Any]
+) -> None:
+    """Handshakes are served in front of Flask (gateway/ws_handshake.py), still traced and counted."""
+    from tests.gateway.helpers import WSClient  # simple-websocket's client, its handshake race fixed
+
+    trace_id, parent = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    before = value(
+        scrape(stack.gateway_url + "/metrics"), "proteus_http_requests_total", route="/ws", method="GET", status="101"
+    )
+    ws = WSClient.connect(
+        stack.gateway_url.replace("http://", "ws://") + "/ws?token=" + tryon["token"],
+        headers={"traceparent": f"00-{trace_id}-{parent}-01"},
+    )
+    try:
+        assert json.loads(ws.receive(timeout=10))["event"] == "ready"
+    finally:
+        ws.close()
+    spans = wait_for(lambda: receiver.trace(trace_id), timeout=15)
+    assert [(s["service"], s["name"], s["parent"]) for s in spans] == [("proteus-gateway", "GET /ws", parent)]
+    after = value(
+        scrape(stack.gateway_url + "/metrics"), "proteus_http_requests_total", route="/ws", method="GET", status="101"
+    )
+    assert after == before + 1
