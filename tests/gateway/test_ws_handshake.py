@@ -68,3 +68,13 @@ def test_a_lost_database_answers_503_in_the_gateways_error_shape(
     error = json.loads(body)
     assert error["code"] == "dependency_unavailable" and "database" in error["message"], error
     assert _handshakes_counted(app, "503") == before + 1
+
+
+def test_behind_a_proxy_the_forwarded_host_is_the_origin_a_cookie_may_come_from(
+    live_server: LiveServer, person: Person
+) -> None:
+    """ProxyFix runs before the handshake: the Origin is checked against X-Forwarded-Host."""
+    cookie = {"Cookie": f"token={person.token}", "X-Forwarded-Host": "tryon.example", "X-Forwarded-Proto": "https"}
+    connect(live_server, headers={**cookie, "Origin": "https://tryon.example"}).close()
+    foreign = connect(live_server, headers={**cookie, "Origin": "http://127.0.0.1"}, expect_ready=False)
+    assert close_code(foreign) == 4403
