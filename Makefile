@@ -46,7 +46,7 @@ test: install ## Install what the tests need and run the whole suite
 	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: install ## ruff (lint and format check) over the tree and mypy over shared/ and gateway/ (configured in pyproject.toml)
+lint: install ## ruff (lint and format check) over the tree and mypy over shared/, gateway/ and the model-less functions (configured in pyproject.toml)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy

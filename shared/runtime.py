@@ -26,6 +26,7 @@ import logging
 import threading
 from typing import Any, Final, Protocol
 
+from cloudevents.core.base import BaseCloudEvent
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
@@ -44,7 +45,7 @@ FUNCTION_EXTENSION: Final = "proteus.function"
 class Function(Protocol):
     """What create_function_app wraps (readiness/ready/close are optional)."""
 
-    def handle(self, event: CloudEvent) -> CloudEvent | None: ...
+    def handle(self, event: CloudEvent) -> BaseCloudEvent | None: ...
 
 
 def create_function_app(function: Function, settings: Settings) -> Flask:

@@ -25,6 +25,7 @@ from shared import jobs
 from shared.config import Settings
 from shared.db.models import Job, User
 from shared.db.session import session_scope
+from shared.events import event_data
 from shared.jobs import JobRow
 from shared.notifications import Notifier, PendingMessage, add_to_outbox, completion_message, flush, publish_row
 from shared.observability.metrics import JOB_DURATION, JOBS_FAILED, reason_label
@@ -68,7 +69,7 @@ class NotifyFunction(Stage):
         handler = self._handlers.get(event.get_type())
         if handler is None:
             return None
-        message = handler(event.get_data() or {})
+        message = handler(event_data(event))
         now = time.monotonic()
         if now >= self._next_stale_look:
             self._next_stale_look = now + STALE_LOOK_EVERY_S

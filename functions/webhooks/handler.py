@@ -25,6 +25,7 @@ from shared.config import Settings
 from shared.db.models import Job, User, WebhookDelivery, utcnow
 from shared.db.session import session_scope
 from shared.errors import ClientError, TransientError
+from shared.events import event_data
 from shared.predictions import status_body
 from shared.safe_http import SafeClient
 from shared.stage import Dependencies, Stage
@@ -49,7 +50,7 @@ class WebhooksFunction(Stage):
         return cls(Dependencies.from_settings(settings))
 
     def handle(self, event: BaseCloudEvent) -> BaseCloudEvent | None:
-        data: dict[str, Any] = dict(event.get_data() or {})
+        data = event_data(event)
         job_id, url = data["job_id"], data["url"]
         msg_id = message_id(job_id)
         with session_scope(self.sessions, write=True) as session:

@@ -74,7 +74,7 @@ def make_event(
     return guard(lambda: CloudEvent(attributes, body))
 
 
-def event_data(event: CloudEvent) -> dict[str, Any]:
+def event_data(event: BaseCloudEvent) -> dict[str, Any]:
     """The event's data as a dict (a validated event always has one)."""
     data = event.get_data()
     if not isinstance(data, dict):
