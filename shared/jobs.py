@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import Row, Update, select
+from sqlalchemy import Connection, Row, Update, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from shared import job_statements as statements
+from shared.db.hot_reads import fetch_all
 from shared.db.models import JOB_TYPES, Job, TryOn, utcnow
 from shared.db.session import begin_write
 from shared.errors import BadRequest, Conflict
@@ -93,14 +94,15 @@ def _find_job(session: Session, user_id: str, idempotency_key: str | None, job_i
     return job
 
 
-def job_status(session: Session, job_id: str, user_id: str) -> str | None:
+def job_status(connection: Connection, job_id: str, user_id: str) -> str | None:
     """The status of the user's job `job_id`, or None when there is none (one SELECT built
-    once: what enqueue asks of a job the gateway recorded); Conflict if it is another user's."""
-    row = session.execute(statements.status(), {"job_id": job_id}).one_or_none()
-    if row is None:
+    once, on the driver's cursor outside a transaction: what enqueue asks of a job the gateway
+    recorded); Conflict if it is another user's."""
+    rows = fetch_all(connection, statements.status(), {"job_id": job_id})
+    if not rows:
         return None
-    _check_owner(job_id, row.user_id, user_id)
-    return str(row.status)
+    _check_owner(job_id, rows[0].user_id, user_id)
+    return str(rows[0].status)
 
 
 def _check_owner(job_id: str, owner: str, user_id: str) -> None:

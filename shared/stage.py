@@ -13,6 +13,7 @@ from typing import Any, ClassVar, cast
 
 import redis
 from cloudevents.core.base import BaseCloudEvent
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.config import Settings
@@ -32,6 +33,11 @@ class Dependencies:
     sessions: sessionmaker[Session]
     storage: Storage
     redis: redis.Redis
+
+    @property
+    def engine(self) -> Engine:
+        """The engine the sessions are bound to (for reads that need no session)."""
+        return cast(Engine, self.sessions.kw["bind"])
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Dependencies:

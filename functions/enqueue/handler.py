@@ -72,8 +72,8 @@ class EnqueueFunction(Stage):
     def _record(self, request: TryonRequested) -> tuple[str, str]:
         """(id, status) of the request's job: the one the gateway recorded (a plain read), else
         recorded now (a producer that publishes without one; redelivery finds it)."""
-        with session_scope(self.sessions) as session:
-            status = jobs.job_status(session, request.job_id, request.user_id)
+        with self.deps.engine.connect() as connection:
+            status = jobs.job_status(connection, request.job_id, request.user_id)
         if status is not None:
             return request.job_id, status
         with session_scope(self.sessions, write=True) as session:

@@ -310,10 +310,19 @@ def test_concurrent_completion_has_one_winner(sessions: sessionmaker[Session], t
 
 
 def test_job_status_reads_the_users_job(sessions: sessionmaker[Session], tryon: TryOn) -> None:
+    """On a plain connection, outside a transaction (enqueue's read of the gateway's job)."""
     job_id = new_job(sessions, tryon)
-    assert call(sessions, jobs.job_status, job_id, tryon.user_id) == "queued"
+    engine = sessions.kw["bind"]
+
+    def status(job: str, user_id: str) -> str | None:
+        with engine.connect() as connection:
+            found = jobs.job_status(connection, job, user_id)
+            assert not connection.in_transaction()
+            return found
+
+    assert status(job_id, tryon.user_id) == "queued"
     call(sessions, jobs.mark_running, job_id)
-    assert call(sessions, jobs.job_status, job_id, tryon.user_id) == "running"
-    assert call(sessions, jobs.job_status, "no-such-job", tryon.user_id) is None
+    assert status(job_id, tryon.user_id) == "running"
+    assert status("no-such-job", tryon.user_id) is None
     with pytest.raises(Conflict, match=job_id):
-        call(sessions, jobs.job_status, job_id, "someone-else")
+        status(job_id, "someone-else")
