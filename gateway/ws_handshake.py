@@ -119,6 +119,10 @@ def serve(app: Flask, req: Request) -> None:
         conn.state = 2  # the client went away during the replay
         hub.unregister(conn)
         return
+    except Exception:
+        conn.state = 2  # the replay failed (Redis went away): nothing was sent, an error answer follows
+        hub.unregister(conn)
+        raise
     hub.loop.attach(conn, replayed)
     if done is not None:
         done.wait()  # a threaded development server: this request holds the connection until it ends

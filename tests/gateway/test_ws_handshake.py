@@ -8,8 +8,10 @@ import json
 import os
 import re
 import socket
+import time
 from pathlib import Path
 
+import pytest
 from flask import Flask
 
 from gateway import resources
@@ -24,13 +26,13 @@ def _handshakes_counted(app: Flask, status: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-def _http_answer(port: int, token: str) -> tuple[str, bytes]:
+def _http_answer(port: int, token: str, query: str = "") -> tuple[str, bytes]:
     """A handshake on a raw socket; the status line and body of the HTTP answer."""
     key = base64.b64encode(os.urandom(16)).decode()
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(
             (
-                f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                f"GET /ws?token={token}{query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
             ).encode()
         )
@@ -78,3 +80,26 @@ def test_behind_a_proxy_the_forwarded_host_is_the_origin_a_cookie_may_come_from(
     connect(live_server, headers={**cookie, "Origin": "https://tryon.example"}).close()
     foreign = connect(live_server, headers={**cookie, "Origin": "http://127.0.0.1"}, expect_ready=False)
     assert close_code(foreign) == 4403
+
+
+def test_a_replay_that_fails_answers_503_and_leaves_no_socket_behind(
+    app: Flask, live_server: LiveServer, person: Person, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import redis
+
+    from gateway.ws import Hub
+
+    connect(live_server, ws_token(person)).close()  # the hub is up and subscribed
+    hub = resources.resources_of(app).hub
+    deadline = time.monotonic() + 5
+    while hub.socket_count() and time.monotonic() < deadline:  # the loop drops the closed one
+        time.sleep(0.02)
+
+    def lost(*_args: object) -> None:
+        raise redis.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(Hub, "replay", lost)
+    status, body = _http_answer(live_server.port, ws_token(person), query="&last_event_id=1-0")
+    assert status.startswith("HTTP/1.1 503"), status
+    assert json.loads(body)["code"] == "dependency_unavailable"
+    assert hub.socket_count() == 0
