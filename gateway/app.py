@@ -22,7 +22,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         PROTEUS_SETTINGS=settings,
         # The local storage backend's /files route receives uploads through this app.
         MAX_CONTENT_LENGTH=settings.max_upload_bytes + 64 * 1024,
-        SOCK_SERVER_OPTIONS={"ping_interval": settings.ws_heartbeat_s, "max_message_size": 4096},
     )
     # Behind a reverse proxy: trust one hop's X-Forwarded-For/-Proto/-Host (Secure cookies).
     # WebSocket handshakes are served in front of Flask's request handling (ws_handshake.py).

@@ -22,11 +22,12 @@ the notification channel and hands each message to the sockets of its user only.
 gateway replica subscribes, so any replica reaches the sockets it holds. If the
 subscription breaks, the listener resubscribes and replays from the stream what it missed.
 
-The handshake, authentication and replay run in the `/ws` request, served in front of Flask
-by gateway/ws_handshake.py; then the socket leaves the WSGI server for the process's one `SocketLoop` (gateway/wsloop.py), which sends, pings
-and reads for every socket without a thread or greenlet each. No compression is offered
-(permessage-deflate would keep ~300 KB of zlib state per socket). A slow client never holds
-up the others: its frames wait in its own queue, and past `MAX_OUTBOX` it is closed (1008).
+The handshake, authentication and replay run in the `/ws` request, served in front of
+Flask by gateway/ws_handshake.py; then the socket leaves the WSGI server for the process's
+one `SocketLoop` (gateway/wsloop.py), which sends, pings and reads for every socket
+without a thread or greenlet each. No compression is offered (permessage-deflate would
+keep ~300 KB of zlib state per socket). A slow client never holds up the others: its
+frames wait in its own queue, and past `MAX_OUTBOX` it is closed (1008).
 """
 
 from __future__ import annotations
