@@ -40,13 +40,19 @@ def _http(error: HTTPException) -> Response:
     return response
 
 
-def _unexpected(error: Exception) -> Response:
+def error_for(error: Exception, method: str, path: str) -> e.ProteusError:
+    """What an exception no view answered stands for, logged: a dependency's outage is its
+    503, a bug a 500 that reveals nothing."""
     mapped = as_proteus_error(error)
     if mapped is not None:
-        log.warning("%s %s: %s (%r)", request.method, request.path, mapped.message, error)
-        return error_response(mapped)
-    log.exception("%s %s failed", request.method, request.path)
-    return error_response(internal_error())
+        log.warning("%s %s: %s (%r)", method, path, mapped.message, error)
+        return mapped
+    log.exception("%s %s failed", method, path)
+    return internal_error()
+
+
+def _unexpected(error: Exception) -> Response:
+    return error_response(error_for(error, request.method, request.path))
 
 
 def init_app(app: Flask) -> None:

@@ -16,27 +16,22 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import logging
 import threading
 from collections.abc import Callable, Iterable
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask
 from werkzeug.wrappers import Request
 
-from gateway import auth, resources
+from gateway import auth, errors, resources
 from gateway.ws import CLOSE_FORBIDDEN_ORIGIN, CLOSE_UNAUTHORIZED, CLOSE_UNAVAILABLE, STREAM_ID, hub_for
 from gateway.wsframes import close_frame, detach, frame
 from gateway.wsloop import Connection
 from shared.config import Settings
-from shared.errors import ProteusError, Unauthorized
-from shared.http_errors import as_proteus_error, error_body, internal_error
+from shared.errors import Unauthorized
 from shared.observability import tracing
 from shared.observability.metrics import HTTP_REQUESTS
-
-log = logging.getLogger("proteus.gateway.ws")
 
 PATH = "/ws"
 ROUTE = "/ws"  # the metrics' route label, as Flask's URL rule names it
@@ -71,9 +66,11 @@ class WebSocketRoute:
         try:
             serve(self.app, req)
         except Exception as exc:  # nothing was sent yet: answer as the gateway answers errors
-            error = _as_error(exc)
+            error = errors.error_for(exc, "GET", PATH)
             status = error.status
-            return _error_answer(error, start_response)
+            with self.app.app_context():  # jsonify writes with the app's JSON provider
+                response = errors.error_response(error)
+            return response(environ, start_response)
         finally:
             HTTP_REQUESTS.labels(ROUTE, "GET", str(status)).inc()
             if span is not None:
@@ -167,24 +164,6 @@ def _handed_over(environ: dict[str, Any], start_response: Callable[..., Any]) ->
         raise StopIteration  # gunicorn closes its descriptor; the loop holds a duplicate
     start_response("200 OK", [("Content-Length", "0")])  # werkzeug writes after the close
     return []
-
-
-def _as_error(exc: Exception) -> ProteusError:
-    mapped = as_proteus_error(exc)
-    if mapped is not None:
-        log.warning("GET %s: %s (%r)", PATH, mapped.message, exc)
-        return mapped
-    log.exception("GET %s failed", PATH)
-    return internal_error()
-
-
-def _error_answer(error: ProteusError, start_response: Callable[..., Any]) -> Iterable[bytes]:
-    body = json.dumps(error_body(error)).encode()
-    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-    if error.status == 401:
-        headers.append(("WWW-Authenticate", 'Bearer realm="proteus"'))
-    start_response(f"{error.status} {HTTPStatus(error.status).phrase}", headers)
-    return [body]
 
 
 def _start_span(req: Request) -> tuple[Any, Any]:
