@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import Connection, Row, Update, select
+from sqlalchemy import Connection, Update, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from shared import job_statements as statements
+from shared.db import hot_writes
 from shared.db.hot_reads import fetch_all
 from shared.db.models import JOB_TYPES, Job, TryOn, utcnow
 from shared.db.session import begin_write
@@ -29,8 +30,9 @@ from shared.errors import BadRequest, Conflict
 log = logging.getLogger(__name__)
 
 ACTIVE = statements.ACTIVE
-#: A job's columns as a transition's UPDATE ... RETURNING gave them back, read by name (`row.status`).
-JobRow = Row[Any]
+#: A job's columns as a transition's UPDATE ... RETURNING gave them back, read by name
+#: (`row.status`): a named tuple (shared.db.hot_writes), or SQLAlchemy's Row where it ran the statement.
+JobRow = Any
 MAX_ERROR_CHARS = 2000
 
 
@@ -237,14 +239,15 @@ def _guarded_update(session: Session, statement: Update, job_id: str, **values: 
     """
     begin_write(session)
     session.flush()  # a Core statement does not flush the session's pending changes itself
-    changed = session.execute(statement, {"job_id": job_id, **values}).one_or_none()
-    if changed is not None:
+    changed = hot_writes.execute(session.connection(), statement, {"job_id": job_id, "now": utcnow(), **values})
+    row = changed.one_or_none()
+    if row is not None:
         _expire(session, Job, job_id)
-    return changed
+    return row
 
 
 def _update_tryon(session: Session, statement: Update, job: JobRow, **values: Any) -> None:
-    session.execute(statement, {"vton_id": job.vton_id, **values})
+    hot_writes.execute(session.connection(), statement, {"vton_id": job.vton_id, "now": utcnow(), **values})
     _expire(session, TryOn, job.vton_id)
 
 

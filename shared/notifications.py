@@ -23,6 +23,7 @@ import redis
 from sqlalchemy import Insert, Table, Update, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.db import hot_writes
 from shared.db.models import OutboxMessage, new_id, utcnow
 from shared.db.session import session_scope
 from shared.routing import (
@@ -124,10 +125,11 @@ class PendingMessage:
 def add_to_outbox(session: Session, message: dict[str, Any]) -> PendingMessage:
     """Record `message` for publishing, in the caller's transaction (with the state change).
 
-    One INSERT built once, without the ORM's unit of work (it cost more than the statement).
+    One INSERT built once, run on the driver's cursor (shared.db.hot_writes).
     """
     row = PendingMessage(new_id(), message["user_id"], json.dumps(message))
-    session.execute(
+    hot_writes.execute(
+        session.connection(),
         _outbox_insert(),
         {
             "new_id": row.id,
@@ -197,7 +199,9 @@ def publish_row(
     the row publishes it this way without reading it back (what `flush` does for the others)."""
     entry_id, fresh = notifier.publish_once(outbox_id, user_id, message)
     with session_scope(sessions, write=True) as session:
-        session.execute(_mark_published(), {"outbox_id": outbox_id, "now": utcnow(), "entry_id": entry_id})
+        hot_writes.execute(
+            session.connection(), _mark_published(), {"outbox_id": outbox_id, "now": utcnow(), "entry_id": entry_id}
+        )
     return {**json.loads(message), "event_id": entry_id} if fresh else None
 
 

@@ -62,20 +62,26 @@ def fetch_all(connection: Connection, statement: sa.Select[Any], params: Mapping
         cursor.execute(compiled.string, bound)
         return [row_type._make(row) for row in cursor.fetchall()]
     except connection.dialect.loaded_dbapi.Error as exc:
-        lost = connection.dialect.is_disconnect(exc, connection.connection.dbapi_connection, cursor)
-        if lost:
-            connection.invalidate(exc)
-        raise sa.exc.DBAPIError.instance(
-            compiled.string,
-            bound,
-            exc,
-            connection.dialect.loaded_dbapi.Error,
-            connection_invalidated=lost,
-            dialect=connection.dialect,
-        ) from exc
+        raise driver_error(connection, exc, compiled.string, bound, cursor) from exc
     finally:
         if cursor is not None:
             cursor.close()
+
+
+def driver_error(connection: Connection, exc: Any, statement: str, bound: Any, cursor: Any) -> sa.exc.StatementError:
+    """The driver's error `exc` as SQLAlchemy's (OperationalError for a lost server, a 503),
+    with a lost connection invalidated so the pool replaces it, as `execute` does."""
+    lost = connection.dialect.is_disconnect(exc, connection.connection.dbapi_connection, cursor)
+    if lost:
+        connection.invalidate(exc)
+    return sa.exc.DBAPIError.instance(
+        statement,
+        bound,
+        exc,
+        connection.dialect.loaded_dbapi.Error,
+        connection_invalidated=lost,
+        dialect=connection.dialect,
+    )
 
 
 _Plan = tuple[SQLCompiler, Any] | None  # (compiled, row type: None where the driver makes the rows), or execute
