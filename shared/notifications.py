@@ -16,10 +16,11 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, cached_property
 from typing import Any, cast
 
 import redis
+from redis.commands.core import Script
 from sqlalchemy import Insert, Table, Update, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -69,19 +70,17 @@ class Notifier:
     def channel(self) -> str:
         return prefixed(NOTIFICATION_CHANNEL, self.prefix)
 
+    @cached_property
+    def _publish_once(self) -> Script:
+        """The publishing script, run by its SHA (EVALSHA; loaded again if the server lost it)."""
+        return self.redis.register_script(_PUBLISH_ONCE)
+
     def publish_once(self, outbox_id: str, user_id: str, message: str) -> tuple[str, bool]:
         """Publish one outbox message unless it already was: (stream id, published now)."""
         mark = prefixed(f"proteus:outbox:{outbox_id}", self.prefix)
-        entry_id, fresh = self.redis.eval(
-            _PUBLISH_ONCE,
-            3,
-            self.stream,
-            self.channel,
-            mark,
-            user_id,
-            message,
-            NOTIFICATION_STREAM_MAXLEN,
-            PUBLISHED_MARK_TTL_S,
+        entry_id, fresh = self._publish_once(
+            keys=[self.stream, self.channel, mark],
+            args=[user_id, message, NOTIFICATION_STREAM_MAXLEN, PUBLISHED_MARK_TTL_S],
         )
         entry = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
         return entry, bool(fresh)

@@ -72,13 +72,13 @@ class StateAtPublish:
     def __init__(self, notify: Notify, monkeypatch: pytest.MonkeyPatch) -> None:
         self.seen: list[tuple[str, dict[str, Any], str, str | None]] = []
         client = function_of(notify.app).redis
-        for name in ("publish", "xadd", "eval"):
+        for name in ("publish", "xadd", "evalsha"):
             original = getattr(client, name)
             monkeypatch.setattr(client, name, self._spy(name, original, notify))
 
     def _spy(self, name: str, original: Any, notify: Notify) -> Any:
         def call(key: str, payload: Any, *args: Any, **kwargs: Any) -> Any:
-            if name == "eval":  # the outbox's publish-once script: (script, 3, keys..., user_id, message, ...)
+            if name == "evalsha":  # the outbox's publish-once script: (its sha, 3, keys..., user_id, message, ...)
                 message = json.loads(args[4])
             elif name == "publish":
                 message = json.loads(payload)

@@ -83,7 +83,7 @@ def test_weave_completed_updates_rows_before_one_completion(
     assert (tryon.status, tryon.outfit_try_on, tryon.error) == ("done", data["result_key"], None)
 
     assert [(name, job_status, tryon_status) for name, _, job_status, tryon_status in spy.seen] == [
-        ("eval", "succeeded", "done")
+        ("evalsha", "succeeded", "done")
     ], "the rows must be committed before the completion is sent"
 
     (message,) = channel.messages()
@@ -147,7 +147,7 @@ def test_weave_failed_marks_failed_with_the_error(
     assert (job.status, job.error, job.result_key) == ("failed", error, None) and job.finished_at is not None
     tryon = get_row(notify.sessions, TryOn, vton_id)
     assert (tryon.status, tryon.error, tryon.outfit_try_on) == ("failed", error, None)
-    assert [(n, j, v) for n, _, j, v in spy.seen] == [("eval", "failed", "failed")]
+    assert [(n, j, v) for n, _, j, v in spy.seen] == [("evalsha", "failed", "failed")]
 
     (message,) = channel.messages()
     ((entry_id, _),) = notify.replay()

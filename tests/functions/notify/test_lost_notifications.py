@@ -81,3 +81,32 @@ def test_a_pending_notification_is_published_once_by_racing_publishers(notify: N
     assert flush(notify.sessions, notifier) == []
     (message,) = channel.messages()
     assert message["event_id"] == first_id and len(notify.replay()) == 1
+
+
+def test_a_redis_that_lost_its_scripts_still_gets_the_notification(notify: Notify, channel: Channel) -> None:
+    """The publishing script runs by its SHA: after a Redis restart (no scripts cached) it is
+    loaded again, and the completion is published all the same."""
+    from shared.db.session import session_scope
+    from shared.notifications import Notifier, add_to_outbox, completion_message, publish_row
+
+    notifier = Notifier(notify.redis, function_of(notify.app).settings.redis_key_prefix)
+    published = []
+    for flushed in (False, True):
+        user_id, vton_id, job_id = notify.job()
+        message = completion_message(
+            job_id=job_id,
+            job_type="try_on",
+            status="failed",
+            user_id=user_id,
+            vton_id=vton_id,
+            result_key=None,
+            error="x",
+        )
+        with session_scope(notify.sessions, write=True) as session:
+            row = add_to_outbox(session, message)
+        if flushed:
+            notify.redis.script_flush()
+        sent = publish_row(notify.sessions, notifier, row.id, row.user_id, row.message)
+        assert sent is not None and sent["job_id"] == job_id
+        published.append(sent["event_id"])
+    assert [m["event_id"] for m in channel.messages()] == published
