@@ -26,13 +26,15 @@ is invalidated so the pool replaces it, as `execute` would.
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 
+S = TypeVar("S")
+P = TypeVar("P")
 MAX_STATEMENTS = 256  # compiled statements kept (a history page: one per `limit` asked for)
 
 
@@ -42,7 +44,7 @@ def fetch_all(connection: Connection, statement: sa.Select[Any], params: Mapping
     Meant for statements built once (module-level or cached): each is compiled once per
     dialect and kept, so a statement built per request would be compiled every time.
     """
-    plan = _plan(statement, connection.dialect)
+    plan = _plans.get(statement, connection.dialect)
     if plan is None:
         return connection.execute(statement, dict(params)).all()
     compiled, row_type = plan
@@ -87,15 +89,24 @@ def driver_error(connection: Connection, exc: Any, statement: str, bound: Any, c
 _Plan = tuple[SQLCompiler, Any] | None  # (compiled, row type: None where the driver makes the rows), or execute
 
 
-def _plan(statement: sa.Select[Any], dialect: Dialect) -> _Plan:
-    key = (id(statement), dialect.name, dialect.driver)
-    cached = _plans.get(key)
-    if cached is None or cached[0] is not statement:  # the statement is kept: its id stays its own
-        if len(_plans) >= MAX_STATEMENTS:
-            _plans.clear()
-        cached = (statement, _make_plan(statement, dialect))
-        _plans[key] = cached
-    return cached[1]
+class PlanCache(Generic[S, P]):
+    """What `make` plans for a statement on a dialect, made once per (statement, dialect) and
+    kept (at most `limit`; all dropped when full). Statements are built once, so one is
+    found by its identity; the statement is kept with its plan, so its id stays its own."""
+
+    def __init__(self, make: Callable[[S, Dialect], P], limit: int) -> None:
+        self.make, self.limit = make, limit
+        self.plans: dict[tuple[int, str, str], tuple[S, P]] = {}
+
+    def get(self, statement: S, dialect: Dialect) -> P:
+        key = (id(statement), dialect.name, dialect.driver)
+        cached = self.plans.get(key)
+        if cached is None or cached[0] is not statement:
+            if len(self.plans) >= self.limit:
+                self.plans.clear()
+            cached = (statement, self.make(statement, dialect))
+            self.plans[key] = cached
+        return cached[1]
 
 
 def _make_plan(statement: sa.Select[Any], dialect: Dialect) -> _Plan:
@@ -114,4 +125,4 @@ def _make_plan(statement: sa.Select[Any], dialect: Dialect) -> _Plan:
     return compiled, namedtuple("Row", labels, rename=True)  # type: ignore[misc]  # a type per statement
 
 
-_plans: dict[tuple[int, str, str], tuple[sa.Select[Any], _Plan]] = {}
+_plans: PlanCache[sa.Select[Any], _Plan] = PlanCache(_make_plan, MAX_STATEMENTS)

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
 
-from shared.db.hot_reads import driver_error
+from shared.db.hot_reads import PlanCache, driver_error
 
 MAX_STATEMENTS = 64  # compiled statements kept (a handful are hot)
 Processor = Callable[[Any], Any]
@@ -57,7 +57,7 @@ class Written:
 def execute(connection: Connection, statement: UpdateBase, params: Mapping[str, Any]) -> Written:
     """Run `statement` (an INSERT or UPDATE built once: module level or cached) with `params`
     in `connection`'s transaction (begun if need be, as `execute` would)."""
-    plan = _plan(statement, connection.dialect)
+    plan = _plans.get(statement, connection.dialect)
     if plan is None:
         result = connection.execute(statement, dict(params))
         rows = list(result.all()) if result.returns_rows else []
@@ -87,17 +87,6 @@ class _Plan:
     bind_processors: dict[str, Processor]  # by parameter name, only those that convert
     positions: list[str] | None  # parameter names in order (sqlite3), None for named ones (psycopg)
     row: Callable[[tuple[Any, ...]], Any] | None  # a driver row as a named tuple of Python values
-
-
-def _plan(statement: UpdateBase, dialect: Dialect) -> _Plan | None:
-    key = (id(statement), dialect.name, dialect.driver)
-    cached = _plans.get(key)
-    if cached is None or cached[0] is not statement:  # the statement is kept: its id stays its own
-        if len(_plans) >= MAX_STATEMENTS:
-            _plans.clear()
-        cached = (statement, _make_plan(statement, dialect))
-        _plans[key] = cached
-    return cached[1]
 
 
 def _make_plan(statement: UpdateBase, dialect: Dialect) -> _Plan | None:
@@ -137,4 +126,4 @@ def _row_maker(statement: UpdateBase, dialect: Dialect) -> Callable[[tuple[Any, 
     return make
 
 
-_plans: dict[tuple[int, str, str], tuple[UpdateBase, _Plan | None]] = {}
+_plans: PlanCache[UpdateBase, _Plan | None] = PlanCache(_make_plan, MAX_STATEMENTS)

@@ -8,6 +8,7 @@ import pytest
 from shared import event_types as t
 from shared.db.models import Job
 from shared.events import event_data
+from shared.notifications import PendingMessage
 from tests.functions.cloudevents_support import Channel, binary_request, reply_of
 from tests.functions.conftest import function_of, get_row
 from tests.functions.notify.support import Notify, RedisDropsOnce, completed_data
@@ -50,22 +51,9 @@ def test_a_pending_notification_is_published_once_by_racing_publishers(notify: N
     """Two processes flush the same pending outbox row (notify's retry and the reconciler):
     one replay entry, one message."""
     from shared.db.session import session_scope
-    from shared.notifications import Notifier, add_to_outbox, completion_message, flush
+    from shared.notifications import Notifier, flush
 
-    user_id, vton_id, job_id = notify.job()
-    with session_scope(notify.sessions, write=True) as session:
-        add_to_outbox(
-            session,
-            completion_message(
-                job_id=job_id,
-                job_type="try_on",
-                status="failed",
-                user_id=user_id,
-                vton_id=vton_id,
-                result_key=None,
-                error="x",
-            ),
-        )
+    user_id, job_id, _row = _pending_completion(notify)
     notifier = Notifier(notify.redis, function_of(notify.app).settings.redis_key_prefix)
     # the first publisher died after publishing, before marking the row: the mark in Redis decides
     from sqlalchemy import select
@@ -86,27 +74,28 @@ def test_a_pending_notification_is_published_once_by_racing_publishers(notify: N
 def test_a_redis_that_lost_its_scripts_still_gets_the_notification(notify: Notify, channel: Channel) -> None:
     """The publishing script runs by its SHA: after a Redis restart (no scripts cached) it is
     loaded again, and the completion is published all the same."""
-    from shared.db.session import session_scope
-    from shared.notifications import Notifier, add_to_outbox, completion_message, publish_row
+    from shared.notifications import Notifier, publish_row
 
     notifier = Notifier(notify.redis, function_of(notify.app).settings.redis_key_prefix)
     published = []
     for flushed in (False, True):
-        user_id, vton_id, job_id = notify.job()
-        message = completion_message(
-            job_id=job_id,
-            job_type="try_on",
-            status="failed",
-            user_id=user_id,
-            vton_id=vton_id,
-            result_key=None,
-            error="x",
-        )
-        with session_scope(notify.sessions, write=True) as session:
-            row = add_to_outbox(session, message)
+        _user_id, job_id, row = _pending_completion(notify)
         if flushed:
             notify.redis.script_flush()
         sent = publish_row(notify.sessions, notifier, row.id, row.user_id, row.message)
         assert sent is not None and sent["job_id"] == job_id
         published.append(sent["event_id"])
     assert [m["event_id"] for m in channel.messages()] == published
+
+
+def _pending_completion(notify: Notify) -> tuple[str, str, PendingMessage]:
+    """A new job whose failure waits in the outbox, not yet published: (user, job, outbox row)."""
+    from shared.db.session import session_scope
+    from shared.notifications import add_to_outbox, completion_message
+
+    user_id, vton_id, job_id = notify.job()
+    message = completion_message(
+        job_id=job_id, job_type="try_on", status="failed", user_id=user_id, vton_id=vton_id, result_key=None, error="x"
+    )
+    with session_scope(notify.sessions, write=True) as session:
+        return user_id, job_id, add_to_outbox(session, message)
