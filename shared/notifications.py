@@ -71,14 +71,14 @@ class Notifier:
         return prefixed(NOTIFICATION_CHANNEL, self.prefix)
 
     @cached_property
-    def _publish_once(self) -> Script:
+    def _publish_script(self) -> Script:
         """The publishing script, run by its SHA (EVALSHA; loaded again if the server lost it)."""
         return self.redis.register_script(_PUBLISH_ONCE)
 
     def publish_once(self, outbox_id: str, user_id: str, message: str) -> tuple[str, bool]:
         """Publish one outbox message unless it already was: (stream id, published now)."""
         mark = prefixed(f"proteus:outbox:{outbox_id}", self.prefix)
-        entry_id, fresh = self._publish_once(
+        entry_id, fresh = self._publish_script(
             keys=[self.stream, self.channel, mark],
             args=[user_id, message, NOTIFICATION_STREAM_MAXLEN, PUBLISHED_MARK_TTL_S],
         )
