@@ -32,6 +32,9 @@ from shared.errors import ImageTooLarge, InvalidImage
 MAX_PIXELS = 40_000_000
 PNG_OPTIONS: Final = {"compress_level": 1, "compress_type": zlib.Z_RLE}
 MIN_SIDE = 64
+# Enough of a file for its header in nearly every photo (JPEG's EXIF and ICC segments
+# included); a header that runs past it needs the whole file (shown by probe_image failing).
+HEADER_BYTES = 256 * 1024
 
 _EXIF_ORIENTATION = 0x0112
 _registered = False

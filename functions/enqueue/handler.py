@@ -30,11 +30,12 @@ from shared.db.session import session_scope
 from shared.errors import (
     BadRequest,
     ClientError,
+    InvalidImage,
     LicenceRestricted,
     NotFound,
     PayloadTooLarge,
 )
-from shared.images import probe_image
+from shared.images import HEADER_BYTES, probe_image
 from shared.stage import Dependencies, Stage
 from shared.uploads import is_owned_key
 
@@ -89,22 +90,36 @@ class EnqueueFunction(Stage):
             return job.id, job.status
 
     def _check_object(self, user_id: str, field: str, key: str) -> None:
-        """The object exists, is the user's, and is an image within the limits (header only).
-        One read of the object (one GET on S3); one over the size limit is not read."""
+        """The object exists, is the user's, and is an image within the limits, judged by its
+        header. Only its first HEADER_BYTES are read (one ranged GET on S3), all of it only
+        when the header runs past them (a long metadata block first, a HEIF index at the end)."""
         if not is_owned_key(user_id, key):
             raise NotFound(f"{field} {key!r} does not exist", field=field)
         try:
-            size, data = self.storage.read_within(key, self.settings.max_upload_bytes)
+            size, start = self.storage.read_start(key, HEADER_BYTES)
         except NotFound:
             raise NotFound(f"{field} {key!r} does not exist; upload it first", field=field) from None
-        if data is None:
+        self._check_size(field, key, size)
+        try:
+            probe_image(start, max_pixels=self.settings.max_image_pixels, what=field)
+        except InvalidImage:
+            if len(start) >= size:
+                raise
+            self._check_whole(field, key)
+
+    def _check_whole(self, field: str, key: str) -> None:
+        size, data = self.storage.read_within(key, self.settings.max_upload_bytes)
+        self._check_size(field, key, size)
+        probe_image(data or b"", max_pixels=self.settings.max_image_pixels, what=field)
+
+    def _check_size(self, field: str, key: str, size: int) -> None:
+        if size > self.settings.max_upload_bytes:
             raise PayloadTooLarge(
                 f"{field} {key!r} is {size} bytes, over the limit of {self.settings.max_upload_bytes}",
                 field=field,
             )
         if size == 0:
             raise BadRequest(f"{field} {key!r} is empty", field=field)
-        probe_image(data, max_pixels=self.settings.max_image_pixels, what=field)
 
     def _next_step(self, request: TryonRequested) -> tuple[str, dict[str, Any]]:
         """weave.requested, or tailor.requested first when the category, the mask or (FASHN) the

@@ -158,6 +158,15 @@ class Storage(abc.ABC):
             raise NotFound(f"no object stored under key {key!r}", field="key")
         return (info.size, None) if info.size > max_bytes else (info.size, self.get(key))
 
+    def read_start(self, key: str, length: int) -> tuple[int, bytes]:
+        """(size, first bytes): the object's whole size and at most `length` bytes from its
+        start; NotFound if there is none. Backends answer it with one request (S3: a ranged
+        GET), so a header can be checked without fetching the rest."""
+        info = self.head(key)
+        if info is None:
+            raise NotFound(f"no object stored under key {key!r}", field="key")
+        return info.size, (self.get(key)[:length] if info.size else b"")
+
     @abc.abstractmethod
     def delete(self, key: str) -> None:
         """Remove the object; nothing happens if there is none."""

@@ -109,6 +109,16 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise _unavailable(exc, key) from exc
 
+    def read_start(self, key: str, length: int) -> tuple[int, bytes]:
+        path = self.path_for(key)
+        try:
+            with path.open("rb") as file:
+                return os.fstat(file.fileno()).st_size, file.read(length)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFound(f"no object stored under key {key!r}", field="key") from None
+        except OSError as exc:
+            raise _unavailable(exc, key) from exc
+
     def exists(self, key: str) -> bool:
         try:
             return self.path_for(key).is_file()

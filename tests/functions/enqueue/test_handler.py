@@ -7,10 +7,15 @@ is drawn once per job (the same on redelivery); a job that has moved on is not s
 
 from __future__ import annotations
 
+import io
+import random
+import struct
+import zlib
 from typing import Any
 
 import pytest
 import redis
+from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
 from functions.enqueue.main import create_app
@@ -20,6 +25,7 @@ from shared.config import Settings
 from shared.db.models import Job
 from shared.db.session import session_scope
 from shared.events import event_data
+from shared.images import HEADER_BYTES
 from tests.functions.cloudevents_support import (
     INVALID_CASES,
     Invalid,
@@ -33,7 +39,15 @@ from tests.functions.cloudevents_support import (
     stream_events,
     structured_request,
 )
-from tests.functions.conftest import add_tryon, add_user, dispose_function, get_row, image_bytes, new_id
+from tests.functions.conftest import (
+    add_tryon,
+    add_user,
+    dispose_function,
+    function_of,
+    get_row,
+    image_bytes,
+    new_id,
+)
 
 pytestmark = pytest.mark.redis
 
@@ -52,8 +66,9 @@ def app(module_settings: Settings):
 class World:
     """A user with a person and a garment photo uploaded, and a try-on row."""
 
-    def __init__(self, sessions: sessionmaker[Session], storage: Any) -> None:
+    def __init__(self, sessions: sessionmaker[Session], storage: Any, max_upload_bytes: int) -> None:
         self.sessions, self.storage = sessions, storage
+        self.max_upload_bytes = max_upload_bytes
         self.user_id = add_user(sessions)
         self.person_key = f"uploads/{self.user_id}/{new_id()}-person.jpg"
         self.garment_key = f"uploads/{self.user_id}/{new_id()}-shirt.jpg"
@@ -79,8 +94,8 @@ class World:
 
 
 @pytest.fixture
-def world(sessions: sessionmaker[Session], storage: Any) -> World:
-    return World(sessions, storage)
+def world(sessions: sessionmaker[Session], storage: Any, module_settings: Settings) -> World:
+    return World(sessions, storage, module_settings.max_upload_bytes)
 
 
 def send(client, data: dict[str, Any], mode: str = "binary"):
@@ -218,10 +233,49 @@ def _refusal_cases(world: World) -> dict[str, tuple[str, str, bytes | None, str]
             "invalid_image",
         ),
         "empty object": ("person_key", f"uploads/{world.user_id}/{new_id()}-empty.jpg", b"", "bad_request"),
+        "not an image past the header bytes": (
+            "garment_key",
+            f"uploads/{world.user_id}/{new_id()}-noise.png",
+            random.Random(7).randbytes(HEADER_BYTES + 1000),
+            "invalid_image",
+        ),
+        "too many pixels": (
+            "person_key",
+            f"uploads/{world.user_id}/{new_id()}-huge.png",
+            huge_png_header(),
+            "image_too_large",
+        ),
+        "over the byte limit": (
+            "person_key",
+            f"uploads/{world.user_id}/{new_id()}-big.jpg",
+            b"\xff" * (world.max_upload_bytes + 1),
+            "too_large",
+        ),
     }
 
 
-@pytest.mark.parametrize("name", ["object of another user", "missing object", "not an image", "empty object"])
+REFUSALS = [
+    "object of another user",
+    "missing object",
+    "not an image",
+    "empty object",
+    "not an image past the header bytes",
+    "too many pixels",
+    "over the byte limit",
+]
+
+
+def huge_png_header(width: int = 9000, height: int = 5000) -> bytes:
+    """A PNG whose header says width x height, followed by filler (never decoded)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + b"\0" * 1000
+
+
+@pytest.mark.parametrize("name", REFUSALS)
 def test_refused_object_ends_as_weave_failed_naming_the_field(
     client, world: World, redis_client: redis.Redis, module_prefix: str, name: str
 ) -> None:
@@ -242,3 +296,36 @@ def test_refused_object_ends_as_weave_failed_naming_the_field(
     assert event_data(results[0]) == failed
     assert for_job(stream_events(redis_client, module_prefix, WEAVE), data["job_id"]) == []
     assert for_job(stream_events(redis_client, module_prefix, TAILOR), data["job_id"]) == []
+
+
+# --------------------------------------------------------------------------- reading only the header
+
+
+def noisy_jpeg(size: tuple[int, int], **save: Any) -> bytes:
+    pixels = random.Random(size[0]).randbytes(size[0] * size[1] * 3)
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", size, pixels).save(buffer, "JPEG", quality=95, **save)
+    return buffer.getvalue()
+
+
+def test_a_large_photo_is_checked_from_its_first_bytes(app, client, world: World, monkeypatch) -> None:
+    photo = noisy_jpeg((900, 1200))
+    assert len(photo) > 4 * HEADER_BYTES
+    world.storage.put(world.person_key, photo, "image/jpeg")
+
+    def whole_read(*args: Any) -> Any:
+        raise AssertionError(f"the whole upload was read: {args}")
+
+    storage = function_of(app).storage
+    monkeypatch.setattr(storage, "read_within", whole_read)
+    monkeypatch.setattr(storage, "get", whole_read)
+    reply = reply_of(send(client, world.data()))
+    assert reply.get_type() == t.WEAVE_REQUESTED, event_data(reply)
+
+
+def test_a_header_longer_than_the_first_bytes_is_read_whole(client, world: World) -> None:
+    """A JPEG whose ICC profile (several APP2 segments) runs past HEADER_BYTES before its frame header."""
+    photo = noisy_jpeg((96, 128), icc_profile=b"\0" * (HEADER_BYTES + 50_000))
+    world.storage.put(world.garment_key, photo, "image/jpeg")
+    reply = reply_of(send(client, world.data()))
+    assert reply.get_type() == t.WEAVE_REQUESTED, event_data(reply)

@@ -71,6 +71,21 @@ def test_put_get_head_list_delete(storage: Storage) -> None:
         assert not (storage.root / "objects" / "uploads" / "u1").exists()  # empty folders pruned
 
 
+def test_read_start_gives_the_whole_size_and_the_first_bytes(storage: Storage) -> None:
+    storage.put(KEY, PNG, "image/png")
+    storage.put("uploads/u1/empty.png", b"", "image/png")
+    assert storage.read_start(KEY, 8) == (len(PNG), PNG[:8])
+    assert storage.read_start(KEY, len(PNG)) == (len(PNG), PNG)
+    assert storage.read_start(KEY, 10**6) == (len(PNG), PNG)  # shorter than asked: all of it
+    assert storage.read_start("uploads/u1/empty.png", 64) == (0, b"")
+    with pytest.raises(NotFound, match="nope"):
+        storage.read_start("uploads/u1/nope.png", 10)
+    with pytest.raises(NotFound):
+        storage.read_start("outputs/weaver", 10)  # a prefix is not an object
+    with pytest.raises(BadRequest):
+        storage.read_start("../escape", 10)
+
+
 def test_head_of_a_prefix_is_not_an_object(storage: Storage) -> None:
     storage.put("outputs/weaver/u1/j1.png", PNG, "image/png")
     assert storage.head("outputs/weaver/u1") is None
