@@ -90,30 +90,24 @@ class LocalStorage(Storage):
     # -- reading -----------------------------------------------------------------------
 
     def get(self, key: str) -> bytes:
-        path = self.path_for(key)
-        try:
+        with self._reading(key) as path:
             return path.read_bytes()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise NotFound(f"no object stored under key {key!r}", field="key") from None
-        except OSError as exc:
-            raise _unavailable(exc, key) from exc
 
     def read_within(self, key: str, max_bytes: int) -> tuple[int, bytes | None]:
-        path = self.path_for(key)
-        try:
-            with path.open("rb") as file:
-                size = os.fstat(file.fileno()).st_size
-                return (size, None) if size > max_bytes else (size, file.read())
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise NotFound(f"no object stored under key {key!r}", field="key") from None
-        except OSError as exc:
-            raise _unavailable(exc, key) from exc
+        with self._reading(key) as path, path.open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            return (size, None) if size > max_bytes else (size, file.read())
 
     def read_start(self, key: str, length: int) -> tuple[int, bytes]:
+        with self._reading(key) as path, path.open("rb") as file:
+            return os.fstat(file.fileno()).st_size, file.read(length)
+
+    @contextmanager
+    def _reading(self, key: str) -> Iterator[Path]:
+        """The object's file, to read: no file there is NotFound, another OS error a 503."""
         path = self.path_for(key)
         try:
-            with path.open("rb") as file:
-                return os.fstat(file.fileno()).st_size, file.read(length)
+            yield path
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise NotFound(f"no object stored under key {key!r}", field="key") from None
         except OSError as exc:
