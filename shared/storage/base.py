@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.contracts.fields import UploadMethod
-from shared.errors import BadRequest, NotFound
+from shared.errors import BadRequest
 
 MAX_KEY_BYTES = 1024  # S3's limit
 MAX_PRESIGN_S = 7 * 24 * 3600  # SigV4's limit
@@ -149,23 +149,17 @@ class Storage(abc.ABC):
         """True if an object is stored under `key`."""
         return self.head(key) is not None
 
+    @abc.abstractmethod
     def read_within(self, key: str, max_bytes: int) -> tuple[int, bytes | None]:
         """(size, bytes) of the object, its bytes None (left unread) when it is over `max_bytes`;
-        NotFound if there is none. Backends answer it with one request (S3: a GET whose length
-        is checked before its body is read) rather than a HEAD and a GET."""
-        info = self.head(key)
-        if info is None:
-            raise NotFound(f"no object stored under key {key!r}", field="key")
-        return (info.size, None) if info.size > max_bytes else (info.size, self.get(key))
+        NotFound if there is none. One request (S3: a GET whose length is checked before its
+        body is read) rather than a HEAD and a GET."""
 
+    @abc.abstractmethod
     def read_start(self, key: str, length: int) -> tuple[int, bytes]:
         """(size, first bytes): the object's whole size and at most `length` bytes from its
-        start; NotFound if there is none. Backends answer it with one request (S3: a ranged
-        GET), so a header can be checked without fetching the rest."""
-        info = self.head(key)
-        if info is None:
-            raise NotFound(f"no object stored under key {key!r}", field="key")
-        return info.size, (self.get(key)[:length] if info.size else b"")
+        start; NotFound if there is none. One request (S3: a ranged GET), so a header can be
+        checked without fetching the rest."""
 
     @abc.abstractmethod
     def delete(self, key: str) -> None:
