@@ -75,7 +75,7 @@ def _wait_until_written(client: redis.Redis, timeout_s: float = 5.0) -> None:
     the previous fsync is still running on a slow disk; CI's disk once was."""
     deadline = time.monotonic() + timeout_s
     while int(client.info("persistence")["aof_buffer_length"]) > 0:
-        assert time.monotonic() < deadline, "Redis held its AOF buffer back for 5 s"
+        assert time.monotonic() < deadline, f"Redis held its AOF buffer back for {timeout_s} s"
         time.sleep(0.02)
 
 
